@@ -1,0 +1,47 @@
+"""Feature backends and how params.yaml names them.
+
+A backend is one class implementing `vidmem.backends.base.Backend`. `backend.<name>.kind` in
+params.yaml picks the class: one of the built-in kinds below, or `package.module:ClassName` for a
+backend that lives anywhere importable (adding one needs no edit here).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from vidmem.backends.base import Backend
+from vidmem.errors import ParamsError
+from vidmem.normalize import InputSpec
+from vidmem.params import backend_params
+
+# Imported lazily, so a torch-only run never imports TensorFlow.
+BUILTIN_KINDS = {
+    "torch": "vidmem.backends.torch_backbones:TorchBackbone",
+}
+
+
+def backend_class(kind: str) -> type[Backend]:
+    target = BUILTIN_KINDS.get(kind, kind)
+    module_name, _, class_name = target.partition(":")
+    if not class_name:
+        raise ParamsError(f"unknown backend kind {kind!r}: use one of {sorted(BUILTIN_KINDS)} "
+                          "or 'package.module:ClassName'")
+    cls = getattr(importlib.import_module(module_name), class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise ParamsError(f"backend kind {kind!r}: {target} is not a vidmem Backend class")
+    return cls
+
+
+def input_spec(params: dict[str, Any], name: str) -> InputSpec:
+    return InputSpec.from_params(backend_params(params, name).get("input"),
+                                 f"backend.{name}.input")
+
+
+def create_backend(params: dict[str, Any], name: str, spec: InputSpec | None = None) -> Backend:
+    """The backend `name` as configured in params.yaml (`spec` overrides its input section)."""
+    section = backend_params(params, name)
+    kind = section.get("kind")
+    if not isinstance(kind, str):
+        raise ParamsError(f"params.yaml: 'backend.{name}.kind' is missing")
+    return backend_class(kind)(name, spec or input_spec(params, name), section)

@@ -1,0 +1,74 @@
+"""A content-addressed cache of per-video results, shared across runs of a stage.
+
+DVC re-runs a whole stage when any input changes, so adding 1% more videos would redo 100% of
+the work. Each stage that works video by video therefore keeps its per-video results here,
+keyed by the input item's content hash *and* a digest of everything that shapes the result
+(the stage's config and a code version). A key can only match an entry made from the same
+bytes under the same config, so a stale entry is never reused, and the stage's declared output
+is rebuilt from scratch each run (from cache hits and fresh work alike): it is exactly what an
+uncached run would write. This is the TF-for-Poets bottleneck cache, made safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidmem.files import link_or_copy, load_npy, save_npy, write_json
+
+DEFAULT_CACHE_DIR = ".cache/vidmem"
+
+
+def config_digest(config: dict[str, Any]) -> str:
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+class ItemCache:
+    """Arrays stored as `<root>/<namespace>/<config digest>/<item digest>.npy`, each with a small
+    JSON of facts about how it was made (so a cache hit reports the same as fresh work)."""
+
+    def __init__(self, root: str | os.PathLike | None, namespace: str, config: dict[str, Any]):
+        self.enabled = root is not None
+        self.dir = Path(root or ".") / namespace / config_digest(config)
+        self.hits = 0
+        self.misses = 0
+
+    def _path(self, item_digest: str) -> Path:
+        return self.dir / f"{item_digest}.npy"
+
+    def fetch(self, item_digest: str, destination: str | os.PathLike) -> dict[str, Any] | None:
+        """Place the cached array at `destination` and return its facts; None on a miss."""
+        if not self.enabled:
+            return None
+        path = self._path(item_digest)
+        facts_path = path.with_suffix(".json")
+        if path.exists() and facts_path.exists():
+            try:
+                # Whole entries are written atomically, but a damaged one is a miss, not an error.
+                load_npy(path)
+                facts = json.loads(facts_path.read_text())
+            except (ValueError, OSError, EOFError):
+                path.unlink(missing_ok=True)
+            else:
+                link_or_copy(path, destination)
+                self.hits += 1
+                return facts
+        self.misses += 1
+        return None
+
+    def store(self, item_digest: str, array: np.ndarray, destination: str | os.PathLike,
+              facts: dict[str, Any] | None = None) -> None:
+        """Save `array` at `destination`, and into the cache (with `facts`) when enabled."""
+        if self.enabled:
+            path = self._path(item_digest)
+            save_npy(path, array)
+            write_json(path.with_suffix(".json"), facts or {})
+            link_or_copy(path, destination)
+        else:
+            save_npy(destination, array)

@@ -1,0 +1,39 @@
+"""What every stage script shares: argument parsing, params loading, and clean error exits."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from vidmem.errors import VidmemError
+from vidmem.params import DEFAULT_PARAMS, backend_names, load_params
+
+
+def stage_parser(description: str, backend: bool = False) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    if backend:
+        parser.add_argument("backend", help="backend name (a key of 'backend' in params.yaml)")
+    parser.add_argument("--params", default=DEFAULT_PARAMS, help="parameters file")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    return parser
+
+
+def run_stage(parser: argparse.ArgumentParser,
+              main: Callable[[argparse.Namespace, dict[str, Any]], None]) -> None:
+    """Parse arguments, load params and run `main`; a VidmemError exits 2 with its message only
+    (it is the user's data or config that needs fixing, and a traceback would hide that)."""
+    args = parser.parse_args()
+    started = time.perf_counter()
+    try:
+        params = load_params(args.params)
+        if getattr(args, "backend", None) is not None and args.backend not in backend_names(params):
+            print(f"note: backend {args.backend!r} is not in params.yaml 'backends'",
+                  file=sys.stderr)
+        main(args, params)
+    except VidmemError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    print(f"{parser.prog}: done in {time.perf_counter() - started:.1f} s", file=sys.stderr)

@@ -1,0 +1,147 @@
+"""Running a backend over every video (extract) and packing the results (concat)."""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from vidmem.backends.base import Backend
+from vidmem.cache import ItemCache
+from vidmem.errors import DataError
+from vidmem.files import atomic_path, file_digest, load_npy
+
+EXTRACT_VERSION = 1
+INFO_FILE = "info.json"
+
+
+def item_files(directory: str | os.PathLike) -> list[Path]:
+    """The per-video `.npy` files of a stage output, sorted by name."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DataError(f"{directory} not found: run the stage that makes it first (`dvc repro`)")
+    return sorted(p for p in directory.iterdir() if p.suffix == ".npy")
+
+
+def _prefetch(paths: Sequence[Path], depth: int) -> Iterator[tuple[Path, np.ndarray]]:
+    """Load files in a background thread, at most `depth` ahead, so disk I/O overlaps compute and
+    memory stays bounded by the lookahead, not by the data set."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending: deque[tuple[Path, Future]] = deque()
+        queue = iter(paths)
+        for path in queue:
+            pending.append((path, pool.submit(load_npy, path)))
+            if len(pending) >= depth:
+                break
+        while pending:
+            path, future = pending.popleft()
+            next_path = next(queue, None)
+            if next_path is not None:
+                pending.append((next_path, pool.submit(load_npy, next_path)))
+            yield path, future.result()
+
+
+@dataclass
+class ExtractResult:
+    videos: int
+    cache_hits: int
+    info: dict[str, Any]
+
+
+def extract_features(normalized_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                     backend: Backend, batch_size: int = 64,
+                     cache_root: str | os.PathLike | None = None,
+                     progress: bool = True) -> ExtractResult:
+    """Features for every video in `normalized_dir` → `out_dir/<stem>.npy` (float32 [frames, dim]).
+
+    Frames of several videos share a batch, so small videos do not mean small batches. Videos
+    whose (normalized frames, backend config) were seen before come from the cache.
+    """
+    out_dir = Path(out_dir)
+    files = item_files(normalized_dir)
+    cache = ItemCache(cache_root, f"extract/{backend.name}",
+                      {"version": EXTRACT_VERSION, "backend": backend.config,
+                       "spec": backend.spec.to_dict()})
+    todo: list[tuple[Path, str]] = []
+    for path in files:
+        digest = file_digest(path)
+        if cache.fetch(digest, out_dir / path.name) is None:
+            todo.append((path, digest))
+    digests = dict(todo)
+
+    buffer: list[tuple[Path, np.ndarray]] = []  # videos whose frames wait in the batch
+    buffered_frames = 0
+
+    def flush() -> None:
+        nonlocal buffer, buffered_frames
+        if not buffer:
+            return
+        batch = np.concatenate([frames for _, frames in buffer])
+        if len(batch) < batch_size:
+            # Always run full-size batches (zero frames pad the last one): the same shapes give
+            # the same kernels, so a video's features do not depend on which videos share its
+            # batch, and an incremental run matches a full one.
+            padding = np.zeros((batch_size - len(batch), *batch.shape[1:]), batch.dtype)
+            batch = np.concatenate([batch, padding])
+        features = backend.extract(batch)
+        start = 0
+        for path, frames in buffer:
+            cache.store(digests[path], features[start:start + len(frames)], out_dir / path.name)
+            start += len(frames)
+        buffer, buffered_frames = [], 0
+
+    bar = tqdm(total=len(files), initial=len(files) - len(todo), desc=f"extract {backend.name}",
+               unit="video", disable=not progress)
+    for path, frames in _prefetch([p for p, _ in todo], depth=8):
+        if buffer and buffered_frames + len(frames) > batch_size:
+            flush()
+        buffer.append((path, frames))
+        buffered_frames += len(frames)
+        bar.update(1)
+    flush()
+    bar.close()
+    info = backend.describe()
+    info["videos"] = len(files)
+    return ExtractResult(videos=len(files), cache_hits=cache.hits, info=info)
+
+
+def concat_features(features_dir: str | os.PathLike, videos: Sequence[str],
+                    out_file: str | os.PathLike) -> dict[str, Any]:
+    """Pack per-video features into one `[videos, frames, dim]` array with the ids beside it.
+
+    `videos` are video file names (`video10.webm`) in the order wanted; each must have a
+    `<stem>.npy` in `features_dir`, else DataError names the missing ones. Ids and rows are saved
+    together in one `.npz`, so they cannot drift apart.
+    """
+    features_dir = Path(features_dir)
+    missing = [v for v in videos if not (features_dir / f"{Path(v).stem}.npy").exists()]
+    if missing:
+        raise DataError(f"{features_dir}: no features for {len(missing)} video(s), e.g. "
+                        f"{missing[:5]}; re-run the extract stage")
+    arrays = [load_npy(features_dir / f"{Path(v).stem}.npy") for v in videos]
+    shapes = {a.shape for a in arrays}
+    if len(shapes) != 1:
+        raise DataError(f"{features_dir}: per-video feature shapes differ ({sorted(shapes)[:4]}); "
+                        "every video must have the same number of frames and dimensions")
+    stacked = np.stack(arrays).astype(np.float32)
+    if stacked.ndim != 3:
+        raise DataError(f"{features_dir}: expected [frames, dim] per video, got {stacked.shape[1:]}")
+    with atomic_path(out_file, suffix=".npz") as tmp, open(tmp, "wb") as f:
+        np.savez(f, features=stacked, videos=np.array(videos, dtype=str))
+    return {"videos": len(videos), "frames": int(stacked.shape[1]), "dim": int(stacked.shape[2])}
+
+
+def load_concat(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
+    """Features [videos, frames, dim] and video names from a concat `.npz`."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path} not found: run the concat stage first (`dvc repro`)")
+    with np.load(path, allow_pickle=False) as data:
+        return data["features"], [str(v) for v in data["videos"]]

@@ -1,0 +1,181 @@
+"""Per-backend input preparation: the size and value range each network expects.
+
+The contract has two halves, both declared per backend in params.yaml (`backend.<name>.input`):
+- geometry (size, squash or centre-crop, interpolation), applied by the normalize stage, which
+  stores uint8 frames at the network's input size (never float32 copies of every frame);
+- values (a [lo, hi] range, TF-style `(x - subtract) / divide`, or torchvision-style mean/std),
+  applied batch by batch just before the network, by `InputSpec.to_network_values`.
+
+Getting the value range wrong fails silently and costs a lot of accuracy (the reference TF-Hub run
+fed (x-128)/128 to a module that expects [0,1]), so backends also declare the range their weights
+were trained with, and extraction records what it actually fed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from vidmem.cache import ItemCache
+from vidmem.errors import DataError, ParamsError
+from vidmem.files import file_digest, load_npy, write_json
+from vidmem.params import as_bool, as_choice, as_float, as_float_list, as_int
+
+RESIZE_MODES = ("squash", "center_crop")
+INTERPOLATIONS = ("bilinear", "bicubic", "area", "nearest")
+NORMALIZE_VERSION = 1
+SPEC_FILE = "spec.json"
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a backend's network is fed: uint8 RGB at `height`x`width`, mapped per channel to
+    `x * scale + offset`."""
+
+    height: int
+    width: int
+    resize: str
+    interpolation: str
+    antialias: bool
+    scale: tuple[float, float, float]
+    offset: tuple[float, float, float]
+    values: str  # human-readable form of the value mapping, e.g. "(x-128)/128"
+
+    @classmethod
+    def from_params(cls, section: dict[str, Any], where: str) -> InputSpec:
+        """Build from a `backend.<name>.input` mapping; `where` names it in error messages."""
+        if not isinstance(section, dict):
+            raise ParamsError(f"params.yaml: '{where}' must be a mapping")
+        size = section.get("size")
+        if isinstance(size, list):
+            height, width = (as_int(v, f"{where}.size", 8) for v in size)
+        else:
+            height = width = as_int(size, f"{where}.size", 8)
+        value = section.get("value")
+        if not isinstance(value, dict) or len(value) == 0:
+            raise ParamsError(f"params.yaml: '{where}.value' must be one of "
+                              "{range: [lo, hi]}, {subtract: s, divide: d} or {mean: [...], std: [...]}")
+        if set(value) == {"range"}:
+            lo, hi = as_float_list(value["range"], f"{where}.value.range", 2)
+            scale = ((hi - lo) / 255.0,) * 3
+            offset = (lo,) * 3
+            text = f"[{lo:g}, {hi:g}]"
+        elif set(value) == {"subtract", "divide"}:
+            sub = as_float(value["subtract"], f"{where}.value.subtract")
+            div = as_float(value["divide"], f"{where}.value.divide")
+            if div == 0:
+                raise ParamsError(f"params.yaml: '{where}.value.divide' must not be 0")
+            scale = (1.0 / div,) * 3
+            offset = (-sub / div,) * 3
+            text = f"(x-{sub:g})/{div:g}"
+        elif set(value) == {"mean", "std"}:
+            mean = as_float_list(value["mean"], f"{where}.value.mean", 3)
+            std = as_float_list(value["std"], f"{where}.value.std", 3)
+            if any(s <= 0 for s in std):
+                raise ParamsError(f"params.yaml: '{where}.value.std' must be positive")
+            scale = tuple(1.0 / (255.0 * s) for s in std)
+            offset = tuple(-m / s for m, s in zip(mean, std, strict=True))
+            text = f"(x/255-mean)/std, mean={mean}, std={std}"
+        else:
+            raise ParamsError(f"params.yaml: '{where}.value' has keys {sorted(value)}; use "
+                              "{range: [lo, hi]}, {subtract: s, divide: d} or {mean: [...], std: [...]}")
+        return cls(
+            height=height, width=width,
+            resize=as_choice(section.get("resize", "squash"), f"{where}.resize", RESIZE_MODES),
+            interpolation=as_choice(section.get("interpolation", "bilinear"),
+                                    f"{where}.interpolation", INTERPOLATIONS),
+            antialias=as_bool(section.get("antialias", True), f"{where}.antialias"),
+            scale=tuple(scale), offset=tuple(offset), values=text,
+        )
+
+    @property
+    def value_bounds(self) -> tuple[float, float]:
+        """The smallest and largest value this mapping can produce (from uint8 0 and 255)."""
+        ends = [o + s * x for s, o in zip(self.scale, self.offset, strict=True) for x in (0, 255)]
+        return min(ends), max(ends)
+
+    def geometry(self) -> dict[str, Any]:
+        return {"height": self.height, "width": self.width, "resize": self.resize,
+                "interpolation": self.interpolation, "antialias": self.antialias}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "value_bounds": list(self.value_bounds)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InputSpec:
+        fields = {k: v for k, v in data.items() if k != "value_bounds"}
+        fields["scale"] = tuple(fields["scale"])
+        fields["offset"] = tuple(fields["offset"])
+        return cls(**fields)
+
+    def to_network_values(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, H, W, 3] → float32 [B, 3, H, W] in this spec's value range (on frames' device)."""
+        scale = torch.tensor(self.scale, dtype=torch.float32, device=frames.device)
+        offset = torch.tensor(self.offset, dtype=torch.float32, device=frames.device)
+        x = frames.permute(0, 3, 1, 2).float()
+        return x * scale.view(1, 3, 1, 1) + offset.view(1, 3, 1, 1)
+
+
+def resize_frames(frames: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """uint8 [N, H, W, 3] → uint8 [N, spec.height, spec.width, 3] by the spec's geometry."""
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise DataError(f"expected uint8 frames [N, H, W, 3], got {frames.dtype} {frames.shape}")
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    h, w = x.shape[-2:]
+    if spec.resize == "center_crop":
+        # Scale the short side to the target's long side, then cut the centre.
+        factor = max(spec.height / h, spec.width / w)
+        size = (max(spec.height, round(h * factor)), max(spec.width, round(w * factor)))
+    else:
+        size = (spec.height, spec.width)
+    if (h, w) != size:
+        kwargs: dict[str, Any] = {}
+        if spec.interpolation in ("bilinear", "bicubic"):
+            kwargs = {"align_corners": False, "antialias": spec.antialias}
+        x = F.interpolate(x, size=size, mode=spec.interpolation, **kwargs)
+    if spec.resize == "center_crop":
+        top = (x.shape[-2] - spec.height) // 2
+        left = (x.shape[-1] - spec.width) // 2
+        x = x[..., top:top + spec.height, left:left + spec.width]
+    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def normalize_videos(frame_files: Sequence[Path], out_dir: str | os.PathLike, spec: InputSpec,
+                     cache_root: str | os.PathLike | None = None, progress: bool = True,
+                     workers: int = 2) -> int:
+    """Resize every video's frames for one backend into `out_dir/<stem>.npy`, plus spec.json.
+
+    Returns the number of videos taken from the cache.
+    """
+    out_dir = Path(out_dir)
+    cache = ItemCache(cache_root, "normalize", {"version": NORMALIZE_VERSION, **spec.geometry()})
+
+    def work(path: Path) -> None:
+        destination = out_dir / path.name
+        digest = file_digest(path)
+        if cache.fetch(digest, destination) is None:
+            cache.store(digest, resize_frames(load_npy(path), spec), destination)
+
+    # torch's resize already uses the cores; two threads overlap it with file I/O.
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(tqdm(pool.map(work, frame_files), total=len(frame_files), desc="normalize",
+                  unit="video", disable=not progress))
+    write_json(out_dir / SPEC_FILE, spec.to_dict())
+    return cache.hits
+
+
+def read_spec(normalized_dir: str | os.PathLike) -> InputSpec:
+    path = Path(normalized_dir) / SPEC_FILE
+    if not path.exists():
+        raise DataError(f"{path} not found: run the normalize stage first (`dvc repro`)")
+    return InputSpec.from_dict(json.loads(path.read_text()))

@@ -1,0 +1,216 @@
+"""Reading params.yaml with types checked.
+
+`dvc exp run -S lr=1e-5` writes `lr: 1e-05`, which PyYAML (YAML 1.1) reads as the *string*
+'1e-05'. We read with ruamel.yaml (YAML 1.2, where that is a float) and still cast and check
+every value we use, so a wrong type fails with the key's name instead of deep inside torch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from vidmem.errors import ParamsError
+
+DEFAULT_PARAMS = "params.yaml"
+_MISSING = object()
+
+
+def load_params(path: str | os.PathLike = DEFAULT_PARAMS) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path} not found: run stages from the project root")
+    data = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def lookup(params: dict[str, Any], key: str, default: Any = _MISSING) -> Any:
+    """Value at dotted `key` ('decode.n_frames'); `default` if absent, else ParamsError."""
+    node: Any = params
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            if default is not _MISSING:
+                return default
+            raise ParamsError(f"params.yaml: missing key '{key}'")
+        node = node[part]
+    return node
+
+
+def as_float(value: Any, key: str, minimum: float | None = None,
+             maximum: float | None = None) -> float:
+    if isinstance(value, bool):
+        raise ParamsError(f"params.yaml: '{key}' must be a number, got {value!r}")
+    try:
+        number = float(value)  # also accepts the string '1e-05' that -S can produce
+    except (TypeError, ValueError):
+        raise ParamsError(f"params.yaml: '{key}' must be a number, got {value!r}") from None
+    if math.isnan(number) or (minimum is not None and number < minimum) or (
+            maximum is not None and number > maximum):
+        raise ParamsError(f"params.yaml: '{key}' = {value!r} is outside [{minimum}, {maximum}]")
+    return number
+
+
+def as_int(value: Any, key: str, minimum: int | None = None) -> int:
+    number = as_float(value, key, minimum)
+    if not float(number).is_integer():
+        raise ParamsError(f"params.yaml: '{key}' must be a whole number, got {value!r}")
+    return int(number)
+
+
+def as_bool(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ParamsError(f"params.yaml: '{key}' must be true or false, got {value!r}")
+
+
+def as_choice(value: Any, key: str, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ParamsError(f"params.yaml: '{key}' must be one of {list(choices)}, got {value!r}")
+    return str(value)
+
+
+def as_float_list(value: Any, key: str, length: int | None = None) -> list[float]:
+    if not isinstance(value, list | tuple):
+        raise ParamsError(f"params.yaml: '{key}' must be a list of numbers, got {value!r}")
+    values = [as_float(v, key) for v in value]
+    if length is not None and len(values) != length:
+        raise ParamsError(f"params.yaml: '{key}' must have {length} numbers, got {len(values)}")
+    return values
+
+
+def optional_str(value: Any, key: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ParamsError(f"params.yaml: '{key}' must be a string or null, got {value!r}")
+    return value
+
+
+BAD_INPUT_POLICIES = ("skip", "fail")
+TARGETS = ("short-term_memorability", "long-term_memorability")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    videos_dir: str
+    ground_truth: str
+    captions: str | None
+    on_bad_input: str
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> DataConfig:
+        return cls(
+            videos_dir=str(lookup(params, "data.videos_dir")),
+            ground_truth=str(lookup(params, "data.ground_truth")),
+            captions=optional_str(lookup(params, "data.captions", None), "data.captions"),
+            on_bad_input=as_choice(lookup(params, "data.on_bad_input", "skip"),
+                                   "data.on_bad_input", BAD_INPUT_POLICIES),
+        )
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    n_frames: int
+    short_side: int
+    workers: int
+    short_video: str
+    timeout_s: float
+    ffmpeg: str | None
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> DecodeConfig:
+        workers = as_int(lookup(params, "decode.workers", 0), "decode.workers", 0)
+        return cls(
+            n_frames=as_int(lookup(params, "decode.n_frames"), "decode.n_frames", 1),
+            short_side=as_int(lookup(params, "decode.short_side"), "decode.short_side", 8),
+            workers=workers or (os.cpu_count() or 1),
+            short_video=as_choice(lookup(params, "decode.short_video", "repeat"),
+                                  "decode.short_video", ("repeat", "skip", "fail")),
+            timeout_s=as_float(lookup(params, "decode.timeout_s", 120), "decode.timeout_s", 1),
+            ffmpeg=optional_str(lookup(params, "decode.ffmpeg", None), "decode.ffmpeg"),
+        )
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    train: float
+    val: float
+    test: float
+    seed: int
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> SplitConfig:
+        sizes = [as_float(lookup(params, f"split.{part}"), f"split.{part}", 0)
+                 for part in ("train", "val", "test")]
+        return cls(*sizes, seed=as_int(lookup(params, "base.seed"), "base.seed", 0))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    lr: float
+    epochs: int
+    batch_size: int
+    target: str
+    hidden_size: int
+    num_layers: int
+    dropout: float
+    seed: int
+    device: str
+    shuffle_train_labels: bool
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> TrainConfig:
+        return cls(
+            lr=as_float(lookup(params, "lr"), "lr", 0),
+            epochs=as_int(lookup(params, "epochs"), "epochs", 1),
+            batch_size=as_int(lookup(params, "batch_size"), "batch_size", 1),
+            target=as_choice(lookup(params, "target"), "target", TARGETS),
+            hidden_size=as_int(lookup(params, "model.hidden_size"), "model.hidden_size", 1),
+            num_layers=as_int(lookup(params, "model.num_layers"), "model.num_layers", 1),
+            dropout=as_float(lookup(params, "model.dropout", 0.0), "model.dropout", 0, 1),
+            seed=as_int(lookup(params, "base.seed"), "base.seed", 0),
+            device=str(lookup(params, "train.device", "auto")),
+            shuffle_train_labels=as_bool(lookup(params, "train.shuffle_train_labels", False),
+                                         "train.shuffle_train_labels"),
+        )
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    bootstrap_resamples: int
+    seed: int
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> EvaluateConfig:
+        return cls(
+            bootstrap_resamples=as_int(lookup(params, "evaluate.bootstrap_resamples", 1000),
+                                       "evaluate.bootstrap_resamples", 0),
+            seed=as_int(lookup(params, "base.seed"), "base.seed", 0),
+        )
+
+
+def backend_names(params: dict[str, Any]) -> list[str]:
+    names = lookup(params, "backends")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise ParamsError("params.yaml: 'backends' must be a non-empty list of backend names")
+    return names
+
+
+def backend_params(params: dict[str, Any], name: str) -> dict[str, Any]:
+    """The `backend.<name>` section, which every backend stage reads."""
+    section = lookup(params, f"backend.{name}", None)
+    if not isinstance(section, dict):
+        known = sorted(lookup(params, "backend", {}) or {})
+        raise ParamsError(f"params.yaml: no section 'backend.{name}' for backend '{name}' "
+                          f"(configured: {known}); add one or remove '{name}' from 'backends'")
+    return section

@@ -1,0 +1,43 @@
+"""Stage evaluate: Spearman (with bootstrap CI), Pearson and MSE on the test split."""
+
+import pandas as pd
+
+from vidmem.cli import run_stage, stage_parser
+from vidmem.features import load_concat
+from vidmem.files import read_json, write_csv, write_json
+from vidmem.groundtruth import read_ground_truth
+from vidmem.metrics import regression_metrics
+from vidmem.params import DataConfig, EvaluateConfig
+from vidmem.training import load_checkpoint, predict_scores, split_indices
+
+
+def main(args, params):
+    config = EvaluateConfig.from_params(params)
+    data = DataConfig.from_params(params)
+    model, checkpoint = load_checkpoint(args.model)
+    features, videos = load_concat(args.features)
+    test = split_indices(videos, read_json(args.split))["test"]
+    target = checkpoint["target"]
+    true = read_ground_truth(data.ground_truth, data.on_bad_input).scores(
+        [videos[i] for i in test], target)
+    predicted = predict_scores(model, checkpoint, features[test])
+    metrics = regression_metrics(true, predicted, config.bootstrap_resamples, config.seed)
+    info = read_json(args.info)
+    metrics.update({"target": target, "random_weights": info["random_weights"],
+                    "weights": info["weights"]})
+    write_json(args.metrics, metrics)
+    write_csv(args.predictions, pd.DataFrame({"video": [videos[i] for i in test], "true": true,
+                                              "predicted": predicted}))
+    print(f"evaluate {args.backend}: test Spearman {metrics['spearman']} "
+          f"(95% CI {metrics['spearman_ci95_low']}..{metrics['spearman_ci95_high']})")
+
+
+if __name__ == "__main__":
+    parser = stage_parser(__doc__, backend=True)
+    parser.add_argument("--model", required=True, help="train stage checkpoint")
+    parser.add_argument("--features", required=True, help="concat stage .npz")
+    parser.add_argument("--info", required=True, help="extract stage info.json (weights label)")
+    parser.add_argument("--split", required=True, help="split stage JSON")
+    parser.add_argument("--metrics", required=True, help="JSON metrics file to write")
+    parser.add_argument("--predictions", required=True, help="CSV of video, true, predicted")
+    run_stage(parser, main)

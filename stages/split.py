@@ -1,0 +1,27 @@
+"""Stage split: deterministic train/val/test lists of the labelled, decoded videos."""
+
+from vidmem.cli import run_stage, stage_parser
+from vidmem.dataset import dataset_from_reports
+from vidmem.files import write_json
+from vidmem.params import DataConfig, SplitConfig
+from vidmem.split import split_videos
+
+
+def main(args, params):
+    data = DataConfig.from_params(params)
+    dataset = dataset_from_reports(data.ground_truth, args.decode_report, data.on_bad_input)
+    parts = split_videos(dataset.videos, SplitConfig.from_params(params))
+    write_json(args.out, parts)
+    write_json(args.report, {"counts": dataset.counts(), "skipped": dataset.skipped})
+    write_json(args.metrics, {**dataset.counts(), **{f"n_{k}": len(v) for k, v in parts.items()}})
+    print("split: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()) +
+          f"; {len(dataset.skipped)} video(s) skipped, see {args.report}")
+
+
+if __name__ == "__main__":
+    parser = stage_parser(__doc__)
+    parser.add_argument("--decode-report", required=True, help="decode stage JSON report")
+    parser.add_argument("--out", required=True, help="JSON file with the three id lists")
+    parser.add_argument("--report", required=True, help="JSON report of skipped videos")
+    parser.add_argument("--metrics", required=True, help="JSON counts for `dvc metrics`")
+    run_stage(parser, main)
