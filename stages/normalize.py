@@ -3,13 +3,18 @@
 from vidmem.backends import input_spec
 from vidmem.cli import run_stage, stage_parser
 from vidmem.features import item_files
-from vidmem.files import atomic_dir
-from vidmem.normalize import normalize_videos
+from vidmem.files import atomic_dir, write_json
+from vidmem.normalize import SPEC_FILE, normalize_videos
 from vidmem.params import lookup
 
 
 def main(args, params):
     spec = input_spec(params, args.backend)
+    if spec is None:
+        with atomic_dir(args.out) as out:
+            write_json(out / SPEC_FILE, None)
+        print(f"backend {args.backend} takes no frames: nothing to normalize")
+        return
     with atomic_dir(args.out) as out:
         hits = normalize_videos(item_files(args.frames), out, spec,
                                 cache_root=lookup(params, "cache.dir", None),

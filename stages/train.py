@@ -24,7 +24,7 @@ def main(args, params):
     write_csv(f"{args.plots}/val_spearman.csv", history[["epoch", "val_spearman"]])
     write_json(args.metrics, {"best_epoch": result.best_epoch,
                               "best_val_spearman": round(result.best_val_spearman, 6),
-                              "final_train_loss": round(float(history.train_loss.iloc[-1]), 6),
+                              "final_train_loss": float(f"{history.train_loss.iloc[-1]:.6g}"),
                               "n_train": len(index["train"]), "n_val": len(index["val"])})
     print(f"train {args.backend}: best epoch {result.best_epoch}, "
           f"val Spearman {result.best_val_spearman:.4f}")

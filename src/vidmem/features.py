@@ -65,6 +65,9 @@ def extract_features(normalized_dir: str | os.PathLike, out_dir: str | os.PathLi
     whose (normalized frames, backend config) were seen before come from the cache.
     """
     out_dir = Path(out_dir)
+    if not backend.uses_frames:  # precomputed features: checked and copied, no frames needed
+        count = backend.import_features(out_dir, progress)
+        return ExtractResult(videos=count, cache_hits=0, info={**backend.describe(), "videos": count})
     files = item_files(normalized_dir)
     cache = ItemCache(cache_root, f"extract/{backend.name}",
                       {"version": EXTRACT_VERSION, "backend": backend.config,

@@ -58,9 +58,9 @@ class InputSpec:
             raise ParamsError(f"params.yaml: '{where}' must be a mapping")
         size = section.get("size")
         if isinstance(size, list):
-            height, width = (as_int(v, f"{where}.size", 8) for v in size)
+            height, width = (as_int(v, f"{where}.size", 1) for v in size)
         else:
-            height = width = as_int(size, f"{where}.size", 8)
+            height = width = as_int(size, f"{where}.size", 1)
         value = section.get("value")
         if not isinstance(value, dict) or len(value) == 0:
             raise ParamsError(f"params.yaml: '{where}.value' must be one of "
@@ -174,8 +174,10 @@ def normalize_videos(frame_files: Sequence[Path], out_dir: str | os.PathLike, sp
     return cache.hits
 
 
-def read_spec(normalized_dir: str | os.PathLike) -> InputSpec:
+def read_spec(normalized_dir: str | os.PathLike) -> InputSpec | None:
+    """The spec the normalize stage applied; None for a backend that takes no frames."""
     path = Path(normalized_dir) / SPEC_FILE
     if not path.exists():
         raise DataError(f"{path} not found: run the normalize stage first (`dvc repro`)")
-    return InputSpec.from_dict(json.loads(path.read_text()))
+    data = json.loads(path.read_text())
+    return None if data is None else InputSpec.from_dict(data)

@@ -18,6 +18,7 @@ from vidmem.params import backend_params
 # Imported lazily, so a torch-only run never imports TensorFlow.
 BUILTIN_KINDS = {
     "torch": "vidmem.backends.torch_backbones:TorchBackbone",
+    "precomputed": "vidmem.backends.precomputed:Precomputed",
 }
 
 
@@ -33,15 +34,22 @@ def backend_class(kind: str) -> type[Backend]:
     return cls
 
 
-def input_spec(params: dict[str, Any], name: str) -> InputSpec:
+def _kind(params: dict[str, Any], name: str) -> str:
+    kind = backend_params(params, name).get("kind")
+    if not isinstance(kind, str):
+        raise ParamsError(f"params.yaml: 'backend.{name}.kind' is missing")
+    return kind
+
+
+def input_spec(params: dict[str, Any], name: str) -> InputSpec | None:
+    """The backend's declared input; None for a backend that takes no frames."""
+    if not backend_class(_kind(params, name)).uses_frames:
+        return None
     return InputSpec.from_params(backend_params(params, name).get("input"),
                                  f"backend.{name}.input")
 
 
 def create_backend(params: dict[str, Any], name: str, spec: InputSpec | None = None) -> Backend:
     """The backend `name` as configured in params.yaml (`spec` overrides its input section)."""
-    section = backend_params(params, name)
-    kind = section.get("kind")
-    if not isinstance(kind, str):
-        raise ParamsError(f"params.yaml: 'backend.{name}.kind' is missing")
-    return backend_class(kind)(name, spec or input_spec(params, name), section)
+    cls = backend_class(_kind(params, name))
+    return cls(name, spec or input_spec(params, name), backend_params(params, name))

@@ -25,8 +25,10 @@ class Backend(ABC):
     weights: str
     random_weights: bool = False
     expected_range: tuple[float, float] | None = None
+    # False for backends that import features from files instead of reading frames.
+    uses_frames: bool = True
 
-    def __init__(self, name: str, spec: InputSpec, config: dict[str, Any]) -> None:
+    def __init__(self, name: str, spec: InputSpec | None, config: dict[str, Any]) -> None:
         self.name = name
         self.spec = spec
         self.config = config
@@ -57,13 +59,21 @@ class Backend(ABC):
         self.observed_min = min(self.observed_min, float(low))
         self.observed_max = max(self.observed_max, float(high))
 
-    def range_matches(self, tolerance: float = 0.05) -> bool | None:
-        """Whether what was fed lies within the range the weights expect (None: not known)."""
+    def range_matches(self, tolerance: float = 0.05, min_coverage: float = 0.6) -> bool | None:
+        """Whether what was fed fits the range the weights expect (None: not known).
+
+        Fitting means staying inside that range (with a small margin) *and* covering most of it
+        (`min_coverage`): [0, 1] fed to a network trained on [-1, 1] stays inside but is wrong,
+        while batches of real frames hold both dark and bright pixels and so span nearly all of
+        the right range.
+        """
         if self.expected_range is None or self.observed_min > self.observed_max:
             return None
         lo, hi = self.expected_range
         margin = tolerance * (hi - lo)
-        return self.observed_min >= lo - margin and self.observed_max <= hi + margin
+        inside = self.observed_min >= lo - margin and self.observed_max <= hi + margin
+        coverage = (self.observed_max - self.observed_min) / (hi - lo)
+        return inside and coverage >= min_coverage
 
     def describe(self) -> dict[str, Any]:
         """Facts stored beside the features: what produced them, and what was fed."""

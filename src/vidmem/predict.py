@@ -1,0 +1,99 @@
+"""Score videos that have no labels (the official test set, new videos) with a trained model.
+
+The videos take the training path (decode → normalize → extract with the same params and the
+same per-video cache), then the checkpoint scores them:
+
+    python -m vidmem.predict --videos data/mediaeval2018/test-set/videos \\
+        --backend efficientnet_lite0 --out predictions/test-set.csv
+
+writes one row per video (`video,predicted`); videos that could not be decoded are listed in
+`<out>.skipped.csv` with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vidmem.backends import create_backend, input_spec
+from vidmem.errors import DataError, VidmemError
+from vidmem.features import extract_features, item_files
+from vidmem.files import load_npy, write_csv
+from vidmem.frames import decode_videos, list_videos
+from vidmem.normalize import normalize_videos
+from vidmem.params import DataConfig, DecodeConfig, as_int, backend_params, load_params, lookup
+from vidmem.training import load_checkpoint, predict_scores
+
+
+def predict_videos(videos_dir: str | os.PathLike, params: dict[str, Any], backend_name: str,
+                   checkpoint_path: str | os.PathLike,
+                   progress: bool = True) -> tuple[pd.DataFrame, list[dict[str, str]]]:
+    """Predicted scores for every video in `videos_dir`, and the videos skipped with reasons."""
+    model, checkpoint = load_checkpoint(checkpoint_path)
+    if checkpoint.get("backend") not in (None, backend_name):
+        raise DataError(f"{checkpoint_path} was trained on backend {checkpoint['backend']!r}, "
+                        f"not {backend_name!r}: pass the matching --backend or --model")
+    data = DataConfig.from_params(params)
+    cache_root = lookup(params, "cache.dir", None)
+    spec = input_spec(params, backend_name)
+    backend = create_backend(params, backend_name, spec)
+    batch_size = as_int(backend_params(params, backend_name).get("batch_size", 32),
+                        f"backend.{backend_name}.batch_size", 1)
+    skipped: list[dict[str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="vidmem-predict-") as work:
+        work_dir = Path(work)
+        frames, normalized, features = (work_dir / d for d in ("frames", "normalized", "features"))
+        for folder in (frames, normalized, features):
+            folder.mkdir()
+        if backend.uses_frames:
+            videos = list_videos(videos_dir)
+            report = decode_videos(videos, frames, DecodeConfig.from_params(params),
+                                   data.on_bad_input, cache_root, progress)
+            skipped = report.skipped
+            normalize_videos(item_files(frames), normalized, spec, cache_root, progress)
+        extract_features(normalized, features, backend, batch_size, cache_root, progress)
+        names = {Path(v).stem: v for v in os.listdir(videos_dir)} if backend.uses_frames else {}
+        files = item_files(features)
+        if not files:
+            raise DataError(f"no video in {videos_dir} could be scored")
+        stacked = np.stack([load_npy(f) for f in files])
+        scores = predict_scores(model, checkpoint, stacked)
+    videos_out = [names.get(f.stem, f.stem) for f in files]
+    return pd.DataFrame({"video": videos_out, "predicted": scores}), skipped
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--videos", required=True, help="folder of videos to score")
+    parser.add_argument("--backend", required=True, help="backend the model was trained on")
+    parser.add_argument("--model", help="checkpoint (default: models/<backend>.pt)")
+    parser.add_argument("--out", required=True, help="CSV to write")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        params = load_params(args.params)
+        table, skipped = predict_videos(args.videos, params, args.backend,
+                                        args.model or f"models/{args.backend}.pt",
+                                        progress=not args.no_progress)
+    except VidmemError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    write_csv(args.out, table)
+    if skipped:
+        write_csv(f"{args.out}.skipped.csv", pd.DataFrame(skipped))
+        print(f"{len(skipped)} video(s) skipped: see {args.out}.skipped.csv", file=sys.stderr)
+    print(f"wrote {len(table)} prediction(s) to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

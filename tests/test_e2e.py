@@ -1,0 +1,111 @@
+"""The real `dvc` CLI on a tiny demo config, in a fresh git repo: what a new user types."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+TINY = {
+    ("demo", "n_videos"): 16, ("demo", "seconds"): 1.0, ("decode", "n_frames"): 4,
+    ("decode", "short_side"): 96, ("epochs",): 3, ("model", "hidden_size"): 16,
+    ("model", "num_layers"): 2, ("evaluate", "bootstrap_resamples"): 50,
+    ("split", "train"): 0.5, ("split", "val"): 0.25, ("split", "test"): 0.25,
+}
+
+
+def sh(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t", "DVC_NO_ANALYTICS": "1"}
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n"
+                             f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A copy of this repo's files (as git sees them) with tiny params, committed in a new repo."""
+    root = tmp_path_factory.mktemp("project")
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=REPO, capture_output=True, text=True, check=True).stdout
+    for name in filter(None, listed.split("\0")):
+        source = REPO / name
+        if source.is_file() and not name.startswith(("metrics/", "plots/")) and name != "dvc.lock":
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, root / name)
+    yaml = YAML()
+    params = yaml.load(root / "params.yaml")
+    for keys, value in TINY.items():
+        node = params
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = value
+    params["backend"]["efficientnet_lite0"]["batch_size"] = 16
+    params["cache"]["dir"] = None
+    yaml.dump(params, root / "params.yaml")
+    sh(["git", "init", "-q"], root)
+    sh(["git", "add", "-A"], root)
+    sh(["git", "commit", "-qm", "tiny"], root)
+    return root
+
+
+def test_repro_then_noop_then_exp_run_and_metrics_diff(project):
+    sh(["dvc", "repro"], project)
+    metrics = json.loads((project / "metrics/eval/efficientnet_lite0.json").read_text())
+    assert set(metrics) >= {"spearman", "pearson", "mse", "spearman_ci95_low"}
+    assert metrics["random_weights"] is False and metrics["n"] == 4
+    assert (project / "plots/efficientnet_lite0/train_loss.csv").read_text().count("\n") == 4
+    sh(["git", "add", "-A"], project)
+    sh(["git", "commit", "-qm", "demo run"], project)
+
+    noop = sh(["dvc", "repro"], project)
+    assert "Data and pipelines are up to date." in noop.stdout
+    assert "Running stage" not in noop.stdout
+
+    # Verbatim user command; 1e-5 is the value PyYAML would read as a string.
+    sh(["dvc", "exp", "run", "-S", "lr=1e-5"], project)
+    assert "lr: 1e-05" in (project / "params.yaml").read_text()
+    diff = json.loads(sh(["dvc", "metrics", "diff", "--json"], project).stdout)
+    train_diff = diff["metrics/train/efficientnet_lite0.json"]
+    assert "final_train_loss" in train_diff
+    assert train_diff["final_train_loss"]["old"] != train_diff["final_train_loss"]["new"]
+    params_diff = json.loads(sh(["dvc", "params", "diff", "--json"], project).stdout)
+    assert params_diff["params.yaml"]["lr"]["new"] == pytest.approx(1e-5)
+
+    shown = sh(["dvc", "exp", "show", "--csv"], project).stdout
+    header = shown.splitlines()[0].split(",")
+    assert "lr" in header and "spearman" in header
+
+    sh(["dvc", "plots", "show"], project)
+    html = (project / "dvc_plots" / "index.html").read_text()
+    assert "training loss per epoch" in html and "validation Spearman per epoch" in html
+    assert "predicted vs true" in html
+
+
+def test_dag_lists_the_stages_in_pipeline_order(project):
+    stages = sh(["dvc", "stage", "list", "--name-only"], project).stdout.split()
+    assert stages == ["demo_data", "decode", "normalize@efficientnet_lite0",
+                      "extract@efficientnet_lite0", "concat@efficientnet_lite0", "split",
+                      "train@efficientnet_lite0", "evaluate@efficientnet_lite0"]
+    mermaid = sh(["dvc", "dag", "--md"], project).stdout
+    names = dict(re.findall(r'(node\d+)\["([^"]+)"\]', mermaid))
+    edges = {(names[a], names[b]) for a, b in re.findall(r"(node\d+)-->(node\d+)", mermaid)}
+    for edge in [("demo_data", "decode"), ("decode", "normalize@efficientnet_lite0"),
+                 ("normalize@efficientnet_lite0", "extract@efficientnet_lite0"),
+                 ("extract@efficientnet_lite0", "concat@efficientnet_lite0"),
+                 ("concat@efficientnet_lite0", "train@efficientnet_lite0"),
+                 ("split", "train@efficientnet_lite0"),
+                 ("train@efficientnet_lite0", "evaluate@efficientnet_lite0")]:
+        assert edge in edges, edge

@@ -1,0 +1,89 @@
+import numpy as np
+import pytest
+
+from vidmem.backends import create_backend
+from vidmem.errors import DataError
+from vidmem.features import concat_features, extract_features, load_concat
+
+PARAMS = {"backend": {"mean": {"kind": "helpers:MeanColour",
+                               "input": {"size": 4, "value": {"range": [0, 1]}}}}}
+
+
+@pytest.fixture
+def normalized(tmp_path):
+    folder = tmp_path / "normalized"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(5):  # 3 frames per video, each video its own grey level
+        frames = rng.integers(0, 50, (3, 4, 4, 3), dtype=np.uint8) + np.uint8(40 * i)
+        np.save(folder / f"video{i}.npy", frames)
+    return folder
+
+
+def run(normalized, out, cache=None, batch_size=4, params=PARAMS):
+    out.mkdir(exist_ok=True)
+    backend = create_backend(params, "mean")
+    return extract_features(normalized, out, backend, batch_size, cache, progress=False)
+
+
+def test_extract_one_file_per_video_in_order(normalized, tmp_path):
+    result = run(normalized, tmp_path / "out")
+    assert result.videos == 5 and result.info["feature_dim"] == 6
+    for i in range(5):
+        features = np.load(tmp_path / "out" / f"video{i}.npy")
+        frames = np.load(normalized / f"video{i}.npy") / 255.0
+        assert features.shape == (3, 6)
+        # Each row belongs to its own frame: batching across videos kept them aligned.
+        np.testing.assert_allclose(features[:, :3], frames.mean(axis=(1, 2)), rtol=1e-5)
+    assert result.info["observed_input_range"][1] <= 1.0
+
+
+def test_cache_reuses_only_unchanged_videos(normalized, tmp_path):
+    cache = tmp_path / "cache"
+    first = run(normalized, tmp_path / "a", cache)
+    assert first.cache_hits == 0
+    np.save(normalized / "video2.npy", np.zeros((3, 4, 4, 3), np.uint8))  # content changed
+    np.save(normalized / "video9.npy", np.ones((3, 4, 4, 3), np.uint8))   # a new video
+    second = run(normalized, tmp_path / "b", cache)
+    assert second.cache_hits == 4  # video2 and video9 recomputed
+    assert np.load(tmp_path / "b" / "video2.npy")[:, :3].max() == 0
+    run(normalized, tmp_path / "c")  # no cache: the from-scratch reference
+    for name in sorted(p.name for p in (tmp_path / "c").iterdir()):
+        assert (tmp_path / "b" / name).read_bytes() == (tmp_path / "c" / name).read_bytes()
+
+
+def test_cache_is_keyed_by_backend_config(normalized, tmp_path):
+    cache = tmp_path / "cache"
+    run(normalized, tmp_path / "a", cache)
+    changed = {"backend": {"mean": {**PARAMS["backend"]["mean"],
+                                    "input": {"size": 4, "value": {"range": [-1, 1]}}}}}
+    assert run(normalized, tmp_path / "b", cache, params=changed).cache_hits == 0
+
+
+def test_corrupt_cache_entry_is_recomputed(normalized, tmp_path):
+    cache = tmp_path / "cache"
+    run(normalized, tmp_path / "a", cache)
+    entry = next(cache.rglob("*.npy"))
+    entry.write_bytes(entry.read_bytes()[:20])  # truncated
+    assert run(normalized, tmp_path / "b", cache).cache_hits == 4
+    assert run(normalized, tmp_path / "c", cache).cache_hits == 5
+
+
+def test_concat_keeps_ids_and_rows_together(normalized, tmp_path):
+    run(normalized, tmp_path / "out")
+    order = ["video3.webm", "video0.webm", "video4.webm"]
+    shape = concat_features(tmp_path / "out", order, tmp_path / "all.npz")
+    assert shape == {"videos": 3, "frames": 3, "dim": 6}
+    features, videos = load_concat(tmp_path / "all.npz")
+    assert videos == order
+    np.testing.assert_array_equal(features[1], np.load(tmp_path / "out" / "video0.npy"))
+
+
+def test_concat_refuses_missing_or_mismatched_features(normalized, tmp_path):
+    run(normalized, tmp_path / "out")
+    with pytest.raises(DataError, match="video7.webm"):
+        concat_features(tmp_path / "out", ["video0.webm", "video7.webm"], tmp_path / "x.npz")
+    np.save(tmp_path / "out" / "video1.npy", np.zeros((2, 6), np.float32))
+    with pytest.raises(DataError, match="shapes differ"):
+        concat_features(tmp_path / "out", ["video0.webm", "video1.webm"], tmp_path / "x.npz")
+    assert not (tmp_path / "x.npz").exists()

@@ -1,0 +1,116 @@
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from vidmem.errors import DataError, VidmemError
+from vidmem.frames import decode_video, decode_videos, evenly_spaced_indices, list_videos
+
+from conftest import frame_number, grey_ramp_video
+
+
+def test_evenly_spaced_indices_are_segment_centres():
+    assert evenly_spaced_indices(24, 8) == [1, 4, 7, 10, 13, 16, 19, 22]
+    assert evenly_spaced_indices(8, 8) == list(range(8))
+    assert evenly_spaced_indices(3, 6) == [0, 0, 1, 1, 2, 2]
+    assert evenly_spaced_indices(1, 4) == [0, 0, 0, 0]
+
+
+def test_decode_takes_exactly_the_evenly_spaced_frames(tmp_path, decode_config):
+    video = grey_ramp_video(tmp_path / "ramp.webm", n_frames=24)
+    decoded = decode_video(video, decode_config)
+    assert decoded.frames.shape == (8, 48, 64, 3) and decoded.frames.dtype == np.uint8
+    assert decoded.total_frames == 24 and not decoded.repeated
+    assert [frame_number(f) for f in decoded.frames] == [1, 4, 7, 10, 13, 16, 19, 22]
+
+
+def test_decode_keeps_aspect_ratio_with_short_side(tmp_path, decode_config):
+    video = grey_ramp_video(tmp_path / "wide.webm", n_frames=10, size=(128, 48))
+    config = dataclasses.replace(decode_config, short_side=24, n_frames=2)
+    assert decode_video(video, config).frames.shape == (2, 24, 64, 3)
+
+
+def test_short_video_repeats_frames_and_says_so(tmp_path, decode_config):
+    video = grey_ramp_video(tmp_path / "short.webm", n_frames=3)
+    decoded = decode_video(video, dataclasses.replace(decode_config, n_frames=6))
+    assert decoded.repeated and decoded.frames.shape[0] == 6
+    assert [frame_number(f) for f in decoded.frames] == [0, 0, 1, 1, 2, 2]
+
+
+def test_short_video_policies(tmp_path, decode_config):
+    video = grey_ramp_video(tmp_path / "short.webm", n_frames=3)
+    out = tmp_path / "out"
+    out.mkdir()
+    skip = dataclasses.replace(decode_config, n_frames=6, short_video="skip")
+    report = decode_videos([video], out, skip, progress=False)
+    assert report.decoded == [] and "fewer than decode.n_frames=6" in report.skipped[0]["reason"]
+    with pytest.raises(VidmemError, match="short.webm.*decode.short_video"):
+        decode_videos([video], out, dataclasses.replace(skip, short_video="fail"), progress=False)
+
+
+def test_bad_files_are_skipped_and_reported_or_fail(tmp_path, decode_config):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    good = grey_ramp_video(videos / "good.webm", n_frames=16)
+    (videos / "empty.webm").write_bytes(b"")
+    (videos / "text.mp4").write_text("this is not a video\n")
+    truncated = videos / "truncated.webm"
+    truncated.write_bytes(good.read_bytes()[:300])
+    (videos / "notes.txt").write_text("ignored: not a video extension")
+    listed = list_videos(videos)
+    assert [v.name for v in listed] == ["empty.webm", "good.webm", "text.mp4", "truncated.webm"]
+    out = tmp_path / "frames"
+    out.mkdir()
+    report = decode_videos(listed, out, decode_config, "skip", progress=False)
+    assert report.decoded == ["good.webm"]
+    reasons = {s["video"]: s["reason"] for s in report.skipped}
+    assert set(reasons) == {"empty.webm", "text.mp4", "truncated.webm"}
+    assert "empty" in reasons["empty.webm"]
+    assert [p.name for p in out.iterdir()] == ["good.npy"]
+    assert report.counts() == {"videos_found": 4, "videos_decoded": 1, "videos_skipped": 3,
+                               "videos_with_repeated_frames": 0}
+    json.dumps(report.skipped)  # the report is written as JSON
+    with pytest.raises(VidmemError, match="empty.webm.*data.on_bad_input"):
+        decode_videos([videos / "empty.webm"], out, decode_config, "fail", progress=False)
+
+
+def test_hanging_ffmpeg_hits_the_timeout(tmp_path, decode_config):
+    # A FIFO nobody writes to makes ffmpeg block on open forever: the per-video timeout ends it.
+    import os
+
+    fifo = tmp_path / "stuck.webm"
+    os.mkfifo(fifo)
+    from vidmem.errors import VideoError
+    from vidmem.ffmpeg_bin import ffmpeg_executable
+    from vidmem.frames import count_frames
+
+    with pytest.raises(VideoError, match="did not finish within 1 s"):
+        count_frames(fifo, ffmpeg_executable(), timeout=1)
+
+
+def test_same_stem_twice_is_refused(tmp_path):
+    (tmp_path / "video1.webm").write_bytes(b"x")
+    (tmp_path / "video1.mp4").write_bytes(b"x")
+    with pytest.raises(DataError, match="same name stem"):
+        list_videos(tmp_path)
+
+
+def test_decode_cache_gives_identical_output_and_skips_work(tmp_path, decode_config):
+    videos = [grey_ramp_video(tmp_path / f"v{i}.webm", n_frames=12 + i) for i in range(3)]
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    cache = tmp_path / "cache"
+    report1 = decode_videos(videos, first, decode_config, cache_root=cache, progress=False)
+    report2 = decode_videos(videos, second, decode_config, cache_root=cache, progress=False)
+    assert (report1.cache_hits, report2.cache_hits) == (0, 3)
+    assert report1.decoded == report2.decoded
+    for name in ("v0.npy", "v1.npy", "v2.npy"):
+        assert (first / name).read_bytes() == (second / name).read_bytes()
+    # Other decode settings never reuse these entries.
+    third = tmp_path / "c"
+    third.mkdir()
+    other = dataclasses.replace(decode_config, n_frames=4)
+    assert decode_videos(videos, third, other, cache_root=cache, progress=False).cache_hits == 0
+    assert np.load(third / "v0.npy").shape[0] == 4

@@ -1,0 +1,126 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vidmem.backends import create_backend
+from vidmem.backends.precomputed import read_feature_file
+from vidmem.errors import DataError
+from vidmem.features import extract_features
+from vidmem.params import TrainConfig
+from vidmem.predict import predict_videos
+from vidmem.training import save_checkpoint, train_model
+
+from conftest import REPO, grey_ramp_video
+
+
+def precomputed(tmp_path, files: dict[str, str], dim=None):
+    folder = tmp_path / "features"
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    config = {"kind": "precomputed", "features_dir": str(folder), "dim": dim}
+    return create_backend({"backend": {"pre": config}}, "pre")
+
+
+def test_text_files_with_commas_or_spaces_and_npy(tmp_path):
+    backend = precomputed(tmp_path, {"video1.txt": "1 2 3\n4 5 6\n", "video2.csv": "1,2,3\n4,5,6\n"})
+    np.save(backend.features_dir / "video3.npy", np.arange(6, dtype=np.float64).reshape(2, 3))
+    out = tmp_path / "out"
+    out.mkdir()
+    result = extract_features(tmp_path / "unused", out, backend, progress=False)
+    assert result.videos == 3 and result.info["feature_dim"] == 3
+    np.testing.assert_array_equal(np.load(out / "video2.npy"), [[1, 2, 3], [4, 5, 6]])
+    assert np.load(out / "video3.npy").dtype == np.float32
+
+
+def test_one_row_per_video_is_a_sequence_of_length_one(tmp_path):
+    (tmp_path / "v.txt").write_text("0.5 0.25\n")
+    assert read_feature_file(tmp_path / "v.txt").shape == (1, 2)
+
+
+@pytest.mark.parametrize("files, dim, message", [
+    ({"video1.txt": "1 2 x\n"}, None, "line 1: 'x' is not a number"),
+    ({"video1.txt": "1 2 3\n", "video2.txt": "1 2\n"}, None, "video2.txt: 2 values per row"),
+    ({"video1.txt": "1 2 3\n"}, 4, "expected 4"),
+    ({"video1.txt": "1 2\n", "video2.txt": "1 2\n3 4\n"}, None, "2 rows, but other videos have 1"),
+    ({"video1.txt": "1 nan\n"}, None, "NaN"),
+    ({"video1.txt": "\n"}, None, "no feature values"),
+])
+def test_malformed_files_name_the_file(tmp_path, files, dim, message):
+    backend = precomputed(tmp_path, files, dim)
+    with pytest.raises(DataError, match=message):
+        backend.import_features(tmp_path, progress=False)
+
+
+def test_predict_scores_unlabelled_videos_through_the_training_path(tmp_path):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for i, step in enumerate((3, 6, 9)):
+        grey_ramp_video(videos / f"clip{i}.webm", n_frames=10, step=step)
+    (videos / "broken.webm").write_bytes(b"not a video")
+    params = {
+        "data": {"videos_dir": str(videos), "ground_truth": "unused.csv", "on_bad_input": "skip"},
+        "decode": {"n_frames": 4, "short_side": 16, "workers": 2},
+        "cache": {"dir": None},
+        "backend": {"mean": {"kind": "helpers:MeanColour", "batch_size": 8,
+                             "input": {"size": 8, "value": {"range": [0, 1]}}}},
+    }
+    rng = np.random.default_rng(0)
+    features = rng.uniform(size=(30, 4, 6)).astype(np.float32)
+    targets = features[:, :, 0].mean(axis=1)
+    config = TrainConfig(lr=1e-2, epochs=3, batch_size=16, target="short-term_memorability",
+                         hidden_size=8, num_layers=1, dropout=0.0, seed=0, device="cpu",
+                         shuffle_train_labels=False)
+    result = train_model(features, targets, np.arange(20), np.arange(20, 30), config, False)
+    result.checkpoint["backend"] = "mean"
+    save_checkpoint(result.checkpoint, tmp_path / "model.pt")
+
+    table, skipped = predict_videos(videos, params, "mean", tmp_path / "model.pt", progress=False)
+    assert list(table.video) == ["clip0.webm", "clip1.webm", "clip2.webm"]
+    assert table.predicted.notna().all() and table.predicted.nunique() == 3
+    assert [s["video"] for s in skipped] == ["broken.webm"]
+    with pytest.raises(DataError, match="trained on backend 'mean'"):
+        predict_videos(videos, params, "other", tmp_path / "model.pt", progress=False)
+
+
+def test_killed_stage_leaves_no_output_and_rerun_matches(tmp_path):
+    """kill -9 in the middle of decode: no output that looks complete; a re-run gives the same
+    bytes as an uninterrupted run."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for i in range(30):
+        grey_ramp_video(videos / f"v{i:02d}.webm", n_frames=60, step=3, size=(320, 240))
+    (tmp_path / "params.yaml").write_text(
+        f"data: {{videos_dir: {videos}, ground_truth: x.csv, on_bad_input: skip}}\n"
+        "decode: {n_frames: 8, short_side: 240, workers: 1}\ncache: {dir: null}\n")
+
+    def decode(out):
+        return [sys.executable, str(REPO / "stages" / "decode.py"), "--params", "params.yaml",
+                "--out", out, "--report", f"{out}.json", "--metrics", f"{out}.m.json",
+                "--no-progress"]
+
+    process = subprocess.Popen(decode("frames"), cwd=tmp_path, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(tmp_path.glob(".frames.*.tmp/*.npy")):
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / "frames").exists() and not (tmp_path / "frames.json").exists()
+    assert list(tmp_path.glob(".frames.*.tmp"))  # the partial work stayed under a temp name
+
+    subprocess.run(decode("frames"), cwd=tmp_path, check=True, capture_output=True)
+    subprocess.run(decode("clean"), cwd=tmp_path, check=True, capture_output=True)
+    assert not list(tmp_path.glob(".frames.*.tmp"))
+    names = sorted(p.name for p in (tmp_path / "clean").iterdir())
+    assert len(names) == 30 and names == sorted(p.name for p in (tmp_path / "frames").iterdir())
+    for name in names:
+        assert (tmp_path / "frames" / name).read_bytes() == (tmp_path / "clean" / name).read_bytes()
+    assert pd.read_json(tmp_path / "frames.json", typ="series")["decoded"] == \
+        pd.read_json(tmp_path / "clean.json", typ="series")["decoded"]
