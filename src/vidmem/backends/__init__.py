@@ -19,6 +19,8 @@ from vidmem.params import backend_params
 BUILTIN_KINDS = {
     "torch": "vidmem.backends.torch_backbones:TorchBackbone",
     "precomputed": "vidmem.backends.precomputed:Precomputed",
+    "tfhub": "vidmem.backends.tfhub:TFHubModule",
+    "poets": "vidmem.backends.poets:PoetsBottleneck",
 }
 
 

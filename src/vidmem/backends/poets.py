@@ -1,0 +1,142 @@
+"""TF-for-Poets bottlenecks: the classic `retrain.py` flow on the 2015 Inception V3 graph.
+
+params.yaml, `backend.<name>`:
+    kind: poets
+    graph: <path to classify_image_graph_def.pb, or the URL of inception-2015-12-05.tgz>
+    bottleneck_dir: null    # default .cache/vidmem/bottlenecks/<graph digest>
+    jpeg_quality: 95
+    input: {size: 299, resize: squash, interpolation: bilinear, value: {subtract: 128, divide: 128}}
+
+Pixel handling is the tutorial's, and it happens *inside the graph*: each frame is JPEG-encoded
+and fed as bytes to `DecodeJpeg/contents:0`; the graph decodes it, resizes it bilinearly to
+299x299 (`ResizeBilinear`) and maps it to (x-128)/128 (`Sub`, `Mul`) before the network. The
+declared `value` must therefore be {subtract: 128, divide: 128}; the range actually fed is read
+back from `Mul:0` and recorded like every backend's. The bottleneck is `pool_3/_reshape:0`
+(2048-d). The graph is built for batch size 1, so frames go through one at a time.
+
+Bottlenecks are cached as retrain.py did, one text file per frame (one line of comma-joined
+floats, no trailing newline), named `<jpeg sha256>.jpg_inception_v3.txt`: a frame is recomputed
+only when its file is missing or unreadable (truncated, "Invalid float found"), and a changed
+frame has another name, so a stale bottleneck is never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from vidmem.backends.base import Backend
+from vidmem.cache import DEFAULT_CACHE_DIR
+from vidmem.errors import ParamsError, VidmemError
+from vidmem.files import file_digest, write_bytes, write_text
+from vidmem.normalize import InputSpec
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+DEFAULT_GRAPH_URL = "http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz"
+GRAPH_FILE = "classify_image_graph_def.pb"
+JPEG_INPUT = "DecodeJpeg/contents:0"
+NORMALIZED = "Mul:0"
+BOTTLENECK = "pool_3/_reshape:0"
+
+
+def fetch_graph(source: str, download_dir: Path) -> Path:
+    """A local GraphDef path as is; a tarball URL downloaded once and unpacked (as retrain.py)."""
+    if "://" not in source:
+        path = Path(source)
+        if not path.exists():
+            raise ParamsError(f"graph file {path} not found (the backend's 'graph' param)")
+        return path
+    target = download_dir / GRAPH_FILE
+    if not target.exists():
+        try:
+            with urllib.request.urlopen(source, timeout=60) as response:  # noqa: S310 - a URL param
+                data = response.read()
+        except OSError as exc:
+            raise VidmemError(f"could not download {source} ({exc}); offline, set the backend's "
+                              f"'graph' to a local {GRAPH_FILE}") from exc
+        with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+            member = archive.extractfile(GRAPH_FILE)
+            if member is None:
+                raise VidmemError(f"{source} holds no {GRAPH_FILE}")
+            write_bytes(target, member.read())
+    return target
+
+
+def read_bottleneck(path: Path, dim: int) -> np.ndarray | None:
+    """The cached bottleneck, or None if it is missing, truncated or not all floats."""
+    try:
+        values = [float(v) for v in path.read_text().split(",")]
+    except (OSError, ValueError):
+        return None
+    return np.array(values, np.float32) if len(values) == dim else None
+
+
+class PoetsBottleneck(Backend):
+    expected_range = (-1.0, 1.0)
+
+    def __init__(self, name: str, spec: InputSpec, config: dict[str, Any]) -> None:
+        super().__init__(name, spec, config)
+        if spec.values != "(x-128)/128":
+            raise ParamsError(f"backend {name}: the classic Inception graph normalizes inside, "
+                              "to (x-128)/128; declare input.value: {subtract: 128, divide: 128}")
+        import tensorflow as tf
+
+        cache_root = Path(config.get("cache_dir") or DEFAULT_CACHE_DIR)
+        graph_path = fetch_graph(str(config.get("graph", DEFAULT_GRAPH_URL)),
+                                 cache_root / "poets")
+        graph_def = tf.compat.v1.GraphDef()
+        graph_def.ParseFromString(graph_path.read_bytes())
+        graph = tf.Graph()
+        with graph.as_default():
+            tf.compat.v1.import_graph_def(graph_def, name="")
+        try:
+            self.jpeg_input = graph.get_tensor_by_name(JPEG_INPUT)
+            self.bottleneck = graph.get_tensor_by_name(BOTTLENECK)
+        except KeyError as exc:
+            raise VidmemError(f"{graph_path} lacks {JPEG_INPUT} or {BOTTLENECK}: not a "
+                              "TF-for-Poets Inception graph") from exc
+        names = {op.name for op in graph.get_operations()}
+        self.normalized = graph.get_tensor_by_name(NORMALIZED) if "Mul" in names else None
+        self.session = tf.compat.v1.Session(graph=graph)
+        self.feature_dim = int(np.prod(self.bottleneck.shape[1:]))
+        digest = file_digest(graph_path)[:16]
+        self.weights = f"TF-for-Poets graph {graph_path.name} (sha256 {digest})"
+        folder = config.get("bottleneck_dir")
+        self.bottleneck_dir = Path(folder) if folder else cache_root / "bottlenecks" / digest
+        self.quality = int(config.get("jpeg_quality", 95))
+        self.reused = 0
+
+    def bottleneck_path(self, jpeg: bytes) -> Path:
+        return self.bottleneck_dir / f"{hashlib.sha256(jpeg).hexdigest()}.jpg_inception_v3.txt"
+
+    def _extract(self, frames: np.ndarray) -> np.ndarray:
+        features = np.empty((len(frames), self.feature_dim), np.float32)
+        for i, frame in enumerate(frames):
+            buffer = io.BytesIO()
+            # 4:4:4 chroma: the frame is already decoded video; do not blur its colours again.
+            Image.fromarray(frame).save(buffer, format="JPEG", quality=self.quality,
+                                        subsampling=0)
+            jpeg = buffer.getvalue()
+            path = self.bottleneck_path(jpeg)
+            cached = read_bottleneck(path, self.feature_dim)
+            if cached is not None:
+                features[i] = cached
+                self.reused += 1
+                continue
+            fetches = [self.bottleneck] + ([self.normalized] if self.normalized is not None else [])
+            outputs = self.session.run(fetches, {self.jpeg_input: jpeg})
+            if self.normalized is not None:
+                self.record_range(outputs[1].min(), outputs[1].max())
+            features[i] = np.reshape(outputs[0], -1)
+            # retrain.py's format; plain floats, since repr of a NumPy scalar is 'np.float32(..)'
+            write_text(path, ",".join(str(float(v)) for v in features[i]))
+        return features

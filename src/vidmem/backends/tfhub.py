@@ -1,0 +1,66 @@
+"""TF-Hub image feature-vector modules (default: Inception V3, 2048-d).
+
+params.yaml, `backend.<name>`:
+    kind: tfhub
+    handle: https://tfhub.dev/google/imagenet/inception_v3/feature_vector/5
+            (a URL needs the network once; a local SavedModel directory works offline, and
+             downloads are cached in $TFHUB_CACHE_DIR)
+    input: {size: 299, resize: squash, interpolation: bilinear, value: {range: [0, 1]}}
+
+TF-Hub image modules expect RGB in [0, 1] (the Inception module maps it to [-1, 1] itself).
+The reference run fed (x-128)/128 instead, and lost a third of its Spearman. Such a mismatch
+shows up as `input_range_matches: false` in the features' info.json.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from vidmem.backends.base import Backend
+from vidmem.errors import ParamsError, VidmemError
+from vidmem.normalize import InputSpec
+
+# tensorflow-hub's KerasLayer needs Keras 2 (tf-keras); with Keras 3 it fails with "Only
+# instances of `keras.Layer` can be added". This must be set before TensorFlow is imported.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+DEFAULT_HANDLE = "https://tfhub.dev/google/imagenet/inception_v3/feature_vector/5"
+
+
+class TFHubModule(Backend):
+    """A TF-Hub image feature-vector module loaded with `hub.KerasLayer`."""
+
+    expected_range = (0.0, 1.0)
+
+    def __init__(self, name: str, spec: InputSpec, config: dict[str, Any]) -> None:
+        super().__init__(name, spec, config)
+        import tensorflow as tf
+        import tensorflow_hub as hub
+
+        handle = config.get("handle", DEFAULT_HANDLE)
+        if not isinstance(handle, str) or not handle:
+            raise ParamsError(f"params.yaml: 'backend.{name}.handle' must be a URL or a folder")
+        if "://" not in handle and not os.path.isdir(handle):
+            raise ParamsError(f"TF-Hub module folder {handle} not found (backend.{name}.handle)")
+        try:
+            self.layer = hub.KerasLayer(handle, trainable=False)
+        except Exception as exc:  # noqa: BLE001 - hub raises many types for an unreachable handle
+            raise VidmemError(
+                f"could not load TF-Hub module {handle!r} ({type(exc).__name__}: {exc}). Offline, "
+                "download it once elsewhere and point the handle at the SavedModel folder, or "
+                "set TFHUB_CACHE_DIR to a cache that holds it") from exc
+        self.tf = tf
+        probe = self.layer(tf.zeros((1, spec.height, spec.width, 3), tf.float32))
+        self.feature_dim = int(probe.shape[-1])
+        self.weights = f"TF-Hub module {handle}"
+
+    def _extract(self, frames: np.ndarray) -> np.ndarray:
+        scale = np.asarray(self.spec.scale, np.float32)
+        offset = np.asarray(self.spec.offset, np.float32)
+        x = frames.astype(np.float32) * scale + offset  # NHWC, as TF-Hub image modules take
+        self.record_range(x.min(), x.max())
+        return self.layer(self.tf.constant(x)).numpy()

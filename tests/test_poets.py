@@ -1,0 +1,76 @@
+"""The poets backend through its real GraphDef loading code, on a small graph built here with
+the classic tensor names (DecodeJpeg/contents:0 → ... → Mul:0 → pool_3/_reshape:0)."""
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+
+def build_graph(path, size=16):
+    """JPEG bytes → decode → bilinear resize → (x-128)/128 → 'network' = input statistics."""
+    graph = tf.Graph()
+    with graph.as_default():
+        contents = tf.compat.v1.placeholder(tf.string, shape=[], name="DecodeJpeg/contents")
+        decoded = tf.io.decode_jpeg(contents, channels=3)
+        expanded = tf.expand_dims(tf.cast(decoded, tf.float32), 0)
+        resized = tf.compat.v1.image.resize_bilinear(expanded, [size, size])
+        normalized = tf.multiply(tf.subtract(resized, 128.0), 1 / 128.0, name="Mul")
+        axes = [1, 2, 3]
+        stats = tf.stack([tf.reduce_min(normalized, axes), tf.reduce_max(normalized, axes),
+                          tf.reduce_mean(normalized, axes)], axis=1)
+        tf.reshape(stats, [1, 3], name="pool_3/_reshape")
+    path.write_bytes(graph.as_graph_def().SerializeToString())
+    return path
+
+
+@pytest.fixture
+def poets(tmp_path):
+    from vidmem.backends import create_backend
+
+    config = {"kind": "poets", "graph": str(build_graph(tmp_path / "graph.pb")),
+              "bottleneck_dir": str(tmp_path / "bottlenecks"), "jpeg_quality": 100,
+              "input": {"size": 16, "value": {"subtract": 128, "divide": 128}}}
+    return create_backend({"backend": {"poets": config}}, "poets")
+
+
+def frames():
+    x = np.zeros((3, 16, 16, 3), np.uint8)
+    x[:, :8] = 255
+    x[1] = 128
+    return x
+
+
+def test_graph_does_the_tutorials_pixel_handling(poets):
+    features = poets.extract(frames())
+    assert poets.feature_dim == 3
+    np.testing.assert_allclose(features[0], [-1, 127 / 128, -1 / 256], atol=0.02)
+    np.testing.assert_allclose(features[1], [0, 0, 0], atol=0.02)
+    info = poets.describe()
+    assert info["input_range_matches"] is True
+    assert info["observed_input_range"][0] == pytest.approx(-1, abs=0.02)
+
+
+def test_bottleneck_files_are_reused_and_corrupt_ones_recomputed(poets):
+    first = poets.extract(frames())
+    files = sorted(poets.bottleneck_dir.iterdir())
+    assert len(files) == 2  # frames 0 and 2 are the same image: one bottleneck
+    text = files[0].read_text()
+    assert "," in text and not text.endswith("\n") and "np.float32" not in text
+    poets.reused = 0
+    np.testing.assert_array_equal(poets.extract(frames()), first)
+    assert poets.reused == 3
+    files[0].write_text(text[: len(text) // 2] + "x")  # truncated and not a float
+    poets.reused = 0
+    np.testing.assert_array_equal(poets.extract(frames()), first)
+    assert poets.reused < 3 and files[0].read_text() == text
+
+
+def test_other_declared_values_are_refused(tmp_path):
+    from vidmem.backends import create_backend
+    from vidmem.errors import ParamsError
+
+    config = {"kind": "poets", "graph": str(build_graph(tmp_path / "g.pb")),
+              "input": {"size": 16, "value": {"range": [0, 1]}}}
+    with pytest.raises(ParamsError, match="subtract: 128"):
+        create_backend({"backend": {"p": config}}, "p")
