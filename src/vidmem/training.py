@@ -59,10 +59,13 @@ def train_model(features: np.ndarray, targets: np.ndarray, train_idx: np.ndarray
     seed_everything(config.seed)
     device = training_device(config.device)
     train_y = targets[train_idx].astype(np.float32)
+    val_y = targets[val_idx].astype(np.float32)
     if config.shuffle_train_labels:
-        # Control experiment: break the link between videos and labels. Test Spearman should
-        # then fall to about 0; if it does not, labels leak into the features.
-        train_y = np.random.default_rng(config.seed + 1).permutation(train_y)
+        # Control experiment: break the link between videos and labels for everything the
+        # model sees or is selected on (train and validation; the test labels stay true).
+        # Test Spearman should then be near 0; if it is not, labels leak into the features.
+        rng = np.random.default_rng(config.seed + 1)
+        train_y, val_y = rng.permutation(train_y), rng.permutation(val_y)
     # Standardize features with training-set statistics (saved in the checkpoint), so the LSTM
     # sees inputs of similar scale whatever backbone produced them.
     mean = features[train_idx].mean(axis=(0, 1))
@@ -71,7 +74,6 @@ def train_model(features: np.ndarray, targets: np.ndarray, train_idx: np.ndarray
     x_train = x_all[train_idx].to(device)
     y_train = torch.from_numpy(train_y).to(device)
     x_val = x_all[val_idx].to(device)
-    y_val = targets[val_idx].astype(np.float32)
 
     model = MemorabilityLSTM(features.shape[2], config.hidden_size, config.num_layers,
                              config.dropout).to(device)
@@ -97,9 +99,9 @@ def train_model(features: np.ndarray, targets: np.ndarray, train_idx: np.ndarray
             optimizer.step()
             total += loss.item() * len(batch)
         val_pred = _predict(model, x_val, config.batch_size).cpu().numpy()
-        val_spearman = spearman(y_val, val_pred)
+        val_spearman = spearman(val_y, val_pred)
         history.append({"epoch": epoch, "train_loss": total / len(x_train),
-                        "val_loss": float(np.mean((val_pred - y_val) ** 2)),
+                        "val_loss": float(np.mean((val_pred - val_y) ** 2)),
                         "val_spearman": val_spearman})
         score = -math.inf if math.isnan(val_spearman) else val_spearman
         if best_state is None or score > best_val:
