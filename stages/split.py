@@ -3,6 +3,7 @@
 from vidmem.cli import run_stage, stage_parser
 from vidmem.dataset import dataset_from_reports
 from vidmem.files import write_json
+from vidmem.groundtruth import read_captions
 from vidmem.params import DataConfig, SplitConfig
 from vidmem.split import split_videos
 
@@ -11,9 +12,13 @@ def main(args, params):
     data = DataConfig.from_params(params)
     dataset = dataset_from_reports(data.ground_truth, args.decode_report, data.on_bad_input)
     parts = split_videos(dataset.videos, SplitConfig.from_params(params))
+    counts = {**dataset.counts(), **{f"n_{k}": len(v) for k, v in parts.items()}}
+    if data.captions:  # checked now so a broken captions file is found before anyone uses it
+        captions = read_captions(data.captions)
+        counts["videos_without_caption"] = sum(v not in captions for v in dataset.videos)
     write_json(args.out, parts)
     write_json(args.report, {"counts": dataset.counts(), "skipped": dataset.skipped})
-    write_json(args.metrics, {**dataset.counts(), **{f"n_{k}": len(v) for k, v in parts.items()}})
+    write_json(args.metrics, counts)
     print("split: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()) +
           f"; {len(dataset.skipped)} video(s) skipped, see {args.report}")
 
