@@ -114,3 +114,12 @@ def test_decode_cache_gives_identical_output_and_skips_work(tmp_path, decode_con
     other = dataclasses.replace(decode_config, n_frames=4)
     assert decode_videos(videos, third, other, cache_root=cache, progress=False).cache_hits == 0
     assert np.load(third / "v0.npy").shape[0] == 4
+
+
+def test_non_ascii_video_names_decode(tmp_path, decode_config):
+    video = grey_ramp_video(tmp_path / "vidéo été 🎬.webm", n_frames=8)
+    out = tmp_path / "out"
+    out.mkdir()
+    report = decode_videos(list_videos(tmp_path), out, decode_config, progress=False)
+    assert report.decoded == [video.name]
+    assert (out / "vidéo été 🎬.npy").exists()
