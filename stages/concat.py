@@ -3,13 +3,17 @@
 from vidmem.cli import run_stage, stage_parser
 from vidmem.dataset import dataset_from_reports
 from vidmem.features import concat_features
-from vidmem.params import DataConfig
+from vidmem.params import DataConfig, as_bool, as_int, lookup
 
 
 def main(args, params):
     data = DataConfig.from_params(params)
     dataset = dataset_from_reports(data.ground_truth, args.decode_report, data.on_bad_input)
-    shape = concat_features(args.features, dataset.videos, args.out)
+    misalign = as_bool(lookup(params, "concat.misalign_control", False), "concat.misalign_control")
+    seed = as_int(lookup(params, "base.seed"), "base.seed", 0) if misalign else None
+    shape = concat_features(args.features, dataset.videos, args.out, misalign_seed=seed)
+    if misalign:
+        print("CONTROL: features deliberately misaligned with their videos (concat.misalign_control)")
     print(f"concat {args.backend}: {shape}")
 
 

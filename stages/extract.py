@@ -23,7 +23,7 @@ def main(args, params):
     if result.info["random_weights"]:
         print(f"WARNING: backend {args.backend} uses RANDOM weights; its features and every "
               "metric built on them are labelled random_weights: true", file=sys.stderr)
-    if result.info["input_range_matches"] is False:
+    if result.info.get("input_range_matches") is False:
         print(f"WARNING: backend {args.backend} was fed values in "
               f"{result.info['observed_input_range']} but its weights expect "
               f"{result.info['expected_input_range']}: check backend.{args.backend}.input.value",

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from ruamel.yaml import YAML
 
 from vidmem.demo import encode_webm
 from vidmem.ffmpeg_bin import ffmpeg_executable
@@ -33,3 +37,53 @@ def frame_number(frame: np.ndarray, step: int = 9) -> int:
 def decode_config() -> DecodeConfig:
     return DecodeConfig(n_frames=8, short_side=48, workers=2, short_video="repeat", timeout_s=30,
                         ffmpeg=None)
+
+
+# --- end-to-end helpers: a copy of this repo with tiny params, driven by the real CLI ---------
+
+TINY_PARAMS = {
+    ("demo", "n_videos"): 16, ("demo", "seconds"): 1.0, ("decode", "n_frames"): 4,
+    ("decode", "short_side"): 96, ("epochs",): 3, ("model", "hidden_size"): 16,
+    ("model", "num_layers"): 2, ("evaluate", "bootstrap_resamples"): 50,
+    ("split", "train"): 0.5, ("split", "val"): 0.25, ("split", "test"): 0.25,
+    ("backend", "efficientnet_lite0", "batch_size"): 16, ("cache", "dir"): None,
+}
+
+
+def sh(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t", "DVC_NO_ANALYTICS": "1"}
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n"
+                             f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def copy_project(root: Path) -> YAML:
+    """Copy this repo's files (as git sees them, without results) into `root`; return a
+    round-trip YAML loader for editing its params.yaml."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=REPO, capture_output=True, text=True, check=True).stdout
+    for name in filter(None, listed.split("\0")):
+        source = REPO / name
+        if source.is_file() and not name.startswith(("metrics/", "plots/", "benchmarks/")) \
+                and name != "dvc.lock":
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, root / name)
+    return YAML()
+
+
+def set_params(params: dict, overrides: dict) -> None:
+    for keys, value in overrides.items():
+        node = params
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = value
+
+
+def commit_all(root: Path, message: str) -> None:
+    if not (root / ".git").exists():
+        sh(["git", "init", "-q"], root)
+    sh(["git", "add", "-A"], root)
+    sh(["git", "commit", "-qm", message], root)

@@ -3,61 +3,23 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-from ruamel.yaml import YAML
 
-from conftest import REPO
+from conftest import TINY_PARAMS, commit_all, copy_project, set_params, sh
 
 pytestmark = pytest.mark.e2e
 
-TINY = {
-    ("demo", "n_videos"): 16, ("demo", "seconds"): 1.0, ("decode", "n_frames"): 4,
-    ("decode", "short_side"): 96, ("epochs",): 3, ("model", "hidden_size"): 16,
-    ("model", "num_layers"): 2, ("evaluate", "bootstrap_resamples"): 50,
-    ("split", "train"): 0.5, ("split", "val"): 0.25, ("split", "test"): 0.25,
-}
-
-
-def sh(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t", "DVC_NO_ANALYTICS": "1"}
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n"
-                             f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    """A copy of this repo's files (as git sees them) with tiny params, committed in a new repo."""
     root = tmp_path_factory.mktemp("project")
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=REPO, capture_output=True, text=True, check=True).stdout
-    for name in filter(None, listed.split("\0")):
-        source = REPO / name
-        if source.is_file() and not name.startswith(("metrics/", "plots/")) and name != "dvc.lock":
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, root / name)
-    yaml = YAML()
+    yaml = copy_project(root)
     params = yaml.load(root / "params.yaml")
-    for keys, value in TINY.items():
-        node = params
-        for key in keys[:-1]:
-            node = node[key]
-        node[keys[-1]] = value
-    params["backend"]["efficientnet_lite0"]["batch_size"] = 16
-    params["cache"]["dir"] = None
+    set_params(params, TINY_PARAMS)
     yaml.dump(params, root / "params.yaml")
-    sh(["git", "init", "-q"], root)
-    sh(["git", "add", "-A"], root)
-    sh(["git", "commit", "-qm", "tiny"], root)
+    commit_all(root, "tiny")
     return root
 
 

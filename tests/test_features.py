@@ -87,3 +87,15 @@ def test_concat_refuses_missing_or_mismatched_features(normalized, tmp_path):
     with pytest.raises(DataError, match="shapes differ"):
         concat_features(tmp_path / "out", ["video0.webm", "video1.webm"], tmp_path / "x.npz")
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_misalign_control_permutes_rows_but_not_ids(normalized, tmp_path):
+    run(normalized, tmp_path / "out")
+    order = [f"video{i}.webm" for i in range(5)]
+    concat_features(tmp_path / "out", order, tmp_path / "ok.npz")
+    concat_features(tmp_path / "out", order, tmp_path / "bad.npz", misalign_seed=0)
+    good, ids = load_concat(tmp_path / "ok.npz")
+    bad, bad_ids = load_concat(tmp_path / "bad.npz")
+    assert ids == bad_ids
+    assert not np.array_equal(good, bad)
+    assert sorted(map(bytes, bad)) == sorted(map(bytes, good))  # same rows, other owners

@@ -123,3 +123,18 @@ def test_non_ascii_video_names_decode(tmp_path, decode_config):
     report = decode_videos(list_videos(tmp_path), out, decode_config, progress=False)
     assert report.decoded == [video.name]
     assert (out / "vidéo été 🎬.npy").exists()
+
+
+def test_matroska_packet_count_matches_ffmpeg(tmp_path):
+    from vidmem.ffmpeg_bin import ffmpeg_executable
+    from vidmem.frames import count_frames
+    from vidmem.matroska import video_packet_count
+
+    for n in (1, 5, 37):
+        video = grey_ramp_video(tmp_path / f"v{n}.webm", n_frames=n, step=5)
+        assert video_packet_count(video) == count_frames(video, ffmpeg_executable(), 30) == n
+    damaged = tmp_path / "damaged.webm"
+    damaged.write_bytes((tmp_path / "v37.webm").read_bytes()[:500])
+    assert video_packet_count(damaged) is None  # unsure: the caller asks ffmpeg instead
+    (tmp_path / "x.webm").write_bytes(b"not matroska at all")
+    assert video_packet_count(tmp_path / "x.webm") is None

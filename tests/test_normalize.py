@@ -61,3 +61,11 @@ def test_normalize_stage_writes_uint8_and_the_spec(tmp_path):
     assert stored.dtype == np.uint8 and stored.shape == (3, 12, 12, 3)  # never float copies
     assert (stored == 77).all()
     assert read_spec(out) == s
+
+
+def test_named_presets_equal_their_mappings():
+    assert spec("tf_inception") == spec({"subtract": 128, "divide": 128})
+    assert spec("unit_range") == spec({"range": [0, 1]})
+    assert spec("imagenet") == spec({"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]})
+    with pytest.raises(ParamsError, match="not one of"):
+        spec("zero_to_one")

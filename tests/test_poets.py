@@ -4,23 +4,13 @@ the classic tensor names (DecodeJpeg/contents:0 → ... → Mul:0 → pool_3/_re
 import numpy as np
 import pytest
 
+from helpers import save_poets_graph
+
 tf = pytest.importorskip("tensorflow")
 
 
 def build_graph(path, size=16):
-    """JPEG bytes → decode → bilinear resize → (x-128)/128 → 'network' = input statistics."""
-    graph = tf.Graph()
-    with graph.as_default():
-        contents = tf.compat.v1.placeholder(tf.string, shape=[], name="DecodeJpeg/contents")
-        decoded = tf.io.decode_jpeg(contents, channels=3)
-        expanded = tf.expand_dims(tf.cast(decoded, tf.float32), 0)
-        resized = tf.compat.v1.image.resize_bilinear(expanded, [size, size])
-        normalized = tf.multiply(tf.subtract(resized, 128.0), 1 / 128.0, name="Mul")
-        axes = [1, 2, 3]
-        stats = tf.stack([tf.reduce_min(normalized, axes), tf.reduce_max(normalized, axes),
-                          tf.reduce_mean(normalized, axes)], axis=1)
-        tf.reshape(stats, [1, 3], name="pool_3/_reshape")
-    path.write_bytes(graph.as_graph_def().SerializeToString())
+    save_poets_graph(path, size)
     return path
 
 

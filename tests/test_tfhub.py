@@ -3,24 +3,16 @@
 import numpy as np
 import pytest
 
+from helpers import save_input_stats_module
+
 tf = pytest.importorskip("tensorflow")
 pytest.importorskip("tensorflow_hub")
-
-
-class InputStats(tf.Module):
-    """A 'feature-vector module' whose 4 features are min, max, mean and std of its input."""
-
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
-    def __call__(self, images):
-        axes = [1, 2, 3]
-        return tf.stack([tf.reduce_min(images, axes), tf.reduce_max(images, axes),
-                         tf.reduce_mean(images, axes), tf.math.reduce_std(images, axes)], axis=1)
 
 
 @pytest.fixture(scope="module")
 def module_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("hub") / "input_stats"
-    tf.saved_model.save(InputStats(), str(path))
+    save_input_stats_module(path)
     return path
 
 

@@ -69,8 +69,11 @@ def extract_features(normalized_dir: str | os.PathLike, out_dir: str | os.PathLi
         count = backend.import_features(out_dir, progress)
         return ExtractResult(videos=count, cache_hits=0, info={**backend.describe(), "videos": count})
     files = item_files(normalized_dir)
+    # Keyed by the resolved input spec (not its spelling in params: a preset name and its
+    # mapping are the same input) and the rest of the backend's config.
+    config = {k: v for k, v in backend.config.items() if k != "input"}
     cache = ItemCache(cache_root, f"extract/{backend.name}",
-                      {"version": EXTRACT_VERSION, "backend": backend.config,
+                      {"version": EXTRACT_VERSION, "backend": config,
                        "spec": backend.spec.to_dict()})
     todo: list[tuple[Path, str]] = []
     for path in files:
@@ -116,12 +119,16 @@ def extract_features(normalized_dir: str | os.PathLike, out_dir: str | os.PathLi
 
 
 def concat_features(features_dir: str | os.PathLike, videos: Sequence[str],
-                    out_file: str | os.PathLike) -> dict[str, Any]:
+                    out_file: str | os.PathLike, misalign_seed: int | None = None) -> dict[str, Any]:
     """Pack per-video features into one `[videos, frames, dim]` array with the ids beside it.
 
     `videos` are video file names (`video10.webm`) in the order wanted; each must have a
     `<stem>.npy` in `features_dir`, else DataError names the missing ones. Ids and rows are saved
     together in one `.npz`, so they cannot drift apart.
+
+    `misalign_seed` is for the control experiment only: it deliberately pairs every video's id
+    with another video's features (a fixed permutation), as a buggy pipeline would. Test
+    Spearman must then fall to about 0.
     """
     features_dir = Path(features_dir)
     missing = [v for v in videos if not (features_dir / f"{Path(v).stem}.npy").exists()]
@@ -134,6 +141,8 @@ def concat_features(features_dir: str | os.PathLike, videos: Sequence[str],
         raise DataError(f"{features_dir}: per-video feature shapes differ ({sorted(shapes)[:4]}); "
                         "every video must have the same number of frames and dimensions")
     stacked = np.stack(arrays).astype(np.float32)
+    if misalign_seed is not None:
+        stacked = stacked[np.random.default_rng(misalign_seed).permutation(len(stacked))]
     if stacked.ndim != 3:
         raise DataError(f"{features_dir}: expected [frames, dim] per video, got {stacked.shape[1:]}")
     with atomic_path(out_file, suffix=".npz") as tmp, open(tmp, "wb") as f:

@@ -2,8 +2,9 @@
 
 One ffmpeg process per video decodes the stream once and keeps only the wanted frames with the
 `select` filter; per-frame `-ss` seeks would start N processes per video and only pay off on long
-videos. A quick stream copy (no decoding) counts the frames first, because WebM duration metadata
-is optional.
+videos. The frames are counted first, because WebM duration metadata is optional: for
+WebM/Matroska by walking the container in Python (`vidmem.matroska`), which saves a process per
+video; other formats, and any file that walk is unsure of, by a quick ffmpeg stream copy.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from vidmem.cache import ItemCache
 from vidmem.errors import DataError, ShortVideoError, VideoError, VidmemError
 from vidmem.ffmpeg_bin import ffmpeg_executable
 from vidmem.files import file_digest
+from vidmem.matroska import video_packet_count
 from vidmem.params import DecodeConfig
 
 VIDEO_EXTENSIONS = (".webm", ".mp4", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv")
@@ -129,7 +131,10 @@ def decode_video(video: str | os.PathLike, config: DecodeConfig,
     if video.stat().st_size == 0:
         raise VideoError(video.name, "file is empty (0 bytes)")
     n = config.n_frames
-    total = count_frames(video, ffmpeg_bin, config.timeout_s)
+    # WebM/Matroska: count packets in Python (no second process); else ask ffmpeg.
+    total = video_packet_count(video) if video.suffix.lower() in (".webm", ".mkv") else None
+    if total is None:
+        total = count_frames(video, ffmpeg_bin, config.timeout_s)
     frames: list[np.ndarray] = []
     for attempt in range(2):
         if total == 0:

@@ -32,6 +32,13 @@ from vidmem.files import file_digest, load_npy, write_json
 from vidmem.params import as_bool, as_choice, as_float, as_float_list, as_int
 
 RESIZE_MODES = ("squash", "center_crop")
+# Named value conventions, so one `dvc exp run -S backend.<b>.input.value=<name>` switches them.
+VALUE_PRESETS: dict[str, dict[str, Any]] = {
+    "unit_range": {"range": [0, 1]},                        # TF-Hub image modules
+    "symmetric_range": {"range": [-1, 1]},                  # TF EfficientNet(-Lite) weights
+    "tf_inception": {"subtract": 128, "divide": 128},       # classic Inception graph, TF-for-Poets
+    "imagenet": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},  # torchvision
+}
 INTERPOLATIONS = ("bilinear", "bicubic", "area", "nearest")
 NORMALIZE_VERSION = 1
 SPEC_FILE = "spec.json"
@@ -62,6 +69,11 @@ class InputSpec:
         else:
             height = width = as_int(size, f"{where}.size", 1)
         value = section.get("value")
+        if isinstance(value, str):
+            if value not in VALUE_PRESETS:
+                raise ParamsError(f"params.yaml: '{where}.value' = {value!r} is not one of "
+                                  f"{sorted(VALUE_PRESETS)} (or use a mapping, see README)")
+            value = VALUE_PRESETS[value]
         if not isinstance(value, dict) or len(value) == 0:
             raise ParamsError(f"params.yaml: '{where}.value' must be one of "
                               "{range: [lo, hi]}, {subtract: s, divide: d} or {mean: [...], std: [...]}")

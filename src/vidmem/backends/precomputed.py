@@ -4,6 +4,7 @@ params.yaml, `backend.<name>`:
     kind: precomputed
     features_dir: data/precomputed/<name>   # one file per video, named after the video's stem
     dim: null                               # expected feature dimension (null: from the first file)
+    input: null                             # no frames (normalize@<name> still reads this key)
 
 Each file (`video10.npy`, `video10.txt` or `video10.csv`) holds one row per frame, or one row for
 the whole video, of whitespace- or comma-separated floats. Keep the folder under
@@ -128,4 +129,4 @@ class Precomputed(Backend):
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "kind": "precomputed", "feature_dim": self.feature_dim,
                 "weights": self.weights, "random_weights": False,
-                "features_dir": str(self.features_dir)}
+                "features_dir": str(self.features_dir), "input_range_matches": None}

@@ -1,0 +1,82 @@
+"""Every kind of backend side by side in one real `dvc repro`: EfficientNet-Lite0, a TF-Hub
+module, a TF-for-Poets graph (both small real models saved here) and precomputed features; then
+the reference's normalization mistake reproduced with one `dvc exp run -S`."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import TINY_PARAMS, commit_all, copy_project, set_params, sh
+from helpers import save_input_stats_module, save_poets_graph
+
+pytest.importorskip("tensorflow")
+pytestmark = pytest.mark.e2e
+
+BACKENDS = ["efficientnet_lite0", "hub_stats", "poets_stats", "latents"]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    from vidmem.demo import DemoConfig, demo_latents
+
+    root = tmp_path_factory.mktemp("backends")
+    yaml = copy_project(root)
+    params = yaml.load(root / "params.yaml")
+    set_params(params, TINY_PARAMS)
+    models = root / "data" / "test_models"
+    models.mkdir(parents=True)
+    save_input_stats_module(models / "hub_stats")
+    save_poets_graph(models / "poets_stats.pb", size=32)
+    # "Features that come with the data set": the demo's own latent values, one row per video.
+    demo = params["demo"]
+    latents = demo_latents(DemoConfig(n_videos=demo["n_videos"], seconds=demo["seconds"],
+                                      fps=demo["fps"], width=demo["width"],
+                                      height=demo["height"], noise=demo["noise"],
+                                      seed=demo["seed"]))
+    folder = root / "data" / "precomputed" / "latents"
+    folder.mkdir(parents=True)
+    for _, row in latents.iterrows():
+        (folder / f"{Path(row['video']).stem}.txt").write_text(
+            f"{row['size']:.6f} {row['brightness']:.6f} {row['hue']:.6f}\n")
+    params["backends"] = BACKENDS
+    # Configured like the real Inception backends, with the models saved above.
+    params["backend"]["hub_stats"] = copy.deepcopy(params["backend"]["tfhub_inception_v3"])
+    params["backend"]["hub_stats"].update(handle="data/test_models/hub_stats")
+    params["backend"]["poets_stats"] = copy.deepcopy(params["backend"]["poets_inception_v3"])
+    params["backend"]["poets_stats"].update(graph="data/test_models/poets_stats.pb")
+    for name in ("hub_stats", "poets_stats"):
+        params["backend"][name]["input"]["size"] = 32
+    params["backend"]["latents"] = {"kind": "precomputed", "input": None,
+                                    "features_dir": "data/precomputed/latents"}
+    yaml.dump(params, root / "params.yaml")
+    commit_all(root, "all backends")
+    return root
+
+
+def test_all_backends_run_and_are_evaluated_side_by_side(project):
+    sh(["dvc", "repro"], project)
+    for name in BACKENDS:
+        metrics = json.loads((project / f"metrics/eval/{name}.json").read_text())
+        assert metrics["n"] == 4 and "spearman" in metrics, name
+    hub = json.loads((project / "data/features/hub_stats/info.json").read_text())
+    assert hub["input_range_matches"] is True and hub["expected_input_range"] == [0, 1]
+    poets = json.loads((project / "data/features/poets_stats/info.json").read_text())
+    assert poets["input_range_matches"] is True and poets["feature_dim"] == 3
+    latents = json.loads((project / "data/features/latents/info.json").read_text())
+    assert latents["feature_dim"] == 3 and latents["kind"] == "precomputed"
+    commit_all(project, "run")
+
+    # The reference TF-Hub run's mistake, on purpose: feed (x-128)/128 instead of [0, 1].
+    sh(["dvc", "exp", "run", "-S", "backend.hub_stats.input.value=tf_inception"], project)
+    hub = json.loads((project / "data/features/hub_stats/info.json").read_text())
+    assert hub["input_range_matches"] is False
+    assert hub["observed_input_range"][0] < -0.5  # what the 'network' really received
+    shown = sh(["dvc", "exp", "show", "--csv"], project).stdout.splitlines()
+    header = shown[0].split(",")
+    assert "backend.hub_stats.input.value" in header
+    assert "metrics/eval/hub_stats.json:spearman" in header
+    assert any(",tf_inception," in line for line in shown[1:])
