@@ -87,3 +87,13 @@ def commit_all(root: Path, message: str) -> None:
         sh(["git", "init", "-q"], root)
     sh(["git", "add", "-A"], root)
     sh(["git", "commit", "-qm", message], root)
+
+
+def tensorflow_or_skip():
+    """TensorFlow imported the safe way (triton first, see vidmem.backends._tf_import), or skip."""
+    try:
+        from vidmem.backends._tf_import import import_tensorflow
+
+        return import_tensorflow()
+    except ImportError:
+        pytest.skip("TensorFlow is not installed", allow_module_level=True)

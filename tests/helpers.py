@@ -22,7 +22,9 @@ class MeanColour(Backend):
 def save_input_stats_module(path) -> None:
     """A SavedModel 'feature-vector module' whose 4 features are min, max, mean and std of its
     input: a network that reports what it was fed."""
-    import tensorflow as tf
+    from vidmem.backends._tf_import import import_tensorflow
+
+    tf = import_tensorflow()
 
     class InputStats(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
@@ -39,7 +41,9 @@ def save_poets_graph(path, size: int) -> None:
     """A frozen GraphDef with the classic TF-for-Poets tensor names: JPEG bytes at
     DecodeJpeg/contents:0 → decode → bilinear resize → (x-128)/128 at Mul:0 → 'network' (input
     min, max, mean) at pool_3/_reshape:0."""
-    import tensorflow as tf
+    from vidmem.backends._tf_import import import_tensorflow
+
+    tf = import_tensorflow()
 
     graph = tf.Graph()
     with graph.as_default():

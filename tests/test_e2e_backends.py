@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY_PARAMS, commit_all, copy_project, set_params, sh
+from conftest import TINY_PARAMS, commit_all, copy_project, set_params, sh, tensorflow_or_skip
 from helpers import save_input_stats_module, save_poets_graph
 
-pytest.importorskip("tensorflow")
+tensorflow_or_skip()
 pytestmark = pytest.mark.e2e
 
 BACKENDS = ["efficientnet_lite0", "hub_stats", "poets_stats", "latents"]

@@ -69,3 +69,11 @@ def test_named_presets_equal_their_mappings():
     assert spec("imagenet") == spec({"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]})
     with pytest.raises(ParamsError, match="not one of"):
         spec("zero_to_one")
+
+
+@pytest.mark.parametrize("value", ["tf_inception", "imagenet", {"range": [1, -1]}])
+def test_fed_range_equals_the_range_of_the_mapped_batch(value):
+    s = spec(value, size=4)
+    frames = np.random.default_rng(0).integers(0, 256, (3, 4, 4, 3), dtype=np.uint8)
+    mapped = s.to_network_values(torch.from_numpy(frames))
+    assert s.fed_range(frames) == pytest.approx((float(mapped.min()), float(mapped.max())))

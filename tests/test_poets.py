@@ -4,9 +4,10 @@ the classic tensor names (DecodeJpeg/contents:0 → ... → Mul:0 → pool_3/_re
 import numpy as np
 import pytest
 
+from conftest import tensorflow_or_skip
 from helpers import save_poets_graph
 
-tf = pytest.importorskip("tensorflow")
+tf = tensorflow_or_skip()
 
 
 def build_graph(path, size=16):
@@ -64,3 +65,24 @@ def test_other_declared_values_are_refused(tmp_path):
               "input": {"size": 16, "value": {"range": [0, 1]}}}
     with pytest.raises(ParamsError, match="subtract: 128"):
         create_backend({"backend": {"p": config}}, "p")
+
+
+def test_extract_writes_bottleneck_text_and_concat_reads_it(poets, tmp_path):
+    from vidmem.features import concat_features, extract_features, load_concat
+
+    normalized, out = tmp_path / "normalized", tmp_path / "features"
+    normalized.mkdir()
+    out.mkdir()
+    np.save(normalized / "video1.npy", frames())
+    np.save(normalized / "video2.npy", frames()[::-1])
+    extract_features(normalized, out, poets, batch_size=4, progress=False)
+    texts = sorted((out / "video1").iterdir())
+    assert [t.name for t in texts] == [f"frame{k:03d}.jpg_inception_v3.txt" for k in range(3)]
+    assert not list(out.glob("*.npy"))
+    concat_features(out, ["video1.webm", "video2.webm"], tmp_path / "all.npz")
+    features, videos = load_concat(tmp_path / "all.npz")
+    assert features.shape == (2, 3, 3) and videos == ["video1.webm", "video2.webm"]
+    np.testing.assert_array_equal(features[1], features[0][::-1])
+    texts[1].write_text("0.1,0.2")  # truncated: concat refuses instead of guessing
+    with pytest.raises(Exception, match="truncated or corrupt"):
+        concat_features(out, ["video1.webm"], tmp_path / "x.npz")

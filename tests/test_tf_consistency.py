@@ -6,7 +6,9 @@ magnitude, covers the JPEG round trip the poets flow makes (quality 100, 4:4:4 c
 import numpy as np
 import pytest
 
-tf = pytest.importorskip("tensorflow")
+from conftest import tensorflow_or_skip
+
+tf = tensorflow_or_skip()
 pytest.importorskip("tensorflow_hub")
 
 SIZE = 16

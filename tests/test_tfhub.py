@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
+from conftest import tensorflow_or_skip
 from helpers import save_input_stats_module
 
-tf = pytest.importorskip("tensorflow")
+tf = tensorflow_or_skip()
 pytest.importorskip("tensorflow_hub")
 
 

@@ -16,10 +16,65 @@ from tqdm import tqdm
 from vidmem.backends.base import Backend
 from vidmem.cache import ItemCache
 from vidmem.errors import DataError
-from vidmem.files import atomic_path, file_digest, load_npy
+from vidmem.files import atomic_path, file_digest, load_npy, save_npy, write_text
 
 EXTRACT_VERSION = 1
 INFO_FILE = "info.json"
+BOTTLENECK_SUFFIX = ".jpg_inception_v3.txt"
+
+
+def format_bottleneck(values: np.ndarray) -> str:
+    """retrain.py's bottleneck text: comma-joined floats on one line, no trailing newline
+    (plain floats: the repr of a NumPy scalar would print 'np.float32(...)')."""
+    return ",".join(str(float(v)) for v in values)
+
+
+def parse_bottleneck(text: str, dim: int | None = None) -> np.ndarray | None:
+    """The values of a bottleneck file, or None if it is truncated or not all floats."""
+    try:
+        values = np.array([float(v) for v in text.split(",")], np.float32)
+    except ValueError:
+        return None
+    return values if dim is None or len(values) == dim else None
+
+
+def write_video_features(out_dir: Path, stem: str, features: np.ndarray,
+                         bottleneck_files: bool) -> None:
+    """One `<stem>.npy`, or for TF-for-Poets backends a folder `<stem>/` holding one bottleneck
+    text file per frame (`frame000.jpg_inception_v3.txt`, ...)."""
+    if not bottleneck_files:
+        save_npy(out_dir / f"{stem}.npy", features)
+        return
+    folder = out_dir / stem
+    folder.mkdir(exist_ok=True)
+    for k, row in enumerate(features):
+        write_text(folder / f"frame{k:03d}{BOTTLENECK_SUFFIX}", format_bottleneck(row))
+
+
+def read_video_features(features_dir: Path, stem: str) -> np.ndarray:
+    """float32 [frames, dim] from `<stem>.npy` or from the bottleneck files in `<stem>/`."""
+    path = features_dir / f"{stem}.npy"
+    if path.exists():
+        return load_npy(path)
+    folder = features_dir / stem
+    files = sorted(folder.glob(f"*{BOTTLENECK_SUFFIX}")) if folder.is_dir() else []
+    if not files:
+        raise DataError(f"{features_dir}: no features for {stem}; re-run the extract stage")
+    rows = []
+    for file in files:
+        row = parse_bottleneck(file.read_text())
+        if row is None or (rows and len(row) != len(rows[0])):
+            raise DataError(f"{file}: truncated or corrupt bottleneck file; re-run the extract "
+                            "stage (`dvc repro -f -s extract@<backend>`)")
+        rows.append(row)
+    return np.stack(rows)
+
+
+def feature_stems(features_dir: str | os.PathLike) -> list[str]:
+    """Stems of the videos that have features in an extract output, sorted."""
+    features_dir = Path(features_dir)
+    return sorted(p.stem if p.suffix == ".npy" else p.name for p in features_dir.iterdir()
+                  if p.suffix == ".npy" or p.is_dir())
 
 
 def item_files(directory: str | os.PathLike) -> list[Path]:
@@ -59,7 +114,8 @@ def extract_features(normalized_dir: str | os.PathLike, out_dir: str | os.PathLi
                      backend: Backend, batch_size: int = 64,
                      cache_root: str | os.PathLike | None = None,
                      progress: bool = True) -> ExtractResult:
-    """Features for every video in `normalized_dir` → `out_dir/<stem>.npy` (float32 [frames, dim]).
+    """Features for every video in `normalized_dir` → `out_dir/<stem>.npy` (float32 [frames, dim]),
+    or `out_dir/<stem>/` bottleneck text files for TF-for-Poets backends.
 
     Frames of several videos share a batch, so small videos do not mean small batches. Videos
     whose (normalized frames, backend config) were seen before come from the cache.
@@ -72,7 +128,8 @@ def extract_features(normalized_dir: str | os.PathLike, out_dir: str | os.PathLi
     # Keyed by the resolved input spec (not its spelling in params: a preset name and its
     # mapping are the same input) and the rest of the backend's config.
     config = {k: v for k, v in backend.config.items() if k != "input"}
-    cache = ItemCache(cache_root, f"extract/{backend.name}",
+    # TF-for-Poets backends keep their own per-frame bottleneck cache instead.
+    cache = ItemCache(None if backend.bottleneck_files else cache_root, f"extract/{backend.name}",
                       {"version": EXTRACT_VERSION, "backend": config,
                        "spec": backend.spec.to_dict()})
     todo: list[tuple[Path, str]] = []
@@ -99,7 +156,11 @@ def extract_features(normalized_dir: str | os.PathLike, out_dir: str | os.PathLi
         features = backend.extract(batch)
         start = 0
         for path, frames in buffer:
-            cache.store(digests[path], features[start:start + len(frames)], out_dir / path.name)
+            video_features = features[start:start + len(frames)]
+            if backend.bottleneck_files:
+                write_video_features(out_dir, path.stem, video_features, bottleneck_files=True)
+            else:
+                cache.store(digests[path], video_features, out_dir / path.name)
             start += len(frames)
         buffer, buffered_frames = [], 0
 
@@ -123,19 +184,21 @@ def concat_features(features_dir: str | os.PathLike, videos: Sequence[str],
     """Pack per-video features into one `[videos, frames, dim]` array with the ids beside it.
 
     `videos` are video file names (`video10.webm`) in the order wanted; each must have a
-    `<stem>.npy` in `features_dir`, else DataError names the missing ones. Ids and rows are saved
-    together in one `.npz`, so they cannot drift apart.
+    `<stem>.npy` (or, for TF-for-Poets backends, a `<stem>/` folder of per-frame bottleneck text
+    files: "concat bottlenecks") in `features_dir`, else DataError names the missing ones. Ids
+    and rows are saved together in one `.npz`, so they cannot drift apart.
 
     `misalign_seed` is for the control experiment only: it deliberately pairs every video's id
     with another video's features (a fixed permutation), as a buggy pipeline would. Test
     Spearman must then fall to about 0.
     """
     features_dir = Path(features_dir)
-    missing = [v for v in videos if not (features_dir / f"{Path(v).stem}.npy").exists()]
+    available = set(feature_stems(features_dir))
+    missing = [v for v in videos if Path(v).stem not in available]
     if missing:
         raise DataError(f"{features_dir}: no features for {len(missing)} video(s), e.g. "
                         f"{missing[:5]}; re-run the extract stage")
-    arrays = [load_npy(features_dir / f"{Path(v).stem}.npy") for v in videos]
+    arrays = [read_video_features(features_dir, Path(v).stem) for v in videos]
     shapes = {a.shape for a in arrays}
     if len(shapes) != 1:
         raise DataError(f"{features_dir}: per-video feature shapes differ ({sorted(shapes)[:4]}); "

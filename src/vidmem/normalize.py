@@ -134,8 +134,18 @@ class InputSpec:
         """uint8 [B, H, W, 3] → float32 [B, 3, H, W] in this spec's value range (on frames' device)."""
         scale = torch.tensor(self.scale, dtype=torch.float32, device=frames.device)
         offset = torch.tensor(self.offset, dtype=torch.float32, device=frames.device)
+        # The NHWC → NCHW permute is a view with channels_last strides, which .float() keeps:
+        # no copy beyond the one conversion, and in-place arithmetic after it.
         x = frames.permute(0, 3, 1, 2).float()
-        return x * scale.view(1, 3, 1, 1) + offset.view(1, 3, 1, 1)
+        return x.mul_(scale.view(1, 3, 1, 1)).add_(offset.view(1, 3, 1, 1))
+
+    def fed_range(self, frames: np.ndarray) -> tuple[float, float]:
+        """Min and max of what `to_network_values` makes of uint8 [B, H, W, 3] frames, computed
+        on the uint8 per-channel extremes (cheap) instead of on the float batch."""
+        flat = frames.reshape(-1, 3)
+        ends = [o + s * float(v) for c, (s, o) in enumerate(zip(self.scale, self.offset, strict=True))
+                for v in (flat[:, c].min(), flat[:, c].max())]
+        return min(ends), max(ends)
 
 
 def resize_frames(frames: np.ndarray, spec: InputSpec) -> np.ndarray:

@@ -24,8 +24,8 @@ import pandas as pd
 
 from vidmem.backends import create_backend, input_spec
 from vidmem.errors import DataError, VidmemError
-from vidmem.features import extract_features, item_files
-from vidmem.files import load_npy, write_csv
+from vidmem.features import extract_features, feature_stems, item_files, read_video_features
+from vidmem.files import write_csv
 from vidmem.frames import decode_videos, list_videos
 from vidmem.normalize import normalize_videos
 from vidmem.params import DataConfig, DecodeConfig, as_int, backend_params, load_params, lookup
@@ -60,12 +60,12 @@ def predict_videos(videos_dir: str | os.PathLike, params: dict[str, Any], backen
             normalize_videos(item_files(frames), normalized, spec, cache_root, progress)
         extract_features(normalized, features, backend, batch_size, cache_root, progress)
         names = {Path(v).stem: v for v in os.listdir(videos_dir)} if backend.uses_frames else {}
-        files = item_files(features)
-        if not files:
+        stems = feature_stems(features)
+        if not stems:
             raise DataError(f"no video in {videos_dir} could be scored")
-        stacked = np.stack([load_npy(f) for f in files])
+        stacked = np.stack([read_video_features(features, stem) for stem in stems])
         scores = predict_scores(model, checkpoint, stacked)
-    videos_out = [names.get(f.stem, f.stem) for f in files]
+    videos_out = [names.get(stem, stem) for stem in stems]
     return pd.DataFrame({"video": videos_out, "predicted": scores}), skipped
 
 

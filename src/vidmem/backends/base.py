@@ -27,6 +27,9 @@ class Backend(ABC):
     expected_range: tuple[float, float] | None = None
     # False for backends that import features from files instead of reading frames.
     uses_frames: bool = True
+    # True: the extract output holds one TF-for-Poets bottleneck text file per frame (and the
+    # backend keeps its own per-frame cache) instead of one .npy per video.
+    bottleneck_files: bool = False
 
     def __init__(self, name: str, spec: InputSpec | None, config: dict[str, Any]) -> None:
         self.name = name

@@ -17,14 +17,15 @@ back from `Mul:0` and recorded like every backend's. The bottleneck is `pool_3/_
 Bottlenecks are cached as retrain.py did, one text file per frame (one line of comma-joined
 floats, no trailing newline), named `<jpeg sha256>.jpg_inception_v3.txt`: a frame is recomputed
 only when its file is missing or unreadable (truncated, "Invalid float found"), and a changed
-frame has another name, so a stale bottleneck is never used.
+frame has another name, so a stale bottleneck is never used. The extract stage's output holds the
+same text files per video (`<stem>/frame000.jpg_inception_v3.txt`, ...), and the concat stage
+reads them ("concat bottlenecks").
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import os
 import tarfile
 import urllib.request
 from pathlib import Path
@@ -33,13 +34,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from vidmem.backends._tf_import import import_tensorflow
 from vidmem.backends.base import Backend
 from vidmem.cache import DEFAULT_CACHE_DIR
 from vidmem.errors import ParamsError, VidmemError
+from vidmem.features import format_bottleneck, parse_bottleneck
 from vidmem.files import file_digest, write_bytes, write_text
 from vidmem.normalize import InputSpec
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEFAULT_GRAPH_URL = "http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz"
 GRAPH_FILE = "classify_image_graph_def.pb"
@@ -74,22 +75,22 @@ def fetch_graph(source: str, download_dir: Path) -> Path:
 def read_bottleneck(path: Path, dim: int) -> np.ndarray | None:
     """The cached bottleneck, or None if it is missing, truncated or not all floats."""
     try:
-        values = [float(v) for v in path.read_text().split(",")]
-    except (OSError, ValueError):
+        text = path.read_text()
+    except OSError:
         return None
-    return np.array(values, np.float32) if len(values) == dim else None
+    return parse_bottleneck(text, dim)
 
 
 class PoetsBottleneck(Backend):
     expected_range = (-1.0, 1.0)
+    bottleneck_files = True
 
     def __init__(self, name: str, spec: InputSpec, config: dict[str, Any]) -> None:
         super().__init__(name, spec, config)
         if spec.values != "(x-128)/128":
             raise ParamsError(f"backend {name}: the classic Inception graph normalizes inside, "
                               "to (x-128)/128; declare input.value: {subtract: 128, divide: 128}")
-        import tensorflow as tf
-
+        tf = import_tensorflow()
         cache_root = Path(config.get("cache_dir") or DEFAULT_CACHE_DIR)
         graph_path = fetch_graph(str(config.get("graph", DEFAULT_GRAPH_URL)),
                                  cache_root / "poets")
@@ -137,6 +138,5 @@ class PoetsBottleneck(Backend):
             if self.normalized is not None:
                 self.record_range(outputs[1].min(), outputs[1].max())
             features[i] = np.reshape(outputs[0], -1)
-            # retrain.py's format; plain floats, since repr of a NumPy scalar is 'np.float32(..)'
-            write_text(path, ",".join(str(float(v)) for v in features[i]))
+            write_text(path, format_bottleneck(features[i]))
         return features

@@ -19,14 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from vidmem.backends._tf_import import import_tensorflow
 from vidmem.backends.base import Backend
 from vidmem.errors import ParamsError, VidmemError
 from vidmem.normalize import InputSpec
-
-# tensorflow-hub's KerasLayer needs Keras 2 (tf-keras); with Keras 3 it fails with "Only
-# instances of `keras.Layer` can be added". This must be set before TensorFlow is imported.
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEFAULT_HANDLE = "https://tfhub.dev/google/imagenet/inception_v3/feature_vector/5"
 
@@ -38,7 +34,7 @@ class TFHubModule(Backend):
 
     def __init__(self, name: str, spec: InputSpec, config: dict[str, Any]) -> None:
         super().__init__(name, spec, config)
-        import tensorflow as tf
+        tf = import_tensorflow()
         import tensorflow_hub as hub
 
         handle = config.get("handle", DEFAULT_HANDLE)
@@ -62,5 +58,5 @@ class TFHubModule(Backend):
         scale = np.asarray(self.spec.scale, np.float32)
         offset = np.asarray(self.spec.offset, np.float32)
         x = frames.astype(np.float32) * scale + offset  # NHWC, as TF-Hub image modules take
-        self.record_range(x.min(), x.max())
+        self.record_range(*self.spec.fed_range(frames))
         return self.layer(self.tf.constant(x)).numpy()

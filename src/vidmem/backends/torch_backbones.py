@@ -179,10 +179,9 @@ class TorchBackbone(Backend):
             self._features = model
 
     def network_input(self, frames: np.ndarray) -> torch.Tensor:
+        self.record_range(*self.spec.fed_range(frames))
         x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device, non_blocking=True)
-        x = self.spec.to_network_values(x).contiguous(memory_format=torch.channels_last)
-        self.record_range(x.min().item(), x.max().item())
-        return x
+        return self.spec.to_network_values(x).contiguous(memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def _extract(self, frames: np.ndarray) -> np.ndarray:
