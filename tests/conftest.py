@@ -97,3 +97,17 @@ def tensorflow_or_skip():
         return import_tensorflow()
     except ImportError:
         pytest.skip("TensorFlow is not installed", allow_module_level=True)
+
+
+def extract_videos(backend, videos: list[np.ndarray], folder: Path):
+    """Run `videos` (uint8 frames each) through the real extract driver; return the features
+    per video and the info it records (fed range and all)."""
+    from vidmem.features import extract_features, read_video_features
+
+    normalized, out = folder / "normalized", folder / "features"
+    normalized.mkdir(parents=True)
+    out.mkdir()
+    for i, frames in enumerate(videos):
+        np.save(normalized / f"video{i}.npy", frames)
+    result = extract_features(normalized, out, backend, batch_size=4, progress=False)
+    return [read_video_features(out, f"video{i}") for i in range(len(videos))], result.info

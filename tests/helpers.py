@@ -15,7 +15,6 @@ class MeanColour(Backend):
 
     def _extract(self, frames: np.ndarray) -> np.ndarray:
         x = self.spec.to_network_values(torch.from_numpy(frames))
-        self.record_range(x.min().item(), x.max().item())
         return torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1).numpy()
 
 
@@ -37,7 +36,7 @@ def save_input_stats_module(path) -> None:
     tf.saved_model.save(InputStats(), str(path))
 
 
-def save_poets_graph(path, size: int) -> None:
+def save_poets_graph(path, size: int, subtract: float = 128.0) -> None:
     """A frozen GraphDef with the classic TF-for-Poets tensor names: JPEG bytes at
     DecodeJpeg/contents:0 → decode → bilinear resize → (x-128)/128 at Mul:0 → 'network' (input
     min, max, mean) at pool_3/_reshape:0."""
@@ -51,7 +50,7 @@ def save_poets_graph(path, size: int) -> None:
         decoded = tf.io.decode_jpeg(contents, channels=3)
         expanded = tf.expand_dims(tf.cast(decoded, tf.float32), 0)
         resized = tf.compat.v1.image.resize_bilinear(expanded, [size, size])
-        normalized = tf.multiply(tf.subtract(resized, 128.0), 1 / 128.0, name="Mul")
+        normalized = tf.multiply(tf.subtract(resized, subtract), 1 / 128.0, name="Mul")
         axes = [1, 2, 3]
         stats = tf.stack([tf.reduce_min(normalized, axes), tf.reduce_max(normalized, axes),
                           tf.reduce_mean(normalized, axes)], axis=1)

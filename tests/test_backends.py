@@ -8,6 +8,8 @@ from vidmem.backends.torch_backbones import IMAGENET_MEAN, IMAGENET_STD
 from vidmem.errors import ParamsError
 from vidmem.normalize import resize_frames
 
+from conftest import extract_videos
+
 EFFICIENTNET = {"kind": "torch", "model": "efficientnet_lite0", "weights": "package",
                 "device": "cpu",
                 "input": {"size": 224, "resize": "squash", "value": {"range": [-1, 1]}}}
@@ -28,12 +30,11 @@ def test_efficientnet_lite0_package_weights_see_a_cat(efficientnet):
     assert not efficientnet.random_weights and "ImageNet" in efficientnet.weights
 
 
-def test_efficientnet_features_and_fed_range(efficientnet):
+def test_efficientnet_features_and_fed_range(efficientnet, tmp_path):
     frames = resize_frames(np.stack([data.chelsea(), data.astronaut()[:300, :451]]),
                            efficientnet.spec)
-    features = efficientnet.extract(frames)
+    (features,), info = extract_videos(efficientnet, [frames], tmp_path)
     assert features.shape == (2, 1280) and features.dtype == np.float32
-    info = efficientnet.describe()
     low, high = info["observed_input_range"]
     assert -1 <= low < -0.5 and 0.5 < high <= 1 and info["input_range_matches"] is True
 
@@ -75,7 +76,7 @@ def test_inception_v3_from_a_local_weights_file(tmp_path):
     # (channels_last vs contiguous kernels differ in the last bits).
     np.testing.assert_allclose(features, expected.numpy(), rtol=1e-3,
                                atol=1e-4 * float(expected.abs().max()))
-    assert backend.describe()["input_range_matches"] is True
+    assert extract_videos(backend, [frames], tmp_path)[1]["input_range_matches"] is True
 
 
 def test_inception_v3_torchvision_weights_come_from_the_torch_hub_cache(tmp_path, monkeypatch):
@@ -96,9 +97,9 @@ def test_inception_v3_torchvision_weights_come_from_the_torch_hub_cache(tmp_path
     loaded = backend.model.state_dict()
     assert torch.equal(loaded["Conv2d_1a_3x3.conv.weight"], state["Conv2d_1a_3x3.conv.weight"])
     # [0, 1] is not what these weights expect (ImageNet mean/std): the mismatch is recorded.
-    backend.extract(np.full((1, 75, 75, 3), 255, np.uint8))
-    backend.extract(np.zeros((1, 75, 75, 3), np.uint8))
-    assert backend.describe()["input_range_matches"] is False
+    videos = [np.full((1, 75, 75, 3), 255, np.uint8), np.zeros((1, 75, 75, 3), np.uint8)]
+    info = extract_videos(backend, videos, tmp_path)[1]
+    assert info["observed_input_range"] == [0.0, 1.0] and info["input_range_matches"] is False
 
 
 def test_wrong_frame_size_is_a_clear_error(efficientnet):

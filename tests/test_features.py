@@ -99,3 +99,13 @@ def test_misalign_control_permutes_rows_but_not_ids(normalized, tmp_path):
     assert ids == bad_ids
     assert not np.array_equal(good, bad)
     assert sorted(map(bytes, bad)) == sorted(map(bytes, good))  # same rows, other owners
+
+
+def test_cached_run_records_the_same_info_as_a_fresh_one(normalized, tmp_path):
+    cache = tmp_path / "cache"
+    fresh = run(normalized, tmp_path / "a", cache)
+    cached = run(normalized, tmp_path / "b", cache)
+    assert cached.cache_hits == 5
+    assert cached.info == fresh.info
+    # Real frames only (padding excluded): video0 holds 0, video4 holds 49 + 160.
+    assert fresh.info["observed_input_range"] == [0.0, round(209 / 255, 4)]

@@ -4,14 +4,14 @@ the classic tensor names (DecodeJpeg/contents:0 → ... → Mul:0 → pool_3/_re
 import numpy as np
 import pytest
 
-from conftest import tensorflow_or_skip
+from conftest import extract_videos, tensorflow_or_skip
 from helpers import save_poets_graph
 
 tf = tensorflow_or_skip()
 
 
-def build_graph(path, size=16):
-    save_poets_graph(path, size)
+def build_graph(path, size=16, subtract=128.0):
+    save_poets_graph(path, size, subtract)
     return path
 
 
@@ -32,14 +32,23 @@ def frames():
     return x
 
 
-def test_graph_does_the_tutorials_pixel_handling(poets):
-    features = poets.extract(frames())
+def test_graph_does_the_tutorials_pixel_handling(poets, tmp_path):
+    (features,), info = extract_videos(poets, [frames()], tmp_path)
     assert poets.feature_dim == 3
+    # The 'network' reports min/max/mean of what the graph fed it: (x-128)/128 of the frame.
     np.testing.assert_allclose(features[0], [-1, 127 / 128, -1 / 256], atol=0.02)
     np.testing.assert_allclose(features[1], [0, 0, 0], atol=0.02)
-    info = poets.describe()
     assert info["input_range_matches"] is True
-    assert info["observed_input_range"][0] == pytest.approx(-1, abs=0.02)
+
+
+def test_a_graph_that_normalizes_otherwise_is_refused(tmp_path):
+    from vidmem.backends import create_backend
+    from vidmem.errors import VidmemError
+
+    config = {"kind": "poets", "graph": str(build_graph(tmp_path / "g.pb", subtract=64.0)),
+              "bottleneck_dir": str(tmp_path / "b"), "input": {"size": 16, "value": "tf_inception"}}
+    with pytest.raises(VidmemError, match="maps pixel value 0 to -0.500 at Mul:0"):
+        create_backend({"backend": {"p": config}}, "p")
 
 
 def test_bottleneck_files_are_reused_and_corrupt_ones_recomputed(poets):

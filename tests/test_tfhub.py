@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import tensorflow_or_skip
+from conftest import extract_videos, tensorflow_or_skip
 from helpers import save_input_stats_module
 
 tf = tensorflow_or_skip()
@@ -31,19 +31,20 @@ def frames():
     return x
 
 
-def test_hub_convention_feeds_zero_to_one(module_dir):
-    hub = backend(module_dir, {"range": [0, 1]})
-    features = hub.extract(frames())
+def test_hub_convention_feeds_zero_to_one(module_dir, tmp_path):
+    hub = backend(module_dir, "unit_range")
+    (features,), info = extract_videos(hub, [frames()], tmp_path)
     assert hub.feature_dim == 4
+    # The module's own statistics of its input: what it was really fed.
     np.testing.assert_allclose(features[:, :3], [[0, 1, 0.5]] * 2, atol=1e-6)
-    assert hub.describe()["input_range_matches"] is True
+    assert info["observed_input_range"] == [0.0, 1.0] and info["input_range_matches"] is True
 
 
-def test_reference_mistake_is_fed_and_flagged(module_dir):
-    hub = backend(module_dir, {"subtract": 128, "divide": 128})
-    features = hub.extract(frames())
+def test_reference_mistake_is_fed_and_flagged(module_dir, tmp_path):
+    hub = backend(module_dir, "tf_inception")
+    (features,), info = extract_videos(hub, [frames()], tmp_path)
     np.testing.assert_allclose(features[0, :2], [-1, 127 / 128], atol=1e-6)
-    info = hub.describe()
+    assert info["observed_input_range"] == [-1.0, round(127 / 128, 4)]
     assert info["input_range_matches"] is False and info["expected_input_range"] == [0, 1]
 
 
@@ -51,4 +52,4 @@ def test_missing_module_folder_is_a_clear_error(tmp_path):
     from vidmem.errors import ParamsError
 
     with pytest.raises(ParamsError, match="not found"):
-        backend(tmp_path / "nope", {"range": [0, 1]})
+        backend(tmp_path / "nope", "unit_range")

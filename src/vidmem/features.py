@@ -18,7 +18,7 @@ from vidmem.cache import ItemCache
 from vidmem.errors import DataError
 from vidmem.files import atomic_path, file_digest, load_npy, save_npy, write_text
 
-EXTRACT_VERSION = 1
+EXTRACT_VERSION = 2  # 2: cache entries carry the fed value range
 INFO_FILE = "info.json"
 BOTTLENECK_SUFFIX = ".jpg_inception_v3.txt"
 
@@ -135,8 +135,11 @@ def extract_features(normalized_dir: str | os.PathLike, out_dir: str | os.PathLi
     todo: list[tuple[Path, str]] = []
     for path in files:
         digest = file_digest(path)
-        if cache.fetch(digest, out_dir / path.name) is None:
+        facts = cache.fetch(digest, out_dir / path.name)
+        if facts is None:
             todo.append((path, digest))
+        else:
+            backend.record_range(*facts["fed_range"])
     digests = dict(todo)
 
     buffer: list[tuple[Path, np.ndarray]] = []  # videos whose frames wait in the batch
@@ -157,10 +160,15 @@ def extract_features(normalized_dir: str | os.PathLike, out_dir: str | os.PathLi
         start = 0
         for path, frames in buffer:
             video_features = features[start:start + len(frames)]
+            # The values fed for this video's real frames (padding excluded), kept with the
+            # cached features so a cache hit reports the same range as fresh work.
+            fed_range = backend.spec.fed_range(frames)
+            backend.record_range(*fed_range)
             if backend.bottleneck_files:
                 write_video_features(out_dir, path.stem, video_features, bottleneck_files=True)
             else:
-                cache.store(digests[path], video_features, out_dir / path.name)
+                cache.store(digests[path], video_features, out_dir / path.name,
+                            {"fed_range": list(fed_range)})
             start += len(frames)
         buffer, buffered_frames = [], 0
 

@@ -58,7 +58,9 @@ class Backend(ABC):
         return features
 
     def record_range(self, low: float, high: float) -> None:
-        """Note the min/max value actually fed to the network (called by `_extract`)."""
+        """Note the min/max value fed to the network for one video's frames (the extract driver
+        calls this per video, from the cache's facts when the video was cached, so the record is
+        the same whether a run computed or reused the features)."""
         self.observed_min = min(self.observed_min, float(low))
         self.observed_max = max(self.observed_max, float(high))
 

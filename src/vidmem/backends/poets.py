@@ -10,8 +10,9 @@ params.yaml, `backend.<name>`:
 Pixel handling is the tutorial's, and it happens *inside the graph*: each frame is JPEG-encoded
 and fed as bytes to `DecodeJpeg/contents:0`; the graph decodes it, resizes it bilinearly to
 299x299 (`ResizeBilinear`) and maps it to (x-128)/128 (`Sub`, `Mul`) before the network. The
-declared `value` must therefore be {subtract: 128, divide: 128}; the range actually fed is read
-back from `Mul:0` and recorded like every backend's. The bottleneck is `pool_3/_reshape:0`
+declared `value` must therefore be `tf_inception` ({subtract: 128, divide: 128}); at start-up a
+black and a white frame go through the graph and `Mul:0` is read back, so a graph that normalizes
+differently is refused rather than silently mis-declared. The bottleneck is `pool_3/_reshape:0`
 (2048-d). The graph is built for batch size 1, so frames go through one at a time.
 
 Bottlenecks are cached as retrain.py did, one text file per frame (one line of comma-joined
@@ -115,6 +116,28 @@ class PoetsBottleneck(Backend):
         self.bottleneck_dir = Path(folder) if folder else cache_root / "bottlenecks" / digest
         self.quality = int(config.get("jpeg_quality", 95))
         self.reused = 0
+        self.check_graph_normalization()
+
+    def jpeg(self, frame: np.ndarray) -> bytes:
+        buffer = io.BytesIO()
+        # 4:4:4 chroma: the frame is already decoded video; do not blur its colours again.
+        Image.fromarray(frame).save(buffer, format="JPEG", quality=self.quality, subsampling=0)
+        return buffer.getvalue()
+
+    def check_graph_normalization(self, tolerance: float = 0.02) -> None:
+        """Feed a black and a white frame and read `Mul:0`: the values the graph really gives
+        its network must be what the declared input spec says, else the params are wrong."""
+        if self.normalized is None:
+            return
+        for level in (0, 255):
+            frame = np.full((self.spec.height, self.spec.width, 3), level, np.uint8)
+            fed = self.session.run(self.normalized, {self.jpeg_input: self.jpeg(frame)})
+            expected = self.spec.fed_range(frame[None])[0]
+            if abs(float(fed.mean()) - expected) > tolerance:
+                raise VidmemError(
+                    f"backend {self.name}: the graph maps pixel value {level} to "
+                    f"{float(fed.mean()):.3f} at {NORMALIZED}, but input.value declares "
+                    f"{self.spec.values} ({expected:.3f}); declare what the graph does")
 
     def bottleneck_path(self, jpeg: bytes) -> Path:
         return self.bottleneck_dir / f"{hashlib.sha256(jpeg).hexdigest()}.jpg_inception_v3.txt"
@@ -122,21 +145,14 @@ class PoetsBottleneck(Backend):
     def _extract(self, frames: np.ndarray) -> np.ndarray:
         features = np.empty((len(frames), self.feature_dim), np.float32)
         for i, frame in enumerate(frames):
-            buffer = io.BytesIO()
-            # 4:4:4 chroma: the frame is already decoded video; do not blur its colours again.
-            Image.fromarray(frame).save(buffer, format="JPEG", quality=self.quality,
-                                        subsampling=0)
-            jpeg = buffer.getvalue()
+            jpeg = self.jpeg(frame)
             path = self.bottleneck_path(jpeg)
             cached = read_bottleneck(path, self.feature_dim)
             if cached is not None:
                 features[i] = cached
                 self.reused += 1
                 continue
-            fetches = [self.bottleneck] + ([self.normalized] if self.normalized is not None else [])
-            outputs = self.session.run(fetches, {self.jpeg_input: jpeg})
-            if self.normalized is not None:
-                self.record_range(outputs[1].min(), outputs[1].max())
-            features[i] = np.reshape(outputs[0], -1)
+            bottleneck = self.session.run(self.bottleneck, {self.jpeg_input: jpeg})
+            features[i] = np.reshape(bottleneck, -1)
             write_text(path, format_bottleneck(features[i]))
         return features

@@ -58,5 +58,4 @@ class TFHubModule(Backend):
         scale = np.asarray(self.spec.scale, np.float32)
         offset = np.asarray(self.spec.offset, np.float32)
         x = frames.astype(np.float32) * scale + offset  # NHWC, as TF-Hub image modules take
-        self.record_range(*self.spec.fed_range(frames))
         return self.layer(self.tf.constant(x)).numpy()

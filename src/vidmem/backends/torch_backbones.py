@@ -179,7 +179,6 @@ class TorchBackbone(Backend):
             self._features = model
 
     def network_input(self, frames: np.ndarray) -> torch.Tensor:
-        self.record_range(*self.spec.fed_range(frames))
         x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device, non_blocking=True)
         return self.spec.to_network_values(x).contiguous(memory_format=torch.channels_last)
 
