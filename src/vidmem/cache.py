@@ -37,7 +37,6 @@ class ItemCache:
         self.enabled = root is not None
         self.dir = Path(root or ".") / namespace / config_digest(config)
         self.hits = 0
-        self.misses = 0
 
     def _path(self, item_digest: str) -> Path:
         return self.dir / f"{item_digest}.npy"
@@ -59,7 +58,6 @@ class ItemCache:
                 link_or_copy(path, destination)
                 self.hits += 1
                 return facts
-        self.misses += 1
         return None
 
     def store(self, item_digest: str, array: np.ndarray, destination: str | os.PathLike,
