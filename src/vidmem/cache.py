@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from vidmem.files import link_or_copy, load_npy, save_npy, write_json
+from vidmem.files import file_digest, link_or_copy, load_npy, save_npy, write_json
 
 DEFAULT_CACHE_DIR = ".cache/vidmem"
 
@@ -37,6 +37,11 @@ class ItemCache:
         self.enabled = root is not None
         self.dir = Path(root or ".") / namespace / config_digest(config)
         self.hits = 0
+
+    def key(self, item: str | os.PathLike) -> str:
+        """The content key of an input file: its digest when the cache is on; with the cache
+        off nothing is looked up, so the (whole-file) hashing is skipped."""
+        return file_digest(item) if self.enabled else ""
 
     def _path(self, item_digest: str) -> Path:
         return self.dir / f"{item_digest}.npy"

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from vidmem.backends.base import Backend
 from vidmem.cache import ItemCache
 from vidmem.errors import DataError
-from vidmem.files import atomic_path, file_digest, load_npy, save_npy, write_text
+from vidmem.files import atomic_path, load_npy, save_npy, write_text
 
 EXTRACT_VERSION = 2  # 2: cache entries carry the fed value range
 INFO_FILE = "info.json"
@@ -134,7 +134,7 @@ def extract_features(normalized_dir: str | os.PathLike, out_dir: str | os.PathLi
                        "spec": backend.spec.to_dict()})
     todo: list[tuple[Path, str]] = []
     for path in files:
-        digest = file_digest(path)
+        digest = cache.key(path)
         facts = cache.fetch(digest, out_dir / path.name)
         if facts is None:
             todo.append((path, digest))

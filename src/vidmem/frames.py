@@ -24,7 +24,6 @@ from tqdm import tqdm
 from vidmem.cache import ItemCache
 from vidmem.errors import DataError, ShortVideoError, VideoError, VidmemError
 from vidmem.ffmpeg_bin import ffmpeg_executable
-from vidmem.files import file_digest
 from vidmem.matroska import video_packet_count
 from vidmem.params import DecodeConfig
 
@@ -193,7 +192,7 @@ def decode_videos(videos: Sequence[Path], out_dir: str | os.PathLike, config: De
     def work(video: Path) -> tuple[Path, str | None, bool]:
         destination = out_dir / f"{video.stem}.npy"
         try:
-            digest = file_digest(video)
+            digest = cache.key(video)
             facts = cache.fetch(digest, destination)
             if facts is None:
                 decoded = decode_video(video, config, ffmpeg_bin)

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from vidmem.cache import ItemCache
 from vidmem.errors import DataError, ParamsError
-from vidmem.files import file_digest, load_npy, write_json
+from vidmem.files import load_npy, write_json
 from vidmem.params import as_bool, as_choice, as_float, as_float_list, as_int
 
 RESIZE_MODES = ("squash", "center_crop")
@@ -184,7 +184,7 @@ def normalize_videos(frame_files: Sequence[Path], out_dir: str | os.PathLike, sp
 
     def work(path: Path) -> None:
         destination = out_dir / path.name
-        digest = file_digest(path)
+        digest = cache.key(path)
         if cache.fetch(digest, destination) is None:
             cache.store(digest, resize_frames(load_npy(path), spec), destination)
 

@@ -47,6 +47,7 @@ def predict_videos(videos_dir: str | os.PathLike, params: dict[str, Any], backen
     batch_size = as_int(backend_params(params, backend_name).get("batch_size", 32),
                         f"backend.{backend_name}.batch_size", 1)
     skipped: list[dict[str, str]] = []
+    names: dict[str, str] = {}  # output stem -> video file name
     with tempfile.TemporaryDirectory(prefix="vidmem-predict-") as work:
         work_dir = Path(work)
         frames, normalized, features = (work_dir / d for d in ("frames", "normalized", "features"))
@@ -54,12 +55,12 @@ def predict_videos(videos_dir: str | os.PathLike, params: dict[str, Any], backen
             folder.mkdir()
         if backend.uses_frames:
             videos = list_videos(videos_dir)
+            names = {video.stem: video.name for video in videos}
             report = decode_videos(videos, frames, DecodeConfig.from_params(params),
                                    data.on_bad_input, cache_root, progress)
             skipped = report.skipped
             normalize_videos(item_files(frames), normalized, spec, cache_root, progress)
         extract_features(normalized, features, backend, batch_size, cache_root, progress)
-        names = {Path(v).stem: v for v in os.listdir(videos_dir)} if backend.uses_frames else {}
         stems = feature_stems(features)
         if not stems:
             raise DataError(f"no video in {videos_dir} could be scored")
