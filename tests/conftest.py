@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -60,9 +62,9 @@ def sh(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
     return result
 
 
-def copy_project(root: Path) -> YAML:
-    """Copy this repo's files (as git sees them, without results) into `root`; return a
-    round-trip YAML loader for editing its params.yaml."""
+def tiny_project(root: Path, edit: Callable[[Any], None] | None = None) -> Path:
+    """Copy this repo's files (as git sees them, without results) into `root`, set TINY_PARAMS
+    in its params.yaml, let `edit` change them further, and commit it all in a new git repo."""
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
                             cwd=REPO, capture_output=True, text=True, check=True).stdout
     for name in filter(None, listed.split("\0")):
@@ -71,7 +73,14 @@ def copy_project(root: Path) -> YAML:
                 and name != "dvc.lock":
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, root / name)
-    return YAML()
+    yaml = YAML()
+    params = yaml.load(root / "params.yaml")
+    set_params(params, TINY_PARAMS)
+    if edit is not None:
+        edit(params)
+    yaml.dump(params, root / "params.yaml")
+    commit_all(root, "tiny project")
+    return root
 
 
 def set_params(params: dict, overrides: dict) -> None:

@@ -8,19 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY_PARAMS, commit_all, copy_project, set_params, sh
+from conftest import sh, tiny_project
 
 pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("project")
-    yaml = copy_project(root)
-    params = yaml.load(root / "params.yaml")
-    set_params(params, TINY_PARAMS)
-    yaml.dump(params, root / "params.yaml")
-    commit_all(root, "tiny")
-    return root
+    return tiny_project(tmp_path_factory.mktemp("project"))
 
 
 def test_repro_then_noop_then_exp_run_and_metrics_diff(project):

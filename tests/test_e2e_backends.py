@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY_PARAMS, commit_all, copy_project, set_params, sh, tensorflow_or_skip
+from conftest import commit_all, sh, tensorflow_or_skip, tiny_project
 from helpers import save_input_stats_module, save_poets_graph
 
 tensorflow_or_skip()
@@ -24,37 +24,35 @@ def project(tmp_path_factory) -> Path:
     from vidmem.demo import DemoConfig, demo_latents
 
     root = tmp_path_factory.mktemp("backends")
-    yaml = copy_project(root)
-    params = yaml.load(root / "params.yaml")
-    set_params(params, TINY_PARAMS)
     models = root / "data" / "test_models"
     models.mkdir(parents=True)
     save_input_stats_module(models / "hub_stats")
     save_poets_graph(models / "poets_stats.pb", size=32)
-    # "Features that come with the data set": the demo's own latent values, one row per video.
-    demo = params["demo"]
-    latents = demo_latents(DemoConfig(n_videos=demo["n_videos"], seconds=demo["seconds"],
-                                      fps=demo["fps"], width=demo["width"],
-                                      height=demo["height"], noise=demo["noise"],
-                                      seed=demo["seed"]))
-    folder = root / "data" / "precomputed" / "latents"
-    folder.mkdir(parents=True)
-    for _, row in latents.iterrows():
-        (folder / f"{Path(row['video']).stem}.txt").write_text(
-            f"{row['size']:.6f} {row['brightness']:.6f} {row['hue']:.6f}\n")
-    params["backends"] = BACKENDS
-    # Configured like the real Inception backends, with the models saved above.
-    params["backend"]["hub_stats"] = copy.deepcopy(params["backend"]["tfhub_inception_v3"])
-    params["backend"]["hub_stats"].update(handle="data/test_models/hub_stats")
-    params["backend"]["poets_stats"] = copy.deepcopy(params["backend"]["poets_inception_v3"])
-    params["backend"]["poets_stats"].update(graph="data/test_models/poets_stats.pb")
-    for name in ("hub_stats", "poets_stats"):
-        params["backend"][name]["input"]["size"] = 32
-    params["backend"]["latents"] = {"kind": "precomputed", "input": None,
-                                    "features_dir": "data/precomputed/latents"}
-    yaml.dump(params, root / "params.yaml")
-    commit_all(root, "all backends")
-    return root
+
+    def add_backends(params) -> None:
+        # "Features that come with the data set": the demo's own latent values, one row per video.
+        demo = params["demo"]
+        latents = demo_latents(DemoConfig(n_videos=demo["n_videos"], seconds=demo["seconds"],
+                                          fps=demo["fps"], width=demo["width"],
+                                          height=demo["height"], noise=demo["noise"],
+                                          seed=demo["seed"]))
+        folder = root / "data" / "precomputed" / "latents"
+        folder.mkdir(parents=True)
+        for _, row in latents.iterrows():
+            (folder / f"{Path(row['video']).stem}.txt").write_text(
+                f"{row['size']:.6f} {row['brightness']:.6f} {row['hue']:.6f}\n")
+        params["backends"] = BACKENDS
+        # Configured like the real Inception backends, with the models saved above.
+        params["backend"]["hub_stats"] = copy.deepcopy(params["backend"]["tfhub_inception_v3"])
+        params["backend"]["hub_stats"].update(handle="data/test_models/hub_stats")
+        params["backend"]["poets_stats"] = copy.deepcopy(params["backend"]["poets_inception_v3"])
+        params["backend"]["poets_stats"].update(graph="data/test_models/poets_stats.pb")
+        for name in ("hub_stats", "poets_stats"):
+            params["backend"][name]["input"]["size"] = 32
+        params["backend"]["latents"] = {"kind": "precomputed", "input": None,
+                                        "features_dir": "data/precomputed/latents"}
+
+    return tiny_project(root, add_backends)
 
 
 def test_all_backends_run_and_are_evaluated_side_by_side(project):
