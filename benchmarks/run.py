@@ -8,8 +8,14 @@ a noisy machine:
 - decode: the decode stage's code vs a bare ffmpeg command that outputs the same frames to
   /dev/null (the floor), and vs the naive approach (one ffmpeg seek process per frame);
 - extract: frames/s through the extract code (files on disk, batching, prefetch) vs the bare
-  backbone forward pass on pre-made tensors of the same batch size; peak RSS of each;
-- train: seconds per epoch of the reference model (hidden 1024, 3 layers);
+  backbone forward pass on pre-made tensors of the same batch size, taking turns on `--chunks`
+  chunks of the videos in one process; peak RSS of each side from a separate run;
+- extract memory: peak RSS of the extract code on a quarter of the videos vs all of them (bounded
+  by the batch, not the data set, means the two are about equal);
+- precision: features under mixed precision (bf16, fp16) vs fp32 on the same frames, on the
+  device the backend resolves to (CUDA when present): relative L2 error, cosine, frames/s;
+- train: seconds per epoch of the reference model (hidden 1024, 3 layers), on the CPU and on
+  CUDA when present;
 - no-op `dvc repro` in this repo: wall time;
 - incremental: decode + normalize + extract after adding 1% more videos, with the per-video
   cache, vs the full run.
@@ -44,12 +50,14 @@ def timed(function, *args, **kwargs) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
-def in_child(phase: str, args: argparse.Namespace) -> dict:
+def in_child(phase: str, args: argparse.Namespace, source: Path | None = None) -> dict:
     """Run one phase in a fresh Python so its peak RSS is its own (read from wait4)."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
         out = handle.name
     command = [sys.executable, __file__, "--phase", phase, "--phase-out", out,
-               "--videos", str(args.videos), "--batch-size", str(args.batch_size)]
+               "--videos", str(args.videos), "--batch-size", str(args.batch_size),
+               "--chunks", str(args.chunks),
+               "--source", str(source or WORK / "normalized")]
     process = subprocess.Popen(command)
     _, status, usage = os.wait4(process.pid, 0)
     if status != 0:
@@ -134,6 +142,13 @@ def efficientnet():
     return create_backend(load_params(ROOT / "params.yaml"), "efficientnet_lite0")
 
 
+def synchronize() -> None:
+    import torch
+
+    if torch.cuda.is_available():  # GPU work is asynchronous: wait for it before reading a clock
+        torch.cuda.synchronize()
+
+
 def phase_extract_stage(args) -> dict:
     from vidmem.features import extract_features
 
@@ -141,49 +156,185 @@ def phase_extract_stage(args) -> dict:
     out = WORK / "features_out"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    seconds, result = timed(extract_features, WORK / "normalized", out, backend,
+    seconds, result = timed(extract_features, Path(args.source), out, backend,
                             args.batch_size, None, False)
     frames = sum(np.load(p, mmap_mode="r").shape[0] for p in out.iterdir())
-    return {"frames": frames, "seconds": round(seconds, 2), "fps": round(frames / seconds, 1)}
+    return {"videos": result.videos, "frames": frames, "seconds": round(seconds, 2),
+            "fps": round(frames / seconds, 1), "device": backend.numerics["device"]}
+
+
+def floor_input(backend, batch_size: int):
+    """A pre-made network input: the floor pays for no file reading, conversion or batching."""
+    import torch
+
+    return torch.randn(batch_size, 3, 224, 224, device=backend.device).contiguous(
+        memory_format=torch.channels_last)
+
+
+def floor_seconds(backend, x, batches: int) -> float:
+    import torch
+
+    with torch.inference_mode():
+        synchronize()
+        start = time.perf_counter()
+        for _ in range(batches):
+            backend._features(x)
+        synchronize()
+        return time.perf_counter() - start
 
 
 def phase_extract_floor(args) -> dict:
     import torch
 
     backend = efficientnet()
-    frames = sum(np.load(p, mmap_mode="r").shape[0] for p in (WORK / "normalized").glob("*.npy"))
+    frames = sum(np.load(p, mmap_mode="r").shape[0] for p in Path(args.source).glob("*.npy"))
     batches = -(-frames // args.batch_size)
-    x = torch.randn(args.batch_size, 3, 224, 224).contiguous(memory_format=torch.channels_last)
+    x = floor_input(backend, args.batch_size)
     with torch.inference_mode():
         backend._features(x)  # warm-up, as the stage's first batch also pays for it
-        start = time.perf_counter()
-        for _ in range(batches):
-            backend._features(x)
-        seconds = time.perf_counter() - start
+    seconds = floor_seconds(backend, x, batches)
     return {"frames": batches * args.batch_size, "seconds": round(seconds, 2),
             "fps": round(batches * args.batch_size / seconds, 1)}
 
 
-def bench_train(args) -> dict:
+def phase_extract_interleaved(args) -> dict:
+    """The extract code and the bare forward pass in turns, on chunks of the videos, in one
+    process. On this shared machine the very same forward pass varied from 0.22 to 0.34 s per
+    batch within a minute; taking turns every few seconds exposes both sides to the same load,
+    so their ratio holds where two separate runs minutes apart did not."""
+    import torch
+
+    from vidmem.features import extract_features
+
+    backend = efficientnet()
+    files = sorted(Path(args.source).glob("*.npy"))
+    x = floor_input(backend, args.batch_size)
+    with torch.inference_mode():
+        backend._features(x)  # warm-up for both sides
+    chunk_dir, out = WORK / "chunk", WORK / "chunk_out"
+    stage_s = floor_s = 0.0
+    frames = 0
+    for number, chunk in enumerate(np.array_split(np.arange(len(files)), args.chunks)):
+        for folder in (chunk_dir, out):
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+        for index in chunk:
+            (chunk_dir / files[index].name).symlink_to(files[index].resolve())
+        chunk_frames = sum(np.load(p, mmap_mode="r").shape[0] for p in chunk_dir.iterdir())
+        batches = -(-chunk_frames // args.batch_size)
+
+        def stage() -> float:
+            seconds, _ = timed(extract_features, chunk_dir, out, backend, args.batch_size,
+                               None, False)
+            return seconds
+
+        if number % 2 == 0:  # alternate who goes first, so a trend in load favours neither
+            stage_s += stage()
+            floor_s += floor_seconds(backend, x, batches)
+        else:
+            floor_s += floor_seconds(backend, x, batches)
+            stage_s += stage()
+        frames += chunk_frames
+    return {"chunks": args.chunks, "frames": frames, "stage_s": round(stage_s, 2),
+            "floor_s": round(floor_s, 2), "stage_fps": round(frames / stage_s, 1),
+            "floor_fps": round(frames / floor_s, 1)}
+
+
+def bench_extract(args) -> dict:
+    """Throughput ratio from the interleaved run; peak RSS from one separate run of each side
+    (a process of its own, so the peak is its own)."""
+    stage, floor = in_child("extract_stage", args), in_child("extract_floor", args)
+    interleaved = in_child("extract_interleaved", args)
+    return {"stage": stage, "floor": floor, "interleaved": interleaved,
+            "stage_over_floor": round(interleaved["stage_fps"] / interleaved["floor_fps"], 3)}
+
+
+def bench_extract_memory(args, stage_all: dict) -> dict:
+    """Peak RSS of the extract code on a quarter of the videos vs on all of them."""
+    quarter = WORK / "normalized_quarter"
+    shutil.rmtree(quarter, ignore_errors=True)
+    quarter.mkdir()
+    files = sorted((WORK / "normalized").glob("*.npy"))
+    for path in files[:max(1, len(files) // 4)]:
+        (quarter / path.name).symlink_to(path)
+    stage_quarter = in_child("extract_stage", args, quarter)
+    return {"videos_quarter": stage_quarter["videos"], "videos_all": stage_all["videos"],
+            "peak_rss_quarter_mb": stage_quarter["peak_rss_mb"],
+            "peak_rss_all_mb": stage_all["peak_rss_mb"],
+            "all_over_quarter": round(stage_all["peak_rss_mb"] / stage_quarter["peak_rss_mb"], 3)}
+
+
+def bench_precision(args) -> dict:
+    """Mixed-precision features vs fp32 on the same real (synthetic-video) frames."""
+    from vidmem.backends import create_backend
+    from vidmem.params import load_params
+
+    frames = np.concatenate([np.load(p) for p in sorted((WORK / "normalized").glob("*.npy"))])
+    frames = frames[:args.precision_frames - args.precision_frames % args.batch_size]
+    params = load_params(ROOT / "params.yaml")
+    features, speed = {}, {}
+    for precision in ("false", "bf16", "fp16"):
+        params["backend"]["efficientnet_lite0"]["amp"] = precision
+        backend = create_backend(params, "efficientnet_lite0")
+        backend.extract(frames[:args.batch_size])  # warm-up
+        synchronize()
+        start = time.perf_counter()
+        features[precision] = np.concatenate([backend.extract(frames[i:i + args.batch_size])
+                                              for i in range(0, len(frames), args.batch_size)])
+        speed[precision] = round(len(frames) / (time.perf_counter() - start), 1)
+    reference = features["false"]
+    result = {"frames": len(frames), "device": backend.numerics.get("gpu",
+                                                                     backend.numerics["device"]),
+              "fps_fp32": speed["false"]}
+    for precision in ("bf16", "fp16"):
+        diff = np.linalg.norm(features[precision] - reference, axis=1)
+        relative = diff / np.linalg.norm(reference, axis=1)
+        cosine = (features[precision] * reference).sum(1) / (
+            np.linalg.norm(features[precision], axis=1) * np.linalg.norm(reference, axis=1))
+        result[precision] = {"rel_l2_mean": round(float(relative.mean()), 4),
+                             "rel_l2_max": round(float(relative.max()), 4),
+                             "cosine_min": round(float(cosine.min()), 5),
+                             "fps": speed[precision]}
+    return result
+
+
+def train_epoch_seconds(args, device: str) -> float:
     import torch
 
     from vidmem.model import MemorabilityLSTM
 
     torch.manual_seed(0)
-    model = MemorabilityLSTM(1280, 1024, 3)
+    model = MemorabilityLSTM(1280, 1024, 3).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    x = torch.randn(args.train_samples, 8, 1280)
-    y = torch.rand(args.train_samples)
+    x = torch.randn(args.train_samples, 8, 1280, device=device)
+    y = torch.rand(args.train_samples, device=device)
+
+    def epoch() -> None:
+        for batch in range(0, args.train_samples, 1000):
+            optimizer.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(x[batch:batch + 1000]),
+                                                y[batch:batch + 1000])
+            loss.backward()
+            optimizer.step()
+        synchronize()
+
+    if device != "cpu":
+        epoch()  # warm-up: CUDA context and kernel selection are not part of an epoch
     start = time.perf_counter()
-    for batch in range(0, args.train_samples, 1000):
-        optimizer.zero_grad()
-        loss = torch.nn.functional.mse_loss(model(x[batch:batch + 1000]), y[batch:batch + 1000])
-        loss.backward()
-        optimizer.step()
-    seconds = time.perf_counter() - start
-    return {"samples": args.train_samples, "seconds_per_epoch": round(seconds, 2),
-            "seconds_per_epoch_6000": round(seconds * 6000 / args.train_samples, 1),
-            "device": "cpu"}
+    epoch()
+    return time.perf_counter() - start
+
+
+def bench_train(args) -> dict:
+    import torch
+
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    result = {"samples": args.train_samples}
+    for device in devices:
+        seconds = train_epoch_seconds(args, device)
+        result[device] = {"seconds_per_epoch": round(seconds, 3),
+                          "seconds_per_epoch_6000": round(seconds * 6000 / args.train_samples, 2)}
+    return result
 
 
 def bench_noop_repro() -> dict:
@@ -250,6 +401,17 @@ def versions() -> dict:
 def write_markdown(results: dict, path: Path) -> None:
     d, e, t = results["decode"], results["extract"], results["train"]
     n, inc = results["noop_repro"], results["incremental"]
+    m, p = results["extract_memory"], results["precision"]
+    train_rows = [
+        f"| train, reference LSTM (1024×3), {device.upper()} | {t[device]['seconds_per_epoch']} "
+        f"s/epoch for {t['samples']} videos | ≈ {t[device]['seconds_per_epoch_6000']} s/epoch "
+        f"for 6000 | | |" for device in ("cpu", "cuda") if device in t]
+    precision_rows = [
+        f"| extract features in {precision} vs fp32 ({p['frames']} frames, {p['device']}) | "
+        f"relative L2 error {p[precision]['rel_l2_mean']} mean, {p[precision]['rel_l2_max']} max; "
+        f"cosine ≥ {p[precision]['cosine_min']} | {p[precision]['fps']} frames/s vs "
+        f"{p['fps_fp32']} in fp32 | {round(p[precision]['fps'] / p['fps_fp32'], 2)}× speed | "
+        f"documented tolerance |" for precision in ("fp16", "bf16")]
     lines = [
         "# Benchmarks",
         "",
@@ -267,12 +429,18 @@ def write_markdown(results: dict, path: Path) -> None:
         f"| decode, naive per-frame seeks | {d['naive_s']} s | {d['stage_s']} s (stage) | "
         f"naive is {d['naive_over_stage']}× slower | stage faster |",
         f"| extract EfficientNet-Lite0, batch {results['config']['batch_size']} | "
-        f"{e['stage']['fps']} frames/s, peak RSS {e['stage']['peak_rss_mb']} MB | "
-        f"{e['floor']['fps']} frames/s bare forward, peak RSS {e['floor']['peak_rss_mb']} MB | "
-        f"{e['stage_over_floor']} of floor | ≥ 0.8 |",
-        f"| train, reference LSTM (1024×3), CPU | {t['seconds_per_epoch']} s/epoch for "
-        f"{t['samples']} videos | ≈ {t['seconds_per_epoch_6000']} s/epoch for 6000 | | |",
-        f"| no-op `dvc repro` | {n['seconds']} s (up to date: {n['up_to_date_message']}) | | | < 3 s |",
+        f"{e['interleaved']['stage_fps']} frames/s, peak RSS {e['stage']['peak_rss_mb']} MB | "
+        f"{e['interleaved']['floor_fps']} frames/s bare forward, peak RSS "
+        f"{e['floor']['peak_rss_mb']} MB | {e['stage_over_floor']} of floor (taking turns in "
+        f"{e['interleaved']['chunks']} chunks) | ≥ 0.8 |",
+        f"| extract memory: {m['videos_all']} vs {m['videos_quarter']} videos | peak RSS "
+        f"{m['peak_rss_all_mb']} MB | {m['peak_rss_quarter_mb']} MB | {m['all_over_quarter']}× "
+        f"for 4× the videos | bounded by the batch |",
+        *precision_rows,
+        *train_rows,
+        "| no-op `dvc repro` | "
+        + (f"{n['seconds']} s (up to date: {n['up_to_date_message']})" if n["seconds"] is not None
+           else n["note"]) + " | | | < 3 s |",
         f"| incremental: +{inc['added']} video(s) to {inc['videos']} | {inc['incremental_s']} s | "
         f"{inc['full_s']} s full run | {inc['incremental_over_full']} of full; features "
         f"identical to scratch: {inc['features_identical_to_scratch']} | ≤ 0.05 |",
@@ -297,12 +465,17 @@ def main() -> None:
     parser.add_argument("--short-side", type=int, default=320)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--train-samples", type=int, default=1000)
+    parser.add_argument("--chunks", type=int, default=10,
+                        help="extract stage and floor take turns on this many chunks of videos")
+    parser.add_argument("--precision-frames", type=int, default=128,
+                        help="frames for the mixed-precision comparison (amp on a CPU is slow)")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--phase-out", help=argparse.SUPPRESS)
+    parser.add_argument("--source", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase:
-        result = {"extract_stage": phase_extract_stage, "extract_floor": phase_extract_floor}[
-            args.phase](args)
+        result = {"extract_stage": phase_extract_stage, "extract_floor": phase_extract_floor,
+                  "extract_interleaved": phase_extract_interleaved}[args.phase](args)
         Path(args.phase_out).write_text(json.dumps(result))
         return
 
@@ -310,7 +483,8 @@ def main() -> None:
     results: dict = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                      "argv": " ".join(sys.argv[1:]), "versions": versions(),
                      "config": {k: getattr(args, k) for k in ("videos", "seconds", "fps", "width",
-                                                              "height", "frames", "batch_size")}}
+                                                              "height", "frames", "batch_size",
+                                                              "precision_frames")}}
     print("decode ...", flush=True)
     results["decode"] = bench_decode(args, videos)
     print(results["decode"], "\nextract ...", flush=True)
@@ -324,10 +498,13 @@ def main() -> None:
     normalize_videos(item_files(WORK / "decode_out"), WORK / "normalized",
                      input_spec(load_params(ROOT / "params.yaml"), "efficientnet_lite0"), None,
                      False)
-    stage, floor = in_child("extract_stage", args), in_child("extract_floor", args)
-    results["extract"] = {"stage": stage, "floor": floor,
-                          "stage_over_floor": round(stage["fps"] / floor["fps"], 3)}
-    print(results["extract"], "\ntrain ...", flush=True)
+    results["extract"] = bench_extract(args)
+    stage = results["extract"]["stage"]
+    print(results["extract"], "\nextract memory ...", flush=True)
+    results["extract_memory"] = bench_extract_memory(args, stage)
+    print(results["extract_memory"], "\nprecision ...", flush=True)
+    results["precision"] = bench_precision(args)
+    print(results["precision"], "\ntrain ...", flush=True)
     results["train"] = bench_train(args)
     print(results["train"], "\nno-op dvc repro ...", flush=True)
     results["noop_repro"] = bench_noop_repro()

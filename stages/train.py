@@ -27,7 +27,7 @@ def main(args, params):
                               "final_train_loss": float(f"{history.train_loss.iloc[-1]:.6g}"),
                               "n_train": len(index["train"]), "n_val": len(index["val"])})
     print(f"train {args.backend}: best epoch {result.best_epoch}, "
-          f"val Spearman {result.best_val_spearman:.4f}")
+          f"val Spearman {result.best_val_spearman:.4f} (trained on {result.checkpoint['trained_on']})")
 
 
 if __name__ == "__main__":

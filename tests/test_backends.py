@@ -47,6 +47,45 @@ def test_features_do_not_depend_on_batch_companions(efficientnet):
     np.testing.assert_array_equal(together[:2], other[:2])
 
 
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_is_close_to_fp32_and_cached_apart(efficientnet, precision, tmp_path):
+    """amp runs on the CPU too; its features stay near fp32 but are never served for fp32."""
+    from vidmem.features import extract_features
+
+    frames = resize_frames(np.stack([data.chelsea(), data.astronaut()[:300, :451]]),
+                           efficientnet.spec)
+    folder = tmp_path / "normalized"
+    folder.mkdir()
+    np.save(folder / "video0.npy", frames)
+    cache = tmp_path / "cache"
+    with pytest.warns(UserWarning, match="slower"):
+        mixed_backend = create_backend({"backend": {"eff": {**EFFICIENTNET, "amp": precision}}},
+                                       "eff")
+    runs = {}
+    for amp, backend in (("false", efficientnet), (precision, mixed_backend)):
+        out = tmp_path / amp
+        out.mkdir()
+        result = extract_features(folder, out, backend, 4, cache, progress=False)
+        assert result.cache_hits == 0  # the fp32 entry made just before is not reused
+        assert result.info["numerics"] == {"device": "cpu", "precision": amp}
+        runs[amp] = np.load(out / "video0.npy")
+    full, mixed = runs["false"], runs[precision]
+    assert not np.array_equal(full, mixed)
+    cosine = (full * mixed).sum(1) / np.linalg.norm(full, axis=1) / np.linalg.norm(mixed, axis=1)
+    assert cosine.min() > 0.95
+
+
+def test_unknown_or_missing_device_is_a_clear_error():
+    from vidmem.devices import resolve_device
+    from vidmem.errors import VidmemError
+
+    with pytest.raises(VidmemError, match="unknown device 'tpu'"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(VidmemError, match="no CUDA GPU"):
+            resolve_device("cuda")
+
+
 def test_random_weights_are_labelled():
     config = {**EFFICIENTNET, "weights": "random"}
     backend = create_backend({"backend": {"r": config}}, "r")

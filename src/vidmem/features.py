@@ -131,7 +131,7 @@ def extract_features(normalized_dir: str | os.PathLike, out_dir: str | os.PathLi
     # TF-for-Poets backends keep their own per-frame bottleneck cache instead.
     cache = ItemCache(None if backend.bottleneck_files else cache_root, f"extract/{backend.name}",
                       {"version": EXTRACT_VERSION, "backend": config,
-                       "spec": backend.spec.to_dict()})
+                       "spec": backend.spec.to_dict(), "numerics": backend.numerics})
     todo: list[tuple[Path, str]] = []
     for path in files:
         digest = cache.key(path)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from vidmem.devices import resolve_device
 from vidmem.errors import DataError
 from vidmem.files import atomic_path
 from vidmem.metrics import spearman
@@ -27,12 +28,6 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed)
     # Two CPU runs with the same seed must give identical metrics.
     torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def training_device(requested: str) -> torch.device:
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(requested)
 
 
 @dataclass
@@ -57,7 +52,7 @@ def train_model(features: np.ndarray, targets: np.ndarray, train_idx: np.ndarray
     if features.ndim != 3:
         raise DataError(f"features must be [videos, frames, dim], got {list(features.shape)}")
     seed_everything(config.seed)
-    device = training_device(config.device)
+    device = resolve_device(config.device)
     train_y = targets[train_idx].astype(np.float32)
     val_y = targets[val_idx].astype(np.float32)
     if config.shuffle_train_labels:
@@ -116,6 +111,7 @@ def train_model(features: np.ndarray, targets: np.ndarray, train_idx: np.ndarray
         "feature_std": torch.from_numpy(std.astype(np.float32)),
         "target": config.target,
         "best_epoch": best_epoch,
+        "trained_on": device.type,
     }
     return TrainResult(model, checkpoint, pd.DataFrame(history), best_epoch,
                        best_val if best_val > -math.inf else math.nan)

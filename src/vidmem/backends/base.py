@@ -37,6 +37,10 @@ class Backend(ABC):
         self.config = config
         self.observed_min = math.inf
         self.observed_max = -math.inf
+        # Where and in which precision the network runs ({"device": "cpu", "precision": "false"},
+        # see vidmem.devices.numerics): part of the extract cache key and of info.json, since
+        # the same weights give slightly different features on another device or precision.
+        self.numerics: dict[str, Any] = {}
 
     @abstractmethod
     def _extract(self, frames: np.ndarray) -> np.ndarray:
@@ -95,4 +99,5 @@ class Backend(ABC):
             "expected_input_range": list(self.expected_range) if self.expected_range else None,
             "observed_input_range": observed,
             "input_range_matches": self.range_matches(),
+            "numerics": self.numerics,
         }

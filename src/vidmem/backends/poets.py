@@ -3,7 +3,7 @@
 params.yaml, `backend.<name>`:
     kind: poets
     graph: <path to classify_image_graph_def.pb, or the URL of inception-2015-12-05.tgz>
-    bottleneck_dir: null    # default .cache/vidmem/bottlenecks/<graph digest>
+    bottleneck_dir: null    # default .cache/vidmem/bottlenecks/<graph digest>-<cpu|gpu>
     jpeg_quality: 95
     input: {size: 299, resize: squash, interpolation: bilinear, value: {subtract: 128, divide: 128}}
 
@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from vidmem.backends._tf_import import import_tensorflow
+from vidmem.backends._tf_import import import_tensorflow, tensorflow_numerics
 from vidmem.backends.base import Backend
 from vidmem.cache import DEFAULT_CACHE_DIR
 from vidmem.errors import ParamsError, VidmemError
@@ -92,6 +92,7 @@ class PoetsBottleneck(Backend):
             raise ParamsError(f"backend {name}: the classic Inception graph normalizes inside, "
                               "to (x-128)/128; declare input.value: {subtract: 128, divide: 128}")
         tf = import_tensorflow()
+        self.numerics = tensorflow_numerics(tf)
         cache_root = Path(config.get("cache_dir") or DEFAULT_CACHE_DIR)
         graph_path = fetch_graph(str(config.get("graph", DEFAULT_GRAPH_URL)),
                                  cache_root / "poets")
@@ -113,7 +114,9 @@ class PoetsBottleneck(Backend):
         digest = file_digest(graph_path)[:16]
         self.weights = f"TF-for-Poets graph {graph_path.name} (sha256 {digest})"
         folder = config.get("bottleneck_dir")
-        self.bottleneck_dir = Path(folder) if folder else cache_root / "bottlenecks" / digest
+        # One folder per graph and device: a GPU's bottlenecks are not reused by a CPU run.
+        self.bottleneck_dir = Path(folder) if folder else \
+            cache_root / "bottlenecks" / f"{digest}-{self.numerics['device']}"
         self.quality = int(config.get("jpeg_quality", 95))
         self.reused = 0
         self.check_graph_normalization()

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from vidmem.backends._tf_import import import_tensorflow
+from vidmem.backends._tf_import import import_tensorflow, tensorflow_numerics
 from vidmem.backends.base import Backend
 from vidmem.errors import ParamsError, VidmemError
 from vidmem.normalize import InputSpec
@@ -35,6 +35,7 @@ class TFHubModule(Backend):
     def __init__(self, name: str, spec: InputSpec, config: dict[str, Any]) -> None:
         super().__init__(name, spec, config)
         tf = import_tensorflow()
+        self.numerics = tensorflow_numerics(tf)
         import tensorflow_hub as hub
 
         handle = config.get("handle", DEFAULT_HANDLE)

