@@ -2,14 +2,16 @@
 
     python benchmarks/run.py                       # 64 synthetic videos, writes BENCHMARKS.md
     python benchmarks/run.py --videos 2000 --seconds 7 --fps 30   # closer to MediaEval scale
+    python benchmarks/run.py --backends efficientnet_lite0 inception_v3  # more backends
 
 Every figure is a ratio of two timings taken in the same run on the same machine, so it holds on
 a noisy machine:
 - decode: the decode stage's code vs a bare ffmpeg command that outputs the same frames to
   /dev/null (the floor), and vs the naive approach (one ffmpeg seek process per frame);
-- extract: frames/s through the extract code (files on disk, batching, prefetch) vs the bare
-  backbone forward pass on pre-made tensors of the same batch size, taking turns on `--chunks`
-  chunks of the videos in one process; peak RSS of each side from a separate run;
+- extract, per backend (`--backends`; default: params.yaml's `backends`): frames/s through the
+  extract code (files on disk, batching, prefetch) vs the bare backbone forward pass on pre-made
+  tensors of the same batch size, taking turns on `--chunks` chunks of the videos in one
+  process; peak RSS of each side from a separate run;
 - extract memory: peak RSS of the extract code on a quarter of the videos vs all of them (bounded
   by the batch, not the data set, means the two are about equal);
 - precision: features under mixed precision (bf16, fp16) vs fp32 on the same frames, on the
@@ -34,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -50,14 +53,13 @@ def timed(function, *args, **kwargs) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
-def in_child(phase: str, args: argparse.Namespace, source: Path | None = None) -> dict:
+def in_child(phase: str, args: argparse.Namespace, backend: str, source: Path) -> dict:
     """Run one phase in a fresh Python so its peak RSS is its own (read from wait4)."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
         out = handle.name
     command = [sys.executable, __file__, "--phase", phase, "--phase-out", out,
                "--videos", str(args.videos), "--batch-size", str(args.batch_size),
-               "--chunks", str(args.chunks),
-               "--source", str(source or WORK / "normalized")]
+               "--chunks", str(args.chunks), "--backend", backend, "--source", str(source)]
     process = subprocess.Popen(command)
     _, status, usage = os.wait4(process.pid, 0)
     if status != 0:
@@ -135,11 +137,22 @@ def bench_decode(args, videos: list[Path]) -> dict:
             "naive_over_stage": round(naive_s / stage_s, 2)}
 
 
-def efficientnet():
+def make_backend(name: str):
+    """The backend as params.yaml configures it. A torch backbone whose weights cannot be had
+    here (offline) gets random weights instead, for timing only: the speed of a forward pass does
+    not depend on the weight values, and `random_weights` says so in every result."""
     from vidmem.backends import create_backend
+    from vidmem.errors import VidmemError
     from vidmem.params import load_params
 
-    return create_backend(load_params(ROOT / "params.yaml"), "efficientnet_lite0")
+    params = load_params(ROOT / "params.yaml")
+    try:
+        return create_backend(params, name)
+    except VidmemError as exc:
+        if params["backend"][name].get("kind") != "torch":
+            raise SystemExit(f"benchmark: backend {name} cannot be loaded here: {exc}") from exc
+        params["backend"][name]["weights"] = "random"
+        return create_backend(params, name)
 
 
 def synchronize() -> None:
@@ -149,50 +162,60 @@ def synchronize() -> None:
         torch.cuda.synchronize()
 
 
+class Floor:
+    """A backend's bare work on one pre-made batch, repeated: for torch backbones the forward
+    pass on a ready tensor (no file reading, conversion or batching); for other backends
+    `extract` on ready uint8 frames."""
+
+    def __init__(self, backend, batch_size: int) -> None:
+        import torch
+
+        spec = backend.spec
+        if hasattr(backend, "_features"):
+            x = torch.randn(batch_size, 3, spec.height, spec.width, device=backend.device)
+            x = x.contiguous(memory_format=torch.channels_last)
+            self.call = lambda: backend._features(x)
+        else:
+            frames = np.random.default_rng(0).integers(
+                0, 256, (batch_size, spec.height, spec.width, 3), dtype=np.uint8)
+            self.call = lambda: backend.extract(frames)
+        self.seconds(1)  # warm-up, as the stage's first batch also pays for it
+
+    def seconds(self, batches: int) -> float:
+        import torch
+
+        with torch.inference_mode():
+            synchronize()
+            start = time.perf_counter()
+            for _ in range(batches):
+                self.call()
+            synchronize()
+            return time.perf_counter() - start
+
+
+def frame_count(folder: Path) -> int:
+    return sum(np.load(p, mmap_mode="r").shape[0] for p in folder.glob("*.npy"))
+
+
 def phase_extract_stage(args) -> dict:
     from vidmem.features import extract_features
 
-    backend = efficientnet()
+    backend = make_backend(args.backend)
     out = WORK / "features_out"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     seconds, result = timed(extract_features, Path(args.source), out, backend,
                             args.batch_size, None, False)
-    frames = sum(np.load(p, mmap_mode="r").shape[0] for p in out.iterdir())
+    frames = frame_count(Path(args.source))
     return {"videos": result.videos, "frames": frames, "seconds": round(seconds, 2),
-            "fps": round(frames / seconds, 1), "device": backend.numerics["device"]}
-
-
-def floor_input(backend, batch_size: int):
-    """A pre-made network input: the floor pays for no file reading, conversion or batching."""
-    import torch
-
-    return torch.randn(batch_size, 3, 224, 224, device=backend.device).contiguous(
-        memory_format=torch.channels_last)
-
-
-def floor_seconds(backend, x, batches: int) -> float:
-    import torch
-
-    with torch.inference_mode():
-        synchronize()
-        start = time.perf_counter()
-        for _ in range(batches):
-            backend._features(x)
-        synchronize()
-        return time.perf_counter() - start
+            "fps": round(frames / seconds, 1), "device": backend.numerics.get("device"),
+            "random_weights": backend.random_weights}
 
 
 def phase_extract_floor(args) -> dict:
-    import torch
-
-    backend = efficientnet()
-    frames = sum(np.load(p, mmap_mode="r").shape[0] for p in Path(args.source).glob("*.npy"))
-    batches = -(-frames // args.batch_size)
-    x = floor_input(backend, args.batch_size)
-    with torch.inference_mode():
-        backend._features(x)  # warm-up, as the stage's first batch also pays for it
-    seconds = floor_seconds(backend, x, batches)
+    backend = make_backend(args.backend)
+    batches = -(-frame_count(Path(args.source)) // args.batch_size)
+    seconds = Floor(backend, args.batch_size).seconds(batches)
     return {"frames": batches * args.batch_size, "seconds": round(seconds, 2),
             "fps": round(batches * args.batch_size / seconds, 1)}
 
@@ -202,15 +225,11 @@ def phase_extract_interleaved(args) -> dict:
     process. On this shared machine the very same forward pass varied from 0.22 to 0.34 s per
     batch within a minute; taking turns every few seconds exposes both sides to the same load,
     so their ratio holds where two separate runs minutes apart did not."""
-    import torch
-
     from vidmem.features import extract_features
 
-    backend = efficientnet()
+    backend = make_backend(args.backend)
     files = sorted(Path(args.source).glob("*.npy"))
-    x = floor_input(backend, args.batch_size)
-    with torch.inference_mode():
-        backend._features(x)  # warm-up for both sides
+    floor = Floor(backend, args.batch_size)
     chunk_dir, out = WORK / "chunk", WORK / "chunk_out"
     stage_s = floor_s = 0.0
     frames = 0
@@ -220,7 +239,7 @@ def phase_extract_interleaved(args) -> dict:
             folder.mkdir(parents=True)
         for index in chunk:
             (chunk_dir / files[index].name).symlink_to(files[index].resolve())
-        chunk_frames = sum(np.load(p, mmap_mode="r").shape[0] for p in chunk_dir.iterdir())
+        chunk_frames = frame_count(chunk_dir)
         batches = -(-chunk_frames // args.batch_size)
 
         def stage() -> float:
@@ -230,9 +249,9 @@ def phase_extract_interleaved(args) -> dict:
 
         if number % 2 == 0:  # alternate who goes first, so a trend in load favours neither
             stage_s += stage()
-            floor_s += floor_seconds(backend, x, batches)
+            floor_s += floor.seconds(batches)
         else:
-            floor_s += floor_seconds(backend, x, batches)
+            floor_s += floor.seconds(batches)
             stage_s += stage()
         frames += chunk_frames
     return {"chunks": args.chunks, "frames": frames, "stage_s": round(stage_s, 2),
@@ -240,42 +259,45 @@ def phase_extract_interleaved(args) -> dict:
             "floor_fps": round(frames / floor_s, 1)}
 
 
-def bench_extract(args) -> dict:
+def bench_extract(args, backend: str, normalized: Path) -> dict:
     """Throughput ratio from the interleaved run; peak RSS from one separate run of each side
     (a process of its own, so the peak is its own)."""
-    stage, floor = in_child("extract_stage", args), in_child("extract_floor", args)
-    interleaved = in_child("extract_interleaved", args)
+    stage = in_child("extract_stage", args, backend, normalized)
+    floor = in_child("extract_floor", args, backend, normalized)
+    interleaved = in_child("extract_interleaved", args, backend, normalized)
     return {"stage": stage, "floor": floor, "interleaved": interleaved,
             "stage_over_floor": round(interleaved["stage_fps"] / interleaved["floor_fps"], 3)}
 
 
-def bench_extract_memory(args, stage_all: dict) -> dict:
+def bench_extract_memory(args, backend: str, normalized: Path, stage_all: dict) -> dict:
     """Peak RSS of the extract code on a quarter of the videos vs on all of them."""
     quarter = WORK / "normalized_quarter"
     shutil.rmtree(quarter, ignore_errors=True)
     quarter.mkdir()
-    files = sorted((WORK / "normalized").glob("*.npy"))
+    files = sorted(normalized.glob("*.npy"))
     for path in files[:max(1, len(files) // 4)]:
-        (quarter / path.name).symlink_to(path)
-    stage_quarter = in_child("extract_stage", args, quarter)
-    return {"videos_quarter": stage_quarter["videos"], "videos_all": stage_all["videos"],
-            "peak_rss_quarter_mb": stage_quarter["peak_rss_mb"],
+        (quarter / path.name).symlink_to(path.resolve())
+    stage_quarter = in_child("extract_stage", args, backend, quarter)
+    return {"backend": backend, "videos_quarter": stage_quarter["videos"],
+            "videos_all": stage_all["videos"], "peak_rss_quarter_mb": stage_quarter["peak_rss_mb"],
             "peak_rss_all_mb": stage_all["peak_rss_mb"],
             "all_over_quarter": round(stage_all["peak_rss_mb"] / stage_quarter["peak_rss_mb"], 3)}
 
 
-def bench_precision(args) -> dict:
+def bench_precision(args, backend_name: str, normalized: Path) -> dict:
     """Mixed-precision features vs fp32 on the same real (synthetic-video) frames."""
     from vidmem.backends import create_backend
     from vidmem.params import load_params
 
-    frames = np.concatenate([np.load(p) for p in sorted((WORK / "normalized").glob("*.npy"))])
+    frames = np.concatenate([np.load(p) for p in sorted(normalized.glob("*.npy"))])
     frames = frames[:args.precision_frames - args.precision_frames % args.batch_size]
     params = load_params(ROOT / "params.yaml")
     features, speed = {}, {}
     for precision in ("false", "bf16", "fp16"):
-        params["backend"]["efficientnet_lite0"]["amp"] = precision
-        backend = create_backend(params, "efficientnet_lite0")
+        params["backend"][backend_name]["amp"] = precision
+        with warnings.catch_warnings():  # the "amp is slow on a CPU" warning: measured here
+            warnings.simplefilter("ignore", UserWarning)
+            backend = create_backend(params, backend_name)
         backend.extract(frames[:args.batch_size])  # warm-up
         synchronize()
         start = time.perf_counter()
@@ -283,8 +305,8 @@ def bench_precision(args) -> dict:
                                               for i in range(0, len(frames), args.batch_size)])
         speed[precision] = round(len(frames) / (time.perf_counter() - start), 1)
     reference = features["false"]
-    result = {"frames": len(frames), "device": backend.numerics.get("gpu",
-                                                                     backend.numerics["device"]),
+    result = {"backend": backend_name, "frames": len(frames),
+              "device": backend.numerics.get("gpu", backend.numerics["device"]),
               "fps_fp32": speed["false"]}
     for precision in ("bf16", "fp16"):
         diff = np.linalg.norm(features[precision] - reference, axis=1)
@@ -348,7 +370,8 @@ def bench_noop_repro() -> dict:
             "up_to_date_message": "Data and pipelines are up to date." in result.stdout}
 
 
-def pipeline_front(videos: list[Path], cache: Path, out: Path, args) -> float:
+def pipeline_front(videos: list[Path], cache: Path | None, out: Path, args,
+                   backend_name: str) -> float:
     """decode → normalize → extract through the library, with the per-video cache."""
     from vidmem.features import extract_features, item_files
     from vidmem.frames import decode_videos
@@ -363,23 +386,24 @@ def pipeline_front(videos: list[Path], cache: Path, out: Path, args) -> float:
                           ffmpeg=None)
     start = time.perf_counter()
     decode_videos(videos, out / "frames", config, "skip", cache, False)
-    backend = efficientnet()
+    backend = make_backend(backend_name)
     normalize_videos(item_files(out / "frames"), out / "normalized", backend.spec, cache, False)
     extract_features(out / "normalized", out / "features", backend, args.batch_size, cache, False)
     return time.perf_counter() - start
 
 
-def bench_incremental(args, videos: list[Path]) -> dict:
+def bench_incremental(args, videos: list[Path], backend: str) -> dict:
     cache = WORK / "cache"
     shutil.rmtree(cache, ignore_errors=True)
     extra = make_videos(args, WORK / "videos", len(videos), max(1, len(videos) // 100))
-    full_s = pipeline_front(videos, cache, WORK / "full", args)
-    incremental_s = pipeline_front(videos + extra, cache, WORK / "incremental", args)
-    pipeline_front(videos + extra, None, WORK / "scratch", args)  # reference for identity
+    full_s = pipeline_front(videos, cache, WORK / "full", args, backend)
+    incremental_s = pipeline_front(videos + extra, cache, WORK / "incremental", args, backend)
+    pipeline_front(videos + extra, None, WORK / "scratch", args, backend)  # the reference
     identical = all(
         (WORK / "incremental" / "features" / p.name).read_bytes() == p.read_bytes()
         for p in (WORK / "scratch" / "features").iterdir())
-    return {"videos": len(videos), "added": len(extra), "full_s": round(full_s, 2),
+    return {"backend": backend, "videos": len(videos), "added": len(extra),
+            "full_s": round(full_s, 2),
             "incremental_s": round(incremental_s, 2),
             "incremental_over_full": round(incremental_s / full_s, 3),
             "features_identical_to_scratch": identical}
@@ -402,16 +426,25 @@ def write_markdown(results: dict, path: Path) -> None:
     d, e, t = results["decode"], results["extract"], results["train"]
     n, inc = results["noop_repro"], results["incremental"]
     m, p = results["extract_memory"], results["precision"]
+    extract_rows = [
+        f"| extract {name}, batch {results['config']['batch_size']}"
+        + (" (random weights: timing only)" if r["stage"]["random_weights"] else "") + " | "
+        f"{r['interleaved']['stage_fps']} frames/s, peak RSS {r['stage']['peak_rss_mb']} MB | "
+        f"{r['interleaved']['floor_fps']} frames/s bare forward, peak RSS "
+        f"{r['floor']['peak_rss_mb']} MB | {r['stage_over_floor']} of floor (taking turns in "
+        f"{r['interleaved']['chunks']} chunks) | ≥ 0.8 |" for name, r in e.items()]
     train_rows = [
-        f"| train, reference LSTM (1024×3), {device.upper()} | {t[device]['seconds_per_epoch']} "
-        f"s/epoch for {t['samples']} videos | ≈ {t[device]['seconds_per_epoch_6000']} s/epoch "
-        f"for 6000 | | |" for device in ("cpu", "cuda") if device in t]
+        f"| train, reference LSTM (1024×3, 1280-d input), {device.upper()} | "
+        f"{t[device]['seconds_per_epoch']} s/epoch for {t['samples']} videos | "
+        f"≈ {t[device]['seconds_per_epoch_6000']} s/epoch for 6000 | | |"
+        for device in ("cpu", "cuda") if device in t]
     precision_rows = [
-        f"| extract features in {precision} vs fp32 ({p['frames']} frames, {p['device']}) | "
+        f"| {p['backend']} features in {precision} vs fp32 ({p['frames']} frames, "
+        f"{p['device']}) | "
         f"relative L2 error {p[precision]['rel_l2_mean']} mean, {p[precision]['rel_l2_max']} max; "
         f"cosine ≥ {p[precision]['cosine_min']} | {p[precision]['fps']} frames/s vs "
         f"{p['fps_fp32']} in fp32 | {round(p[precision]['fps'] / p['fps_fp32'], 2)}× speed | "
-        f"documented tolerance |" for precision in ("fp16", "bf16")]
+        f"documented tolerance |" for precision in ("fp16", "bf16") if p]
     lines = [
         "# Benchmarks",
         "",
@@ -428,12 +461,9 @@ def write_markdown(results: dict, path: Path) -> None:
         f"{d['stage_over_floor']}× floor | ≤ 1.5× |",
         f"| decode, naive per-frame seeks | {d['naive_s']} s | {d['stage_s']} s (stage) | "
         f"naive is {d['naive_over_stage']}× slower | stage faster |",
-        f"| extract EfficientNet-Lite0, batch {results['config']['batch_size']} | "
-        f"{e['interleaved']['stage_fps']} frames/s, peak RSS {e['stage']['peak_rss_mb']} MB | "
-        f"{e['interleaved']['floor_fps']} frames/s bare forward, peak RSS "
-        f"{e['floor']['peak_rss_mb']} MB | {e['stage_over_floor']} of floor (taking turns in "
-        f"{e['interleaved']['chunks']} chunks) | ≥ 0.8 |",
-        f"| extract memory: {m['videos_all']} vs {m['videos_quarter']} videos | peak RSS "
+        *extract_rows,
+        f"| extract memory ({m['backend']}): {m['videos_all']} vs {m['videos_quarter']} videos | "
+        f"peak RSS "
         f"{m['peak_rss_all_mb']} MB | {m['peak_rss_quarter_mb']} MB | {m['all_over_quarter']}× "
         f"for 4× the videos | bounded by the batch |",
         *precision_rows,
@@ -441,7 +471,8 @@ def write_markdown(results: dict, path: Path) -> None:
         "| no-op `dvc repro` | "
         + (f"{n['seconds']} s (up to date: {n['up_to_date_message']})" if n["seconds"] is not None
            else n["note"]) + " | | | < 3 s |",
-        f"| incremental: +{inc['added']} video(s) to {inc['videos']} | {inc['incremental_s']} s | "
+        f"| incremental ({inc['backend']}): +{inc['added']} video(s) to {inc['videos']} | "
+        f"{inc['incremental_s']} s | "
         f"{inc['full_s']} s full run | {inc['incremental_over_full']} of full; features "
         f"identical to scratch: {inc['features_identical_to_scratch']} | ≤ 0.05 |",
         "",
@@ -471,6 +502,11 @@ def main() -> None:
                         help="frames for the mixed-precision comparison (amp on a CPU is slow)")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--phase-out", help=argparse.SUPPRESS)
+    parser.add_argument("--backends", nargs="+", metavar="NAME",
+                        help="backends from params.yaml to time (default: its `backends` list); "
+                             "torch backbones whose weights are not here run with random "
+                             "weights, labelled so")
+    parser.add_argument("--backend", help=argparse.SUPPRESS)
     parser.add_argument("--source", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase:
@@ -484,7 +520,7 @@ def main() -> None:
                      "argv": " ".join(sys.argv[1:]), "versions": versions(),
                      "config": {k: getattr(args, k) for k in ("videos", "seconds", "fps", "width",
                                                               "height", "frames", "batch_size",
-                                                              "precision_frames")}}
+                                                              "precision_frames", "chunks")}}
     print("decode ...", flush=True)
     results["decode"] = bench_decode(args, videos)
     print(results["decode"], "\nextract ...", flush=True)
@@ -493,23 +529,31 @@ def main() -> None:
     from vidmem.normalize import normalize_videos
     from vidmem.params import load_params
 
-    shutil.rmtree(WORK / "normalized", ignore_errors=True)
-    (WORK / "normalized").mkdir()
-    normalize_videos(item_files(WORK / "decode_out"), WORK / "normalized",
-                     input_spec(load_params(ROOT / "params.yaml"), "efficientnet_lite0"), None,
-                     False)
-    results["extract"] = bench_extract(args)
-    stage = results["extract"]["stage"]
-    print(results["extract"], "\nextract memory ...", flush=True)
-    results["extract_memory"] = bench_extract_memory(args, stage)
+    params = load_params(ROOT / "params.yaml")
+    names = args.backends or params["backends"]
+    normalized = {name: WORK / f"normalized_{name}" for name in names}
+    results["extract"] = {}
+    for name in names:
+        shutil.rmtree(normalized[name], ignore_errors=True)
+        normalized[name].mkdir(parents=True)
+        normalize_videos(item_files(WORK / "decode_out"), normalized[name],
+                         input_spec(params, name), None, False)
+        results["extract"][name] = bench_extract(args, name, normalized[name])
+        print(name, results["extract"][name], flush=True)
+    first = names[0]
+    print("extract memory ...", flush=True)
+    results["extract_memory"] = bench_extract_memory(args, first, normalized[first],
+                                                     results["extract"][first]["stage"])
     print(results["extract_memory"], "\nprecision ...", flush=True)
-    results["precision"] = bench_precision(args)
+    torch_backends = [n for n in names if params["backend"][n].get("kind") == "torch"]
+    results["precision"] = bench_precision(args, torch_backends[0], normalized[torch_backends[0]]
+                                           ) if torch_backends else None
     print(results["precision"], "\ntrain ...", flush=True)
     results["train"] = bench_train(args)
     print(results["train"], "\nno-op dvc repro ...", flush=True)
     results["noop_repro"] = bench_noop_repro()
     print(results["noop_repro"], "\nincremental ...", flush=True)
-    results["incremental"] = bench_incremental(args, videos)
+    results["incremental"] = bench_incremental(args, videos, first)
     print(results["incremental"], flush=True)
     (ROOT / "benchmarks" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     write_markdown(results, ROOT / "BENCHMARKS.md")
