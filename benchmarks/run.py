@@ -399,9 +399,12 @@ def bench_incremental(args, videos: list[Path], backend: str) -> dict:
     full_s = pipeline_front(videos, cache, WORK / "full", args, backend)
     incremental_s = pipeline_front(videos + extra, cache, WORK / "incremental", args, backend)
     pipeline_front(videos + extra, None, WORK / "scratch", args, backend)  # the reference
-    identical = all(
-        (WORK / "incremental" / "features" / p.name).read_bytes() == p.read_bytes()
-        for p in (WORK / "scratch" / "features").iterdir())
+    from vidmem.features import read_video_features
+
+    scratch, incremental = WORK / "scratch" / "features", WORK / "incremental" / "features"
+    stems = sorted(p.name.removesuffix(".npy") for p in scratch.iterdir())
+    identical = all(read_video_features(incremental, stem).tobytes()
+                    == read_video_features(scratch, stem).tobytes() for stem in stems)
     return {"backend": backend, "videos": len(videos), "added": len(extra),
             "full_s": round(full_s, 2),
             "incremental_s": round(incremental_s, 2),
