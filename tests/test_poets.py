@@ -92,6 +92,11 @@ def test_extract_writes_bottleneck_text_and_concat_reads_it(poets, tmp_path):
     features, videos = load_concat(tmp_path / "all.npz")
     assert features.shape == (2, 3, 3) and videos == ["video1.webm", "video2.webm"]
     np.testing.assert_array_equal(features[1], features[0][::-1])
+    # The output files are the backend's cached bottlenecks, byte for byte.
+    cached = poets.bottleneck_path(poets.jpeg(frames()[1]))
+    assert texts[1].read_bytes() == cached.read_bytes()
+    good = cached.read_bytes()
     texts[1].write_text("0.1,0.2")  # truncated: concat refuses instead of guessing
     with pytest.raises(Exception, match="truncated or corrupt"):
         concat_features(out, ["video1.webm"], tmp_path / "x.npz")
+    assert cached.read_bytes() == good  # damaging an output did not reach the cache

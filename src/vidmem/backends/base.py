@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,8 +29,11 @@ class Backend(ABC):
     # False for backends that import features from files instead of reading frames.
     uses_frames: bool = True
     # True: the extract output holds one TF-for-Poets bottleneck text file per frame (and the
-    # backend keeps its own per-frame cache) instead of one .npy per video.
+    # backend keeps its own per-frame cache) instead of one .npy per video. Such a backend sets
+    # `batch_files` in each `_extract` call: the cached text file of every frame of that batch,
+    # which the extract driver copies into the stage output instead of formatting it again.
     bottleneck_files: bool = False
+    batch_files: list[Path]
 
     def __init__(self, name: str, spec: InputSpec | None, config: dict[str, Any]) -> None:
         self.name = name

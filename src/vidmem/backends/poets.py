@@ -147,9 +147,11 @@ class PoetsBottleneck(Backend):
 
     def _extract(self, frames: np.ndarray) -> np.ndarray:
         features = np.empty((len(frames), self.feature_dim), np.float32)
+        self.batch_files = []
         for i, frame in enumerate(frames):
             jpeg = self.jpeg(frame)
             path = self.bottleneck_path(jpeg)
+            self.batch_files.append(path)
             cached = read_bottleneck(path, self.feature_dim)
             if cached is not None:
                 features[i] = cached
