@@ -90,14 +90,20 @@ def make_videos(args: argparse.Namespace, folder: Path, first: int, count: int) 
         return list(pool.map(one, [row for _, row in latents.iterrows()]))
 
 
+def decode_config(args):
+    """The decode stage's settings for the synthetic videos, all cores."""
+    from vidmem.params import DecodeConfig
+
+    return DecodeConfig(n_frames=args.frames, short_side=args.short_side,
+                        workers=os.cpu_count() or 1, short_video="repeat", timeout_s=300,
+                        ffmpeg=None)
+
+
 def bench_decode(args, videos: list[Path]) -> dict:
     from vidmem.ffmpeg_bin import ffmpeg_executable
     from vidmem.frames import count_frames, decode_videos, evenly_spaced_indices
-    from vidmem.params import DecodeConfig
 
-    config = DecodeConfig(n_frames=args.frames, short_side=args.short_side,
-                          workers=os.cpu_count() or 1, short_video="repeat", timeout_s=300,
-                          ffmpeg=None)
+    config = decode_config(args)
     binary = ffmpeg_executable()
     totals = {v: count_frames(v, binary, 60) for v in videos}
 
@@ -376,14 +382,11 @@ def pipeline_front(videos: list[Path], cache: Path | None, out: Path, args,
     from vidmem.features import extract_features, item_files
     from vidmem.frames import decode_videos
     from vidmem.normalize import normalize_videos
-    from vidmem.params import DecodeConfig
 
     shutil.rmtree(out, ignore_errors=True)
     for sub in ("frames", "normalized", "features"):
         (out / sub).mkdir(parents=True)
-    config = DecodeConfig(n_frames=args.frames, short_side=args.short_side,
-                          workers=os.cpu_count() or 1, short_video="repeat", timeout_s=300,
-                          ffmpeg=None)
+    config = decode_config(args)
     start = time.perf_counter()
     decode_videos(videos, out / "frames", config, "skip", cache, False)
     backend = make_backend(backend_name)

@@ -3,9 +3,10 @@
 Choosing N evenly spaced frames needs the frame count first. `ffmpeg -c copy -f null` gives it,
 but a second process per video costs about as much as half the decode of a short clip. WebM is
 simple enough to walk in Python: EBML elements are (ID, size, payload); video packets are the
-SimpleBlocks and Blocks of the video track. The walk skips payloads by their size, so it reads
-headers only. It returns None for anything it does not fully understand (laced blocks, several
-video tracks, damaged structure), and the caller falls back to ffmpeg's count.
+SimpleBlocks and Blocks of the video track. The file is read into memory once (a few MB for a
+short clip); the walk then skips payloads by their size and parses headers only. It returns None
+for anything it does not fully understand (laced blocks, several video tracks, damaged
+structure), and the caller falls back to ffmpeg's count.
 """
 
 from __future__ import annotations

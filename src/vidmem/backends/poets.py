@@ -39,7 +39,7 @@ from vidmem.backends._tf_import import import_tensorflow, tensorflow_numerics
 from vidmem.backends.base import Backend
 from vidmem.cache import DEFAULT_CACHE_DIR
 from vidmem.errors import ParamsError, VidmemError
-from vidmem.features import format_bottleneck, parse_bottleneck
+from vidmem.features import BOTTLENECK_SUFFIX, format_bottleneck, parse_bottleneck
 from vidmem.files import file_digest, write_bytes, write_text
 from vidmem.normalize import InputSpec
 
@@ -143,7 +143,7 @@ class PoetsBottleneck(Backend):
                     f"{self.spec.values} ({expected:.3f}); declare what the graph does")
 
     def bottleneck_path(self, jpeg: bytes) -> Path:
-        return self.bottleneck_dir / f"{hashlib.sha256(jpeg).hexdigest()}.jpg_inception_v3.txt"
+        return self.bottleneck_dir / f"{hashlib.sha256(jpeg).hexdigest()}{BOTTLENECK_SUFFIX}"
 
     def _extract(self, frames: np.ndarray) -> np.ndarray:
         features = np.empty((len(frames), self.feature_dim), np.float32)
