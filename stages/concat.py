@@ -3,16 +3,16 @@
 from vidmem.cli import run_stage, stage_parser
 from vidmem.dataset import dataset_from_reports
 from vidmem.features import concat_features
-from vidmem.params import DataConfig, as_bool, as_int, lookup
+from vidmem.params import ConcatConfig, DataConfig
 
 
 def main(args, params):
     data = DataConfig.from_params(params)
+    config = ConcatConfig.from_params(params)
     dataset = dataset_from_reports(data.ground_truth, args.decode_report, data.on_bad_input)
-    misalign = as_bool(lookup(params, "concat.misalign_control", False), "concat.misalign_control")
-    seed = as_int(lookup(params, "base.seed"), "base.seed", 0) if misalign else None
-    shape = concat_features(args.features, dataset.videos, args.out, misalign_seed=seed)
-    if misalign:
+    shape = concat_features(args.features, dataset.videos, args.out,
+                            misalign_seed=config.seed if config.misalign_control else None)
+    if config.misalign_control:
         print("CONTROL: features deliberately misaligned with their videos (concat.misalign_control)")
     print(f"concat {args.backend}: {shape}")
 

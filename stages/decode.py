@@ -1,19 +1,16 @@
 """Stage decode: N evenly spaced RGB frames per video → one uint8 .npy per video."""
 
 from vidmem.cli import run_stage, stage_parser
-from vidmem.files import atomic_dir, write_json
-from vidmem.frames import decode_videos, list_videos
-from vidmem.params import DataConfig, DecodeConfig, lookup
+from vidmem.files import write_json
+from vidmem.params import CacheConfig, DataConfig, DecodeConfig
+from vidmem.pipeline import decode_step
 
 
 def main(args, params):
     data = DataConfig.from_params(params)
-    config = DecodeConfig.from_params(params)
-    videos = list_videos(data.videos_dir)
-    with atomic_dir(args.out) as out:
-        report = decode_videos(videos, out, config, data.on_bad_input,
-                               cache_root=lookup(params, "cache.dir", None),
-                               progress=not args.no_progress)
+    report = decode_step(data.videos_dir, args.out, DecodeConfig.from_params(params),
+                         data.on_bad_input, CacheConfig.from_params(params).dir,
+                         progress=not args.no_progress)
     write_json(args.report, {"counts": report.counts(), "decoded": report.decoded,
                              "skipped": report.skipped, "repeated_frames": report.repeated})
     write_json(args.metrics, report.counts())

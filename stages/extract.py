@@ -4,22 +4,16 @@ import sys
 
 from vidmem.backends import create_backend
 from vidmem.cli import run_stage, stage_parser
-from vidmem.features import INFO_FILE, extract_features
-from vidmem.files import atomic_dir, write_json
 from vidmem.normalize import read_spec
-from vidmem.params import as_int, backend_params, lookup
+from vidmem.params import CacheConfig
+from vidmem.pipeline import extract_step
 
 
 def main(args, params):
     # The normalize stage recorded the spec it applied; extraction uses exactly that one.
-    backend = create_backend(params, args.backend, spec=read_spec(args.normalized))
-    batch_size = as_int(backend_params(params, args.backend).get("batch_size", 32),
-                        f"backend.{args.backend}.batch_size", 1)
-    with atomic_dir(args.out) as out:
-        result = extract_features(args.normalized, out, backend, batch_size,
-                                  cache_root=lookup(params, "cache.dir", None),
-                                  progress=not args.no_progress)
-        write_json(out / INFO_FILE, result.info)
+    backend = create_backend(params, args.backend, spec=read_spec(args.normalized),
+                             cache_root=CacheConfig.from_params(params).dir)
+    result = extract_step(args.normalized, args.out, backend, progress=not args.no_progress)
     if result.info["random_weights"]:
         print(f"WARNING: backend {args.backend} uses RANDOM weights; its features and every "
               "metric built on them are labelled random_weights: true", file=sys.stderr)

@@ -2,25 +2,19 @@
 
 from vidmem.backends import input_spec
 from vidmem.cli import run_stage, stage_parser
-from vidmem.features import item_files
-from vidmem.files import atomic_dir, write_json
-from vidmem.normalize import SPEC_FILE, normalize_videos
-from vidmem.params import lookup
+from vidmem.params import CacheConfig
+from vidmem.pipeline import normalize_step
 
 
 def main(args, params):
     spec = input_spec(params, args.backend)
+    hits = normalize_step(args.frames, args.out, spec, CacheConfig.from_params(params).dir,
+                          progress=not args.no_progress)
     if spec is None:
-        with atomic_dir(args.out) as out:
-            write_json(out / SPEC_FILE, None)
         print(f"backend {args.backend} takes no frames: nothing to normalize")
-        return
-    with atomic_dir(args.out) as out:
-        hits = normalize_videos(item_files(args.frames), out, spec,
-                                cache_root=lookup(params, "cache.dir", None),
-                                progress=not args.no_progress)
-    print(f"normalized for {args.backend}: {spec.height}x{spec.width} {spec.resize}, values "
-          f"{spec.values} ({hits} video(s) from cache)")
+    else:
+        print(f"normalized for {args.backend}: {spec.height}x{spec.width} {spec.resize}, values "
+              f"{spec.values} ({hits} video(s) from cache)")
 
 
 if __name__ == "__main__":

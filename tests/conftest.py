@@ -111,12 +111,12 @@ def tensorflow_or_skip():
 def extract_videos(backend, videos: list[np.ndarray], folder: Path):
     """Run `videos` (uint8 frames each) through the real extract driver; return the features
     per video and the info it records (fed range and all)."""
-    from vidmem.features import extract_features, read_video_features
+    from vidmem.features import read_video_features
 
     normalized, out = folder / "normalized", folder / "features"
     normalized.mkdir(parents=True)
     out.mkdir()
     for i, frames in enumerate(videos):
         np.save(normalized / f"video{i}.npy", frames)
-    result = extract_features(normalized, out, backend, batch_size=4, progress=False)
+    result = backend.extract_videos(normalized, out, batch_size=4, progress=False)
     return [read_video_features(out, f"video{i}") for i in range(len(videos))], result.info

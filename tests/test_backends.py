@@ -48,24 +48,23 @@ def test_features_do_not_depend_on_batch_companions(efficientnet):
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
-def test_mixed_precision_is_close_to_fp32_and_cached_apart(efficientnet, precision, tmp_path):
+def test_mixed_precision_is_close_to_fp32_and_cached_apart(precision, tmp_path):
     """amp runs on the CPU too; its features stay near fp32 but are never served for fp32."""
-    from vidmem.features import extract_features
-
+    cache = tmp_path / "cache"
+    full_backend = create_backend({"backend": {"eff": EFFICIENTNET}}, "eff", cache_root=cache)
     frames = resize_frames(np.stack([data.chelsea(), data.astronaut()[:300, :451]]),
-                           efficientnet.spec)
+                           full_backend.spec)
     folder = tmp_path / "normalized"
     folder.mkdir()
     np.save(folder / "video0.npy", frames)
-    cache = tmp_path / "cache"
     with pytest.warns(UserWarning, match="slower"):
         mixed_backend = create_backend({"backend": {"eff": {**EFFICIENTNET, "amp": precision}}},
-                                       "eff")
+                                       "eff", cache_root=cache)
     runs = {}
-    for amp, backend in (("false", efficientnet), (precision, mixed_backend)):
+    for amp, backend in (("false", full_backend), (precision, mixed_backend)):
         out = tmp_path / amp
         out.mkdir()
-        result = extract_features(folder, out, backend, 4, cache, progress=False)
+        result = backend.extract_videos(folder, out, 4, progress=False)
         assert result.cache_hits == 0  # the fp32 entry made just before is not reused
         assert result.info["numerics"] == {"device": "cpu", "precision": amp}
         runs[amp] = np.load(out / "video0.npy")

@@ -3,7 +3,7 @@ import pytest
 
 from vidmem.backends import create_backend
 from vidmem.errors import DataError
-from vidmem.features import concat_features, extract_features, load_concat
+from vidmem.features import concat_features, load_concat
 
 PARAMS = {"backend": {"mean": {"kind": "helpers:MeanColour",
                                "input": {"size": 4, "value": {"range": [0, 1]}}}}}
@@ -22,8 +22,8 @@ def normalized(tmp_path):
 
 def run(normalized, out, cache=None, batch_size=4, params=PARAMS):
     out.mkdir(exist_ok=True)
-    backend = create_backend(params, "mean")
-    return extract_features(normalized, out, backend, batch_size, cache, progress=False)
+    backend = create_backend(params, "mean", cache_root=cache)
+    return backend.extract_videos(normalized, out, batch_size, progress=False)
 
 
 def test_extract_one_file_per_video_in_order(normalized, tmp_path):

@@ -11,7 +11,6 @@ import pytest
 from vidmem.backends import create_backend
 from vidmem.backends.precomputed import read_feature_file
 from vidmem.errors import DataError
-from vidmem.features import extract_features
 from vidmem.params import TrainConfig
 from vidmem.predict import predict_videos
 from vidmem.training import save_checkpoint, train_model
@@ -33,7 +32,7 @@ def test_text_files_with_commas_or_spaces_and_npy(tmp_path):
     np.save(backend.features_dir / "video3.npy", np.arange(6, dtype=np.float64).reshape(2, 3))
     out = tmp_path / "out"
     out.mkdir()
-    result = extract_features(tmp_path / "unused", out, backend, progress=False)
+    result = backend.extract_videos(tmp_path / "unused", out, progress=False)
     assert result.videos == 3 and result.info["feature_dim"] == 3
     np.testing.assert_array_equal(np.load(out / "video2.npy"), [[1, 2, 3], [4, 5, 6]])
     assert np.load(out / "video3.npy").dtype == np.float32
@@ -55,7 +54,7 @@ def test_one_row_per_video_is_a_sequence_of_length_one(tmp_path):
 def test_malformed_files_name_the_file(tmp_path, files, dim, message):
     backend = precomputed(tmp_path, files, dim)
     with pytest.raises(DataError, match=message):
-        backend.import_features(tmp_path, progress=False)
+        backend.extract_videos(tmp_path / "unused", tmp_path, progress=False)
 
 
 def test_predict_scores_unlabelled_videos_through_the_training_path(tmp_path):

@@ -21,8 +21,6 @@ import numpy as np
 
 from vidmem.files import file_digest, link_or_copy, load_npy, save_npy, write_json
 
-DEFAULT_CACHE_DIR = ".cache/vidmem"
-
 
 def config_digest(config: dict[str, Any]) -> str:
     text = json.dumps(config, sort_keys=True, default=str)

@@ -19,6 +19,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import ffmpeg
 import numpy as np
@@ -28,6 +29,7 @@ from tqdm import tqdm
 from vidmem.ffmpeg_bin import ffmpeg_executable
 from vidmem.files import atomic_path, write_csv
 from vidmem.groundtruth import COLUMNS
+from vidmem.params import as_float, as_int, lookup
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,18 @@ class DemoConfig:
     height: int = 108
     noise: float = 0.03
     seed: int = 0
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> DemoConfig:
+        return cls(
+            n_videos=as_int(lookup(params, "demo.n_videos"), "demo.n_videos", 1),
+            seconds=as_float(lookup(params, "demo.seconds"), "demo.seconds", 0.1),
+            fps=as_int(lookup(params, "demo.fps"), "demo.fps", 1),
+            width=as_int(lookup(params, "demo.width"), "demo.width", 16),
+            height=as_int(lookup(params, "demo.height"), "demo.height", 16),
+            noise=as_float(lookup(params, "demo.noise"), "demo.noise", 0),
+            seed=as_int(lookup(params, "demo.seed"), "demo.seed", 0),
+        )
 
 
 def demo_latents(config: DemoConfig) -> pd.DataFrame:

@@ -36,13 +36,15 @@ _FRAME_COUNT = re.compile(r"frame=\s*(\d+)")
 
 
 def list_videos(videos_dir: str | os.PathLike) -> list[Path]:
-    """Video files directly in `videos_dir`, sorted by name; other files are ignored."""
+    """Video files (and links) directly in `videos_dir`, sorted by name; others are ignored."""
     videos_dir = Path(videos_dir)
     if not videos_dir.is_dir():
         raise DataError(f"videos folder {videos_dir} not found: check 'data.videos_dir' in "
                         "params.yaml")
+    # Links are listed even when they point nowhere useful, so decode reports them (see
+    # check_inside_folder) instead of dropping them without a word.
     videos = sorted(p for p in videos_dir.iterdir()
-                    if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+                    if (p.is_file() or p.is_symlink()) and p.suffix.lower() in VIDEO_EXTENSIONS)
     stems: dict[str, Path] = {}
     for video in videos:
         if video.stem in stems:
@@ -50,6 +52,18 @@ def list_videos(videos_dir: str | os.PathLike) -> list[Path]:
                             "same name stem; outputs are keyed by stem, so rename one")
         stems[video.stem] = video
     return videos
+
+
+def check_inside_folder(video: Path) -> None:
+    """VideoError unless `video` is a file of its own folder: a symbolic link in the videos
+    folder that points elsewhere (`/etc/passwd`, `/dev/zero`, another project) is refused before
+    anything reads it. The folder itself may be a link."""
+    if video.is_symlink() and video.resolve().parent != video.parent.resolve():
+        raise VideoError(video.name, f"symbolic link to {os.readlink(video)}, outside the videos "
+                                     "folder; copy the file into the folder or link its folder "
+                                     "as data.videos_dir instead")
+    if not video.is_file():
+        raise VideoError(video.name, "not a regular file")
 
 
 def evenly_spaced_indices(total: int, n: int) -> list[int]:
@@ -64,7 +78,10 @@ def _run(args: list[str], video: Path, timeout: float) -> subprocess.CompletedPr
         raise VideoError(video.name, f"ffmpeg did not finish within {timeout:g} s "
                                      "(decode.timeout_s)") from None
     if result.returncode != 0:
-        lines = result.stderr.decode(errors="replace").strip().splitlines()
+        message = result.stderr.decode(errors="replace").strip()
+        if "matches no streams" in message:  # `-map 0:v:0` on a file without video
+            raise VideoError(video.name, "no video stream (audio only, or not a video file)")
+        lines = message.splitlines()
         raise VideoError(video.name, f"ffmpeg failed: {lines[-1] if lines else 'no message'}")
     return result
 
@@ -127,6 +144,7 @@ def decode_video(video: str | os.PathLike, config: DecodeConfig,
     """Exactly `config.n_frames` evenly spaced RGB frames of one video, or VideoError."""
     video = Path(video)
     ffmpeg_bin = ffmpeg_bin or ffmpeg_executable(config.ffmpeg)
+    check_inside_folder(video)
     if video.stat().st_size == 0:
         raise VideoError(video.name, "file is empty (0 bytes)")
     n = config.n_frames
@@ -192,6 +210,7 @@ def decode_videos(videos: Sequence[Path], out_dir: str | os.PathLike, config: De
     def work(video: Path) -> tuple[Path, str | None, bool]:
         destination = out_dir / f"{video.stem}.npy"
         try:
+            check_inside_folder(video)  # before the cache key reads the file
             digest = cache.key(video)
             facts = cache.fetch(digest, destination)
             if facts is None:
@@ -205,10 +224,17 @@ def decode_videos(videos: Sequence[Path], out_dir: str | os.PathLike, config: De
                                   "or 'skip' to accept such videos") from exc
             return video, exc.reason, False
         except VideoError as exc:
-            if on_bad_input == "fail":
-                raise VidmemError(f"cannot decode {video}: {exc.reason}. Fix or remove the file, "
-                                  "or set data.on_bad_input: skip to skip and report it") from exc
-            return video, exc.reason, False
+            return video, bad_input(video, exc.reason, exc), False
+        except (OSError, ValueError, IndexError, EOFError) as exc:
+            # Any other per-file problem (unreadable file, a parser bug on crafted bytes) is
+            # still one bad video: reported under `skip`, never the end of the whole stage.
+            return video, bad_input(video, f"{type(exc).__name__}: {exc}", exc), False
+
+    def bad_input(video: Path, reason: str, exc: Exception) -> str:
+        if on_bad_input == "fail":
+            raise VidmemError(f"cannot decode {video}: {reason}. Fix or remove the file, "
+                              "or set data.on_bad_input: skip to skip and report it") from exc
+        return reason
 
     with ThreadPoolExecutor(max_workers=config.workers) as pool:
         results = pool.map(work, videos)

@@ -82,7 +82,10 @@ def read_ground_truth(path: str | os.PathLike, on_bad_input: str = "skip") -> Gr
         values = pd.to_numeric(table[column], errors="coerce")
         bad = values.isna() | (values < 0) | (values > 1)
         for i in np.flatnonzero(bad.to_numpy()):
-            reason = f"{column} is {table[column].iloc[i]!r}, expected a number in [0, 1]"
+            value = table[column].iloc[i]
+            # The plain Python value: a NumPy scalar's repr would read 'np.float64(nan)'.
+            value = value.item() if isinstance(value, np.generic) else value
+            reason = f"{column} is {value!r}, expected a number in [0, 1]"
             if on_bad_input == "fail":
                 raise DataError(f"{path}, line {i + 2} ({names.iloc[i]}): {reason}; fix the row "
                                 "or set data.on_bad_input: skip to drop such rows")

@@ -86,7 +86,11 @@ def _count(data: bytes) -> int | None:
                 tracks[entry[TRACK_NUMBER]] = entry[TRACK_TYPE]
         elif element in (SIMPLE_BLOCK, BLOCK):
             track, length, _ = _vint(data, start, keep_marker=False)
-            if data[start + length + 2] & 0x06:
+            # Block header: track number, 2-byte timecode, 1 flags byte, all inside the element.
+            flags = start + length + 2
+            if flags >= end:
+                raise _Unsupported  # a block too short for its own header: damaged
+            if data[flags] & 0x06:
                 raise _Unsupported  # laced: several frames in one block
             blocks[track] = blocks.get(track, 0) + 1
         pos = end

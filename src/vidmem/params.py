@@ -142,6 +142,32 @@ class DecodeConfig:
 
 
 @dataclass(frozen=True)
+class CacheConfig:
+    """Where per-video results are cached (`cache.dir`; None: no cache). Read once by each
+    stage and passed down to whatever caches."""
+
+    dir: str | None
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> CacheConfig:
+        return cls(dir=optional_str(lookup(params, "cache.dir", None), "cache.dir"))
+
+
+@dataclass(frozen=True)
+class ConcatConfig:
+    misalign_control: bool  # control experiment: pair each video with another's features
+    seed: int
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> ConcatConfig:
+        return cls(
+            misalign_control=as_bool(lookup(params, "concat.misalign_control", False),
+                                     "concat.misalign_control"),
+            seed=as_int(lookup(params, "base.seed"), "base.seed", 0),
+        )
+
+
+@dataclass(frozen=True)
 class SplitConfig:
     train: float
     val: float

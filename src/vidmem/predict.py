@@ -7,7 +7,8 @@ same per-video cache), then the checkpoint scores them:
         --backend efficientnet_lite0 --out predictions/test-set.csv
 
 writes one row per video (`video,predicted`); videos that could not be decoded are listed in
-`<out>.skipped.csv` with the reason.
+`<out>.skipped.csv` with the reason. For a backend that reads no frames (`kind: precomputed`),
+`--videos` is the folder of the videos' feature files, in the backend's layout.
 """
 
 from __future__ import annotations
@@ -16,19 +17,16 @@ import argparse
 import os
 import sys
 import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from vidmem.backends import create_backend, input_spec
 from vidmem.errors import DataError, VidmemError
-from vidmem.features import extract_features, feature_stems, item_files, read_video_features
+from vidmem.features import feature_stems, read_video_features
 from vidmem.files import write_csv
-from vidmem.frames import decode_videos, list_videos
-from vidmem.normalize import normalize_videos
-from vidmem.params import DataConfig, DecodeConfig, as_int, backend_params, load_params, lookup
+from vidmem.params import load_params
+from vidmem.pipeline import features_for_videos
 from vidmem.training import load_checkpoint, predict_scores
 
 
@@ -40,40 +38,22 @@ def predict_videos(videos_dir: str | os.PathLike, params: dict[str, Any], backen
     if checkpoint.get("backend") not in (None, backend_name):
         raise DataError(f"{checkpoint_path} was trained on backend {checkpoint['backend']!r}, "
                         f"not {backend_name!r}: pass the matching --backend or --model")
-    data = DataConfig.from_params(params)
-    cache_root = lookup(params, "cache.dir", None)
-    spec = input_spec(params, backend_name)
-    backend = create_backend(params, backend_name, spec)
-    batch_size = as_int(backend_params(params, backend_name).get("batch_size", 32),
-                        f"backend.{backend_name}.batch_size", 1)
-    skipped: list[dict[str, str]] = []
-    names: dict[str, str] = {}  # output stem -> video file name
     with tempfile.TemporaryDirectory(prefix="vidmem-predict-") as work:
-        work_dir = Path(work)
-        frames, normalized, features = (work_dir / d for d in ("frames", "normalized", "features"))
-        for folder in (frames, normalized, features):
-            folder.mkdir()
-        if backend.uses_frames:
-            videos = list_videos(videos_dir)
-            names = {video.stem: video.name for video in videos}
-            report = decode_videos(videos, frames, DecodeConfig.from_params(params),
-                                   data.on_bad_input, cache_root, progress)
-            skipped = report.skipped
-            normalize_videos(item_files(frames), normalized, spec, cache_root, progress)
-        extract_features(normalized, features, backend, batch_size, cache_root, progress)
-        stems = feature_stems(features)
+        made = features_for_videos(videos_dir, work, params, backend_name, progress)
+        stems = feature_stems(made.features_dir)
         if not stems:
             raise DataError(f"no video in {videos_dir} could be scored")
-        stacked = np.stack([read_video_features(features, stem) for stem in stems])
+        stacked = np.stack([read_video_features(made.features_dir, stem) for stem in stems])
         scores = predict_scores(model, checkpoint, stacked)
-    videos_out = [names.get(stem, stem) for stem in stems]
-    return pd.DataFrame({"video": videos_out, "predicted": scores}), skipped
+    videos_out = [made.video_names.get(stem, stem) for stem in stems]
+    return pd.DataFrame({"video": videos_out, "predicted": scores}), made.skipped
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--videos", required=True, help="folder of videos to score")
+    parser.add_argument("--videos", required=True,
+                        help="folder of videos to score (precomputed backends: of their feature files)")
     parser.add_argument("--backend", required=True, help="backend the model was trained on")
     parser.add_argument("--model", help="checkpoint (default: models/<backend>.pt)")
     parser.add_argument("--out", required=True, help="CSV to write")

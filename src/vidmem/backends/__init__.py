@@ -8,6 +8,7 @@ backend that lives anywhere importable (adding one needs no edit here).
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 from vidmem.backends.base import Backend
@@ -51,7 +52,9 @@ def input_spec(params: dict[str, Any], name: str) -> InputSpec | None:
                                  f"backend.{name}.input")
 
 
-def create_backend(params: dict[str, Any], name: str, spec: InputSpec | None = None) -> Backend:
-    """The backend `name` as configured in params.yaml (`spec` overrides its input section)."""
+def create_backend(params: dict[str, Any], name: str, spec: InputSpec | None = None,
+                   cache_root: str | os.PathLike | None = None) -> Backend:
+    """The backend `name` as configured in params.yaml (`spec` overrides its input section;
+    `cache_root` is the project's `cache.dir`, see CacheConfig)."""
     cls = backend_class(_kind(params, name))
-    return cls(name, spec or input_spec(params, name), backend_params(params, name))
+    return cls(name, spec or input_spec(params, name), backend_params(params, name), cache_root)

@@ -1,16 +1,59 @@
-"""The interface every feature backend implements."""
+"""The interface every feature backend implements, and the extract loop they all share.
+
+The extract driver (`Backend.extract_videos`) knows nothing of backend kinds: it batches frames,
+calls `extract`, and hands each video's features to `save_video`, with a per-video cache from
+`video_cache`. A backend that reads no frames (`uses_frames = False`) overrides `extract_videos`
+itself; one with its own output format overrides `save_video` (and `video_cache`).
+"""
 
 from __future__ import annotations
 
 import math
+import os
 from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
+from vidmem.cache import ItemCache
 from vidmem.errors import VidmemError
+from vidmem.files import item_files, load_npy
 from vidmem.normalize import InputSpec
+from vidmem.params import as_int
+
+EXTRACT_VERSION = 2  # 2: cache entries carry the fed value range
+DEFAULT_BATCH_SIZE = 32
+
+
+@dataclass
+class ExtractResult:
+    videos: int
+    cache_hits: int
+    info: dict[str, Any]
+
+
+def _prefetch(paths: Sequence[Path], depth: int) -> Iterator[tuple[Path, np.ndarray]]:
+    """Load files in a background thread, at most `depth` ahead, so disk I/O overlaps compute and
+    memory stays bounded by the lookahead, not by the data set."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending: deque[tuple[Path, Future]] = deque()
+        queue = iter(paths)
+        for path in queue:
+            pending.append((path, pool.submit(load_npy, path)))
+            if len(pending) >= depth:
+                break
+        while pending:
+            path, future = pending.popleft()
+            next_path = next(queue, None)
+            if next_path is not None:
+                pending.append((next_path, pool.submit(load_npy, next_path)))
+            yield path, future.result()
 
 
 class Backend(ABC):
@@ -20,25 +63,27 @@ class Backend(ABC):
     `expected_range` (the value range the weights were trained on, or None if unknown), and
     implement `_extract`. `random_weights` must be True whenever the weights are not trained:
     it is written next to every feature file and metric so no one mistakes such a result.
+
+    `config` is the backend's params section (`backend.<name>`; it keys the per-video cache), and
+    `cache_root` the project's `cache.dir` (None: no cache), read once by the caller.
     """
 
     feature_dim: int
     weights: str
     random_weights: bool = False
     expected_range: tuple[float, float] | None = None
-    # False for backends that import features from files instead of reading frames.
+    # False for backends that import per-video files instead of reading frames: they need no
+    # decode or normalize, take no `input` section, and override `extract_videos`.
     uses_frames: bool = True
-    # True: the extract output holds one TF-for-Poets bottleneck text file per frame (and the
-    # backend keeps its own per-frame cache) instead of one .npy per video. Such a backend sets
-    # `batch_files` in each `_extract` call: the cached text file of every frame of that batch,
-    # which the extract driver copies into the stage output instead of formatting it again.
-    bottleneck_files: bool = False
-    batch_files: list[Path]
 
-    def __init__(self, name: str, spec: InputSpec | None, config: dict[str, Any]) -> None:
+    def __init__(self, name: str, spec: InputSpec | None, config: dict[str, Any],
+                 cache_root: str | os.PathLike | None = None) -> None:
         self.name = name
         self.spec = spec
         self.config = config
+        self.cache_root = cache_root
+        self.batch_size = as_int(config.get("batch_size", DEFAULT_BATCH_SIZE),
+                                 f"backend.{name}.batch_size", 1)
         self.observed_min = math.inf
         self.observed_max = -math.inf
         # Where and in which precision the network runs ({"device": "cpu", "precision": "false"},
@@ -65,8 +110,93 @@ class Backend(ABC):
             raise VidmemError(f"backend {self.name} produced NaN or infinite features")
         return features
 
+    # --- hooks of the extract loop -------------------------------------------------------
+
+    def video_cache(self) -> ItemCache:
+        """The per-video cache of this backend's features. Keyed by the resolved input spec (not
+        its spelling in params: a preset name and its mapping are the same input), the rest of
+        the backend's config and the numerics."""
+        config = {k: v for k, v in self.config.items() if k != "input"}
+        return ItemCache(self.cache_root, f"extract/{self.name}",
+                         {"version": EXTRACT_VERSION, "backend": config,
+                          "spec": self.spec.to_dict(), "numerics": self.numerics})
+
+    def save_video(self, out_dir: Path, stem: str, features: np.ndarray, cache: ItemCache,
+                   digest: str, facts: dict[str, Any]) -> None:
+        """Write one video's features into the extract output: `<stem>.npy`, float32
+        [frames, dim], stored in the cache too."""
+        cache.store(digest, features, out_dir / f"{stem}.npy", facts)
+
+    def extract_videos(self, normalized_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                       batch_size: int | None = None, progress: bool = True) -> ExtractResult:
+        """Features for every video in `normalized_dir` (one `.npy` of frames each) into
+        `out_dir`, in the layout `save_video` writes.
+
+        Frames of several videos share a batch, so small videos do not mean small batches.
+        Videos whose (normalized frames, backend config) were seen before come from the cache.
+        """
+        out_dir = Path(out_dir)
+        batch_size = batch_size or self.batch_size
+        files = item_files(normalized_dir)
+        cache = self.video_cache()
+        todo: list[tuple[Path, str]] = []
+        for path in files:
+            digest = cache.key(path)
+            facts = cache.fetch(digest, out_dir / path.name)
+            if facts is None:
+                todo.append((path, digest))
+            else:
+                self.record_range(*facts["fed_range"])
+        digests = dict(todo)
+
+        buffer: list[tuple[Path, np.ndarray]] = []  # videos whose frames wait in the batch
+        buffered_frames = 0
+
+        def flush() -> None:
+            nonlocal buffer, buffered_frames
+            if not buffer:
+                return
+            batch = np.concatenate([frames for _, frames in buffer])
+            if len(batch) < batch_size:
+                # Always run full-size batches (zero frames pad the last one): the same shapes
+                # give the same kernels, so a video's features do not depend on which videos
+                # share its batch, and an incremental run matches a full one.
+                padding = np.zeros((batch_size - len(batch), *batch.shape[1:]), batch.dtype)
+                batch = np.concatenate([batch, padding])
+            features = self.extract(batch)
+            start = 0
+            for path, frames in buffer:
+                # The values fed for this video's real frames (padding excluded), kept with the
+                # cached features so a cache hit reports the same range as fresh work.
+                fed_range = self.spec.fed_range(frames)
+                self.record_range(*fed_range)
+                self.save_video(out_dir, path.stem, features[start:start + len(frames)], cache,
+                                digests[path], {"fed_range": list(fed_range)})
+                start += len(frames)
+            buffer, buffered_frames = [], 0
+
+        bar = tqdm(total=len(files), initial=len(files) - len(todo), desc=f"extract {self.name}",
+                   unit="video", disable=not progress)
+        for path, frames in _prefetch([p for p, _ in todo], depth=8):
+            if buffer and buffered_frames + len(frames) > batch_size:
+                flush()
+            buffer.append((path, frames))
+            buffered_frames += len(frames)
+            bar.update(1)
+        flush()
+        bar.close()
+        return ExtractResult(videos=len(files), cache_hits=cache.hits,
+                             info={**self.describe(), "videos": len(files)})
+
+    def use_inputs(self, folder: str | os.PathLike) -> None:  # noqa: B027 - a hook; default: nothing
+        """Read per-video inputs from `folder` (`predict --videos`). Frame backends get their
+        inputs from decode and normalize, so this does nothing; a backend that reads files of
+        its own (`uses_frames = False`) reads them from `folder` instead of its params."""
+
+    # --- what was fed, and what made the features ----------------------------------------
+
     def record_range(self, low: float, high: float) -> None:
-        """Note the min/max value fed to the network for one video's frames (the extract driver
+        """Note the min/max value fed to the network for one video's frames (the extract loop
         calls this per video, from the cache's facts when the video was cached, so the record is
         the same whether a run computed or reused the features)."""
         self.observed_min = min(self.observed_min, float(low))

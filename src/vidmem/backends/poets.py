@@ -3,8 +3,9 @@
 params.yaml, `backend.<name>`:
     kind: poets
     graph: <path to classify_image_graph_def.pb, or the URL of inception-2015-12-05.tgz>
-    bottleneck_dir: null    # default .cache/vidmem/bottlenecks/<graph digest>-<cpu|gpu>
+    bottleneck_dir: null    # default <cache.dir>/bottlenecks/<graph digest>-<cpu|gpu>
     jpeg_quality: 95
+    batch_size: 32
     input: {size: 299, resize: squash, interpolation: bilinear, value: {subtract: 128, divide: 128}}
 
 Pixel handling is the tutorial's, and it happens *inside the graph*: each frame is JPEG-encoded
@@ -20,15 +21,19 @@ floats, no trailing newline), named `<jpeg sha256>.jpg_inception_v3.txt`: a fram
 only when its file is missing or unreadable (truncated, "Invalid float found"), and a changed
 frame has another name, so a stale bottleneck is never used. The extract stage's output holds the
 same text files per video (`<stem>/frame000.jpg_inception_v3.txt`, ...), and the concat stage
-reads them ("concat bottlenecks").
+reads them ("concat bottlenecks"). With `cache.dir: null` (and no `bottleneck_dir`) the
+bottlenecks and a downloaded graph go to a temporary folder that lasts as long as the backend.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import os
 import tarfile
+import tempfile
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +42,17 @@ from PIL import Image
 
 from vidmem.backends._tf_import import import_tensorflow, tensorflow_numerics
 from vidmem.backends.base import Backend
-from vidmem.cache import DEFAULT_CACHE_DIR
+from vidmem.bottlenecks import (
+    BOTTLENECK_SUFFIX,
+    format_bottleneck,
+    parse_bottleneck,
+    write_video_bottlenecks,
+)
+from vidmem.cache import ItemCache
 from vidmem.errors import ParamsError, VidmemError
-from vidmem.features import BOTTLENECK_SUFFIX, format_bottleneck, parse_bottleneck
 from vidmem.files import file_digest, write_bytes, write_text
 from vidmem.normalize import InputSpec
+from vidmem.params import as_int, optional_str
 
 DEFAULT_GRAPH_URL = "http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz"
 GRAPH_FILE = "classify_image_graph_def.pb"
@@ -82,20 +93,42 @@ def read_bottleneck(path: Path, dim: int) -> np.ndarray | None:
     return parse_bottleneck(text, dim)
 
 
+@dataclass(frozen=True)
+class PoetsConfig:
+    """`backend.<name>` for `kind: poets`."""
+
+    graph: str
+    bottleneck_dir: str | None
+    jpeg_quality: int
+
+    @classmethod
+    def from_section(cls, section: dict[str, Any], where: str) -> PoetsConfig:
+        graph = section.get("graph", DEFAULT_GRAPH_URL)
+        if not isinstance(graph, str) or not graph:
+            raise ParamsError(f"params.yaml: '{where}.graph' must be a .pb path or a URL")
+        return cls(graph=graph,
+                   bottleneck_dir=optional_str(section.get("bottleneck_dir"),
+                                               f"{where}.bottleneck_dir"),
+                   jpeg_quality=as_int(section.get("jpeg_quality", 95), f"{where}.jpeg_quality", 1))
+
+
 class PoetsBottleneck(Backend):
     expected_range = (-1.0, 1.0)
-    bottleneck_files = True
 
-    def __init__(self, name: str, spec: InputSpec, config: dict[str, Any]) -> None:
-        super().__init__(name, spec, config)
+    def __init__(self, name: str, spec: InputSpec, config: dict[str, Any],
+                 cache_root: str | os.PathLike | None = None) -> None:
+        super().__init__(name, spec, config, cache_root)
+        settings = PoetsConfig.from_section(config, f"backend.{name}")
         if spec.values != "(x-128)/128":
             raise ParamsError(f"backend {name}: the classic Inception graph normalizes inside, "
                               "to (x-128)/128; declare input.value: {subtract: 128, divide: 128}")
         tf = import_tensorflow()
         self.numerics = tensorflow_numerics(tf)
-        cache_root = Path(config.get("cache_dir") or DEFAULT_CACHE_DIR)
-        graph_path = fetch_graph(str(config.get("graph", DEFAULT_GRAPH_URL)),
-                                 cache_root / "poets")
+        if cache_root is None:  # no cache asked for: keep nothing beyond this backend's life
+            self._scratch = tempfile.TemporaryDirectory(prefix="vidmem-poets-")
+            cache_root = self._scratch.name
+        cache_root = Path(cache_root)
+        graph_path = fetch_graph(settings.graph, cache_root / "poets")
         graph_def = tf.compat.v1.GraphDef()
         graph_def.ParseFromString(graph_path.read_bytes())
         graph = tf.Graph()
@@ -113,12 +146,14 @@ class PoetsBottleneck(Backend):
         self.feature_dim = int(np.prod(self.bottleneck.shape[1:]))
         digest = file_digest(graph_path)[:16]
         self.weights = f"TF-for-Poets graph {graph_path.name} (sha256 {digest})"
-        folder = config.get("bottleneck_dir")
         # One folder per graph and device: a GPU's bottlenecks are not reused by a CPU run.
-        self.bottleneck_dir = Path(folder) if folder else \
+        self.bottleneck_dir = Path(settings.bottleneck_dir) if settings.bottleneck_dir else \
             cache_root / "bottlenecks" / f"{digest}-{self.numerics['device']}"
-        self.quality = int(config.get("jpeg_quality", 95))
+        self.quality = settings.jpeg_quality
         self.reused = 0
+        # The cached file of each feature row of the last batch (by the row's bytes), so
+        # save_video copies it instead of formatting the floats again.
+        self._files: dict[bytes, Path] = {}
         self.check_graph_normalization()
 
     def jpeg(self, frame: np.ndarray) -> bytes:
@@ -147,17 +182,28 @@ class PoetsBottleneck(Backend):
 
     def _extract(self, frames: np.ndarray) -> np.ndarray:
         features = np.empty((len(frames), self.feature_dim), np.float32)
-        self.batch_files = []
+        self._files = {}
         for i, frame in enumerate(frames):
             jpeg = self.jpeg(frame)
             path = self.bottleneck_path(jpeg)
-            self.batch_files.append(path)
             cached = read_bottleneck(path, self.feature_dim)
             if cached is not None:
                 features[i] = cached
                 self.reused += 1
-                continue
-            bottleneck = self.session.run(self.bottleneck, {self.jpeg_input: jpeg})
-            features[i] = np.reshape(bottleneck, -1)
-            write_text(path, format_bottleneck(features[i]))
+            else:
+                bottleneck = self.session.run(self.bottleneck, {self.jpeg_input: jpeg})
+                features[i] = np.reshape(bottleneck, -1)
+                write_text(path, format_bottleneck(features[i]))
+            self._files[features[i].tobytes()] = path
         return features
+
+    def video_cache(self) -> ItemCache:
+        """None: the per-frame bottleneck files are this backend's cache."""
+        return ItemCache(None, f"extract/{self.name}", {})
+
+    def save_video(self, out_dir: Path, stem: str, features: np.ndarray, cache: ItemCache,
+                   digest: str, facts: dict[str, Any]) -> None:
+        """`<stem>/frame000.jpg_inception_v3.txt`, ...: one bottleneck text file per frame,
+        copied from the per-frame cache."""
+        write_video_bottlenecks(out_dir / stem, features,
+                                [self._files.get(row.tobytes()) for row in features])

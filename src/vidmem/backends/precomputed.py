@@ -6,6 +6,9 @@ params.yaml, `backend.<name>`:
     dim: null                               # expected feature dimension (null: from the first file)
     input: null                             # no frames (normalize@<name> still reads this key)
 
+`python -m vidmem.predict --backend <name> --videos FOLDER` reads the feature files of the videos
+to score from FOLDER (same layout) instead of `features_dir`.
+
 Each file (`video10.npy`, `video10.txt` or `video10.csv`) holds one row per frame, or one row for
 the whole video, of whitespace- or comma-separated floats. Keep the folder under
 `data/precomputed/`: the extract stage depends on that folder, so DVC re-runs it when files change.
@@ -18,16 +21,18 @@ set of videos than the others, and the shared split would no longer fit.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from vidmem.backends.base import Backend
+from vidmem.backends.base import Backend, ExtractResult
 from vidmem.errors import DataError, ParamsError
 from vidmem.files import load_npy, save_npy
 from vidmem.normalize import InputSpec
+from vidmem.params import as_int
 
 FEATURE_SUFFIXES = (".npy", ".txt", ".csv")
 
@@ -74,20 +79,38 @@ def _is_float(text: str) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class PrecomputedConfig:
+    """`backend.<name>` for `kind: precomputed`."""
+
+    features_dir: str
+    dim: int | None
+
+    @classmethod
+    def from_section(cls, section: dict[str, Any], where: str) -> PrecomputedConfig:
+        folder = section.get("features_dir")
+        if not isinstance(folder, str) or not folder:
+            raise ParamsError(f"params.yaml: '{where}.features_dir' must name a folder")
+        dim = section.get("dim")
+        return cls(features_dir=folder,
+                   dim=None if dim is None else as_int(dim, f"{where}.dim", 1))
+
+
 class Precomputed(Backend):
     """Reads per-video feature files; it never sees frames."""
 
     uses_frames = False
     weights = "precomputed features"
 
-    def __init__(self, name: str, spec: InputSpec | None, config: dict[str, Any]) -> None:
-        super().__init__(name, spec, config)
-        folder = config.get("features_dir")
-        if not isinstance(folder, str):
-            raise ParamsError(f"params.yaml: 'backend.{name}.features_dir' must name a folder")
+    def __init__(self, name: str, spec: InputSpec | None, config: dict[str, Any],
+                 cache_root: str | os.PathLike | None = None) -> None:
+        super().__init__(name, spec, config, cache_root)
+        settings = PrecomputedConfig.from_section(config, f"backend.{name}")
+        self.feature_dim = settings.dim or 0
+        self.use_inputs(settings.features_dir)
+
+    def use_inputs(self, folder: str | os.PathLike) -> None:
         self.features_dir = Path(folder)
-        dim = config.get("dim")
-        self.feature_dim = int(dim) if dim is not None else 0
         self.weights = f"precomputed features from {folder}"
 
     def _extract(self, frames: np.ndarray) -> np.ndarray:
@@ -106,8 +129,10 @@ class Precomputed(Backend):
                 files[path.stem] = path
         return files
 
-    def import_features(self, out_dir: str | os.PathLike, progress: bool = True) -> int:
-        """Check every file and write it as `out_dir/<stem>.npy`; returns the number of videos."""
+    def extract_videos(self, normalized_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                       batch_size: int | None = None, progress: bool = True) -> ExtractResult:
+        """Check every feature file and write it as `out_dir/<stem>.npy` (no frames are read:
+        `normalized_dir` is unused)."""
         rows = None
         files = self.feature_files()
         for stem, path in tqdm(files.items(), desc=f"import {self.name}", unit="video",
@@ -124,7 +149,8 @@ class Precomputed(Backend):
                 raise DataError(f"{path}: {array.shape[0]} rows, but other videos have {rows}; "
                                 "every video needs the same number of rows")
             save_npy(Path(out_dir) / f"{stem}.npy", array)
-        return len(files)
+        return ExtractResult(videos=len(files), cache_hits=0,
+                             info={**self.describe(), "videos": len(files)})
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "kind": "precomputed", "feature_dim": self.feature_dim,

@@ -5,6 +5,7 @@ params.yaml, `backend.<name>`:
     handle: https://tfhub.dev/google/imagenet/inception_v3/feature_vector/5
             (a URL needs the network once; a local SavedModel directory works offline, and
              downloads are cached in $TFHUB_CACHE_DIR)
+    batch_size: 32
     input: {size: 299, resize: squash, interpolation: bilinear, value: {range: [0, 1]}}
 
 TF-Hub image modules expect RGB in [0, 1] (the Inception module maps it to [-1, 1] itself).
@@ -15,6 +16,7 @@ shows up as `input_range_matches: false` in the features' info.json.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,22 +29,35 @@ from vidmem.normalize import InputSpec
 DEFAULT_HANDLE = "https://tfhub.dev/google/imagenet/inception_v3/feature_vector/5"
 
 
+@dataclass(frozen=True)
+class TFHubConfig:
+    """`backend.<name>` for `kind: tfhub`."""
+
+    handle: str
+
+    @classmethod
+    def from_section(cls, section: dict[str, Any], where: str) -> TFHubConfig:
+        handle = section.get("handle", DEFAULT_HANDLE)
+        if not isinstance(handle, str) or not handle:
+            raise ParamsError(f"params.yaml: '{where}.handle' must be a URL or a folder")
+        if "://" not in handle and not os.path.isdir(handle):
+            raise ParamsError(f"TF-Hub module folder {handle} not found ({where}.handle)")
+        return cls(handle=handle)
+
+
 class TFHubModule(Backend):
     """A TF-Hub image feature-vector module loaded with `hub.KerasLayer`."""
 
     expected_range = (0.0, 1.0)
 
-    def __init__(self, name: str, spec: InputSpec, config: dict[str, Any]) -> None:
-        super().__init__(name, spec, config)
+    def __init__(self, name: str, spec: InputSpec, config: dict[str, Any],
+                 cache_root: str | os.PathLike | None = None) -> None:
+        super().__init__(name, spec, config, cache_root)
+        handle = TFHubConfig.from_section(config, f"backend.{name}").handle
         tf = import_tensorflow()
         self.numerics = tensorflow_numerics(tf)
         import tensorflow_hub as hub
 
-        handle = config.get("handle", DEFAULT_HANDLE)
-        if not isinstance(handle, str) or not handle:
-            raise ParamsError(f"params.yaml: 'backend.{name}.handle' must be a URL or a folder")
-        if "://" not in handle and not os.path.isdir(handle):
-            raise ParamsError(f"TF-Hub module folder {handle} not found (backend.{name}.handle)")
         try:
             self.layer = hub.KerasLayer(handle, trainable=False)
         except Exception as exc:  # noqa: BLE001 - hub raises many types for an unreachable handle

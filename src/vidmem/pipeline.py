@@ -1,0 +1,88 @@
+"""The per-video half of the DAG as library calls: decode → normalize → extract.
+
+Each stage script runs one step (`decode_step`, `normalize_step`, `extract_step`); `predict` and
+the benchmarks run all three into a work folder with `features_for_videos`. So the stages, the
+scoring of unlabelled videos and the timings share one wiring, and each step writes its output
+folder whole or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vidmem.backends import create_backend, input_spec
+from vidmem.backends.base import Backend, ExtractResult
+from vidmem.features import INFO_FILE
+from vidmem.files import atomic_dir, item_files, write_json
+from vidmem.frames import DecodeReport, decode_videos, list_videos
+from vidmem.normalize import SPEC_FILE, InputSpec, normalize_videos
+from vidmem.params import CacheConfig, DataConfig, DecodeConfig
+
+
+def decode_step(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, config: DecodeConfig,
+                on_bad_input: str = "skip", cache_dir: str | os.PathLike | None = None,
+                progress: bool = True) -> DecodeReport:
+    """Every video in `videos_dir` → `out_dir/<stem>.npy` frames; bad videos reported."""
+    videos = list_videos(videos_dir)
+    with atomic_dir(out_dir) as out:
+        return decode_videos(videos, out, config, on_bad_input, cache_dir, progress)
+
+
+def normalize_step(frames_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                   spec: InputSpec | None, cache_dir: str | os.PathLike | None = None,
+                   progress: bool = True) -> int | None:
+    """Frames resized for one backend, plus the spec applied (`spec.json`; null for a backend
+    that takes no frames). Returns the number of videos taken from the cache (None: no frames)."""
+    with atomic_dir(out_dir) as out:
+        if spec is None:
+            write_json(out / SPEC_FILE, None)
+            return None
+        return normalize_videos(item_files(frames_dir), out, spec, cache_dir, progress)
+
+
+def extract_step(normalized_dir: str | os.PathLike, out_dir: str | os.PathLike, backend: Backend,
+                 progress: bool = True) -> ExtractResult:
+    """One backend's features for every video, plus what made them (`info.json`)."""
+    with atomic_dir(out_dir) as out:
+        result = backend.extract_videos(normalized_dir, out, progress=progress)
+        write_json(out / INFO_FILE, result.info)
+    return result
+
+
+@dataclass
+class VideoFeatures:
+    features_dir: Path
+    video_names: dict[str, str]  # output stem → the video's file name
+    skipped: list[dict[str, str]]  # videos that could not be decoded, with the reason
+    backend: Backend
+    extract: ExtractResult
+
+
+def features_for_videos(inputs_dir: str | os.PathLike, work_dir: str | os.PathLike,
+                        params: dict[str, Any], backend_name: str,
+                        progress: bool = True) -> VideoFeatures:
+    """Features of every video in `inputs_dir` the way the training stages make them (same
+    params, same per-video cache), in `work_dir/{frames,normalized,features}`.
+
+    For a backend that reads no frames, `inputs_dir` holds its per-video files instead.
+    """
+    work = Path(work_dir)
+    data = DataConfig.from_params(params)
+    cache_dir = CacheConfig.from_params(params).dir
+    spec = input_spec(params, backend_name)
+    backend = create_backend(params, backend_name, spec, cache_dir)
+    names: dict[str, str] = {}
+    skipped: list[dict[str, str]] = []
+    if backend.uses_frames:
+        report = decode_step(inputs_dir, work / "frames", DecodeConfig.from_params(params),
+                             data.on_bad_input, cache_dir, progress)
+        names = {Path(name).stem: name for name in report.decoded}
+        skipped = report.skipped
+    else:
+        backend.use_inputs(inputs_dir)
+    normalize_step(work / "frames", work / "normalized", spec, cache_dir, progress)
+    result = extract_step(work / "normalized", work / "features", backend, progress)
+    return VideoFeatures(work / "features", names, skipped, backend, result)
