@@ -2,8 +2,8 @@
 
 from vidmem.cli import run_stage, stage_parser
 from vidmem.files import write_json
+from vidmem.frames import decode_step
 from vidmem.params import CacheConfig, DataConfig, DecodeConfig
-from vidmem.pipeline import decode_step
 
 
 def main(args, params):

@@ -4,9 +4,9 @@ import sys
 
 from vidmem.backends import create_backend
 from vidmem.cli import run_stage, stage_parser
+from vidmem.features import extract_step
 from vidmem.normalize import read_spec
 from vidmem.params import CacheConfig
-from vidmem.pipeline import extract_step
 
 
 def main(args, params):

@@ -2,8 +2,8 @@
 
 from vidmem.backends import input_spec
 from vidmem.cli import run_stage, stage_parser
+from vidmem.normalize import normalize_step
 from vidmem.params import CacheConfig
-from vidmem.pipeline import normalize_step
 
 
 def main(args, params):

@@ -11,14 +11,26 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 from ruamel.yaml import YAML
 
 from vidmem.demo import encode_webm
 from vidmem.ffmpeg_bin import ffmpeg_executable
 from vidmem.params import DecodeConfig
 
+# Property-based tests: a fixed example budget in CI (a few seconds per test); `deep` for a long
+# search by hand (HYPOTHESIS_PROFILE=deep). Fixtures are reset per test, not per example, which
+# is fine here: each example writes the same file anew.
+_FUZZ_CHECKS = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+settings.register_profile("ci", max_examples=200, deadline=None,
+                          suppress_health_check=_FUZZ_CHECKS)
+settings.register_profile("deep", max_examples=20_000, deadline=None,
+                          suppress_health_check=_FUZZ_CHECKS)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+# Small real files the tests need, inside the repo (a fresh clone has nothing beside it).
+TEST_DATA = Path(__file__).resolve().parent / "data"
 
 
 def grey_ramp_video(path: Path, n_frames: int, step: int = 9, size=(64, 48), fps: int = 10) -> Path:
@@ -52,9 +64,11 @@ TINY_PARAMS = {
 }
 
 
-def sh(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+def sh(args: list[str], cwd: Path, check: bool = True,
+       env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t", "DVC_NO_ANALYTICS": "1"}
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t", "DVC_NO_ANALYTICS": "1",
+           **(env or {})}
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n"

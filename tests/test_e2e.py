@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import sh, tiny_project
+from deps_check import check_trace
 
 pytestmark = pytest.mark.e2e
 
@@ -17,8 +18,10 @@ def project(tmp_path_factory) -> Path:
     return tiny_project(tmp_path_factory.mktemp("project"))
 
 
-def test_repro_then_noop_then_exp_run_and_metrics_diff(project):
-    sh(["dvc", "repro"], project)
+def test_repro_then_noop_then_exp_run_and_metrics_diff(project, tmp_path):
+    # Traced (vidmem.trace): every params key, file and module a stage read must be declared.
+    sh(["dvc", "repro"], project, env={"VIDMEM_TRACE_DIR": str(tmp_path / "trace")})
+    assert check_trace(project, tmp_path / "trace") == {}
     metrics = json.loads((project / "metrics/eval/efficientnet_lite0.json").read_text())
     assert set(metrics) >= {"spearman", "pearson", "mse", "spearman_ci95_low"}
     assert metrics["random_weights"] is False and metrics["n"] == 4

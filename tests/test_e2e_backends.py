@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import commit_all, sh, tensorflow_or_skip, tiny_project
+from deps_check import check_trace
 from helpers import save_input_stats_module, save_poets_graph
 
 tensorflow_or_skip()
@@ -24,7 +25,7 @@ def project(tmp_path_factory) -> Path:
     from vidmem.demo import DemoConfig, demo_latents
 
     root = tmp_path_factory.mktemp("backends")
-    models = root / "data" / "test_models"
+    models = root / "data" / "weights"  # where local model files go (a dep of extract)
     models.mkdir(parents=True)
     save_input_stats_module(models / "hub_stats")
     save_poets_graph(models / "poets_stats.pb", size=32)
@@ -44,9 +45,9 @@ def project(tmp_path_factory) -> Path:
         params["backends"] = BACKENDS
         # Configured like the real Inception backends, with the models saved above.
         params["backend"]["hub_stats"] = copy.deepcopy(params["backend"]["tfhub_inception_v3"])
-        params["backend"]["hub_stats"].update(handle="data/test_models/hub_stats")
+        params["backend"]["hub_stats"].update(handle="data/weights/hub_stats")
         params["backend"]["poets_stats"] = copy.deepcopy(params["backend"]["poets_inception_v3"])
-        params["backend"]["poets_stats"].update(graph="data/test_models/poets_stats.pb")
+        params["backend"]["poets_stats"].update(graph="data/weights/poets_stats.pb")
         for name in ("hub_stats", "poets_stats"):
             params["backend"][name]["input"]["size"] = 32
         params["backend"]["latents"] = {"kind": "precomputed", "input": None,
@@ -55,8 +56,10 @@ def project(tmp_path_factory) -> Path:
     return tiny_project(root, add_backends)
 
 
-def test_all_backends_run_and_are_evaluated_side_by_side(project):
-    sh(["dvc", "repro"], project)
+def test_all_backends_run_and_are_evaluated_side_by_side(project, tmp_path):
+    # Traced: each backend kind's stages read only what dvc.yaml declares.
+    sh(["dvc", "repro"], project, env={"VIDMEM_TRACE_DIR": str(tmp_path / "trace")})
+    assert check_trace(project, tmp_path / "trace") == {}
     for name in BACKENDS:
         metrics = json.loads((project / f"metrics/eval/{name}.json").read_text())
         assert metrics["n"] == 4 and "spearman" in metrics, name

@@ -5,7 +5,7 @@ from vidmem.dataset import labelled_videos
 from vidmem.errors import DataError
 from vidmem.groundtruth import COLUMNS, read_captions, read_ground_truth
 
-from conftest import SHARED
+from conftest import TEST_DATA
 
 HEADER = ",".join(COLUMNS)
 
@@ -17,16 +17,16 @@ def write(tmp_path, text, name="gt.csv"):
 
 
 def test_real_mediaeval_dev_set_with_bom():
-    gt = read_ground_truth(SHARED / "mediaeval2018" / "ground-truth_dev-set.csv")
+    gt = read_ground_truth(TEST_DATA / "mediaeval2018" / "ground-truth_dev-set.csv")
     assert len(gt.videos) == 8000 and not gt.skipped
     assert gt.table.loc["video10.webm", "short-term_memorability"] == pytest.approx(0.950)
     assert gt.table["long-term_memorability"].between(0, 1).all()
 
 
 def test_real_captions_match_the_ground_truth():
-    captions = read_captions(SHARED / "mediaeval2018" / "dev-set_video-captions.txt")
+    captions = read_captions(TEST_DATA / "mediaeval2018" / "dev-set_video-captions.txt")
     assert captions["video10.webm"] == "couple relaxing on picnic crane shot"
-    gt = read_ground_truth(SHARED / "mediaeval2018" / "ground-truth_dev-set.csv")
+    gt = read_ground_truth(TEST_DATA / "mediaeval2018" / "ground-truth_dev-set.csv")
     assert set(captions) == set(gt.videos)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from vidmem.errors import DataError
 from vidmem.files import file_digest, link_or_copy, load_npy, save_npy, write_json
 
 
@@ -55,7 +56,7 @@ class ItemCache:
                 # Whole entries are written atomically, but a damaged one is a miss, not an error.
                 load_npy(path)
                 facts = json.loads(facts_path.read_text())
-            except (ValueError, OSError, EOFError):
+            except (DataError, ValueError, OSError):
                 path.unlink(missing_ok=True)
             else:
                 link_or_copy(path, destination)

@@ -6,8 +6,10 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from vidmem import trace
 from vidmem.errors import VidmemError
 from vidmem.params import DEFAULT_PARAMS, backend_names, load_params
 
@@ -29,10 +31,12 @@ def run_stage(parser: argparse.ArgumentParser,
     started = time.perf_counter()
     try:
         params = load_params(args.params)
-        if getattr(args, "backend", None) is not None and args.backend not in backend_names(params):
-            print(f"note: backend {args.backend!r} is not in params.yaml 'backends'",
-                  file=sys.stderr)
-        main(args, params)
+        backend = getattr(args, "backend", None)
+        if backend is not None and backend not in backend_names(params):
+            print(f"note: backend {backend!r} is not in params.yaml 'backends'", file=sys.stderr)
+        # The stage's name in dvc.yaml (`extract@efficientnet_lite0`), for the optional trace.
+        stage = Path(sys.argv[0]).stem + (f"@{backend}" if backend is not None else "")
+        main(args, trace.start(stage, params))
     except VidmemError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

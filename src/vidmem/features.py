@@ -8,15 +8,28 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from vidmem.bottlenecks import read_video_bottlenecks
 from vidmem.errors import DataError
-from vidmem.files import atomic_path, load_npy
+from vidmem.files import atomic_dir, atomic_path, load_npy, write_json
+
+if TYPE_CHECKING:  # features.py stays below the backends in the import graph
+    from vidmem.backends.base import Backend, ExtractResult
 
 INFO_FILE = "info.json"
+
+
+def extract_step(normalized_dir: str | os.PathLike, out_dir: str | os.PathLike, backend: Backend,
+                 progress: bool = True) -> ExtractResult:
+    """The extract stage: one backend's features for every video plus what made them
+    (`info.json`), written whole or not at all."""
+    with atomic_dir(out_dir) as out:
+        result = backend.extract_videos(normalized_dir, out, progress=progress)
+        write_json(out / INFO_FILE, result.info)
+    return result
 
 
 def read_video_features(features_dir: Path, stem: str) -> np.ndarray:

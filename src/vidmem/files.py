@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -62,8 +63,31 @@ def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
         np.save(f, array, allow_pickle=False)
 
 
+_NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                (2, 0): np.lib.format.read_array_header_2_0}
+
+
 def load_npy(path: str | os.PathLike) -> np.ndarray:
-    return np.load(path, allow_pickle=False)
+    """An `.npy` array, or DataError naming the file. The header is checked against the file's
+    size first: a damaged or crafted header claiming a huge shape would otherwise make NumPy
+    allocate that much memory before it notices the data is missing."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version not in _NPY_HEADERS:
+                raise ValueError(f"unsupported .npy format version {version}")
+            shape, _, dtype = _NPY_HEADERS[version](f)
+            if dtype.hasobject:
+                raise ValueError("holds Python objects, not numbers")
+            claimed = math.prod(shape) * dtype.itemsize
+            held = os.fstat(f.fileno()).st_size - f.tell()
+            if claimed != held:
+                raise ValueError(f"its header claims shape {list(shape)} ({claimed} bytes) but "
+                                 f"it holds {held} bytes of data")
+            f.seek(0)
+            return np.load(f, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as exc:
+        raise DataError(f"{path}: not a readable .npy array ({exc})") from exc
 
 
 def write_csv(path: str | os.PathLike, frame: pd.DataFrame) -> None:

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from vidmem.cache import ItemCache
 from vidmem.errors import DataError, ShortVideoError, VideoError, VidmemError
 from vidmem.ffmpeg_bin import ffmpeg_executable
+from vidmem.files import atomic_dir
 from vidmem.matroska import video_packet_count
 from vidmem.params import DecodeConfig
 
@@ -248,3 +249,13 @@ def decode_videos(videos: Sequence[Path], out_dir: str | os.PathLike, config: De
                 report.skipped.append({"video": video.name, "stage": "decode", "reason": error})
     report.cache_hits = cache.hits
     return report
+
+
+def decode_step(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, config: DecodeConfig,
+                on_bad_input: str = "skip", cache_dir: str | os.PathLike | None = None,
+                progress: bool = True) -> DecodeReport:
+    """The decode stage: every video in `videos_dir` → `out_dir/<stem>.npy`, written whole or
+    not at all; bad videos reported."""
+    videos = list_videos(videos_dir)
+    with atomic_dir(out_dir) as out:
+        return decode_videos(videos, out, config, on_bad_input, cache_dir, progress)

@@ -100,17 +100,22 @@ def read_ground_truth(path: str | os.PathLike, on_bad_input: str = "skip") -> Gr
 def read_captions(path: str | os.PathLike) -> dict[str, str]:
     """Read `video10.webm<TAB>words-joined-by-dashes` lines into {video: 'words joined by spaces'}."""
     path = Path(path)
+    if not path.exists():
+        raise DataError(f"captions file {path} not found: check 'data.captions' in params.yaml")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a UTF-8 text file ({exc})") from exc
     captions: dict[str, str] = {}
-    with open(path, encoding="utf-8-sig") as f:
-        for number, line in enumerate(f, 1):
-            line = line.rstrip("\r\n")
-            if not line:
-                continue
-            video, sep, words = line.partition("\t")
-            if not sep:
-                raise DataError(f"{path}, line {number}: expected 'video<TAB>caption'")
-            safe_child(".", video, what=f"video name in {path}")
-            if video in captions:
-                raise DataError(f"{path}, line {number}: duplicate caption for {video}")
-            captions[video] = words.replace("-", " ")
+    for number, line in enumerate(text.split("\n"), 1):
+        line = line.rstrip("\r\n")
+        if not line:
+            continue
+        video, sep, words = line.partition("\t")
+        if not sep:
+            raise DataError(f"{path}, line {number}: expected 'video<TAB>caption'")
+        safe_child(".", video, what=f"video name in {path}")
+        if video in captions:
+            raise DataError(f"{path}, line {number}: duplicate caption for {video}")
+        captions[video] = words.replace("-", " ")
     return captions

@@ -49,14 +49,18 @@ def _vint(data: bytes, pos: int, keep_marker: bool) -> tuple[int, int, bool]:
 def video_packet_count(path: str | os.PathLike) -> int | None:
     """Packets of the only video track of a WebM/Matroska file, or None if not sure."""
     with open(path, "rb") as f:
-        data = f.read()
+        return count_video_packets(f.read())
+
+
+def count_video_packets(data: bytes) -> int | None:
+    """`video_packet_count` of a file's bytes."""
     try:
-        return _count(data)
+        return _walk(data)
     except _Unsupported:
         return None
 
 
-def _count(data: bytes) -> int | None:
+def _walk(data: bytes) -> int | None:
     if len(data) < 4 or int.from_bytes(data[:4], "big") != EBML_HEADER:
         return None
     blocks: dict[int, int] = {}

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from vidmem.cache import ItemCache
 from vidmem.errors import DataError, ParamsError
-from vidmem.files import load_npy, write_json
+from vidmem.files import atomic_dir, item_files, load_npy, write_json
 from vidmem.params import as_bool, as_choice, as_float, as_float_list, as_int
 
 RESIZE_MODES = ("squash", "center_crop")
@@ -65,6 +65,9 @@ class InputSpec:
             raise ParamsError(f"params.yaml: '{where}' must be a mapping")
         size = section.get("size")
         if isinstance(size, list):
+            if len(size) != 2:
+                raise ParamsError(f"params.yaml: '{where}.size' must be one number or "
+                                  f"[height, width], got {size!r}")
             height, width = (as_int(v, f"{where}.size", 1) for v in size)
         else:
             height = width = as_int(size, f"{where}.size", 1)
@@ -194,6 +197,19 @@ def normalize_videos(frame_files: Sequence[Path], out_dir: str | os.PathLike, sp
                   unit="video", disable=not progress))
     write_json(out_dir / SPEC_FILE, spec.to_dict())
     return cache.hits
+
+
+def normalize_step(frames_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                   spec: InputSpec | None, cache_dir: str | os.PathLike | None = None,
+                   progress: bool = True) -> int | None:
+    """The normalize stage: frames resized for one backend plus the spec applied (`spec.json`;
+    null for a backend that takes no frames), written whole or not at all. Returns the number of
+    videos taken from the cache (None: the backend takes no frames)."""
+    with atomic_dir(out_dir) as out:
+        if spec is None:
+            write_json(out / SPEC_FILE, None)
+            return None
+        return normalize_videos(item_files(frames_dir), out, spec, cache_dir, progress)
 
 
 def read_spec(normalized_dir: str | os.PathLike) -> InputSpec | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 from vidmem.errors import ParamsError
 
@@ -26,7 +27,10 @@ def load_params(path: str | os.PathLike = DEFAULT_PARAMS) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"{path} not found: run stages from the project root")
-    data = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+    try:
+        data = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+    except (YAMLError, UnicodeDecodeError) as exc:
+        raise ParamsError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: expected a mapping at the top level")
     return data

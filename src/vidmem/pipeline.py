@@ -1,9 +1,9 @@
-"""The per-video half of the DAG as library calls: decode → normalize → extract.
+"""The per-video half of the DAG as one library call: decode → normalize → extract.
 
-Each stage script runs one step (`decode_step`, `normalize_step`, `extract_step`); `predict` and
-the benchmarks run all three into a work folder with `features_for_videos`. So the stages, the
-scoring of unlabelled videos and the timings share one wiring, and each step writes its output
-folder whole or not at all.
+Each stage script runs one step (`frames.decode_step`, `normalize.normalize_step`,
+`features.extract_step`); `predict` and the benchmarks run all three into a work folder with
+`features_for_videos`. So the stages, the scoring of unlabelled videos and the timings share one
+wiring, and each step writes its output folder whole or not at all.
 """
 
 from __future__ import annotations
@@ -15,41 +15,10 @@ from typing import Any
 
 from vidmem.backends import create_backend, input_spec
 from vidmem.backends.base import Backend, ExtractResult
-from vidmem.features import INFO_FILE
-from vidmem.files import atomic_dir, item_files, write_json
-from vidmem.frames import DecodeReport, decode_videos, list_videos
-from vidmem.normalize import SPEC_FILE, InputSpec, normalize_videos
+from vidmem.features import extract_step
+from vidmem.frames import decode_step
+from vidmem.normalize import normalize_step
 from vidmem.params import CacheConfig, DataConfig, DecodeConfig
-
-
-def decode_step(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, config: DecodeConfig,
-                on_bad_input: str = "skip", cache_dir: str | os.PathLike | None = None,
-                progress: bool = True) -> DecodeReport:
-    """Every video in `videos_dir` → `out_dir/<stem>.npy` frames; bad videos reported."""
-    videos = list_videos(videos_dir)
-    with atomic_dir(out_dir) as out:
-        return decode_videos(videos, out, config, on_bad_input, cache_dir, progress)
-
-
-def normalize_step(frames_dir: str | os.PathLike, out_dir: str | os.PathLike,
-                   spec: InputSpec | None, cache_dir: str | os.PathLike | None = None,
-                   progress: bool = True) -> int | None:
-    """Frames resized for one backend, plus the spec applied (`spec.json`; null for a backend
-    that takes no frames). Returns the number of videos taken from the cache (None: no frames)."""
-    with atomic_dir(out_dir) as out:
-        if spec is None:
-            write_json(out / SPEC_FILE, None)
-            return None
-        return normalize_videos(item_files(frames_dir), out, spec, cache_dir, progress)
-
-
-def extract_step(normalized_dir: str | os.PathLike, out_dir: str | os.PathLike, backend: Backend,
-                 progress: bool = True) -> ExtractResult:
-    """One backend's features for every video, plus what made them (`info.json`)."""
-    with atomic_dir(out_dir) as out:
-        result = backend.extract_videos(normalized_dir, out, progress=progress)
-        write_json(out / INFO_FILE, result.info)
-    return result
 
 
 @dataclass

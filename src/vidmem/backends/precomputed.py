@@ -41,10 +41,7 @@ def read_feature_file(path: str | os.PathLike) -> np.ndarray:
     """float32 [rows, dim] from a .npy or a text file of whitespace/comma-separated floats."""
     path = Path(path)
     if path.suffix == ".npy":
-        try:
-            array = load_npy(path)
-        except (ValueError, OSError, EOFError) as exc:
-            raise DataError(f"{path}: not a readable .npy file ({exc})") from exc
+        array = load_npy(path)
         if array.ndim == 1:
             array = array[None]
         if array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
@@ -52,7 +49,11 @@ def read_feature_file(path: str | os.PathLike) -> np.ndarray:
                             f"{list(array.shape)}")
     else:
         rows = []
-        for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: not a text file of numbers ({exc})") from exc
+        for number, line in enumerate(text.splitlines(), 1):
             fields = line.replace(",", " ").split()
             if not fields:
                 continue

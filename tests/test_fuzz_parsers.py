@@ -1,0 +1,327 @@
+"""Property-based tests of every reader of outside bytes: whatever the input, only vidmem's own
+errors come out (each naming the file), and a bad video under `on_bad_input: skip` is reported,
+never the end of the stage.
+
+The WebM walker is fuzzed structure-aware: EBML element trees with real element IDs, correct and
+wrong sizes, unknown sizes, and truncation, since random byte flips in real files miss the
+interesting paths (the 8-byte file below was found this way). The example budget is fixed (a
+Hypothesis profile in conftest.py) so the whole module runs in seconds in CI;
+`HYPOTHESIS_PROFILE=deep python -m pytest tests/test_fuzz_parsers.py` searches much longer.
+"""
+
+from __future__ import annotations
+
+import io
+import string
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from vidmem import matroska
+from vidmem.backends.precomputed import read_feature_file
+from vidmem.errors import DataError, ParamsError, VidmemError
+from vidmem.frames import _parse_ppm_stream, decode_videos, list_videos
+from vidmem.groundtruth import COLUMNS, read_captions, read_ground_truth
+
+from conftest import grey_ramp_video
+
+# An EBML header, then a SimpleBlock whose one byte of payload is shorter than a block header.
+CRAFTED_WEBM = bytes.fromhex("1a45dfa380a38181")
+
+
+# --- WebM / Matroska -------------------------------------------------------------------------
+
+MASTER_IDS = [matroska.SEGMENT, matroska.CLUSTER, matroska.TRACKS, matroska.TRACK_ENTRY,
+              matroska.BLOCK_GROUP]
+LEAF_IDS = [matroska.TRACK_NUMBER, matroska.TRACK_TYPE, matroska.SIMPLE_BLOCK, matroska.BLOCK,
+            0xE7, 0x4286]  # Timecode and EBMLVersion: elements the walker skips
+
+
+def element_id(value: int) -> bytes:
+    return value.to_bytes((value.bit_length() + 7) // 8, "big")
+
+
+def size_field(size: int, mode: str) -> bytes:
+    """An EBML size: exact (minimal length), padded to 8 bytes, or 'unknown' (all ones)."""
+    if mode == "unknown":
+        return b"\x01\xff\xff\xff\xff\xff\xff\xff"
+    if mode == "long":
+        return (size | (1 << 56)).to_bytes(8, "big")
+    length = next(n for n in range(1, 9) if size < (1 << (7 * n)) - 1)
+    return (size | (1 << (7 * length))).to_bytes(length, "big")
+
+
+@st.composite
+def block_payload(draw) -> bytes:
+    """A block: often well formed (track, timecode, flags incl. lacing bits), sometimes not."""
+    if draw(st.booleans()):
+        return draw(st.binary(max_size=6))
+    track = draw(st.integers(1, 3))
+    flags = draw(st.sampled_from([0x00, 0x80, 0x02, 0x06]))
+    return bytes([0x80 | track]) + b"\x00\x00" + bytes([flags]) + draw(st.binary(max_size=4))
+
+
+@st.composite
+def leaf(draw) -> tuple[int, bytes]:
+    eid = draw(st.sampled_from(LEAF_IDS))
+    if eid in (matroska.SIMPLE_BLOCK, matroska.BLOCK):
+        return eid, draw(block_payload())
+    if eid in (matroska.TRACK_NUMBER, matroska.TRACK_TYPE):
+        return eid, bytes([draw(st.integers(0, 3))])
+    return eid, draw(st.binary(max_size=4))
+
+
+def trees():
+    return st.recursive(leaf(), lambda children: st.tuples(st.sampled_from(MASTER_IDS),
+                                                           st.lists(children, max_size=4)),
+                        max_leaves=16)
+
+
+@st.composite
+def encode(draw, node) -> bytes:
+    eid, content = node
+    payload = content if isinstance(content, bytes) else \
+        b"".join(draw(encode(child)) for child in content)
+    mode = draw(st.sampled_from(["exact"] * 6 + ["long", "unknown", "short", "over"]))
+    size = len(payload)
+    if mode == "short":
+        size = max(0, size - draw(st.integers(1, 3)))
+    elif mode == "over":
+        size += draw(st.integers(1, 3))
+    return element_id(eid) + size_field(size, mode if mode in ("long", "unknown") else "exact") \
+        + payload
+
+
+@st.composite
+def webm_files(draw) -> bytes:
+    header = element_id(matroska.EBML_HEADER) + size_field(0, "exact")
+    body = b"".join(draw(encode(tree)) for tree in draw(st.lists(trees(), min_size=1, max_size=3)))
+    data = header + element_id(matroska.SEGMENT) + size_field(len(body), "exact") + body
+    cut = draw(st.integers(0, len(data)))
+    return data[:cut] if draw(st.booleans()) else data
+
+
+@given(webm_files())
+@example(CRAFTED_WEBM)
+def test_webm_walker_returns_a_count_or_none_for_any_structure(data):
+    count = matroska.count_video_packets(data)
+    assert count is None or (isinstance(count, int) and count >= 0)
+
+
+@given(st.binary(max_size=64))
+def test_webm_walker_survives_random_bytes_after_an_ebml_header(tail):
+    count = matroska.count_video_packets(element_id(matroska.EBML_HEADER) + tail)
+    assert count is None or count >= 0
+
+
+def test_crafted_webm_is_skipped_and_reported_beside_good_videos(tmp_path, decode_config):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    grey_ramp_video(videos / "good1.webm", 10)
+    grey_ramp_video(videos / "good2.webm", 10)
+    (videos / "crafted.webm").write_bytes(CRAFTED_WEBM)
+    assert matroska.video_packet_count(videos / "crafted.webm") is None
+    out = tmp_path / "frames"
+    out.mkdir()
+    report = decode_videos(list_videos(videos), out, decode_config, "skip", progress=False)
+    assert report.decoded == ["good1.webm", "good2.webm"]
+    assert [s["video"] for s in report.skipped] == ["crafted.webm"]
+    with pytest.raises(VidmemError, match="crafted.webm"):
+        decode_videos(list_videos(videos), out, decode_config, "fail", progress=False)
+
+
+# --- the PPM frame stream from ffmpeg ---------------------------------------------------------
+
+@st.composite
+def ppm_streams(draw) -> bytes:
+    parts = []
+    for _ in range(draw(st.integers(0, 3))):
+        width, height = draw(st.integers(0, 5)), draw(st.integers(0, 5))
+        pixels = draw(st.binary(min_size=0, max_size=width * height * 3 + 2))
+        parts.append(b"P6\n%d %d\n255\n" % (width, height) + pixels)
+    return b"".join(parts) + draw(st.binary(max_size=8))
+
+
+@given(ppm_streams())
+def test_ppm_parser_returns_whole_frames_only(data):
+    for frame in _parse_ppm_stream(data):
+        assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
+
+
+# --- ground truth and captions ----------------------------------------------------------------
+
+CSV_CELLS = st.one_of(st.sampled_from(["0.5", "1.5", "-1", "", "nan", "oops", "video1.webm",
+                                       "../x.webm", '"a,b"', "1e400"]),
+                      st.text(string.printable, max_size=6))
+
+
+@st.composite
+def ground_truth_files(draw) -> bytes:
+    header = draw(st.sampled_from([",".join(COLUMNS), "video,short-term_memorability",
+                                   "\ufeff" + ",".join(COLUMNS), ""]))
+    rows = draw(st.lists(st.lists(CSV_CELLS, min_size=0, max_size=6), max_size=6))
+    text = "\n".join([header, *(",".join(row) for row in rows)])
+    raw = text.encode("utf-8")
+    return raw + draw(st.binary(max_size=4)) if draw(st.booleans()) else raw
+
+
+@given(ground_truth_files(), st.sampled_from(["skip", "fail"]))
+def test_ground_truth_reader_raises_only_data_errors_naming_the_file(tmp_path, data, policy):
+    path = tmp_path / "gt.csv"
+    path.write_bytes(data)
+    try:
+        truth = read_ground_truth(path, policy)
+    except DataError as exc:
+        assert "gt.csv" in str(exc)
+    else:
+        scores = truth.table[["short-term_memorability", "long-term_memorability"]]
+        assert scores.apply(lambda c: c.between(0, 1)).all().all()
+        for item in truth.skipped:
+            assert "np." not in item["reason"]  # plain values, not NumPy reprs
+
+
+@given(st.one_of(st.binary(max_size=80),
+                 st.lists(st.tuples(st.sampled_from(["video1.webm", "video2.webm", "../v.webm",
+                                                     "", "a/b.webm"]),
+                                    st.sampled_from(["\t", " ", ""]),
+                                    st.text(max_size=10)), max_size=5)
+                 .map(lambda rows: "\n".join(a + b + c for a, b, c in rows).encode())))
+def test_captions_reader_raises_only_data_errors_naming_the_file(tmp_path, data):
+    path = tmp_path / "captions.txt"
+    path.write_bytes(data)
+    try:
+        captions = read_captions(path)
+    except DataError as exc:
+        assert "captions.txt" in str(exc)
+    else:
+        assert all("-" not in caption for caption in captions.values())
+
+
+# --- precomputed feature files ----------------------------------------------------------------
+
+def npy_with_header(shape: tuple[int, ...], descr: str, data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False,
+                                                  "shape": shape})
+    return buffer.getvalue() + data
+
+
+@st.composite
+def npy_files(draw) -> bytes:
+    shape = tuple(draw(st.lists(st.integers(0, 10**12), max_size=3)))
+    descr = draw(st.sampled_from(["<f4", "<f8", "<i2", "|b1", "|O", "<U3"]))
+    data = draw(st.binary(max_size=48))
+    raw = npy_with_header(shape, descr, data)
+    return raw[:draw(st.integers(0, len(raw)))] if draw(st.booleans()) else raw
+
+
+@given(npy_files())
+@example(npy_with_header((10**12, 3), "<f4", bytes(24)))  # claims 12 TB, holds 24 bytes
+@example(npy_with_header((10**8, 2), "<f8", bytes(16)))   # claims 1.6 GB: never allocated
+def test_npy_feature_files_are_checked_before_loading(tmp_path, data):
+    path = tmp_path / "video1.npy"
+    path.write_bytes(data)
+    try:
+        array = read_feature_file(path)
+    except DataError as exc:
+        assert "video1.npy" in str(exc)
+    else:
+        assert array.dtype == np.float32 and array.ndim == 2 and np.isfinite(array).all()
+
+
+@given(st.one_of(st.binary(max_size=60),
+                 st.lists(st.lists(st.sampled_from(["1", "-2.5", "nan", "inf", "x", "1e5",
+                                                    ",", ""]), max_size=4), max_size=4)
+                 .map(lambda rows: "\n".join(" ".join(r) for r in rows).encode())),
+       st.sampled_from([".txt", ".csv"]))
+def test_text_feature_files_raise_only_data_errors_naming_the_file(tmp_path, data, suffix):
+    path = tmp_path / f"video1{suffix}"
+    path.write_bytes(data)
+    try:
+        array = read_feature_file(path)
+    except DataError as exc:
+        assert path.name in str(exc)
+    else:
+        assert array.dtype == np.float32 and np.isfinite(array).all()
+
+
+# --- params values ----------------------------------------------------------------------------
+
+VALUES = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
+                                st.floats(allow_nan=True, allow_infinity=True),
+                                st.text(max_size=8), st.sampled_from(["1e-05", "auto", "cpu"])),
+                      lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                              st.dictionaries(st.text(max_size=5), inner,
+                                                              max_size=3)),
+                      max_leaves=6)
+
+
+def repo_params() -> dict:
+    from vidmem.params import load_params
+
+    return load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+
+
+def set_key(params: dict, key: str, value) -> dict:
+    node = params
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node[part]
+    node[parts[-1]] = value
+    return params
+
+
+PARAM_KEYS = ["lr", "epochs", "batch_size", "target", "model.hidden_size", "model.dropout",
+              "base.seed", "decode.n_frames", "decode.short_side", "decode.workers",
+              "decode.short_video", "decode.timeout_s", "decode.ffmpeg", "data.on_bad_input",
+              "data.captions", "split.train", "concat.misalign_control", "cache.dir",
+              "evaluate.bootstrap_resamples", "demo.n_videos", "demo.seconds", "train.device",
+              "train.shuffle_train_labels", "backend.efficientnet_lite0.input",
+              "backend.efficientnet_lite0.input.size", "backend.efficientnet_lite0.input.value",
+              "backend.efficientnet_lite0.input.resize", "backend.efficientnet_lite0.batch_size",
+              "backend.efficientnet_lite0.model", "backend.efficientnet_lite0.amp",
+              "backend.efficientnet_lite0.weights", "backend.efficientnet_lite0.seed"]
+
+
+@given(st.sampled_from(PARAM_KEYS), VALUES)
+def test_any_params_value_is_accepted_or_a_params_error_naming_its_key(key, value):
+    from vidmem.backends.torch_backbones import TorchConfig
+    from vidmem.demo import DemoConfig
+    from vidmem.normalize import InputSpec
+    from vidmem.params import (
+        CacheConfig,
+        ConcatConfig,
+        DataConfig,
+        DecodeConfig,
+        EvaluateConfig,
+        SplitConfig,
+        TrainConfig,
+    )
+
+    params = set_key(repo_params(), key, value)
+    section = params["backend"]["efficientnet_lite0"]
+    readers = [lambda: TorchConfig.from_section(section, "backend.efficientnet_lite0"),
+               lambda: InputSpec.from_params(section["input"], "backend.efficientnet_lite0.input")]
+    readers += [lambda c=config: c.from_params(params) for config in (
+        CacheConfig, ConcatConfig, DataConfig, DecodeConfig, EvaluateConfig, SplitConfig,
+        TrainConfig, DemoConfig)]
+    for read in readers:
+        try:
+            read()
+        except ParamsError as exc:
+            assert key.rsplit(".", 1)[-1] in str(exc) or "ffmpeg" in str(exc)
+
+
+@given(st.binary(max_size=80))
+def test_params_file_of_any_bytes_is_read_or_a_params_error(tmp_path, data):
+    from vidmem.params import load_params
+
+    path = tmp_path / "params.yaml"
+    path.write_bytes(data)
+    try:
+        load_params(path)
+    except ParamsError as exc:
+        assert "params.yaml" in str(exc)
