@@ -117,15 +117,20 @@ def _parse_ppm_stream(data: bytes) -> list[np.ndarray]:
     return frames
 
 
-def _select_frames(video: Path, indices: Sequence[int], short_side: int, ffmpeg_bin: str,
-                   timeout: float) -> list[np.ndarray]:
+def frame_filter(indices: Sequence[int], short_side: int) -> str:
+    """The ffmpeg video filter decode runs: keep the frames at `indices` (0-based, in stream
+    order), scaled so the shorter side is `short_side`, keeping the aspect ratio (each backend
+    later squashes or crops to its own input size)."""
     select = "+".join(f"eq(n\\,{i})" for i in indices)
-    # Scale so the shorter side is `short_side`, keeping the aspect ratio; each backend later
-    # squashes or crops to its own input size.
     scale = (f"scale='if(lte(iw,ih),{short_side},-1)':'if(lte(iw,ih),-1,{short_side})'"
              ":flags=area")
+    return f"select='{select}',{scale}"
+
+
+def _select_frames(video: Path, indices: Sequence[int], short_side: int, ffmpeg_bin: str,
+                   timeout: float) -> list[np.ndarray]:
     stream = ffmpeg.input(str(video), threads=1).output(
-        "pipe:", vf=f"select='{select}',{scale}", format="image2pipe", vcodec="ppm",
+        "pipe:", vf=frame_filter(indices, short_side), format="image2pipe", vcodec="ppm",
         fps_mode="vfr", map="0:v:0", filter_threads=1)
     args = stream.global_args("-hide_banner", "-nostdin", "-loglevel", "error").compile(
         cmd=ffmpeg_bin)

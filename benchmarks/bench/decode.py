@@ -1,0 +1,54 @@
+"""Decode: the stage's code vs a bare ffmpeg doing the same whole-stream selection (the floor),
+and vs the naive approach (one ffmpeg seek process per frame)."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import ffmpeg
+
+from bench.harness import WORK, bench_params, timed
+
+
+def bench_decode(args: argparse.Namespace, videos_dir: Path) -> dict:
+    from vidmem.ffmpeg_bin import ffmpeg_executable
+    from vidmem.frames import count_frames, decode_step, evenly_spaced_indices, frame_filter
+    from vidmem.params import DecodeConfig
+
+    config = DecodeConfig.from_params(bench_params(args))
+    binary = ffmpeg_executable()
+    videos = sorted(videos_dir.iterdir())
+    totals = {v: count_frames(v, binary, 60) for v in videos}
+
+    def floor_one(video: Path) -> None:
+        indices = sorted(set(evenly_spaced_indices(totals[video], args.frames)))
+        (ffmpeg.input(str(video), threads=1)
+         .output("/dev/null", vf=frame_filter(indices, args.short_side), format="rawvideo",
+                 pix_fmt="rgb24", fps_mode="vfr", filter_threads=1)
+         .global_args("-loglevel", "error", "-nostdin").overwrite_output()
+         .run(cmd=binary, quiet=True))
+
+    def naive_one(video: Path) -> None:
+        # One seek-and-decode process per frame, as notebooks often do.
+        for index in evenly_spaced_indices(totals[video], args.frames):
+            (ffmpeg.input(str(video), ss=index / args.fps, threads=1)
+             .output("pipe:", vframes=1, vf=f"scale=-1:{args.short_side}", format="rawvideo",
+                     pix_fmt="rgb24")
+             .global_args("-loglevel", "error", "-nostdin")
+             .run(cmd=binary, capture_stdout=True, quiet=True))
+
+    def parallel(function) -> None:
+        with ThreadPoolExecutor(config.workers) as pool:
+            list(pool.map(function, videos))
+
+    out = WORK / "decode_out"
+    shutil.rmtree(out, ignore_errors=True)
+    stage_s, _ = timed(decode_step, videos_dir, out, config, "skip", None, False)
+    floor_s, _ = timed(parallel, floor_one)
+    naive_s, _ = timed(parallel, naive_one)
+    return {"videos": len(videos), "stage_s": round(stage_s, 2), "floor_s": round(floor_s, 2),
+            "naive_s": round(naive_s, 2), "stage_over_floor": round(stage_s / floor_s, 2),
+            "naive_over_stage": round(naive_s / stage_s, 2)}

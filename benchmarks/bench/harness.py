@@ -1,0 +1,101 @@
+"""Timing helpers shared by the benchmarks: wall time, peak RSS of a child process, GPU sync,
+and the params every benchmark builds its work from."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+WORK = ROOT / "benchmarks" / "work"
+RUN = ROOT / "benchmarks" / "run.py"
+
+
+def timed(function: Callable, *args: Any, **kwargs: Any) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = function(*args, **kwargs)
+    return time.perf_counter() - start, result
+
+
+def synchronize() -> None:
+    import torch
+
+    if torch.cuda.is_available():  # GPU work is asynchronous: wait for it before reading a clock
+        torch.cuda.synchronize()
+
+
+def in_child(phase: str, args: argparse.Namespace, backend: str, source: Path) -> dict:
+    """Run one phase of run.py in a fresh Python so its peak RSS is its own (read from wait4)."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
+        out = handle.name
+    command = [sys.executable, str(RUN), "--phase", phase, "--phase-out", out,
+               "--videos", str(args.videos), "--batch-size", str(args.batch_size),
+               "--chunks", str(args.chunks), "--backend", backend, "--source", str(source)]
+    process = subprocess.Popen(command)
+    _, status, usage = os.wait4(process.pid, 0)
+    if status != 0:
+        raise SystemExit(f"phase {phase} failed ({status})")
+    result = json.loads(Path(out).read_text())
+    os.unlink(out)
+    result["peak_rss_mb"] = round(usage.ru_maxrss / 1024, 1)
+    return result
+
+
+def bench_params(args: argparse.Namespace, cache_dir: Path | None = None) -> dict[str, Any]:
+    """params.yaml with the benchmark's decode settings (all cores), batch size and cache."""
+    from vidmem.params import load_params
+
+    params = load_params(ROOT / "params.yaml")
+    params["decode"].update(n_frames=args.frames, short_side=args.short_side,
+                            workers=os.cpu_count() or 1, short_video="repeat", timeout_s=300,
+                            ffmpeg=None)
+    params["data"]["on_bad_input"] = "skip"
+    params["cache"]["dir"] = None if cache_dir is None else str(cache_dir)
+    for section in params["backend"].values():
+        section["batch_size"] = args.batch_size
+    return params
+
+
+def load_backend(params: dict[str, Any], name: str):
+    """The backend as `params` configures it. A torch backbone whose weights cannot be had here
+    (offline) gets random weights instead, and `params` says so from then on: for timing only,
+    since the speed of a forward pass does not depend on the weight values, and
+    `random_weights` says so in every result."""
+    from vidmem.backends import create_backend
+    from vidmem.errors import VidmemError
+
+    try:
+        return create_backend(params, name)
+    except VidmemError as exc:
+        if params["backend"][name].get("kind") != "torch":
+            raise SystemExit(f"benchmark: backend {name} cannot be loaded here: {exc}") from exc
+        params["backend"][name]["weights"] = "random"
+        return create_backend(params, name)
+
+
+def frame_count(folder: Path) -> int:
+    return sum(np.load(p, mmap_mode="r").shape[0] for p in folder.glob("*.npy"))
+
+
+def versions() -> dict:
+    import torch
+
+    from vidmem.ffmpeg_bin import ffmpeg_executable
+
+    ffmpeg_version = subprocess.run([ffmpeg_executable(), "-version"], capture_output=True,
+                                    text=True).stdout.split("\n")[0]
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__, "ffmpeg": ffmpeg_version,
+            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}

@@ -1,0 +1,58 @@
+"""`dvc repro` in this repo with nothing to do, and an incremental run: decode → normalize →
+extract (`vidmem.pipeline.features_for_videos`) after adding 1% more videos, with the per-video
+cache, vs the full run and vs a from-scratch run."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+from pathlib import Path
+
+from bench.harness import ROOT, WORK, bench_params, load_backend, timed
+from bench.videos import folder_of, make_videos
+
+
+def bench_noop_repro() -> dict:
+    status = subprocess.run(["dvc", "status", "--quiet"], cwd=ROOT).returncode
+    if status != 0:  # timing a real run here would take minutes and change the workspace
+        return {"seconds": None, "was_up_to_date": False, "up_to_date_message": False,
+                "note": "skipped: the pipeline is not up to date; run `dvc repro` first"}
+    seconds, result = timed(subprocess.run, ["dvc", "repro"], cwd=ROOT, capture_output=True,
+                            text=True)
+    return {"seconds": round(seconds, 2), "was_up_to_date": status == 0,
+            "up_to_date_message": "Data and pipelines are up to date." in result.stdout}
+
+
+def front_half(args: argparse.Namespace, videos_dir: Path, out: Path, backend: str,
+               cache: Path | None) -> tuple[float, Path]:
+    """Seconds for decode → normalize → extract of every video in `videos_dir`, and the
+    features folder."""
+    from vidmem.pipeline import features_for_videos
+
+    params = bench_params(args, cache)
+    load_backend(params, backend)  # offline: random weights for timing, in params from now on
+    shutil.rmtree(out, ignore_errors=True)
+    seconds, made = timed(features_for_videos, videos_dir, out, params, backend, False)
+    return seconds, made.features_dir
+
+
+def bench_incremental(args: argparse.Namespace, videos: list[Path], backend: str) -> dict:
+    from vidmem.features import feature_stems, read_video_features
+
+    cache = WORK / "cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    extra = make_videos(args, WORK / "videos", len(videos), max(1, len(videos) // 100))
+    base_dir = folder_of(videos, WORK / "incremental_base")
+    grown_dir = folder_of(videos + extra, WORK / "incremental_grown")
+    full_s, _ = front_half(args, base_dir, WORK / "full", backend, cache)
+    incremental_s, incremental = front_half(args, grown_dir, WORK / "incremental", backend, cache)
+    _, scratch = front_half(args, grown_dir, WORK / "scratch", backend, None)  # the reference
+    identical = all(read_video_features(incremental, stem).tobytes()
+                    == read_video_features(scratch, stem).tobytes()
+                    for stem in feature_stems(scratch))
+    return {"backend": backend, "videos": len(videos), "added": len(extra),
+            "full_s": round(full_s, 2),
+            "incremental_s": round(incremental_s, 2),
+            "incremental_over_full": round(incremental_s / full_s, 3),
+            "features_identical_to_scratch": identical}
