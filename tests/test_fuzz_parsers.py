@@ -32,6 +32,17 @@ from conftest import grey_ramp_video
 CRAFTED_WEBM = bytes.fromhex("1a45dfa380a38181")
 
 
+def read_or_name_the_file(read, path: Path, data: bytes):
+    """`read(path)` after writing `data` there: its result, or None when it raised DataError,
+    which must name the file. Any other exception fails the test."""
+    path.write_bytes(data)
+    try:
+        return read(path)
+    except DataError as exc:
+        assert path.name in str(exc)
+        return None
+
+
 # --- WebM / Matroska -------------------------------------------------------------------------
 
 MASTER_IDS = [matroska.SEGMENT, matroska.CLUSTER, matroska.TRACKS, matroska.TRACK_ENTRY,
@@ -170,13 +181,8 @@ def ground_truth_files(draw) -> bytes:
 
 @given(ground_truth_files(), st.sampled_from(["skip", "fail"]))
 def test_ground_truth_reader_raises_only_data_errors_naming_the_file(tmp_path, data, policy):
-    path = tmp_path / "gt.csv"
-    path.write_bytes(data)
-    try:
-        truth = read_ground_truth(path, policy)
-    except DataError as exc:
-        assert "gt.csv" in str(exc)
-    else:
+    truth = read_or_name_the_file(lambda p: read_ground_truth(p, policy), tmp_path / "gt.csv", data)
+    if truth is not None:
         scores = truth.table[["short-term_memorability", "long-term_memorability"]]
         assert scores.apply(lambda c: c.between(0, 1)).all().all()
         for item in truth.skipped:
@@ -190,13 +196,8 @@ def test_ground_truth_reader_raises_only_data_errors_naming_the_file(tmp_path, d
                                     st.text(max_size=10)), max_size=5)
                  .map(lambda rows: "\n".join(a + b + c for a, b, c in rows).encode())))
 def test_captions_reader_raises_only_data_errors_naming_the_file(tmp_path, data):
-    path = tmp_path / "captions.txt"
-    path.write_bytes(data)
-    try:
-        captions = read_captions(path)
-    except DataError as exc:
-        assert "captions.txt" in str(exc)
-    else:
+    captions = read_or_name_the_file(read_captions, tmp_path / "captions.txt", data)
+    if captions is not None:
         assert all("-" not in caption for caption in captions.values())
 
 
@@ -222,13 +223,8 @@ def npy_files(draw) -> bytes:
 @example(npy_with_header((10**12, 3), "<f4", bytes(24)))  # claims 12 TB, holds 24 bytes
 @example(npy_with_header((10**8, 2), "<f8", bytes(16)))   # claims 1.6 GB: never allocated
 def test_npy_feature_files_are_checked_before_loading(tmp_path, data):
-    path = tmp_path / "video1.npy"
-    path.write_bytes(data)
-    try:
-        array = read_feature_file(path)
-    except DataError as exc:
-        assert "video1.npy" in str(exc)
-    else:
+    array = read_or_name_the_file(read_feature_file, tmp_path / "video1.npy", data)
+    if array is not None:
         assert array.dtype == np.float32 and array.ndim == 2 and np.isfinite(array).all()
 
 
@@ -238,13 +234,8 @@ def test_npy_feature_files_are_checked_before_loading(tmp_path, data):
                  .map(lambda rows: "\n".join(" ".join(r) for r in rows).encode())),
        st.sampled_from([".txt", ".csv"]))
 def test_text_feature_files_raise_only_data_errors_naming_the_file(tmp_path, data, suffix):
-    path = tmp_path / f"video1{suffix}"
-    path.write_bytes(data)
-    try:
-        array = read_feature_file(path)
-    except DataError as exc:
-        assert path.name in str(exc)
-    else:
+    array = read_or_name_the_file(read_feature_file, tmp_path / f"video1{suffix}", data)
+    if array is not None:
         assert array.dtype == np.float32 and np.isfinite(array).all()
 
 
