@@ -17,8 +17,11 @@ public functions:
 - `train`: seconds per epoch of the reference model, on the CPU and on CUDA when present;
 - `repro`: a no-op `dvc repro` in this repo, and decode + normalize + extract
   (`vidmem.pipeline.features_for_videos`) after adding 1% more videos, with the per-video cache,
-  vs the full run.
-Results go to benchmarks/results.json and BENCHMARKS.md (machine, versions, date).
+  vs the full run;
+- `memory`: peak RSS of concat, train (2 epochs) and evaluate at 2,000, 8,000 and 32,000 videos
+  of synthetic features, and training samples/s streamed from disk vs in memory.
+`--only decode memory` runs some of them and keeps the other results. Results go to
+benchmarks/results.json and BENCHMARKS.md (machine, versions, date).
 """
 
 from __future__ import annotations
@@ -33,10 +36,14 @@ from pathlib import Path
 from bench.decode import bench_decode
 from bench.extract import PHASES, bench_extract, bench_extract_memory, bench_precision
 from bench.harness import ROOT, WORK, bench_params, versions
+from bench.memory import PHASES as MEMORY_PHASES
+from bench.memory import bench_memory
 from bench.report import write_markdown
 from bench.repro import bench_incremental, bench_noop_repro
 from bench.train import bench_train
 from bench.videos import folder_of, make_videos
+
+BENCHMARKS = ["decode", "extract", "train", "repro", "memory"]
 
 
 def parse_args() -> argparse.Namespace:
@@ -55,6 +62,12 @@ def parse_args() -> argparse.Namespace:
                         help="extract stage and floor take turns on this many chunks of videos")
     parser.add_argument("--precision-frames", type=int, default=128,
                         help="frames for the mixed-precision comparison (amp on a CPU is slow)")
+    parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=BENCHMARKS,
+                        help="benchmarks to run (default: all); the others keep their results")
+    parser.add_argument("--memory-sizes", type=int, nargs="+", default=[2000, 8000, 32000])
+    parser.add_argument("--memory-throughput-n", type=int, default=8000)
+    parser.add_argument("--memory-hidden", type=int, default=1024,
+                        help="LSTM hidden size in the memory benchmark (reference: 1024)")
     parser.add_argument("--backends", nargs="+", metavar="NAME",
                         help="backends from params.yaml to time (default: its `backends` list); "
                              "torch backbones whose weights are not here run with random "
@@ -64,55 +77,73 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--phase-out", help=argparse.SUPPRESS)
     parser.add_argument("--backend", help=argparse.SUPPRESS)
     parser.add_argument("--source", help=argparse.SUPPRESS)
+    parser.add_argument("--memory-n", type=int, help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
     if args.phase:
-        Path(args.phase_out).write_text(json.dumps(PHASES[args.phase](args)))
+        phase = {**PHASES, **MEMORY_PHASES}[args.phase]
+        Path(args.phase_out).write_text(json.dumps(phase(args)))
         return
 
     from vidmem.backends import input_spec
     from vidmem.normalize import normalize_step
 
-    videos = make_videos(args, WORK / "videos", 0, args.videos)
-    results: dict = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-                     "argv": " ".join(sys.argv[1:]), "versions": versions(),
-                     "config": {k: getattr(args, k) for k in ("videos", "seconds", "fps", "width",
-                                                              "height", "frames", "batch_size",
-                                                              "precision_frames", "chunks")}}
-    print("decode ...", flush=True)
-    videos_dir = WORK / "videos_all"
-    shutil.rmtree(videos_dir, ignore_errors=True)
-    folder_of(videos, videos_dir)
-    results["decode"] = bench_decode(args, videos_dir)
-    print(results["decode"], "\nextract ...", flush=True)
+    results_file = ROOT / "benchmarks" / "results.json"
+    results: dict = json.loads(results_file.read_text()) if results_file.exists() else {}
+    run = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+           "argv": " ".join(sys.argv[1:]), "versions": versions(),
+           "config": {k: getattr(args, k) for k in ("videos", "seconds", "fps", "width", "height",
+                                                    "frames", "batch_size", "precision_frames",
+                                                    "chunks")}}
+    if set(args.only) == set(BENCHMARKS):
+        results.update(run)
+    else:  # a partial run: say when and how its parts were made
+        results.setdefault("partial_runs", []).append({**run, "only": args.only})
+    videos = make_videos(args, WORK / "videos", 0, args.videos) \
+        if {"decode", "extract", "repro"} & set(args.only) else []
+    if {"decode", "extract"} & set(args.only):
+        print("decode ...", flush=True)
+        videos_dir = WORK / "videos_all"
+        shutil.rmtree(videos_dir, ignore_errors=True)
+        folder_of(videos, videos_dir)
+        results["decode"] = bench_decode(args, videos_dir)
+        print(results["decode"], flush=True)
     params = bench_params(args)
     names = args.backends or params["backends"]
-    normalized = {name: WORK / f"normalized_{name}" for name in names}
-    results["extract"] = {}
-    for name in names:
-        normalize_step(WORK / "decode_out", normalized[name], input_spec(params, name), None,
-                       False)
-        results["extract"][name] = bench_extract(args, name, normalized[name])
-        print(name, results["extract"][name], flush=True)
     first = names[0]
-    print("extract memory ...", flush=True)
-    results["extract_memory"] = bench_extract_memory(args, first, normalized[first],
-                                                     results["extract"][first]["stage"])
-    print(results["extract_memory"], "\nprecision ...", flush=True)
-    torch_backends = [n for n in names if params["backend"][n].get("kind") == "torch"]
-    results["precision"] = bench_precision(args, torch_backends[0], normalized[torch_backends[0]]
-                                           ) if torch_backends else None
-    print(results["precision"], "\ntrain ...", flush=True)
-    results["train"] = bench_train(args)
-    print(results["train"], "\nno-op dvc repro ...", flush=True)
-    results["noop_repro"] = bench_noop_repro()
-    print(results["noop_repro"], "\nincremental ...", flush=True)
-    results["incremental"] = bench_incremental(args, videos, first)
-    print(results["incremental"], flush=True)
-    (ROOT / "benchmarks" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    if "extract" in args.only:
+        normalized = {name: WORK / f"normalized_{name}" for name in names}
+        results["extract"] = {}
+        for name in names:
+            normalize_step(WORK / "decode_out", normalized[name], input_spec(params, name), None,
+                           False)
+            results["extract"][name] = bench_extract(args, name, normalized[name])
+            print(name, results["extract"][name], flush=True)
+        print("extract memory ...", flush=True)
+        results["extract_memory"] = bench_extract_memory(args, first, normalized[first],
+                                                         results["extract"][first]["stage"])
+        print(results["extract_memory"], "\nprecision ...", flush=True)
+        torch_backends = [n for n in names if params["backend"][n].get("kind") == "torch"]
+        results["precision"] = bench_precision(
+            args, torch_backends[0], normalized[torch_backends[0]]) if torch_backends else None
+        print(results["precision"], flush=True)
+    if "train" in args.only:
+        print("train ...", flush=True)
+        results["train"] = bench_train(args)
+        print(results["train"], flush=True)
+    if "repro" in args.only:
+        print("no-op dvc repro ...", flush=True)
+        results["noop_repro"] = bench_noop_repro()
+        print(results["noop_repro"], "\nincremental ...", flush=True)
+        results["incremental"] = bench_incremental(args, videos, first)
+        print(results["incremental"], flush=True)
+    if "memory" in args.only:
+        results["memory"] = bench_memory(args)
+        print(results["memory"], flush=True)
+    results_file.write_text(json.dumps(results, indent=2) + "\n")
     write_markdown(results, ROOT / "BENCHMARKS.md")
     print(f"wrote {ROOT / 'BENCHMARKS.md'}")
 

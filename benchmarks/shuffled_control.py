@@ -3,7 +3,7 @@ validation labels permuted (test labels true), for several seeds, and report tes
 
     python benchmarks/shuffled_control.py --seeds 1 2 3     # after `dvc repro`
 
-Uses the pipeline's own outputs (data/concat/<backend>.npz, data/split.json) and params.yaml,
+Uses the pipeline's own outputs (data/concat/<backend>/, data/split.json) and params.yaml,
 with only `train.shuffle_train_labels` and the training seed changed. A correct pipeline's test
 Spearman then scatters around 0 across seeds.
 """
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     args = parser.parse_args()
     params = load_params()
-    features, videos = load_concat(f"data/concat/{args.backend}.npz")
+    features, videos = load_concat(f"data/concat/{args.backend}")
     index = split_indices(videos, read_json("data/split.json"))
     base = TrainConfig.from_params(params)
     data = DataConfig.from_params(params)
@@ -39,7 +39,7 @@ def main() -> None:
     for seed in args.seeds:
         config = dataclasses.replace(base, seed=seed, shuffle_train_labels=True)
         result = train_model(features, targets, index["train"], index["val"], config)
-        predicted = predict_scores(result.model, result.checkpoint, features[index["test"]])
+        predicted = predict_scores(result.model, result.checkpoint, features, index["test"])
         results.append({"seed": seed, "best_epoch": result.best_epoch,
                         "test_spearman": round(spearman(targets[index["test"]], predicted), 4)})
         print(json.dumps(results[-1]), flush=True)

@@ -11,7 +11,8 @@ def main(args, params):
     config = ConcatConfig.from_params(params)
     dataset = dataset_from_reports(data.ground_truth, args.decode_report, data.on_bad_input)
     shape = concat_features(args.features, dataset.videos, args.out,
-                            misalign_seed=config.seed if config.misalign_control else None)
+                            misalign_seed=config.seed if config.misalign_control else None,
+                            progress=not args.no_progress)
     if config.misalign_control:
         print("CONTROL: features deliberately misaligned with their videos (concat.misalign_control)")
     print(f"concat {args.backend}: {shape}")
@@ -21,5 +22,6 @@ if __name__ == "__main__":
     parser = stage_parser(__doc__, backend=True)
     parser.add_argument("--features", required=True, help="extract stage output folder")
     parser.add_argument("--decode-report", required=True, help="decode stage JSON report")
-    parser.add_argument("--out", required=True, help=".npz file to write")
+    parser.add_argument("--out", required=True,
+                        help="folder to write (features.npy and videos.json)")
     run_stage(parser, main)

@@ -20,7 +20,7 @@ def main(args, params):
     target = checkpoint["target"]
     true = read_ground_truth(data.ground_truth, data.on_bad_input).scores(
         [videos[i] for i in test], target)
-    predicted = predict_scores(model, checkpoint, features[test])
+    predicted = predict_scores(model, checkpoint, features, test)
     metrics = regression_metrics(true, predicted, config.bootstrap_resamples, config.seed)
     info = read_json(args.info)
     metrics.update({"target": target, "random_weights": info["random_weights"],
@@ -35,7 +35,7 @@ def main(args, params):
 if __name__ == "__main__":
     parser = stage_parser(__doc__, backend=True)
     parser.add_argument("--model", required=True, help="train stage checkpoint")
-    parser.add_argument("--features", required=True, help="concat stage .npz")
+    parser.add_argument("--features", required=True, help="concat stage output folder")
     parser.add_argument("--info", required=True, help="extract stage info.json (weights label)")
     parser.add_argument("--split", required=True, help="split stage JSON")
     parser.add_argument("--metrics", required=True, help="JSON metrics file to write")

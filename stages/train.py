@@ -32,7 +32,7 @@ def main(args, params):
 
 if __name__ == "__main__":
     parser = stage_parser(__doc__, backend=True)
-    parser.add_argument("--features", required=True, help="concat stage .npz")
+    parser.add_argument("--features", required=True, help="concat stage output folder")
     parser.add_argument("--split", required=True, help="split stage JSON")
     parser.add_argument("--model", required=True, help="checkpoint file to write")
     parser.add_argument("--metrics", required=True, help="JSON metrics file to write")

@@ -72,30 +72,35 @@ def test_corrupt_cache_entry_is_recomputed(normalized, tmp_path):
 def test_concat_keeps_ids_and_rows_together(normalized, tmp_path):
     run(normalized, tmp_path / "out")
     order = ["video3.webm", "video0.webm", "video4.webm"]
-    shape = concat_features(tmp_path / "out", order, tmp_path / "all.npz")
+    shape = concat_features(tmp_path / "out", order, tmp_path / "all")
     assert shape == {"videos": 3, "frames": 3, "dim": 6}
-    features, videos = load_concat(tmp_path / "all.npz")
-    assert videos == order
-    np.testing.assert_array_equal(features[1], np.load(tmp_path / "out" / "video0.npy"))
+    features, videos = load_concat(tmp_path / "all")
+    assert videos == order and features.shape == (3, 3, 6)
+    for row, video in enumerate(order):
+        expected = np.load(tmp_path / "out" / video.replace(".webm", ".npy"))
+        np.testing.assert_array_equal(features[row], expected)
+        np.testing.assert_array_equal(features[[row]][0], expected)
+    np.testing.assert_array_equal(features[np.array([2, 0])], np.asarray(features)[[2, 0]])
 
 
 def test_concat_refuses_missing_or_mismatched_features(normalized, tmp_path):
     run(normalized, tmp_path / "out")
     with pytest.raises(DataError, match="video7.webm"):
-        concat_features(tmp_path / "out", ["video0.webm", "video7.webm"], tmp_path / "x.npz")
+        concat_features(tmp_path / "out", ["video0.webm", "video7.webm"], tmp_path / "x")
     np.save(tmp_path / "out" / "video1.npy", np.zeros((2, 6), np.float32))
-    with pytest.raises(DataError, match="shapes differ"):
-        concat_features(tmp_path / "out", ["video0.webm", "video1.webm"], tmp_path / "x.npz")
-    assert not (tmp_path / "x.npz").exists()
+    with pytest.raises(DataError, match=r"video1 has features of shape \[2, 6\], video0 \[3, 6\]"):
+        concat_features(tmp_path / "out", ["video0.webm", "video1.webm"], tmp_path / "x")
+    assert not (tmp_path / "x").exists() and not list(tmp_path.glob(".x.*"))
 
 
 def test_misalign_control_permutes_rows_but_not_ids(normalized, tmp_path):
     run(normalized, tmp_path / "out")
     order = [f"video{i}.webm" for i in range(5)]
-    concat_features(tmp_path / "out", order, tmp_path / "ok.npz")
-    concat_features(tmp_path / "out", order, tmp_path / "bad.npz", misalign_seed=0)
-    good, ids = load_concat(tmp_path / "ok.npz")
-    bad, bad_ids = load_concat(tmp_path / "bad.npz")
+    concat_features(tmp_path / "out", order, tmp_path / "ok")
+    concat_features(tmp_path / "out", order, tmp_path / "bad", misalign_seed=0)
+    good, ids = load_concat(tmp_path / "ok")
+    bad, bad_ids = load_concat(tmp_path / "bad")
+    good, bad = np.asarray(good), np.asarray(bad)
     assert ids == bad_ids
     assert not np.array_equal(good, bad)
     assert sorted(map(bytes, bad)) == sorted(map(bytes, good))  # same rows, other owners

@@ -88,8 +88,8 @@ def test_extract_writes_bottleneck_text_and_concat_reads_it(poets, tmp_path):
     texts = sorted((out / "video1").iterdir())
     assert [t.name for t in texts] == [f"frame{k:03d}.jpg_inception_v3.txt" for k in range(3)]
     assert not list(out.glob("*.npy"))
-    concat_features(out, ["video1.webm", "video2.webm"], tmp_path / "all.npz")
-    features, videos = load_concat(tmp_path / "all.npz")
+    concat_features(out, ["video1.webm", "video2.webm"], tmp_path / "all")
+    features, videos = load_concat(tmp_path / "all")
     assert features.shape == (2, 3, 3) and videos == ["video1.webm", "video2.webm"]
     np.testing.assert_array_equal(features[1], features[0][::-1])
     # The output files are the backend's cached bottlenecks, byte for byte.
@@ -98,5 +98,5 @@ def test_extract_writes_bottleneck_text_and_concat_reads_it(poets, tmp_path):
     good = cached.read_bytes()
     texts[1].write_text("0.1,0.2")  # truncated: concat refuses instead of guessing
     with pytest.raises(Exception, match="truncated or corrupt"):
-        concat_features(out, ["video1.webm"], tmp_path / "x.npz")
+        concat_features(out, ["video1.webm"], tmp_path / "x")
     assert cached.read_bytes() == good  # damaging an output did not reach the cache

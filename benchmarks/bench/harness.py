@@ -35,13 +35,15 @@ def synchronize() -> None:
         torch.cuda.synchronize()
 
 
-def in_child(phase: str, args: argparse.Namespace, backend: str, source: Path) -> dict:
+def in_child(phase: str, args: argparse.Namespace, backend: str, source: Path,
+             extra: tuple[str, ...] = ()) -> dict:
     """Run one phase of run.py in a fresh Python so its peak RSS is its own (read from wait4)."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
         out = handle.name
     command = [sys.executable, str(RUN), "--phase", phase, "--phase-out", out,
                "--videos", str(args.videos), "--batch-size", str(args.batch_size),
-               "--chunks", str(args.chunks), "--backend", backend, "--source", str(source)]
+               "--chunks", str(args.chunks), "--backend", backend, "--source", str(source),
+               *extra]
     process = subprocess.Popen(command)
     _, status, usage = os.wait4(process.pid, 0)
     if status != 0:

@@ -6,6 +6,22 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def memory_rows(memory: dict | None) -> list[str]:
+    if not memory:
+        return []
+    rows = [f"| memory at {int(n):,} videos ({m['features_mb']} MB of features) | peak RSS: concat "
+            f"{m['concat_peak_rss_mb']} MB, train (2 epochs, hidden {memory['hidden_size']}) "
+            f"{m['train_peak_rss_mb']} MB, evaluate {m['evaluate_peak_rss_mb']} MB | | | flat |"
+            for n, m in memory["per_n"].items()]
+    t = memory["throughput"]
+    rows.append(f"| peak RSS growth, largest over smallest N | "
+                f"{memory['peak_rss_growth_32k_over_2k']}× | | | ≤ 1.2 |")
+    rows.append(f"| training from disk vs in memory, {t['videos']:,} videos | "
+                f"{t['streamed_samples_per_s']} samples/s | {t['in_memory_samples_per_s']} "
+                f"samples/s in memory | {t['stream_over_inmemory']} | ≥ 0.9 |")
+    return rows
+
+
 def write_markdown(results: dict, path: Path) -> None:
     d, e, t = results["decode"], results["extract"], results["train"]
     n, inc = results["noop_repro"], results["incremental"]
@@ -59,6 +75,7 @@ def write_markdown(results: dict, path: Path) -> None:
         f"{inc['incremental_s']} s | "
         f"{inc['full_s']} s full run | {inc['incremental_over_full']} of full; features "
         f"identical to scratch: {inc['features_identical_to_scratch']} | ≤ 0.05 |",
+        *memory_rows(results.get("memory")),
         "",
         "Raw numbers: `benchmarks/results.json`. Notes and history of optimisations: below.",
         "",

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from tqdm import tqdm
 
 from vidmem.bottlenecks import read_video_bottlenecks
 from vidmem.errors import DataError
-from vidmem.files import atomic_dir, atomic_path, load_npy, write_json
+from vidmem.files import atomic_dir, load_npy, load_npy_header, read_json, write_json
 
 if TYPE_CHECKING:  # features.py stays below the backends in the import graph
     from vidmem.backends.base import Backend, ExtractResult
@@ -47,44 +48,119 @@ def feature_stems(features_dir: str | os.PathLike) -> list[str]:
                   if p.suffix == ".npy" or p.is_dir())
 
 
+CONCAT_FEATURES = "features.npy"  # float32 [videos, frames, dim]
+CONCAT_VIDEOS = "videos.json"  # the video name of each row, in order
+
+
 def concat_features(features_dir: str | os.PathLike, videos: Sequence[str],
-                    out_file: str | os.PathLike, misalign_seed: int | None = None) -> dict[str, Any]:
-    """Pack per-video features into one `[videos, frames, dim]` array with the ids beside it.
+                    out_dir: str | os.PathLike, misalign_seed: int | None = None,
+                    stems: Sequence[str] | None = None, progress: bool = False) -> dict[str, Any]:
+    """Pack per-video features into one `[videos, frames, dim]` array with the ids beside it:
+    `out_dir/features.npy` and `out_dir/videos.json`, written video by video (memory holds one
+    video at a time, whatever the data set's size) into a folder that appears whole or not at
+    all, so rows and ids cannot drift apart.
 
     `videos` are video file names (`video10.webm`) in the order wanted; each must have a
     `<stem>.npy` (or, for TF-for-Poets backends, a `<stem>/` folder of per-frame bottleneck text
-    files: "concat bottlenecks") in `features_dir`, else DataError names the missing ones. Ids
-    and rows are saved together in one `.npz`, so they cannot drift apart.
+    files: "concat bottlenecks") in `features_dir`, else DataError names the missing ones.
+    `stems` gives the feature file stems when they are not the names' stems.
 
     `misalign_seed` is for the control experiment only: it deliberately pairs every video's id
     with another video's features (a fixed permutation), as a buggy pipeline would. Test
     Spearman must then fall to about 0.
     """
     features_dir = Path(features_dir)
+    stems = [Path(v).stem for v in videos] if stems is None else list(stems)
     available = set(feature_stems(features_dir))
-    missing = [v for v in videos if Path(v).stem not in available]
+    missing = [v for v, stem in zip(videos, stems, strict=True) if stem not in available]
     if missing:
         raise DataError(f"{features_dir}: no features for {len(missing)} video(s), e.g. "
                         f"{missing[:5]}; re-run the extract stage")
-    arrays = [read_video_features(features_dir, Path(v).stem) for v in videos]
-    shapes = {a.shape for a in arrays}
-    if len(shapes) != 1:
-        raise DataError(f"{features_dir}: per-video feature shapes differ ({sorted(shapes)[:4]}); "
-                        "every video must have the same number of frames and dimensions")
-    stacked = np.stack(arrays).astype(np.float32)
+    if not stems:
+        raise DataError(f"{features_dir}: no videos to concatenate")
+    order = np.arange(len(stems))
     if misalign_seed is not None:
-        stacked = stacked[np.random.default_rng(misalign_seed).permutation(len(stacked))]
-    if stacked.ndim != 3:
-        raise DataError(f"{features_dir}: expected [frames, dim] per video, got {stacked.shape[1:]}")
-    with atomic_path(out_file, suffix=".npz") as tmp, open(tmp, "wb") as f:
-        np.savez(f, features=stacked, videos=np.array(videos, dtype=str))
-    return {"videos": len(videos), "frames": int(stacked.shape[1]), "dim": int(stacked.shape[2])}
+        order = np.random.default_rng(misalign_seed).permutation(len(stems))
+    first = read_video_features(features_dir, stems[order[0]])
+    if first.ndim != 2:
+        raise DataError(f"{features_dir}: expected [frames, dim] per video, got {list(first.shape)}")
+    shape = (len(stems), *first.shape)
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+              "fortran_order": False, "shape": shape}
+    with atomic_dir(out_dir) as out:
+        with open(out / CONCAT_FEATURES, "wb") as f:
+            np.lib.format.write_array_header_2_0(f, header)
+            for row in tqdm(order, desc="concat", unit="video", disable=not progress):
+                video = first if row == order[0] else read_video_features(features_dir, stems[row])
+                if video.shape != first.shape:
+                    raise DataError(
+                        f"{features_dir}: {stems[row]} has features of shape {list(video.shape)}, "
+                        f"{stems[order[0]]} {list(first.shape)}; every video must have the same "
+                        "number of frames and dimensions")
+                f.write(np.ascontiguousarray(video, dtype=np.float32).tobytes())
+        write_json(out / CONCAT_VIDEOS, list(videos))
+    return {"videos": shape[0], "frames": int(shape[1]), "dim": int(shape[2])}
 
 
-def load_concat(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
-    """Features [videos, frames, dim] and video names from a concat `.npz`."""
+class ConcatFeatures:
+    """A concat output's features, read from disk on demand: `features[rows]` (an index array,
+    a slice or an int) returns those videos' rows as a float32 array, and nothing else is kept in
+    memory, so a data set larger than RAM can be trained on. Plain reads, not a memory map: the
+    pages of a map would count towards the process's memory as they are touched."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        array = load_npy_header(self.path)
+        if array.dtype != np.float32 or len(array.shape) != 3 or array.fortran_order:
+            raise DataError(f"{self.path}: expected float32 [videos, frames, dim] in C order, "
+                            f"got {array.dtype} {list(array.shape)}; re-run the concat stage")
+        self.shape: tuple[int, int, int] = array.shape
+        self.dtype = np.dtype(np.float32)
+        self._offset = array.offset
+        self._row_bytes = int(np.prod(self.shape[1:])) * 4
+        self._fd = os.open(self.path, os.O_RDONLY)
+
+    ndim = 3
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        rows = np.arange(len(self))[index]
+        if np.ndim(rows) == 0:
+            return self[np.array([rows])][0]
+        out = np.empty((len(rows), *self.shape[1:]), np.float32)
+        for k, row in enumerate(rows):  # each row straight into its place: no extra copy
+            read = os.preadv(self._fd, [memoryview(out[k]).cast("B")],
+                             self._offset + int(row) * self._row_bytes)
+            if read != self._row_bytes:
+                raise DataError(f"{self.path}: truncated at row {row}; re-run the concat stage")
+        return out
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        """The whole array in memory (small data sets, tests)."""
+        whole = self[:]
+        return whole if dtype is None else whole.astype(dtype)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def load_concat(path: str | os.PathLike) -> tuple[ConcatFeatures, list[str]]:
+    """Features [videos, frames, dim] (read on demand) and the video name of each row, from a
+    concat output folder."""
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path} not found: run the concat stage first (`dvc repro`)")
-    with np.load(path, allow_pickle=False) as data:
-        return data["features"], [str(v) for v in data["videos"]]
+    if not (path / CONCAT_FEATURES).exists() or not (path / CONCAT_VIDEOS).exists():
+        raise DataError(f"{path} is not a concat output (no {CONCAT_FEATURES} and "
+                        f"{CONCAT_VIDEOS}): run the concat stage first (`dvc repro`)")
+    features = ConcatFeatures(path / CONCAT_FEATURES)
+    videos = [str(v) for v in read_json(path / CONCAT_VIDEOS)]
+    if len(videos) != len(features):
+        raise DataError(f"{path}: {len(videos)} video names for {len(features)} rows; re-run "
+                        "the concat stage")
+    return features, videos

@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,16 +68,24 @@ _NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0,
                 (2, 0): np.lib.format.read_array_header_2_0}
 
 
-def load_npy(path: str | os.PathLike) -> np.ndarray:
-    """An `.npy` array, or DataError naming the file. The header is checked against the file's
-    size first: a damaged or crafted header claiming a huge shape would otherwise make NumPy
-    allocate that much memory before it notices the data is missing."""
+@dataclass(frozen=True)
+class NpyHeader:
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran_order: bool
+    offset: int  # where the data starts
+
+
+def load_npy_header(path: str | os.PathLike) -> NpyHeader:
+    """An `.npy` file's shape, dtype and data offset, checked against the file's size (a damaged
+    or crafted header claiming a huge shape would otherwise make NumPy allocate that much
+    memory before it notices the data is missing); DataError naming the file."""
     try:
         with open(path, "rb") as f:
             version = np.lib.format.read_magic(f)
             if version not in _NPY_HEADERS:
                 raise ValueError(f"unsupported .npy format version {version}")
-            shape, _, dtype = _NPY_HEADERS[version](f)
+            shape, fortran_order, dtype = _NPY_HEADERS[version](f)
             if dtype.hasobject:
                 raise ValueError("holds Python objects, not numbers")
             claimed = math.prod(shape) * dtype.itemsize
@@ -84,8 +93,17 @@ def load_npy(path: str | os.PathLike) -> np.ndarray:
             if claimed != held:
                 raise ValueError(f"its header claims shape {list(shape)} ({claimed} bytes) but "
                                  f"it holds {held} bytes of data")
-            f.seek(0)
-            return np.load(f, allow_pickle=False)
+            return NpyHeader(tuple(shape), dtype, bool(fortran_order), f.tell())
+    except (ValueError, EOFError, OSError) as exc:
+        raise DataError(f"{path}: not a readable .npy array ({exc})") from exc
+
+
+def load_npy(path: str | os.PathLike) -> np.ndarray:
+    """An `.npy` array, its header checked first (`load_npy_header`); DataError naming the
+    file."""
+    load_npy_header(path)
+    try:
+        return np.load(path, allow_pickle=False)
     except (ValueError, EOFError, OSError) as exc:
         raise DataError(f"{path}: not a readable .npy array ({exc})") from exc
 

@@ -17,13 +17,13 @@ import argparse
 import os
 import sys
 import tempfile
+from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from vidmem.errors import DataError, VidmemError
-from vidmem.features import feature_stems, read_video_features
+from vidmem.features import concat_features, feature_stems, load_concat
 from vidmem.files import write_csv
 from vidmem.params import load_params
 from vidmem.pipeline import features_for_videos
@@ -43,10 +43,13 @@ def predict_videos(videos_dir: str | os.PathLike, params: dict[str, Any], backen
         stems = feature_stems(made.features_dir)
         if not stems:
             raise DataError(f"no video in {videos_dir} could be scored")
-        stacked = np.stack([read_video_features(made.features_dir, stem) for stem in stems])
-        scores = predict_scores(model, checkpoint, stacked)
-    videos_out = [made.video_names.get(stem, stem) for stem in stems]
-    return pd.DataFrame({"video": videos_out, "predicted": scores}), made.skipped
+        videos = [made.video_names.get(stem, stem) for stem in stems]
+        # The same packing as the concat stage, so scoring streams in batches too.
+        concat_features(made.features_dir, videos, Path(work) / "concat", stems=stems)
+        features, _ = load_concat(Path(work) / "concat")
+        scores = predict_scores(model, checkpoint, features)
+        features.close()
+    return pd.DataFrame({"video": videos, "predicted": scores}), made.skipped
 
 
 def main(argv: list[str] | None = None) -> int:

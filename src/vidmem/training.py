@@ -1,10 +1,18 @@
-"""Training the LSTM (train stage) and scoring with a checkpoint (evaluate, predict)."""
+"""Training the LSTM (train stage) and scoring with a checkpoint (evaluate, predict).
+
+Features come as anything indexable by an array of rows, `features[rows] -> float32
+[len(rows), frames, dim]`: a NumPy array, or a concat output read from disk on demand
+(`vidmem.features.ConcatFeatures`), so memory holds a batch, not the data set. Both give the
+same numbers: the same rows are standardized the same way in the same order.
+"""
 
 from __future__ import annotations
 
 import copy
 import math
 import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,16 +47,67 @@ class TrainResult:
     best_val_spearman: float
 
 
-def _predict(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+STATS_BATCH = 1024  # videos per read when computing the standardization statistics
+
+
+def feature_stats(features: Any, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension mean and standard deviation (ddof 0) over every frame of `rows`, in one
+    streaming pass of float64 batches combined with Chan et al.'s parallel update (stable, and
+    the memory of one batch). Returned as float32, the precision the features are used in."""
+    count, mean, m2 = 0, None, None
+    for start in range(0, len(rows), STATS_BATCH):
+        x = features[rows[start:start + STATS_BATCH]].astype(np.float64)
+        x = x.reshape(-1, x.shape[-1])
+        batch_mean = x.mean(axis=0)
+        batch_m2 = ((x - batch_mean) ** 2).sum(axis=0)
+        if mean is None:
+            count, mean, m2 = len(x), batch_mean, batch_m2
+            continue
+        total = count + len(x)
+        delta = batch_mean - mean
+        mean = mean + delta * (len(x) / total)
+        m2 = m2 + batch_m2 + delta**2 * (count * len(x) / total)
+        count = total
+    if mean is None:
+        raise DataError("no training videos to compute feature statistics from")
+    std = np.sqrt(m2 / count) + 1e-6
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def standardized_batches(features: Any, rows: np.ndarray, mean: np.ndarray, std: np.ndarray,
+                         batch_size: int, device: torch.device) -> Iterator[torch.Tensor]:
+    """`features[rows]` standardized, `batch_size` videos at a time, as tensors on `device`.
+    The next batch is read (and, for CUDA, pinned) in a background thread while the current one
+    is used, so disk reads overlap compute."""
+    def load(start: int) -> torch.Tensor:
+        batch = torch.from_numpy(((features[rows[start:start + batch_size]] - mean) / std)
+                                 .astype(np.float32))
+        return batch.pin_memory() if device.type == "cuda" else batch
+
+    starts = range(0, len(rows), batch_size)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(load, starts[0]) if starts else None
+        for k in range(len(starts)):
+            batch = pending.result()
+            if k + 1 < len(starts):
+                pending = pool.submit(load, starts[k + 1])
+            yield batch.to(device, non_blocking=True)
+
+
+def _predict(model: nn.Module, features: Any, rows: np.ndarray, mean: np.ndarray,
+             std: np.ndarray, batch_size: int, device: torch.device) -> np.ndarray:
     model.eval()
     with torch.no_grad():
-        return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+        scores = [model(x).cpu() for x in
+                  standardized_batches(features, rows, mean, std, batch_size, device)]
+    return torch.cat(scores).numpy() if scores else np.empty(0, np.float32)
 
 
-def train_model(features: np.ndarray, targets: np.ndarray, train_idx: np.ndarray,
+def train_model(features: Any, targets: np.ndarray, train_idx: np.ndarray,
                 val_idx: np.ndarray, config: TrainConfig, progress: bool = True) -> TrainResult:
     """Fit MemorabilityLSTM on features[train_idx] with MSE and Adam; keep the epoch with the
-    best validation Spearman (the reference's model selection)."""
+    best validation Spearman (the reference's model selection). `features` is a [videos, frames,
+    dim] array or a ConcatFeatures: rows are read a batch at a time."""
     if features.ndim != 3:
         raise DataError(f"features must be [videos, frames, dim], got {list(features.shape)}")
     seed_everything(config.seed)
@@ -63,12 +122,8 @@ def train_model(features: np.ndarray, targets: np.ndarray, train_idx: np.ndarray
         train_y, val_y = rng.permutation(train_y), rng.permutation(val_y)
     # Standardize features with training-set statistics (saved in the checkpoint), so the LSTM
     # sees inputs of similar scale whatever backbone produced them.
-    mean = features[train_idx].mean(axis=(0, 1))
-    std = features[train_idx].std(axis=(0, 1)) + 1e-6
-    x_all = torch.from_numpy(((features - mean) / std).astype(np.float32))
-    x_train = x_all[train_idx].to(device)
+    mean, std = feature_stats(features, train_idx)
     y_train = torch.from_numpy(train_y).to(device)
-    x_val = x_all[val_idx].to(device)
 
     model = MemorabilityLSTM(features.shape[2], config.hidden_size, config.num_layers,
                              config.dropout).to(device)
@@ -84,18 +139,20 @@ def train_model(features: np.ndarray, targets: np.ndarray, train_idx: np.ndarray
     for epoch in tqdm(range(1, config.epochs + 1), desc="train", unit="epoch",
                       disable=not progress):
         model.train()
-        order = torch.randperm(len(x_train), generator=shuffler).to(device)
+        order = torch.randperm(len(train_idx), generator=shuffler)
         total = 0.0
-        for start in range(0, len(order), config.batch_size):
-            batch = order[start:start + config.batch_size]
+        batches = standardized_batches(features, train_idx[order.numpy()], mean, std,
+                                       config.batch_size, device)
+        for start, x in zip(range(0, len(order), config.batch_size), batches, strict=True):
+            batch = order[start:start + config.batch_size].to(device)
             optimizer.zero_grad()
-            loss = loss_fn(model(x_train[batch]), y_train[batch])
+            loss = loss_fn(model(x), y_train[batch])
             loss.backward()
             optimizer.step()
             total += loss.item() * len(batch)
-        val_pred = _predict(model, x_val, config.batch_size).cpu().numpy()
+        val_pred = _predict(model, features, val_idx, mean, std, config.batch_size, device)
         val_spearman = spearman(val_y, val_pred)
-        history.append({"epoch": epoch, "train_loss": total / len(x_train),
+        history.append({"epoch": epoch, "train_loss": total / len(train_idx),
                         "val_loss": float(np.mean((val_pred - val_y) ** 2)),
                         "val_spearman": val_spearman})
         score = -math.inf if math.isnan(val_spearman) else val_spearman
@@ -107,8 +164,8 @@ def train_model(features: np.ndarray, targets: np.ndarray, train_idx: np.ndarray
         "input_size": int(features.shape[2]),
         "hidden_size": config.hidden_size,
         "num_layers": config.num_layers,
-        "feature_mean": torch.from_numpy(mean.astype(np.float32)),
-        "feature_std": torch.from_numpy(std.astype(np.float32)),
+        "feature_mean": torch.from_numpy(mean),
+        "feature_std": torch.from_numpy(std),
         "target": config.target,
         "best_epoch": best_epoch,
         "trained_on": device.type,
@@ -134,16 +191,16 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[MemorabilityLSTM, dict[str
     return model.eval(), checkpoint
 
 
-def predict_scores(model: MemorabilityLSTM, checkpoint: dict[str, Any], features: np.ndarray,
-                   batch_size: int = 1000) -> np.ndarray:
-    """Scores for features [videos, frames, dim], standardized as in training."""
+def predict_scores(model: MemorabilityLSTM, checkpoint: dict[str, Any], features: Any,
+                   rows: np.ndarray | None = None, batch_size: int = 1000) -> np.ndarray:
+    """Scores for `features[rows]` (default: every row) of a [videos, frames, dim] array or
+    ConcatFeatures, standardized as in training, read a batch at a time (on the CPU)."""
     if features.ndim != 3 or features.shape[2] != checkpoint["input_size"]:
         raise DataError(f"features {list(features.shape)} do not fit this checkpoint, which "
                         f"expects [videos, frames, {checkpoint['input_size']}]")
-    mean = checkpoint["feature_mean"].numpy()
-    std = checkpoint["feature_std"].numpy()
-    x = torch.from_numpy(((features - mean) / std).astype(np.float32))
-    return _predict(model, x, batch_size).numpy()
+    rows = np.arange(len(features)) if rows is None else np.asarray(rows)
+    return _predict(model, features, rows, checkpoint["feature_mean"].numpy(),
+                    checkpoint["feature_std"].numpy(), batch_size, torch.device("cpu"))
 
 
 def split_indices(videos: list[str], split: dict[str, list[str]]) -> dict[str, np.ndarray]:

@@ -1,0 +1,160 @@
+"""Memory as the data set grows: concat → train (2 epochs) → evaluate on synthetic precomputed
+features (random float32, 8 × 1280 per video) at N = 2,000, 8,000 and 32,000 videos, through the
+library's public functions, each step in a process of its own so its peak RSS is its own. And
+training samples/s with the features streamed from disk vs the whole array in memory."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from bench.harness import WORK, in_child
+
+FRAMES, DIM = 8, 1280
+
+
+def make_features(folder: Path, count: int) -> list[str]:
+    """`count` per-video feature files (as an extract or precomputed output holds them)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [f"video{i:06d}.webm" for i in range(count)]
+
+    def one(i: int) -> None:
+        path = folder / f"video{i:06d}.npy"
+        if not path.exists():
+            rng = np.random.default_rng(i)
+            np.save(path, rng.standard_normal((FRAMES, DIM), dtype=np.float32))
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(one, range(count)))
+    return names
+
+
+def _train_config(args: argparse.Namespace, epochs: int):
+    from vidmem.params import TrainConfig
+
+    return TrainConfig(lr=1e-4, epochs=epochs, batch_size=1000, target="short-term_memorability",
+                       hidden_size=args.memory_hidden, num_layers=3, dropout=0.0, seed=0,
+                       device="auto", shuffle_train_labels=False)
+
+
+def _split(count: int) -> dict[str, np.ndarray]:
+    order = np.random.default_rng(0).permutation(count)
+    train, val = int(count * 0.75), int(count * 0.875)
+    return {"train": np.sort(order[:train]), "val": np.sort(order[train:val]),
+            "test": np.sort(order[val:])}
+
+
+def _targets(count: int) -> np.ndarray:
+    return np.random.default_rng(1).uniform(0.4, 1.0, count).astype(np.float32)
+
+
+def phase_memory_concat(args: argparse.Namespace) -> dict:
+    from vidmem.features import concat_features
+
+    names = [f"video{i:06d}.webm" for i in range(args.memory_n)]
+    out = WORK / f"memory_concat_{args.memory_n}"
+    start = time.perf_counter()
+    concat_features(Path(args.source), names, out)
+    return {"seconds": round(time.perf_counter() - start, 2)}
+
+
+def phase_memory_train(args: argparse.Namespace) -> dict:
+    from vidmem.features import load_concat
+    from vidmem.training import save_checkpoint, train_model
+
+    features, _ = load_concat(WORK / f"memory_concat_{args.memory_n}")
+    split = _split(len(features))
+    start = time.perf_counter()
+    result = train_model(features, _targets(len(features)), split["train"], split["val"],
+                         _train_config(args, 2), progress=False)
+    seconds = time.perf_counter() - start
+    save_checkpoint(result.checkpoint, WORK / f"memory_model_{args.memory_n}.pt")
+    return {"seconds": round(seconds, 2), "epochs": 2,
+            "samples_per_s": round(2 * len(split["train"]) / seconds, 1)}
+
+
+def phase_memory_evaluate(args: argparse.Namespace) -> dict:
+    from vidmem.features import load_concat
+    from vidmem.metrics import regression_metrics
+    from vidmem.training import load_checkpoint, predict_scores
+
+    features, _ = load_concat(WORK / f"memory_concat_{args.memory_n}")
+    test = _split(len(features))["test"]
+    model, checkpoint = load_checkpoint(WORK / f"memory_model_{args.memory_n}.pt")
+    start = time.perf_counter()
+    predicted = predict_scores(model, checkpoint, features, test)
+    regression_metrics(_targets(len(features))[test], predicted, 1000, 0)
+    return {"seconds": round(time.perf_counter() - start, 2)}
+
+
+def phase_memory_throughput(args: argparse.Namespace) -> dict:
+    """One epoch with the features streamed from disk and one with the whole array in memory
+    (today's in-memory path: the same `train_model`, handed a NumPy array), taking turns."""
+    from vidmem.features import load_concat
+    from vidmem.training import train_model
+
+    on_disk, _ = load_concat(WORK / f"memory_concat_{args.memory_n}")
+    in_memory = np.asarray(on_disk)
+    split = _split(len(on_disk))
+    targets = _targets(len(on_disk))
+    seconds = {"streamed": 0.0, "in_memory": 0.0}
+    for turn in range(2):  # alternate who goes first, so a trend in load favours neither
+        sides = [("streamed", on_disk), ("in_memory", in_memory)]
+        for name, features in (sides if turn == 0 else sides[::-1]):
+            start = time.perf_counter()
+            train_model(features, targets, split["train"], split["val"],
+                        _train_config(args, 1), progress=False)
+            seconds[name] += time.perf_counter() - start
+    samples = 2 * len(split["train"])
+    return {"videos": len(on_disk), "streamed_samples_per_s": round(samples / seconds["streamed"], 1),
+            "in_memory_samples_per_s": round(samples / seconds["in_memory"], 1),
+            "stream_over_inmemory": round(seconds["in_memory"] / seconds["streamed"], 3)}
+
+
+PHASES = {"memory_concat": phase_memory_concat, "memory_train": phase_memory_train,
+          "memory_evaluate": phase_memory_evaluate, "memory_throughput": phase_memory_throughput}
+
+
+def bench_memory(args: argparse.Namespace) -> dict:
+    sizes = args.memory_sizes
+    source = WORK / "memory_features"
+    names_needed = max(sizes)
+    print(f"memory: writing {names_needed} feature files ...", flush=True)
+    make_features(source, names_needed)
+    result: dict = {"frames": FRAMES, "dim": DIM, "hidden_size": args.memory_hidden,
+                    "per_n": {}}
+    for n in sizes:
+        subset = WORK / f"memory_features_{n}"
+        shutil.rmtree(subset, ignore_errors=True)
+        subset.mkdir()
+        for i in range(n):
+            (subset / f"video{i:06d}.npy").symlink_to(source / f"video{i:06d}.npy")
+        extra = ("--memory-n", str(n), "--memory-hidden", str(args.memory_hidden))
+        row = {phase: in_child(f"memory_{phase}", args, "-", subset, extra)
+               for phase in ("concat", "train", "evaluate")}
+        result["per_n"][str(n)] = {
+            "concat_peak_rss_mb": row["concat"]["peak_rss_mb"], "concat_s": row["concat"]["seconds"],
+            "train_peak_rss_mb": row["train"]["peak_rss_mb"], "train_s": row["train"]["seconds"],
+            "train_samples_per_s": row["train"]["samples_per_s"],
+            "evaluate_peak_rss_mb": row["evaluate"]["peak_rss_mb"],
+            "features_mb": round(n * FRAMES * DIM * 4 / 2**20, 1)}
+        print(n, json.dumps(result["per_n"][str(n)]), flush=True)
+    small, large = result["per_n"][str(min(sizes))], result["per_n"][str(max(sizes))]
+    result["peak_rss_growth_32k_over_2k"] = round(
+        max(large["concat_peak_rss_mb"], large["train_peak_rss_mb"],
+            large["evaluate_peak_rss_mb"]) /
+        max(small["concat_peak_rss_mb"], small["train_peak_rss_mb"],
+            small["evaluate_peak_rss_mb"]), 3)
+    throughput_n = args.memory_throughput_n
+    throughput = in_child("memory_throughput", args, "-", WORK / f"memory_features_{throughput_n}",
+                          ("--memory-n", str(throughput_n), "--memory-hidden",
+                           str(args.memory_hidden)))
+    result["throughput"] = throughput
+    result["stream_over_inmemory"] = throughput["stream_over_inmemory"]
+    return result
