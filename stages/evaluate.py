@@ -4,6 +4,7 @@ import pandas as pd
 
 from vidmem.cli import run_stage, stage_parser
 from vidmem.features import load_concat
+from vidmem.figures import prediction_figure
 from vidmem.files import read_json, write_csv, write_json
 from vidmem.groundtruth import read_ground_truth
 from vidmem.metrics import regression_metrics
@@ -28,8 +29,13 @@ def main(args, params):
     write_json(args.metrics, metrics)
     write_csv(args.predictions, pd.DataFrame({"video": [videos[i] for i in test], "true": true,
                                               "predicted": predicted}))
-    print(f"evaluate {args.backend}: test Spearman {metrics['spearman']} "
-          f"(95% CI {metrics['spearman_ci95_low']}..{metrics['spearman_ci95_high']})")
+    prediction_figure(true, predicted, metrics, args.backend, args.figure)
+    # The run's result in one line at the end of `dvc repro`, so nobody has to open JSON.
+    print(f"RESULT {args.backend} ({target}): test Spearman {metrics['spearman']:.3f} "
+          f"[95% CI {metrics['spearman_ci95_low']:.3f}, {metrics['spearman_ci95_high']:.3f}], "
+          f"Pearson {metrics['pearson']:.3f}, MSE {metrics['mse']:.5f}, n {metrics['n']}, "
+          f"best epoch {checkpoint['best_epoch']}"
+          + (" — RANDOM WEIGHTS" if info["random_weights"] else ""))
 
 
 if __name__ == "__main__":
@@ -40,4 +46,5 @@ if __name__ == "__main__":
     parser.add_argument("--split", required=True, help="split stage JSON")
     parser.add_argument("--metrics", required=True, help="JSON metrics file to write")
     parser.add_argument("--predictions", required=True, help="CSV of video, true, predicted")
+    parser.add_argument("--figure", required=True, help="PNG of predicted vs true")
     run_stage(parser, main)

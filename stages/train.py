@@ -2,6 +2,7 @@
 
 from vidmem.cli import run_stage, stage_parser
 from vidmem.features import load_concat
+from vidmem.figures import training_figures
 from vidmem.files import read_json, write_csv, write_json
 from vidmem.groundtruth import read_ground_truth
 from vidmem.params import DataConfig, TrainConfig
@@ -22,6 +23,8 @@ def main(args, params):
     history = result.history
     write_csv(f"{args.plots}/train_loss.csv", history[["epoch", "train_loss", "val_loss"]])
     write_csv(f"{args.plots}/val_spearman.csv", history[["epoch", "val_spearman"]])
+    training_figures(history, result.best_epoch, args.backend, f"{args.plots}/loss.png",
+                     f"{args.plots}/val_spearman.png")
     write_json(args.metrics, {"best_epoch": result.best_epoch,
                               "best_val_spearman": round(result.best_val_spearman, 6),
                               "final_train_loss": float(f"{history.train_loss.iloc[-1]:.6g}"),
@@ -36,5 +39,6 @@ if __name__ == "__main__":
     parser.add_argument("--split", required=True, help="split stage JSON")
     parser.add_argument("--model", required=True, help="checkpoint file to write")
     parser.add_argument("--metrics", required=True, help="JSON metrics file to write")
-    parser.add_argument("--plots", required=True, help="folder for per-epoch CSV plots")
+    parser.add_argument("--plots", required=True,
+                        help="folder for the per-epoch CSV plots and their PNG figures")
     run_stage(parser, main)

@@ -10,6 +10,7 @@ import pytest
 
 from conftest import sh, tiny_project
 from deps_check import check_trace
+from test_figures import png_size
 
 pytestmark = pytest.mark.e2e
 
@@ -20,8 +21,12 @@ def project(tmp_path_factory) -> Path:
 
 def test_repro_then_noop_then_exp_run_and_metrics_diff(project, tmp_path):
     # Traced (vidmem.trace): every params key, file and module a stage read must be declared.
-    sh(["dvc", "repro"], project, env={"VIDMEM_TRACE_DIR": str(tmp_path / "trace")})
+    run = sh(["dvc", "repro"], project, env={"VIDMEM_TRACE_DIR": str(tmp_path / "trace")})
     assert check_trace(project, tmp_path / "trace") == {}
+    # The result in one line at the end of the run, without opening JSON.
+    assert re.search(r"RESULT efficientnet_lite0 \(short-term_memorability\): test Spearman "
+                     r"-?\d\.\d{3} \[95% CI -?\d\.\d{3}, -?\d\.\d{3}\], Pearson .*best epoch \d+",
+                     run.stdout + run.stderr)
     metrics = json.loads((project / "metrics/eval/efficientnet_lite0.json").read_text())
     assert set(metrics) >= {"spearman", "pearson", "mse", "spearman_ci95_low"}
     assert metrics["random_weights"] is False and metrics["n"] == 4
@@ -47,17 +52,26 @@ def test_repro_then_noop_then_exp_run_and_metrics_diff(project, tmp_path):
     header = shown.splitlines()[0].split(",")
     assert "lr" in header and "spearman" in header
 
-    sh(["dvc", "plots", "show"], project)
-    html = (project / "dvc_plots" / "index.html").read_text()
+    sh(["dvc", "plots", "show", "-o", str(tmp_path / "page")], project)
+    html = (tmp_path / "page" / "index.html").read_text()
     assert "training loss per epoch" in html and "validation Spearman per epoch" in html
     assert "predicted vs true" in html
+    # Offline: no script comes from the network (the template inlines vega), and the stages'
+    # figures are embedded as images.
+    assert not re.search(r"<script[^>]*src=[\"']?https?:", html)
+    assert "vega@5.20.2" in html and "vegaEmbed(" in html
+    for figure in ("loss.png", "val_spearman.png", "test_predictions.png"):
+        assert f"plots/efficientnet_lite0/{figure}" in html
+        assert png_size(project / "plots" / "efficientnet_lite0" / figure) == (640, 400)
+    assert png_size(project / "plots" / "comparison.png") == (640, 400)
+    assert "plots/comparison.png" in html
 
 
 def test_dag_lists_the_stages_in_pipeline_order(project):
     stages = sh(["dvc", "stage", "list", "--name-only"], project).stdout.split()
     assert stages == ["demo_data", "decode", "normalize@efficientnet_lite0",
                       "extract@efficientnet_lite0", "concat@efficientnet_lite0", "split",
-                      "train@efficientnet_lite0", "evaluate@efficientnet_lite0"]
+                      "train@efficientnet_lite0", "evaluate@efficientnet_lite0", "compare"]
     mermaid = sh(["dvc", "dag", "--md"], project).stdout
     names = dict(re.findall(r'(node\d+)\["([^"]+)"\]', mermaid))
     edges = {(names[a], names[b]) for a, b in re.findall(r"(node\d+)-->(node\d+)", mermaid)}
@@ -66,5 +80,6 @@ def test_dag_lists_the_stages_in_pipeline_order(project):
                  ("extract@efficientnet_lite0", "concat@efficientnet_lite0"),
                  ("concat@efficientnet_lite0", "train@efficientnet_lite0"),
                  ("split", "train@efficientnet_lite0"),
-                 ("train@efficientnet_lite0", "evaluate@efficientnet_lite0")]:
+                 ("train@efficientnet_lite0", "evaluate@efficientnet_lite0"),
+                 ("evaluate@efficientnet_lite0", "compare")]:
         assert edge in edges, edge

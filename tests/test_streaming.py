@@ -107,3 +107,16 @@ def test_killed_concat_leaves_no_output_that_looks_complete(tmp_path):
     np.testing.assert_array_equal(features[2999], np.load(tmp_path / "data" / "features" /
                                                           "v02999.npy"))
     assert not list((tmp_path / "data").glob(".concat.*.tmp"))  # the rerun cleared the leftover
+
+
+def test_bootstrap_in_chunks_gives_the_same_interval(monkeypatch):
+    """The CI's resamples are drawn in chunks (memory bounded by the chunk, not the test set):
+    the same random stream, so the same interval as drawing them all at once."""
+    from vidmem import metrics
+
+    rng = np.random.default_rng(3)
+    true = rng.uniform(size=500)
+    predicted = true + rng.normal(0, 0.3, 500)
+    whole = metrics.bootstrap_spearman_ci(true, predicted, 200, 0)
+    monkeypatch.setattr(metrics, "BOOTSTRAP_CHUNK", 500 * 7)  # 7 resamples at a time
+    assert metrics.bootstrap_spearman_ci(true, predicted, 200, 0) == whole

@@ -53,6 +53,8 @@ def write_markdown(results: dict, path: Path) -> None:
         f"GPU: {results['versions']['gpu'] or 'none'}; Python {results['versions']['python']}, "
         f"torch {results['versions']['torch']}, {results['versions']['ffmpeg']}.",
         f"Synthetic videos: {results['config']}.",
+        *[f"Later partial run (`--only {' '.join(part['only'])}`): `python benchmarks/run.py "
+          f"{part['argv']}` on {part['date']}." for part in results.get("partial_runs", [])],
         "",
         "| what | measured | floor / reference | ratio | target |",
         "|---|---|---|---|---|",

@@ -7,6 +7,8 @@ import math
 import numpy as np
 from scipy import stats
 
+BOOTSTRAP_CHUNK = 2_000_000  # resampled values held at once (about 100 MB of work arrays)
+
 
 def spearman(true: np.ndarray, predicted: np.ndarray) -> float:
     """Spearman rank correlation; NaN when either side is constant (e.g. a collapsed model)."""
@@ -44,15 +46,22 @@ def bootstrap_spearman_ci(true: np.ndarray, predicted: np.ndarray, resamples: in
     Spearman and are left out; with fewer than half usable, the interval is (None, None).
     """
     rng = np.random.default_rng(seed)
-    rows = rng.integers(0, len(true), size=(resamples, len(true)))
-    true_ranks = stats.rankdata(true[rows], axis=1)
-    pred_ranks = stats.rankdata(predicted[rows], axis=1)
-    true_ranks -= true_ranks.mean(axis=1, keepdims=True)
-    pred_ranks -= pred_ranks.mean(axis=1, keepdims=True)
-    denominator = np.sqrt((true_ranks**2).sum(axis=1) * (pred_ranks**2).sum(axis=1))
+    # Resamples in chunks of about BOOTSTRAP_CHUNK values, so memory stays bounded whatever the
+    # test set's size (the generator gives the same stream as one big draw: same CI).
+    chunk = max(1, BOOTSTRAP_CHUNK // max(1, len(true)))
+    rhos, denominators = [], []
+    for start in range(0, resamples, chunk):
+        rows = rng.integers(0, len(true), size=(min(chunk, resamples - start), len(true)))
+        true_ranks = stats.rankdata(true[rows], axis=1)
+        pred_ranks = stats.rankdata(predicted[rows], axis=1)
+        true_ranks -= true_ranks.mean(axis=1, keepdims=True)
+        pred_ranks -= pred_ranks.mean(axis=1, keepdims=True)
+        denominators.append(np.sqrt((true_ranks**2).sum(axis=1) * (pred_ranks**2).sum(axis=1)))
+        rhos.append((true_ranks * pred_ranks).sum(axis=1))
+    denominator = np.concatenate(denominators)
     usable = denominator > 0
     if usable.sum() < resamples / 2:
         return None, None
-    rho = (true_ranks * pred_ranks).sum(axis=1)[usable] / denominator[usable]
+    rho = np.concatenate(rhos)[usable] / denominator[usable]
     tail = (1 - level) / 2 * 100
     return float(np.percentile(rho, tail)), float(np.percentile(rho, 100 - tail))

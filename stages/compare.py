@@ -1,0 +1,28 @@
+"""Stage compare: test Spearman of every backend side by side, with CIs (one figure, one table)."""
+
+from vidmem.cli import run_stage, stage_parser
+from vidmem.figures import comparison_figure
+from vidmem.files import read_json, write_json
+from vidmem.params import backend_names
+
+
+def main(args, params):
+    rows = []
+    for name in backend_names(params):
+        metrics = read_json(f"{args.metrics}/{name}.json")
+        rows.append({"name": name, **{key: metrics[key] for key in (
+            "spearman", "spearman_ci95_low", "spearman_ci95_high", "pearson", "mse", "n")},
+            "random_weights": metrics.get("random_weights", False)})
+    comparison_figure(rows, args.figure)
+    write_json(args.table, rows)
+    for row in rows:
+        print(f"{row['name']}: test Spearman {row['spearman']:.3f} "
+              f"[{row['spearman_ci95_low']:.3f}, {row['spearman_ci95_high']:.3f}]")
+
+
+if __name__ == "__main__":
+    parser = stage_parser(__doc__)
+    parser.add_argument("--metrics", required=True, help="folder of the evaluate stages' JSON")
+    parser.add_argument("--figure", required=True, help="PNG to write")
+    parser.add_argument("--table", required=True, help="JSON list of the rows plotted")
+    run_stage(parser, main)
