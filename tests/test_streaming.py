@@ -120,3 +120,15 @@ def test_bootstrap_in_chunks_gives_the_same_interval(monkeypatch):
     whole = metrics.bootstrap_spearman_ci(true, predicted, 200, 0)
     monkeypatch.setattr(metrics, "BOOTSTRAP_CHUNK", 500 * 7)  # 7 resamples at a time
     assert metrics.bootstrap_spearman_ci(true, predicted, 200, 0) == whole
+
+
+def test_concat_features_index_like_a_numpy_array(tmp_path):
+    names = write_features(tmp_path / "features", 5, frames=2, dim=3)
+    concat_features(tmp_path / "features", names, tmp_path / "concat")
+    features, _ = load_concat(tmp_path / "concat")
+    whole = np.asarray(features)
+    for index in (slice(None), slice(1, 4), slice(None, None, -2), -1, 3, [4, -2, 0],
+                  np.array([], dtype=int)):
+        np.testing.assert_array_equal(features[index], whole[index])
+    with pytest.raises(IndexError, match="out of range"):
+        features[[5]]

@@ -126,9 +126,15 @@ class ConcatFeatures:
         return self.shape[0]
 
     def __getitem__(self, index: Any) -> np.ndarray:
-        rows = np.arange(len(self))[index]
-        if np.ndim(rows) == 0:
-            return self[np.array([rows])][0]
+        if isinstance(index, slice):
+            rows = np.arange(*index.indices(len(self)))
+        elif np.ndim(index) == 0:
+            return self[np.array([index])][0]
+        else:
+            rows = np.asarray(index, dtype=np.int64)
+            rows = np.where(rows < 0, rows + len(self), rows)
+            if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
+                raise IndexError(f"row index out of range for {len(self)} videos")
         out = np.empty((len(rows), *self.shape[1:]), np.float32)
         for k, row in enumerate(rows):  # each row straight into its place: no extra copy
             read = os.preadv(self._fd, [memoryview(out[k]).cast("B")],
