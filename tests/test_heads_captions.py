@@ -1,0 +1,57 @@
+"""Caption features and the non-sequence heads: nothing from validation or test leaks into what
+is fit, and the regularisation is the one validation prefers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vidmem.captions import CaptionFeatures
+from vidmem.errors import DataError, ParamsError
+from vidmem.groundtruth import read_captions
+from vidmem.heads import fit_head, mean_pooled
+from vidmem.metrics import spearman
+
+from conftest import TEST_DATA
+
+CAPTIONS = {"a.webm": "red car on a road", "b.webm": "blue car at night",
+            "c.webm": "dog on a beach", "d.webm": "zebra crossing savanna"}
+
+
+def test_tfidf_vocabulary_is_fit_on_training_captions_only():
+    features = CaptionFeatures().fit(CAPTIONS, ["a.webm", "b.webm", "c.webm"])
+    assert "car" in features.vocabulary and "zebra" not in features.vocabulary
+    test_row = features.transform(CAPTIONS, ["d.webm"])
+    assert test_row.nnz == 0  # its words were never seen in training: no features, no leak
+
+
+def test_missing_captions_are_reported_not_paired():
+    with pytest.raises(DataError, match="no caption, e.g. \\['e.webm'\\]"):
+        CaptionFeatures().fit(CAPTIONS, ["a.webm", "e.webm"])
+    features = CaptionFeatures().fit(CAPTIONS, ["a.webm"])
+    with pytest.raises(DataError, match="x.webm"):
+        features.transform(CAPTIONS, ["x.webm"])
+
+
+def test_real_captions_cover_every_labelled_video():
+    captions = read_captions(TEST_DATA / "mediaeval2018" / "dev-set_video-captions.txt")
+    features = CaptionFeatures().fit(captions, sorted(captions)[:500])
+    assert features.transform(captions, sorted(captions)[500:600]).shape[0] == 100
+
+
+@pytest.mark.parametrize("kind", ["ridge", "svr"])
+def test_head_keeps_the_strength_validation_prefers(kind):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 5))
+    y = x[:, 0] + 0.5 * rng.normal(size=300)
+    head = fit_head(kind, x[:200], y[:200], x[200:250], y[200:250])
+    assert head.strength == max(head.grid, key=head.grid.get)
+    assert head.val_spearman == head.grid[head.strength]
+    assert spearman(y[250:], head.predict(x[250:])) > 0.5  # it learned the signal
+
+
+def test_unknown_head_and_mean_pooling():
+    with pytest.raises(ParamsError, match="unknown head 'tree'"):
+        fit_head("tree", np.zeros((2, 1)), np.zeros(2), np.zeros((2, 1)), np.zeros(2))
+    features = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    np.testing.assert_array_equal(mean_pooled(features), features.mean(axis=1))
