@@ -78,6 +78,9 @@ def test_checkpoint_round_trip_is_weights_only(tmp_path):
     np.testing.assert_allclose(predict_scores(model, checkpoint, features),
                                predict_scores(result.model, result.checkpoint, features),
                                rtol=1e-6)
+    # The same contents give the same bytes, wherever and whenever saved (DVC sees no change).
+    save_checkpoint(result.checkpoint, tmp_path / "again.pt")
+    assert (tmp_path / "again.pt").read_bytes() == (tmp_path / "m.pt").read_bytes()
 
 
 def test_split_indices_refuse_unknown_videos():

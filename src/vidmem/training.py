@@ -175,8 +175,11 @@ def train_model(features: Any, targets: np.ndarray, train_idx: np.ndarray,
 
 
 def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(checkpoint, tmp)
+    """Write the checkpoint atomically, the same bytes for the same contents: torch.save names the
+    archive's inner folder after a path it is given (here a random temporary name), but uses a
+    fixed one for a file object, so DVC sees no change when a re-run trains the same weights."""
+    with atomic_path(path, suffix=".pt") as tmp, open(tmp, "wb") as f:
+        torch.save(checkpoint, f)
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[MemorabilityLSTM, dict[str, Any]]:
