@@ -110,13 +110,13 @@ class ConcatFeatures:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        array = load_npy_header(self.path)
-        if array.dtype != np.float32 or len(array.shape) != 3 or array.fortran_order:
+        header = load_npy_header(self.path)
+        if header.dtype != np.float32 or len(header.shape) != 3 or header.fortran_order:
             raise DataError(f"{self.path}: expected float32 [videos, frames, dim] in C order, "
-                            f"got {array.dtype} {list(array.shape)}; re-run the concat stage")
-        self.shape: tuple[int, int, int] = array.shape
+                            f"got {header.dtype} {list(header.shape)}; re-run the concat stage")
+        self.shape: tuple[int, int, int] = header.shape
         self.dtype = np.dtype(np.float32)
-        self._offset = array.offset
+        self._offset = header.offset
         self._row_bytes = int(np.prod(self.shape[1:])) * 4
         self._fd = os.open(self.path, os.O_RDONLY)
 

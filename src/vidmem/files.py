@@ -76,34 +76,42 @@ class NpyHeader:
     offset: int  # where the data starts
 
 
+def _checked_header(f: Any) -> NpyHeader:
+    """The header of the `.npy` file open as `f`, checked against the file's size (a damaged or
+    crafted header claiming a huge shape would otherwise make NumPy allocate that much memory
+    before it notices the data is missing); ValueError if it does not fit."""
+    version = np.lib.format.read_magic(f)
+    if version not in _NPY_HEADERS:
+        raise ValueError(f"unsupported .npy format version {version}")
+    shape, fortran_order, dtype = _NPY_HEADERS[version](f)
+    if dtype.hasobject:
+        raise ValueError("holds Python objects, not numbers")
+    claimed = math.prod(shape) * dtype.itemsize
+    held = os.fstat(f.fileno()).st_size - f.tell()
+    if claimed != held:
+        raise ValueError(f"its header claims shape {list(shape)} ({claimed} bytes) but "
+                         f"it holds {held} bytes of data")
+    return NpyHeader(tuple(shape), dtype, bool(fortran_order), f.tell())
+
+
 def load_npy_header(path: str | os.PathLike) -> NpyHeader:
-    """An `.npy` file's shape, dtype and data offset, checked against the file's size (a damaged
-    or crafted header claiming a huge shape would otherwise make NumPy allocate that much
-    memory before it notices the data is missing); DataError naming the file."""
+    """An `.npy` file's shape, dtype and data offset, checked (`_checked_header`); DataError
+    naming the file."""
     try:
         with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            if version not in _NPY_HEADERS:
-                raise ValueError(f"unsupported .npy format version {version}")
-            shape, fortran_order, dtype = _NPY_HEADERS[version](f)
-            if dtype.hasobject:
-                raise ValueError("holds Python objects, not numbers")
-            claimed = math.prod(shape) * dtype.itemsize
-            held = os.fstat(f.fileno()).st_size - f.tell()
-            if claimed != held:
-                raise ValueError(f"its header claims shape {list(shape)} ({claimed} bytes) but "
-                                 f"it holds {held} bytes of data")
-            return NpyHeader(tuple(shape), dtype, bool(fortran_order), f.tell())
+            return _checked_header(f)
     except (ValueError, EOFError, OSError) as exc:
         raise DataError(f"{path}: not a readable .npy array ({exc})") from exc
 
 
 def load_npy(path: str | os.PathLike) -> np.ndarray:
-    """An `.npy` array, its header checked first (`load_npy_header`); DataError naming the
-    file."""
-    load_npy_header(path)
+    """An `.npy` array, its header checked first, from one open of the file; DataError naming
+    the file."""
     try:
-        return np.load(path, allow_pickle=False)
+        with open(path, "rb") as f:
+            _checked_header(f)
+            f.seek(0)
+            return np.load(f, allow_pickle=False)
     except (ValueError, EOFError, OSError) as exc:
         raise DataError(f"{path}: not a readable .npy array ({exc})") from exc
 

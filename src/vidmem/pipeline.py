@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from vidmem.backends import create_backend, input_spec
-from vidmem.backends.base import Backend, ExtractResult
 from vidmem.features import extract_step
 from vidmem.frames import decode_step
 from vidmem.normalize import normalize_step
@@ -26,8 +25,6 @@ class VideoFeatures:
     features_dir: Path
     video_names: dict[str, str]  # output stem → the video's file name
     skipped: list[dict[str, str]]  # videos that could not be decoded, with the reason
-    backend: Backend
-    extract: ExtractResult
 
 
 def features_for_videos(inputs_dir: str | os.PathLike, work_dir: str | os.PathLike,
@@ -53,5 +50,5 @@ def features_for_videos(inputs_dir: str | os.PathLike, work_dir: str | os.PathLi
     else:
         backend.use_inputs(inputs_dir)
     normalize_step(work / "frames", work / "normalized", spec, cache_dir, progress)
-    result = extract_step(work / "normalized", work / "features", backend, progress)
-    return VideoFeatures(work / "features", names, skipped, backend, result)
+    extract_step(work / "normalized", work / "features", backend, progress)
+    return VideoFeatures(work / "features", names, skipped)
