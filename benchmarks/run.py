@@ -9,6 +9,8 @@ a noisy machine. Each benchmark is a module of `benchmarks/bench/` that times th
 public functions:
 - `decode`: the decode stage's code vs a bare ffmpeg command that outputs the same frames to
   /dev/null (the floor, same filter), and vs the naive approach (one ffmpeg seek per frame);
+- `decode_long`: the same on 5-minute 720p H.264 clips (`--long-clips`, `--long-seconds`),
+  against the seek floor (8 ffmpeg processes per clip, `-ss` before `-i`) and a whole-stream pass;
 - `extract`, per backend (`--backends`; default: params.yaml's `backends`): frames/s through
   `Backend.extract_videos` vs the bare forward pass on pre-made tensors of the same batch size,
   taking turns on `--chunks` chunks of the videos in one process; peak RSS of each side from a
@@ -34,6 +36,7 @@ import sys
 from pathlib import Path
 
 from bench.decode import bench_decode
+from bench.decode_long import bench_decode_long
 from bench.extract import PHASES, bench_extract, bench_extract_memory, bench_precision
 from bench.harness import ROOT, WORK, bench_params, versions
 from bench.memory import PHASES as MEMORY_PHASES
@@ -43,7 +46,7 @@ from bench.repro import bench_incremental, bench_noop_repro
 from bench.train import bench_train
 from bench.videos import folder_of, make_videos
 
-BENCHMARKS = ["decode", "extract", "train", "repro", "memory"]
+BENCHMARKS = ["decode", "decode_long", "extract", "train", "repro", "memory"]
 
 
 def parse_args() -> argparse.Namespace:
@@ -58,6 +61,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--short-side", type=int, default=320)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--train-samples", type=int, default=1000)
+    parser.add_argument("--long-clips", type=int, default=3, help="clips for decode_long")
+    parser.add_argument("--long-seconds", type=int, default=300, help="their length")
     parser.add_argument("--chunks", type=int, default=10,
                         help="extract stage and floor take turns on this many chunks of videos")
     parser.add_argument("--precision-frames", type=int, default=128,
@@ -111,6 +116,10 @@ def main() -> None:
         folder_of(videos, videos_dir)
         results["decode"] = bench_decode(args, videos_dir)
         print(results["decode"], flush=True)
+    if "decode_long" in args.only:
+        print("decode long clips ...", flush=True)
+        results["decode_long"] = bench_decode_long(args)
+        print(results["decode_long"], flush=True)
     params = bench_params(args)
     names = args.backends or params["backends"]
     first = names[0]

@@ -8,7 +8,9 @@ from vidmem.params import backend_names
 
 def main(args, params):
     rows = []
-    for name in backend_names(params):
+    names = backend_names(params)
+    # Fusion of one backend is that backend; with several, it is the row to beat.
+    for name in names + (["fusion"] if len(names) > 1 else []):
         metrics = read_json(f"{args.metrics}/{name}.json")
         rows.append({"name": name, **{key: metrics[key] for key in (
             "spearman", "spearman_ci95_low", "spearman_ci95_high", "pearson", "mse", "n")},

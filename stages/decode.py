@@ -11,9 +11,16 @@ def main(args, params):
     report = decode_step(data.videos_dir, args.out, DecodeConfig.from_params(params),
                          data.on_bad_input, CacheConfig.from_params(params).dir,
                          progress=not args.no_progress)
+    # A folder without a single video is a features-only data set: every backend reads
+    # features or captions, and the videos are the ground truth's (vidmem.dataset).
+    features_only = not report.decoded and not report.skipped
     write_json(args.report, {"counts": report.counts(), "decoded": report.decoded,
-                             "skipped": report.skipped, "repeated_frames": report.repeated})
+                             "skipped": report.skipped, "repeated_frames": report.repeated,
+                             "features_only": features_only})
     write_json(args.metrics, report.counts())
+    if features_only:
+        print(f"no videos in {data.videos_dir}: a features-only run (the videos are the ground "
+              "truth's; every backend must be precomputed or captions)")
     print(f"decoded {len(report.decoded)} video(s) ({report.cache_hits} from cache), "
           f"skipped {len(report.skipped)}: see {args.report}")
 

@@ -1,15 +1,17 @@
-"""Stage demo_data: write the synthetic demo videos and their MediaEval-format ground truth."""
+"""Stage demo_data: write the synthetic demo videos, their MediaEval-format ground truth and captions."""
 
 from vidmem.cli import run_stage, stage_parser
 from vidmem.demo import DemoConfig, make_demo_dataset
 
 
 def main(args, params):
-    make_demo_dataset(args.videos, args.ground_truth, DemoConfig.from_params(params))
+    make_demo_dataset(args.videos, args.ground_truth, DemoConfig.from_params(params),
+                      captions=args.captions)
 
 
 if __name__ == "__main__":
     parser = stage_parser(__doc__)
     parser.add_argument("--videos", required=True, help="folder to write the .webm files into")
     parser.add_argument("--ground-truth", required=True, help="CSV file to write")
+    parser.add_argument("--captions", help="captions file to write (MediaEval format)")
     run_stage(parser, main)

@@ -1,4 +1,5 @@
-"""Stage evaluate: Spearman (with bootstrap CI), Pearson and MSE on the test split."""
+"""Stage evaluate: Spearman (with bootstrap CI), Pearson and MSE on the test split, and the
+validation and test predictions that the fusion stage combines."""
 
 import pandas as pd
 
@@ -7,34 +8,43 @@ from vidmem.features import load_concat
 from vidmem.figures import prediction_figure
 from vidmem.files import read_json, write_csv, write_json
 from vidmem.groundtruth import read_ground_truth
+from vidmem.heads import load_scorer
 from vidmem.metrics import regression_metrics
 from vidmem.params import DataConfig, EvaluateConfig
-from vidmem.training import load_checkpoint, predict_scores, split_indices
+from vidmem.training import split_indices
 
 
 def main(args, params):
     config = EvaluateConfig.from_params(params)
     data = DataConfig.from_params(params)
-    model, checkpoint = load_checkpoint(args.model)
+    score, checkpoint = load_scorer(args.model)
     features, videos = load_concat(args.features)
-    test = split_indices(videos, read_json(args.split))["test"]
+    index = split_indices(videos, read_json(args.split))
     target = checkpoint["target"]
-    true = read_ground_truth(data.ground_truth, data.on_bad_input).scores(
-        [videos[i] for i in test], target)
-    predicted = predict_scores(model, checkpoint, features, test)
-    metrics = regression_metrics(true, predicted, config.bootstrap_resamples, config.seed)
+    truth = read_ground_truth(data.ground_truth, data.on_bad_input)
     info = read_json(args.info)
-    metrics.update({"target": target, "random_weights": info["random_weights"],
+    tables = {}
+    for part in ("val", "test"):
+        names = [videos[i] for i in index[part]]
+        tables[part] = pd.DataFrame({"split": part, "video": names,
+                                     "true": truth.scores(names, target),
+                                     "predicted": score(features, index[part]),
+                                     "random_weights": info["random_weights"]})
+    true, predicted = tables["test"].true.to_numpy(), tables["test"].predicted.to_numpy()
+    metrics = regression_metrics(true, predicted, config.bootstrap_resamples, config.seed)
+    head = checkpoint.get("head", "lstm")
+    metrics.update({"target": target, "head": head, "random_weights": info["random_weights"],
                     "weights": info["weights"]})
     write_json(args.metrics, metrics)
-    write_csv(args.predictions, pd.DataFrame({"video": [videos[i] for i in test], "true": true,
-                                              "predicted": predicted}))
+    write_csv(args.predictions, tables["test"][["video", "true", "predicted"]])
+    write_csv(args.split_predictions, pd.concat([tables["val"], tables["test"]]))
     prediction_figure(true, predicted, metrics, args.backend, args.figure)
     # The run's result in one line at the end of `dvc repro`, so nobody has to open JSON.
     print(f"RESULT {args.backend} ({target}): test Spearman {metrics['spearman']:.3f} "
           f"[95% CI {metrics['spearman_ci95_low']:.3f}, {metrics['spearman_ci95_high']:.3f}], "
           f"Pearson {metrics['pearson']:.3f}, MSE {metrics['mse']:.5f}, n {metrics['n']}, "
-          f"best epoch {checkpoint['best_epoch']}"
+          f"head {head}" + (f", best epoch {checkpoint['best_epoch']}" if head == "lstm" else
+                            f", strength {checkpoint['strength']}")
           + (" — RANDOM WEIGHTS" if info["random_weights"] else ""))
 
 
@@ -45,6 +55,9 @@ if __name__ == "__main__":
     parser.add_argument("--info", required=True, help="extract stage info.json (weights label)")
     parser.add_argument("--split", required=True, help="split stage JSON")
     parser.add_argument("--metrics", required=True, help="JSON metrics file to write")
-    parser.add_argument("--predictions", required=True, help="CSV of video, true, predicted")
+    parser.add_argument("--predictions", required=True,
+                        help="CSV of video, true, predicted on the test split (plotted)")
+    parser.add_argument("--split-predictions", required=True,
+                        help="CSV of split, video, true, predicted for val and test (fusion)")
     parser.add_argument("--figure", required=True, help="PNG of predicted vs true")
     run_stage(parser, main)

@@ -3,20 +3,28 @@
 import sys
 
 from vidmem.backends import create_backend
+from vidmem.backends.base import DatasetFiles
 from vidmem.cli import run_stage, stage_parser
 from vidmem.features import extract_step
 from vidmem.normalize import read_spec
-from vidmem.params import CacheConfig
+from vidmem.params import BAD_INPUT_POLICIES, CacheConfig, as_choice, lookup, optional_str
 
 
 def main(args, params):
     # The normalize stage recorded the spec it applied; extraction uses exactly that one.
     backend = create_backend(params, args.backend, spec=read_spec(args.normalized),
                              cache_root=CacheConfig.from_params(params).dir)
+    backend.use_dataset(DatasetFiles(
+        captions=optional_str(lookup(params, "data.captions", None), "data.captions"),
+        split_file=args.split,
+        on_bad_input=as_choice(lookup(params, "data.on_bad_input", "skip"), "data.on_bad_input",
+                               BAD_INPUT_POLICIES)))
     result = extract_step(args.normalized, args.out, backend, progress=not args.no_progress)
     if result.info["random_weights"]:
         print(f"WARNING: backend {args.backend} uses RANDOM weights; its features and every "
               "metric built on them are labelled random_weights: true", file=sys.stderr)
+    for warning in result.info.get("warnings", []):
+        print(f"WARNING: backend {args.backend}: {warning}", file=sys.stderr)
     if result.info.get("input_range_matches") is False:
         print(f"WARNING: backend {args.backend} was fed values in "
               f"{result.info['observed_input_range']} but its weights expect "
@@ -30,4 +38,5 @@ if __name__ == "__main__":
     parser = stage_parser(__doc__, backend=True)
     parser.add_argument("--normalized", required=True, help="normalize stage output folder")
     parser.add_argument("--out", required=True, help="folder for <video stem>.npy features")
+    parser.add_argument("--split", help="split stage JSON (for backends that fit on training data)")
     run_stage(parser, main)

@@ -2,12 +2,19 @@
 
 from vidmem.backends import input_spec
 from vidmem.cli import run_stage, stage_parser
+from vidmem.errors import DataError
+from vidmem.files import item_files
 from vidmem.normalize import normalize_step
 from vidmem.params import CacheConfig
 
 
 def main(args, params):
     spec = input_spec(params, args.backend)
+    if spec is not None and not item_files(args.frames):
+        raise DataError(f"backend {args.backend} needs frames, but the decode stage wrote none "
+                        f"({args.frames} is empty; see data/reports/decode.json). Point "
+                        "data.videos_dir at your videos, or for a features-only data set list "
+                        "only backends that need no frames (precomputed, captions)")
     hits = normalize_step(args.frames, args.out, spec, CacheConfig.from_params(params).dir,
                           progress=not args.no_progress)
     if spec is None:

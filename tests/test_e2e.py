@@ -50,7 +50,10 @@ def test_repro_then_noop_then_exp_run_and_metrics_diff(project, tmp_path):
 
     shown = sh(["dvc", "exp", "show", "--csv"], project).stdout
     header = shown.splitlines()[0].split(",")
-    assert "lr" in header and "spearman" in header
+    assert "lr" in header and "metrics/eval/efficientnet_lite0.json:spearman" in header
+    # Each chain's head is a params column; the fusion's result a metrics column.
+    assert {"backend.efficientnet_lite0.head", "backend.captions.head"} <= set(header)
+    assert "metrics/eval/fusion.json:spearman" in header
 
     sh(["dvc", "plots", "show", "-o", str(tmp_path / "page")], project)
     html = (tmp_path / "page" / "index.html").read_text()
@@ -69,9 +72,13 @@ def test_repro_then_noop_then_exp_run_and_metrics_diff(project, tmp_path):
 
 def test_dag_lists_the_stages_in_pipeline_order(project):
     stages = sh(["dvc", "stage", "list", "--name-only"], project).stdout.split()
-    assert stages == ["demo_data", "decode", "normalize@efficientnet_lite0",
-                      "extract@efficientnet_lite0", "concat@efficientnet_lite0", "split",
-                      "train@efficientnet_lite0", "evaluate@efficientnet_lite0", "compare"]
+    expected = ["demo_data", "decode",
+                "normalize@efficientnet_lite0", "normalize@captions",
+                "extract@efficientnet_lite0", "extract@captions",
+                "concat@efficientnet_lite0", "concat@captions", "split",
+                "train@efficientnet_lite0", "train@captions",
+                "evaluate@efficientnet_lite0", "evaluate@captions", "fusion", "compare"]
+    assert stages == expected
     mermaid = sh(["dvc", "dag", "--md"], project).stdout
     names = dict(re.findall(r'(node\d+)\["([^"]+)"\]', mermaid))
     edges = {(names[a], names[b]) for a, b in re.findall(r"(node\d+)-->(node\d+)", mermaid)}
@@ -81,5 +88,7 @@ def test_dag_lists_the_stages_in_pipeline_order(project):
                  ("concat@efficientnet_lite0", "train@efficientnet_lite0"),
                  ("split", "train@efficientnet_lite0"),
                  ("train@efficientnet_lite0", "evaluate@efficientnet_lite0"),
-                 ("evaluate@efficientnet_lite0", "compare")]:
+                 ("split", "extract@captions"), ("demo_data", "extract@captions"),
+                 ("evaluate@efficientnet_lite0", "fusion"), ("evaluate@captions", "fusion"),
+                 ("fusion", "compare")]:
         assert edge in edges, edge

@@ -50,7 +50,7 @@ def project(tmp_path_factory) -> Path:
         params["backend"]["poets_stats"].update(graph="data/weights/poets_stats.pb")
         for name in ("hub_stats", "poets_stats"):
             params["backend"][name]["input"]["size"] = 32
-        params["backend"]["latents"] = {"kind": "precomputed", "input": None,
+        params["backend"]["latents"] = {"kind": "precomputed", "input": None, "head": "lstm",
                                         "features_dir": "data/precomputed/latents"}
 
     return tiny_project(root, add_backends)

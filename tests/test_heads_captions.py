@@ -45,8 +45,9 @@ def test_head_keeps_the_strength_validation_prefers(kind):
     x = rng.normal(size=(300, 5))
     y = x[:, 0] + 0.5 * rng.normal(size=300)
     head = fit_head(kind, x[:200], y[:200], x[200:250], y[200:250])
-    assert head.strength == max(head.grid, key=head.grid.get)
-    assert head.val_spearman == head.grid[head.strength]
+    scores = {row["strength"]: row["val_spearman"] for row in head.grid}
+    assert head.strength == max(scores, key=scores.get)
+    assert head.val_spearman == scores[head.strength]
     assert spearman(y[250:], head.predict(x[250:])) > 0.5  # it learned the signal
 
 

@@ -22,6 +22,16 @@ def memory_rows(memory: dict | None) -> list[str]:
     return rows
 
 
+def decode_long_rows(long: dict | None) -> list[str]:
+    if not long:
+        return []
+    return [f"| decode {long['clips']} long clips ({long['seconds_per_clip']} s, {long['clip']}), "
+            f"strategy {', '.join(long['strategies'])} | {long['stage_s']} s (stage code) | "
+            f"{long['seek_floor_s']} s (8 `-ss` processes per clip) | "
+            f"{long['stage_over_seek_floor']}× floor; a whole-stream pass takes "
+            f"{long['whole_stream_s']} s ({long['whole_over_stage']}× the stage) | ≤ 1.5× |"]
+
+
 def write_markdown(results: dict, path: Path) -> None:
     d, e, t = results["decode"], results["extract"], results["train"]
     n, inc = results["noop_repro"], results["incremental"]
@@ -63,6 +73,7 @@ def write_markdown(results: dict, path: Path) -> None:
         f"{d['stage_over_floor']}× floor | ≤ 1.5× |",
         f"| decode, naive per-frame seeks | {d['naive_s']} s | {d['stage_s']} s (stage) | "
         f"naive is {d['naive_over_stage']}× slower | stage faster |",
+        *decode_long_rows(results.get("decode_long")),
         *extract_rows,
         f"| extract memory ({m['backend']}): {m['videos_all']} vs {m['videos_quarter']} videos | "
         f"peak RSS "

@@ -53,7 +53,10 @@ def labelled_videos(ground_truth: GroundTruth, decoded: list[str],
 
 def dataset_from_reports(ground_truth_csv: str, decode_report: str | os.PathLike,
                          on_bad_input: str) -> DatasetReport:
-    """`labelled_videos` for a ground-truth CSV and the decode stage's JSON report."""
+    """`labelled_videos` for a ground-truth CSV and the decode stage's JSON report. When the
+    videos folder held no video at all (`features_only`), the videos are the ground truth's:
+    backends that need no frames (precomputed features, captions) then have every video."""
     report = read_json(decode_report)
-    return labelled_videos(read_ground_truth(ground_truth_csv, on_bad_input), report["decoded"],
-                           report["skipped"], on_bad_input)
+    truth = read_ground_truth(ground_truth_csv, on_bad_input)
+    decoded = truth.videos if report.get("features_only") else report["decoded"]
+    return labelled_videos(truth, decoded, report["skipped"], on_bad_input)

@@ -1,15 +1,23 @@
 """A deterministic synthetic data set in the MediaEval 2018 layout, for running the whole DAG offline.
 
-Each demo video shows one coloured disc moving over a plain grey background. Three latent values
-are drawn per video from the seed: the disc's radius (`size`, 0..1), the background's grey level
-(`brightness`, 0..1) and nuisance values (disc hue, direction, speed) that carry no signal. The
-scores are
+Each demo video shows one coloured disc moving over a plain grey background, and has a caption.
+Four latent values are drawn per video: the disc's radius (`size`, 0..1), the background's grey
+level (`brightness`, 0..1), a `story` value (0..1) that only the caption shows, and nuisance
+values (disc hue, direction, speed) that carry no signal. The scores are
 
-    short-term = 0.55 + 0.40 * (0.6 * size + 0.4 * brightness) + N(0, noise)
-    long-term  = 0.45 + 0.45 * (0.3 * size + 0.7 * brightness) + N(0, 1.5 * noise)
+    short-term = 0.55 + 0.40 * (0.40 * size + 0.30 * brightness + 0.30 * story) + N(0, noise)
+    long-term  = 0.45 + 0.45 * (0.25 * size + 0.45 * brightness + 0.30 * story) + N(0, 1.5 * noise)
 
-clipped to [0, 1]. So a pipeline that keeps features and labels aligned reaches a clearly positive
-Spearman on held-out videos, and one that misaligns them gets about 0.
+clipped to [0, 1]. A caption has `CAPTION_WORDS` topic words, each drawn from `VIVID_WORDS` with
+probability `story` and from `PLAIN_WORDS` otherwise, plus the disc's colour (a nuisance word).
+So the frames carry the size and brightness part of the score, the captions the story part, and
+only a model that uses both (fusion) can reach the whole signal. A pipeline that keeps features
+and labels aligned reaches a clearly positive Spearman on held-out videos; one that misaligns
+them gets about 0.
+
+Every video is drawn from its own seed (`demo.seed`, video number), so raising `demo.n_videos`
+adds videos and keeps the existing ones (videos, scores, captions) byte-identical, and the
+per-video cache serves them.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from vidmem.ffmpeg_bin import ffmpeg_executable
-from vidmem.files import atomic_path, write_csv
+from vidmem.files import atomic_path, write_csv, write_text
 from vidmem.groundtruth import COLUMNS
 from vidmem.params import as_float, as_int, lookup
 
@@ -55,25 +63,45 @@ class DemoConfig:
         )
 
 
+VIVID_WORDS = ("wedding", "fireworks", "crash", "puppy", "kiss", "explosion", "clown",
+               "surfer", "tiger", "dancer", "storm", "rocket")
+PLAIN_WORDS = ("street", "office", "sky", "clouds", "road", "wall", "field", "traffic",
+               "building", "tree", "window", "floor")
+CAPTION_WORDS = 8
+
+
+def _colour_word(hue: float) -> str:
+    names = ("red", "orange", "yellow", "green", "cyan", "blue", "purple", "pink")
+    return names[int(hue * len(names)) % len(names)]
+
+
+def demo_video(config: DemoConfig, number: int) -> dict[str, Any]:
+    """Latent values, scores and caption of demo video `number` (1-based), from its own seed."""
+    rng = np.random.default_rng([config.seed, number])
+    size, brightness, story, hue = rng.uniform(0, 1, 4)
+    angle = rng.uniform(0, 2 * np.pi)
+    speed = rng.uniform(0.1, 0.4)
+    short = 0.55 + 0.40 * (0.40 * size + 0.30 * brightness + 0.30 * story) \
+        + rng.normal(0, config.noise)
+    long = 0.45 + 0.45 * (0.25 * size + 0.45 * brightness + 0.30 * story) \
+        + rng.normal(0, 1.5 * config.noise)
+    vivid = rng.uniform(0, 1, CAPTION_WORDS) < story
+    words = [str(rng.choice(VIVID_WORDS if v else PLAIN_WORDS)) for v in vivid]
+    return {
+        "video": f"video{number}.webm",
+        "size": size, "brightness": brightness, "story": story, "hue": hue, "angle": angle,
+        "speed": speed,
+        "short-term_memorability": round(float(np.clip(short, 0, 1)), 3),
+        "long-term_memorability": round(float(np.clip(long, 0, 1)), 3),
+        "nb_short-term_annotations": int(rng.integers(30, 40)),
+        "nb_long-term_annotations": int(rng.integers(8, 16)),
+        "caption": "-".join([_colour_word(hue), "disc", *words]),
+    }
+
+
 def demo_latents(config: DemoConfig) -> pd.DataFrame:
-    """Per-video latent values and both scores, in video order (video1.webm, video2.webm, ...)."""
-    rng = np.random.default_rng(config.seed)
-    n = config.n_videos
-    size = rng.uniform(0, 1, n)
-    brightness = rng.uniform(0, 1, n)
-    hue = rng.uniform(0, 1, n)
-    angle = rng.uniform(0, 2 * np.pi, n)
-    speed = rng.uniform(0.1, 0.4, n)
-    short = 0.55 + 0.40 * (0.6 * size + 0.4 * brightness) + rng.normal(0, config.noise, n)
-    long = 0.45 + 0.45 * (0.3 * size + 0.7 * brightness) + rng.normal(0, 1.5 * config.noise, n)
-    return pd.DataFrame({
-        "video": [f"video{i + 1}.webm" for i in range(n)],
-        "size": size, "brightness": brightness, "hue": hue, "angle": angle, "speed": speed,
-        "short-term_memorability": np.clip(short, 0, 1).round(3),
-        "long-term_memorability": np.clip(long, 0, 1).round(3),
-        "nb_short-term_annotations": rng.integers(30, 40, n),
-        "nb_long-term_annotations": rng.integers(8, 16, n),
-    })
+    """Per-video latent values, both scores and the caption, in video order (video1.webm, ...)."""
+    return pd.DataFrame([demo_video(config, i + 1) for i in range(config.n_videos)])
 
 
 def render_frames(row: pd.Series, config: DemoConfig) -> np.ndarray:
@@ -112,9 +140,17 @@ def encode_webm(frames: np.ndarray, path: str | os.PathLike, fps: int, ffmpeg_bi
         stream.run(cmd=ffmpeg_bin, input=frames.tobytes(), quiet=True)
 
 
+def write_captions(path: str | os.PathLike, latents: pd.DataFrame) -> None:
+    """The captions in MediaEval's format: `videoN.webm<TAB>words-joined-by-dashes`."""
+    write_text(path, "".join(f"{v}\t{c}\n" for v, c in
+                             zip(latents["video"], latents["caption"], strict=True)))
+
+
 def make_demo_dataset(videos_dir: str | os.PathLike, ground_truth: str | os.PathLike,
-                      config: DemoConfig, workers: int = 2) -> pd.DataFrame:
-    """Write the demo videos and a MediaEval-format ground-truth CSV; return the latent table."""
+                      config: DemoConfig, workers: int = 2,
+                      captions: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Write the demo videos, a MediaEval-format ground-truth CSV and (when `captions` is given)
+    the captions file; return the latent table."""
     videos_dir = Path(videos_dir)
     videos_dir.mkdir(parents=True, exist_ok=True)
     latents = demo_latents(config)
@@ -127,4 +163,6 @@ def make_demo_dataset(videos_dir: str | os.PathLike, ground_truth: str | os.Path
         rows = [row for _, row in latents.iterrows()]
         list(tqdm(pool.map(make_one, rows), total=len(rows), desc="demo videos", unit="video"))
     write_csv(ground_truth, latents[COLUMNS])
+    if captions is not None:
+        write_captions(captions, latents)
     return latents

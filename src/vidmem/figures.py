@@ -36,14 +36,16 @@ def _save(figure: plt.Figure, path: str | os.PathLike) -> None:
 
 
 def training_figures(history: pd.DataFrame, best_epoch: int, backend: str,
-                     loss_path: str | os.PathLike, spearman_path: str | os.PathLike) -> None:
-    """Train and validation loss per epoch; validation Spearman per epoch, best epoch marked."""
+                     loss_path: str | os.PathLike, spearman_path: str | os.PathLike,
+                     step: str = "epoch") -> None:
+    """Train and validation loss per epoch; validation Spearman per epoch, best epoch marked.
+    (`step` names the x axis: a ridge/SVR head's steps are the strengths it tried.)"""
     with plt.rc_context(STYLE):
         figure, axes = plt.subplots(figsize=SIZE)
         axes.plot(history.epoch, history.train_loss, label="train")
         axes.plot(history.epoch, history.val_loss, label="validation")
-        axes.set(xlabel="epoch", ylabel="MSE loss", yscale="log",
-                 title=f"{backend}: loss per epoch")
+        axes.set(xlabel=step, ylabel="MSE loss", yscale="log",
+                 title=f"{backend}: loss per {step}")
         axes.legend()
         _save(figure, loss_path)
 
@@ -53,9 +55,9 @@ def training_figures(history: pd.DataFrame, best_epoch: int, backend: str,
         if len(best):
             axes.axvline(best_epoch, color="grey", linestyle="--", linewidth=1)
             axes.plot([best_epoch], best, "o", color="tab:red",
-                      label=f"best epoch {best_epoch}: {float(best.iloc[0]):.3f}")
+                      label=f"best {step} {best_epoch}: {float(best.iloc[0]):.3f}")
             axes.legend(loc="lower right")
-        axes.set(xlabel="epoch", ylabel="Spearman ρ", title=f"{backend}: validation Spearman")
+        axes.set(xlabel=step, ylabel="Spearman ρ", title=f"{backend}: validation Spearman")
         _save(figure, spearman_path)
 
 

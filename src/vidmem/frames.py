@@ -12,11 +12,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import av
 import ffmpeg
 import numpy as np
 from tqdm import tqdm
@@ -117,14 +119,110 @@ def _parse_ppm_stream(data: bytes) -> list[np.ndarray]:
     return frames
 
 
+def scale_filter(short_side: int) -> str:
+    """Scale so the shorter side is `short_side`, keeping the aspect ratio (each backend later
+    squashes or crops to its own input size)."""
+    return (f"scale='if(lte(iw,ih),{short_side},-1)':'if(lte(iw,ih),-1,{short_side})'"
+            ":flags=area")
+
+
 def frame_filter(indices: Sequence[int], short_side: int) -> str:
-    """The ffmpeg video filter decode runs: keep the frames at `indices` (0-based, in stream
-    order), scaled so the shorter side is `short_side`, keeping the aspect ratio (each backend
-    later squashes or crops to its own input size)."""
+    """The ffmpeg video filter of the whole-stream pass: keep the frames at `indices` (0-based,
+    in presentation order), then `scale_filter`."""
     select = "+".join(f"eq(n\\,{i})" for i in indices)
-    scale = (f"scale='if(lte(iw,ih),{short_side},-1)':'if(lte(iw,ih),-1,{short_side})'"
-             ":flags=area")
-    return f"select='{select}',{scale}"
+    return f"select='{select}',{scale_filter(short_side)}"
+
+
+@dataclass(frozen=True)
+class StreamIndex:
+    """What the container says about a video stream's frames, read without decoding (PyAV
+    demuxes the packets): presentation times in seconds, in presentation order, and which of
+    them are keyframes (where a decoder can start)."""
+
+    times: np.ndarray  # float64 [frames], increasing
+    keyframe: np.ndarray  # bool [frames]
+    pixels: int  # width × height of the coded frames
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+
+def index_stream(video: Path) -> StreamIndex | None:
+    """The stream's packet times and keyframes, or None when they cannot be trusted for seeking
+    (no timestamps, repeated timestamps, or a file PyAV cannot read: decode then reads the whole
+    stream, as it always could)."""
+    try:
+        with av.open(str(video)) as container:
+            if not container.streams.video:
+                return None
+            stream = container.streams.video[0]
+            pts, keys = [], []
+            for packet in container.demux(stream):
+                if packet.size == 0:  # the demuxer's flush packet
+                    continue
+                if packet.pts is None:
+                    return None
+                pts.append(packet.pts)
+                keys.append(packet.is_keyframe)
+            pixels = (stream.codec_context.width or 0) * (stream.codec_context.height or 0)
+            time_base = float(stream.time_base)
+    except (av.FFmpegError, OSError, ValueError, IndexError):
+        return None
+    pts_array = np.asarray(pts, dtype=np.int64)
+    order = np.argsort(pts_array, kind="stable")
+    if len(order) == 0 or np.any(np.diff(pts_array[order]) <= 0):
+        return None
+    return StreamIndex(pts_array[order] * time_base, np.asarray(keys, dtype=bool)[order],
+                       pixels)
+
+
+# The cost model that picks a strategy, in seconds, measured with the bundled ffmpeg on a 2-core
+# machine (BENCHMARKS.md, "Long clips"): starting one ffmpeg process and seeking costs about
+# PROCESS_S; decoding and scaling cost about PIXEL_S per pixel of a frame (720p H.264, one
+# thread: 1.1 ms a frame).
+PROCESS_S = 0.04
+PIXEL_S = 1.2e-9
+
+
+def choose_strategy(index: StreamIndex | None, wanted: Sequence[int]) -> str:
+    """"seek" (one ffmpeg per wanted frame, each starting at the keyframe before it) when that
+    decodes clearly less than the whole stream, else "whole" (one pass with `select`)."""
+    if index is None or len(index) == 0 or not index.keyframe[0]:
+        return "whole"
+    frame_s = PIXEL_S * max(index.pixels, 1)
+    keyframes = np.flatnonzero(index.keyframe)
+    start = keyframes[np.searchsorted(keyframes, np.asarray(wanted), side="right") - 1]
+    seek_s = len(wanted) * PROCESS_S + float(np.sum(np.asarray(wanted) - start + 1)) * frame_s
+    whole_s = PROCESS_S + len(index) * frame_s
+    return "seek" if seek_s < 0.8 * whole_s else "whole"
+
+
+def seek_times(index: StreamIndex, wanted: Sequence[int]) -> list[float | None]:
+    """Where to seek for each wanted frame: halfway between it and the frame before, so rounding
+    of either time cannot pick a neighbour (None: the first frame, no seek needed). ffmpeg's
+    input seeking starts decoding at the keyframe before that time and drops the frames before
+    it, so the first frame out is the wanted one, decoded exactly as in a whole-stream pass."""
+    return [None if i == 0 else float((index.times[i - 1] + index.times[i]) / 2) for i in wanted]
+
+
+def _seek_frames(video: Path, times: Sequence[float | None], short_side: int, ffmpeg_bin: str,
+                 timeout: float) -> list[np.ndarray]:
+    """One frame per time, each from its own ffmpeg seeking to it (all within `timeout`)."""
+    deadline = time.monotonic() + timeout
+    frames = []
+    for start in times:
+        stream = ffmpeg.input(str(video), threads=1,
+                              **({} if start is None else {"ss": f"{start:.6f}"})).output(
+            "pipe:", vf=scale_filter(short_side), format="image2pipe", vcodec="ppm",
+            map="0:v:0", filter_threads=1, **{"frames:v": 1})
+        args = stream.global_args("-hide_banner", "-nostdin", "-loglevel", "error").compile(
+            cmd=ffmpeg_bin)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise VideoError(video.name, f"ffmpeg did not finish within {timeout:g} s "
+                                         "(decode.timeout_s)")
+        frames += _parse_ppm_stream(_run(args, video, remaining).stdout)
+    return frames
 
 
 def _select_frames(video: Path, indices: Sequence[int], short_side: int, ffmpeg_bin: str,
@@ -143,11 +241,17 @@ class DecodedVideo:
     total_frames: int
     indices: list[int]
     repeated: bool  # the video had fewer than n_frames frames and some were repeated
+    strategy: str = "whole"  # "whole" stream pass or keyframe "seek"s (same frames either way)
 
 
 def decode_video(video: str | os.PathLike, config: DecodeConfig,
-                 ffmpeg_bin: str | None = None) -> DecodedVideo:
-    """Exactly `config.n_frames` evenly spaced RGB frames of one video, or VideoError."""
+                 ffmpeg_bin: str | None = None, strategy: str = "auto") -> DecodedVideo:
+    """Exactly `config.n_frames` evenly spaced RGB frames of one video, or VideoError.
+
+    `strategy` "auto" picks per video (`choose_strategy`): one pass over the whole stream when
+    the wanted frames are dense, keyframe seeks when they are sparse (long clips). Both give the
+    same frames, byte for byte (tests), so the choice is not part of the cache key. "whole" and
+    "seek" force one (tests, benchmarks)."""
     video = Path(video)
     ffmpeg_bin = ffmpeg_bin or ffmpeg_executable(config.ffmpeg)
     check_inside_folder(video)
@@ -156,8 +260,12 @@ def decode_video(video: str | os.PathLike, config: DecodeConfig,
     n = config.n_frames
     # WebM/Matroska: count packets in Python (no second process); else ask ffmpeg.
     total = video_packet_count(video) if video.suffix.lower() in (".webm", ".mkv") else None
+    index = index_stream(video) if strategy != "whole" else None
     if total is None:
-        total = count_frames(video, ffmpeg_bin, config.timeout_s)
+        total = len(index) if index is not None else count_frames(video, ffmpeg_bin,
+                                                                  config.timeout_s)
+    if index is not None and len(index) != total:
+        index = None  # packets and frames disagree (hidden frames): only a full pass is exact
     frames: list[np.ndarray] = []
     for attempt in range(2):
         if total == 0:
@@ -167,9 +275,17 @@ def decode_video(video: str | os.PathLike, config: DecodeConfig,
                                          f"(decode.short_video: {config.short_video})")
         indices = evenly_spaced_indices(total, n)
         unique = sorted(set(indices))
-        frames = _select_frames(video, unique, config.short_side, ffmpeg_bin, config.timeout_s)
+        chosen = "whole" if index is None else (
+            choose_strategy(index, unique) if strategy == "auto" else strategy)
+        if chosen == "seek":
+            frames = _seek_frames(video, seek_times(index, unique), config.short_side,
+                                  ffmpeg_bin, config.timeout_s)
+        else:
+            frames = _select_frames(video, unique, config.short_side, ffmpeg_bin,
+                                    config.timeout_s)
         if len(frames) == len(unique):
             break
+        index = None  # retry with a whole pass over an exact count
         if attempt == 0:
             # Packet count and decodable frames differ (hidden frames, a damaged tail):
             # count by decoding, which is exact, and select again.
@@ -181,7 +297,7 @@ def decode_video(video: str | os.PathLike, config: DecodeConfig,
         raise VideoError(video.name, "frame size changes within the video")
     by_index = dict(zip(unique, frames, strict=True))
     stacked = np.stack([by_index[i] for i in indices])
-    return DecodedVideo(stacked, total, indices, repeated=len(unique) < n)
+    return DecodedVideo(stacked, total, indices, repeated=len(unique) < n, strategy=chosen)
 
 
 @dataclass

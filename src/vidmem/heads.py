@@ -1,24 +1,46 @@
-"""Non-sequence heads: ridge and RBF support-vector regression (scikit-learn) on one vector per
-video (mean-pooled frame features, or caption TF-IDF), with the regularisation strength picked by
-validation Spearman only (the test split is never seen)."""
+"""Heads that turn a video's features into a score: the reference LSTM (vidmem.training), or
+ridge and RBF support-vector regression (scikit-learn) on one vector per video (mean-pooled frame
+features, or caption TF-IDF), with the regularisation strength picked by validation Spearman
+only (the test split is never seen).
+
+`backend.<name>.head` in params.yaml picks the head of each backend's chain (default `lstm`).
+"""
 
 from __future__ import annotations
 
 import math
+import pickle
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 from sklearn.linear_model import Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
 
-from vidmem.errors import ParamsError
+from vidmem.errors import DataError, ParamsError
 from vidmem.metrics import spearman
+from vidmem.params import as_choice, backend_params
+from vidmem.training import load_checkpoint, predict_scores
 
 HEADS = ("ridge", "svr")
+HEAD_CHOICES = ("lstm", *HEADS)
 # Regularisation grids: ridge's alpha (larger: smoother), SVR's C (larger: less regularised).
-GRIDS = {"ridge": [0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0],
+# Ridge reaches 1000 because a few hundred training videos against 1,280-dimensional network
+# features need strong shrinkage (the demo's validation picks the top of a grid ending at 100).
+GRIDS = {"ridge": [0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0],
          "svr": [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]}
+POOL_CHUNK = 1024  # videos read at a time when mean-pooling a concat output
+SPARSE_BELOW = 0.1  # fraction of non-zeros under which a design matrix is kept sparse (TF-IDF)
+
+
+def head_of(params: dict[str, Any], backend: str) -> str:
+    """`backend.<name>.head`: lstm (default), ridge or svr."""
+    return as_choice(backend_params(params, backend).get("head", "lstm"),
+                     f"backend.{backend}.head", HEAD_CHOICES)
 
 
 def mean_pooled(features: np.ndarray) -> np.ndarray:
@@ -26,10 +48,35 @@ def mean_pooled(features: np.ndarray) -> np.ndarray:
     return features.mean(axis=1) if features.ndim == 3 else features
 
 
-def _model(kind: str, strength: float) -> Any:
-    if kind == "ridge":
-        return Ridge(alpha=strength)
-    return SVR(kernel="rbf", C=strength, epsilon=0.01, gamma="scale")
+def pooled_rows(features: Any, rows: np.ndarray) -> np.ndarray:
+    """Mean-pooled float32 [len(rows), dim] of a [videos, frames, dim] array or ConcatFeatures,
+    read `POOL_CHUNK` videos at a time (memory: the pooled matrix plus one chunk)."""
+    rows = np.asarray(rows)
+    out = np.empty((len(rows), features.shape[2]), dtype=np.float32)
+    for start in range(0, len(rows), POOL_CHUNK):
+        out[start:start + POOL_CHUNK] = mean_pooled(features[rows[start:start + POOL_CHUNK]])
+    return out
+
+
+def is_sparse(x: np.ndarray) -> bool:
+    """Whether a (training) design matrix is mostly zeros, as TF-IDF rows are."""
+    return bool(x.size and np.count_nonzero(x) / x.size < SPARSE_BELOW)
+
+
+def design_matrix(x: np.ndarray, as_sparse: bool) -> np.ndarray | sparse.csr_matrix:
+    """`x` as CSR (`as_sparse`: the SVR kernel then costs the non-zeros, not the vocabulary
+    size, and the heads see what they would see from scikit-learn's text vectorizer) or dense.
+    The train stage decides once, on the training rows, and the checkpoint keeps the choice, so
+    every split goes in the same form."""
+    return sparse.csr_matrix(x) if as_sparse else x
+
+
+def _model(kind: str, strength: float, dense: bool) -> Any:
+    model = (Ridge(alpha=strength) if kind == "ridge" else
+             SVR(kernel="rbf", C=strength, epsilon=0.01, gamma="scale"))
+    # Dense inputs are network features of arbitrary scale per dimension: standardize them (on
+    # the training rows, inside the pipeline). Sparse TF-IDF rows are already comparable.
+    return make_pipeline(StandardScaler(), model) if dense else model
 
 
 @dataclass
@@ -38,7 +85,8 @@ class FittedHead:
     model: Any
     strength: float  # the chosen alpha (ridge) or C (svr)
     val_spearman: float
-    grid: dict[float, float] = field(default_factory=dict)  # strength → validation Spearman
+    # One row per strength tried: strength, train_mse, val_mse, val_spearman.
+    grid: list[dict[str, float]] = field(default_factory=list)
 
     def predict(self, x: Any) -> np.ndarray:
         return np.asarray(self.model.predict(x), dtype=np.float64)
@@ -49,15 +97,54 @@ def fit_head(kind: str, x_train: Any, y_train: np.ndarray, x_val: Any, y_val: np
     """Fit `kind` for each strength in the grid on the training rows; keep the one with the best
     validation Spearman."""
     if kind not in HEADS:
-        raise ParamsError(f"unknown head {kind!r}: use one of {list(HEADS)} (or lstm)")
+        raise ParamsError(f"unknown head {kind!r}: use one of {list(HEAD_CHOICES)}")
+    dense = not sparse.issparse(x_train)
     best: FittedHead | None = None
-    scores: dict[float, float] = {}
+    rows = []
     for strength in grid or GRIDS[kind]:
-        model = _model(kind, strength).fit(x_train, y_train)
-        score = spearman(y_val, model.predict(x_val))
-        scores[strength] = score
+        model = _model(kind, strength, dense).fit(x_train, y_train)
+        val_pred = model.predict(x_val)
+        score = spearman(y_val, val_pred)
+        rows.append({"strength": strength,
+                     "train_mse": float(np.mean((model.predict(x_train) - y_train) ** 2)),
+                     "val_mse": float(np.mean((val_pred - y_val) ** 2)), "val_spearman": score})
         if best is None or (not math.isnan(score) and
                             (math.isnan(best.val_spearman) or score > best.val_spearman)):
             best = FittedHead(kind, model, strength, score)
-    best.grid = scores
+    best.grid = rows
     return best
+
+
+def head_checkpoint(fitted: FittedHead, input_size: int, target: str,
+                    sparse_input: bool) -> dict[str, Any]:
+    """What the train stage saves for a scikit-learn head (torch.save'd like the LSTM's)."""
+    return {"head": fitted.kind, "estimator": pickle.dumps(fitted.model, protocol=5),
+            "sparse_input": bool(sparse_input),
+            "strength": fitted.strength, "input_size": input_size, "target": target,
+            "best_epoch": None}
+
+
+Scorer = Callable[[Any, np.ndarray | None], np.ndarray]
+
+
+def load_scorer(path: str) -> tuple[Scorer, dict[str, Any]]:
+    """A function scoring `features[rows]` (rows None: all) with the checkpoint at `path`,
+    whichever head trained it, and the checkpoint's facts."""
+    model, checkpoint = load_checkpoint(path)
+    if model is not None:
+        return (lambda features, rows=None: predict_scores(model, checkpoint, features, rows),
+                checkpoint)
+    # Written by this project's train stage: the estimator is pickled scikit-learn state (the
+    # checkpoint itself was read with torch's weights_only loader, which runs no code).
+    estimator = pickle.loads(checkpoint["estimator"])  # noqa: S301
+
+    def score(features: Any, rows: np.ndarray | None = None) -> np.ndarray:
+        if features.ndim != 3 or features.shape[2] != checkpoint["input_size"]:
+            raise DataError(f"features {list(features.shape)} do not fit this checkpoint, which "
+                            f"expects [videos, frames, {checkpoint['input_size']}]")
+        rows = np.arange(len(features)) if rows is None else np.asarray(rows)
+        x = design_matrix(pooled_rows(features, rows), checkpoint["sparse_input"])
+        return np.asarray(estimator.predict(x), dtype=np.float32)
+
+    return score, checkpoint
+

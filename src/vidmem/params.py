@@ -233,6 +233,9 @@ def backend_names(params: dict[str, Any]) -> list[str]:
     names = lookup(params, "backends")
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise ParamsError("params.yaml: 'backends' must be a non-empty list of backend names")
+    if "fusion" in names:
+        raise ParamsError("params.yaml: 'backends' lists 'fusion', the name of the fusion "
+                          "stage's results; rename that backend")
     return names
 
 

@@ -182,12 +182,15 @@ def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike) -> None
         torch.save(checkpoint, f)
 
 
-def load_checkpoint(path: str | os.PathLike) -> tuple[MemorabilityLSTM, dict[str, Any]]:
-    """Load a checkpoint safely (weights_only: no code runs) and rebuild its model."""
+def load_checkpoint(path: str | os.PathLike) -> tuple[MemorabilityLSTM | None, dict[str, Any]]:
+    """Load a checkpoint safely (weights_only: no code runs) and rebuild its LSTM; the model is
+    None for another head's checkpoint (`vidmem.heads.load_scorer` reads every kind)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"checkpoint {path} not found: run the train stage first (`dvc repro`)")
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if checkpoint.get("head", "lstm") != "lstm":
+        return None, checkpoint
     model = MemorabilityLSTM(checkpoint["input_size"], checkpoint["hidden_size"],
                              checkpoint["num_layers"])
     model.load_state_dict(checkpoint["state_dict"])

@@ -22,6 +22,7 @@ BUILTIN_KINDS = {
     "precomputed": "vidmem.backends.precomputed:Precomputed",
     "tfhub": "vidmem.backends.tfhub:TFHubModule",
     "poets": "vidmem.backends.poets:PoetsBottleneck",
+    "captions": "vidmem.backends.captions:CaptionsBackend",
 }
 
 
@@ -44,9 +45,14 @@ def _kind(params: dict[str, Any], name: str) -> str:
     return kind
 
 
+def uses_frames(params: dict[str, Any], name: str) -> bool:
+    """Whether backend `name` reads decoded frames (False: precomputed features, captions)."""
+    return backend_class(_kind(params, name)).uses_frames
+
+
 def input_spec(params: dict[str, Any], name: str) -> InputSpec | None:
     """The backend's declared input; None for a backend that takes no frames."""
-    if not backend_class(_kind(params, name)).uses_frames:
+    if not uses_frames(params, name):
         return None
     return InputSpec.from_params(backend_params(params, name).get("input"),
                                  f"backend.{name}.input")

@@ -29,13 +29,27 @@ from vidmem.params import as_int
 
 EXTRACT_VERSION = 2  # 2: cache entries carry the fed value range
 DEFAULT_BATCH_SIZE = 32
+# Keys of `backend.<name>` that cannot change a feature: the input section is keyed in its
+# resolved form instead, and the head only matters from the train stage on.
+NOT_IN_CACHE_KEY = ("input", "head")
 
 
 @dataclass
 class ExtractResult:
     videos: int
     cache_hits: int
-    info: dict[str, Any]
+    info: dict[str, Any]  # written to info.json; a "warnings" list is printed by the stage
+
+
+@dataclass(frozen=True)
+class DatasetFiles:
+    """What the extract stage knows of the data set besides frames: the captions file
+    (`data.captions`), the split (train/val/test lists: anything fit on data must use the
+    training videos only) and the bad-input policy. Frame backends ignore it."""
+
+    captions: str | None
+    split_file: str | None
+    on_bad_input: str = "skip"
 
 
 def _prefetch(paths: Sequence[Path], depth: int) -> Iterator[tuple[Path, np.ndarray]]:
@@ -116,7 +130,7 @@ class Backend(ABC):
         """The per-video cache of this backend's features. Keyed by the resolved input spec (not
         its spelling in params: a preset name and its mapping are the same input), the rest of
         the backend's config and the numerics."""
-        config = {k: v for k, v in self.config.items() if k != "input"}
+        config = {k: v for k, v in self.config.items() if k not in NOT_IN_CACHE_KEY}
         return ItemCache(self.cache_root, f"extract/{self.name}",
                          {"version": EXTRACT_VERSION, "backend": config,
                           "spec": self.spec.to_dict(), "numerics": self.numerics})
@@ -187,6 +201,11 @@ class Backend(ABC):
         bar.close()
         return ExtractResult(videos=len(files), cache_hits=cache.hits,
                              info={**self.describe(), "videos": len(files)})
+
+    def use_dataset(self, dataset: DatasetFiles) -> None:  # noqa: B027 - a hook; default: nothing
+        """Take the data set's other files (the extract stage calls this for every backend).
+        Frame backends need nothing from them; a text backend reads captions and fits on the
+        training split."""
 
     def use_inputs(self, folder: str | os.PathLike) -> None:  # noqa: B027 - a hook; default: nothing
         """Read per-video inputs from `folder` (`predict --videos`). Frame backends get their

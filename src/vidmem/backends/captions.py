@@ -1,0 +1,106 @@
+"""Caption text as a feature backend: TF-IDF vectors of each video's caption (scikit-learn),
+with the vocabulary and IDF weights fit on the training split's captions only.
+
+params.yaml:
+    data:
+      captions: data/demo/captions.txt   # MediaEval format: videoN.webm<TAB>words-joined-by-dashes
+    backend:
+      captions:
+        kind: captions
+        ngram_max: 2          # words and word pairs
+        min_df: 1
+        max_features: 8192    # most frequent training terms kept (null: all)
+        head: ridge
+
+One vector per video (`<stem>.npy`, float32 [1, terms]) for every video of the split, so it
+joins concat → train → evaluate like any backend. A video without a caption gets the empty
+caption's all-zero vector and is named in info.json and in the stage's warnings
+(`data.on_bad_input: fail` stops instead); it is never given another video's text.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from vidmem.backends.base import Backend, DatasetFiles, ExtractResult
+from vidmem.captions import CaptionFeatures, CaptionsConfig, caption_texts
+from vidmem.errors import DataError, ParamsError
+from vidmem.files import read_json, save_npy
+from vidmem.groundtruth import read_captions
+from vidmem.normalize import InputSpec
+
+CHUNK = 1024  # videos made dense at a time (the TF-IDF matrix itself stays sparse)
+
+
+class CaptionsBackend(Backend):
+    """TF-IDF of captions; it reads no frames."""
+
+    uses_frames = False
+    weights = "TF-IDF fit on the training split's captions"
+
+    def __init__(self, name: str, spec: InputSpec | None, config: dict[str, Any],
+                 cache_root: str | os.PathLike | None = None) -> None:
+        super().__init__(name, spec, config, cache_root)
+        self.settings = CaptionsConfig.from_section(config, f"backend.{name}")
+        self.feature_dim = 0
+        self.dataset: DatasetFiles | None = None
+        self.without_caption: list[str] = []
+
+    def use_dataset(self, dataset: DatasetFiles) -> None:
+        self.dataset = dataset
+
+    def _extract(self, frames: np.ndarray) -> np.ndarray:
+        raise DataError(f"backend {self.name} reads captions; it takes no frames")
+
+    def _inputs(self) -> tuple[dict[str, str], dict[str, list[str]]]:
+        dataset = self.dataset
+        if dataset is None or not dataset.captions:
+            raise ParamsError(f"backend {self.name} (kind: captions) needs a captions file: set "
+                              "'data.captions' in params.yaml")
+        if not dataset.split_file or not Path(dataset.split_file).exists():
+            raise DataError(f"backend {self.name} fits on the training split, but the split file "
+                            f"{dataset.split_file} does not exist: run `dvc repro split` first")
+        return read_captions(dataset.captions), read_json(dataset.split_file)
+
+    def extract_videos(self, normalized_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                       batch_size: int | None = None, progress: bool = True) -> ExtractResult:
+        """TF-IDF fit on the split's training captions; one `<stem>.npy` per split video
+        (`normalized_dir` is unused: there are no frames)."""
+        captions, split = self._inputs()
+        videos = [v for part in ("train", "val", "test") for v in split.get(part, [])]
+        tfidf = CaptionFeatures(self.settings).fit(captions, split.get("train", []))
+        _, self.without_caption = caption_texts(captions, videos)
+        if self.without_caption and self.dataset.on_bad_input == "fail":
+            raise DataError(f"{len(self.without_caption)} video(s) have no caption in "
+                            f"{self.dataset.captions}, e.g. {self.without_caption[:3]}; add "
+                            "them or set data.on_bad_input: skip (they then get an empty caption)")
+        self.feature_dim = len(tfidf.vocabulary)
+        with tqdm(total=len(videos), desc=f"captions {self.name}", unit="video",
+                  disable=not progress) as bar:
+            for start in range(0, len(videos), CHUNK):
+                chunk = videos[start:start + CHUNK]
+                rows = tfidf.transform(captions, chunk, allow_missing=True).toarray()
+                for video, row in zip(chunk, rows, strict=True):
+                    save_npy(Path(out_dir) / f"{Path(video).stem}.npy", row[None])
+                bar.update(len(chunk))
+        return ExtractResult(videos=len(videos), cache_hits=0,
+                             info={**self.describe(), "videos": len(videos)})
+
+    def describe(self) -> dict[str, Any]:
+        warnings = []
+        if self.without_caption:
+            warnings.append(f"{len(self.without_caption)} video(s) have no caption and got an "
+                            f"all-zero vector, e.g. {self.without_caption[:3]}")
+        return {"backend": self.name, "kind": "captions", "feature_dim": self.feature_dim,
+                "weights": self.weights, "random_weights": False,
+                "captions": self.dataset.captions if self.dataset else None,
+                "tfidf": {"ngram_max": self.settings.ngram_max, "min_df": self.settings.min_df,
+                          "sublinear_tf": self.settings.sublinear_tf,
+                          "max_features": self.settings.max_features},
+                "videos_without_caption": self.without_caption, "warnings": warnings,
+                "input_range_matches": None}

@@ -1,0 +1,47 @@
+"""Stage fusion: late fusion of every backend's predictions, weights fit on the validation split
+(ensemble selection, vidmem.fusion); test Spearman with its bootstrap CI, like evaluate."""
+
+import pandas as pd
+
+from vidmem.cli import run_stage, stage_parser
+from vidmem.figures import prediction_figure
+from vidmem.files import write_csv, write_json
+from vidmem.fusion import fit_fusion, read_split_predictions
+from vidmem.metrics import regression_metrics
+from vidmem.params import EvaluateConfig, backend_names
+
+
+def main(args, params):
+    config = EvaluateConfig.from_params(params)
+    names = backend_names(params)
+    table, random_weights = read_split_predictions(
+        {name: f"{args.predictions}/{name}.csv" for name in names})
+    val, test = table[table.split == "val"], table[table.split == "test"]
+    fusion = fit_fusion({n: val[n].to_numpy() for n in names}, val.true.to_numpy())
+    predicted = fusion.predict({n: test[n].to_numpy() for n in names})
+    metrics = regression_metrics(test.true.to_numpy(), predicted, config.bootstrap_resamples,
+                                 config.seed)
+    metrics.update({"head": "fusion", "fit_on": "val",
+                    "weights": {n: round(w, 4) for n, w in fusion.weights.items()},
+                    "val_spearman": round(fusion.val_spearman, 6),
+                    "random_weights": any(random_weights[n] for n, w in fusion.weights.items()
+                                          if w > 0)})
+    write_json(args.metrics, metrics)
+    write_csv(args.table, pd.DataFrame({"video": test.video, "true": test.true,
+                                        "predicted": predicted}))
+    prediction_figure(test.true.to_numpy(), predicted, metrics, "fusion", args.figure)
+    weights = ", ".join(f"{n} {w:.2f}" for n, w in fusion.weights.items())
+    print(f"RESULT fusion: test Spearman {metrics['spearman']:.3f} [95% CI "
+          f"{metrics['spearman_ci95_low']:.3f}, {metrics['spearman_ci95_high']:.3f}], "
+          f"weights (fit on val) {weights}"
+          + (" — RANDOM WEIGHTS in a member" if metrics["random_weights"] else ""))
+
+
+if __name__ == "__main__":
+    parser = stage_parser(__doc__)
+    parser.add_argument("--predictions", required=True,
+                        help="folder of the evaluate stages' <backend>.csv (val and test rows)")
+    parser.add_argument("--metrics", required=True, help="JSON metrics file to write")
+    parser.add_argument("--table", required=True, help="CSV of video, true, predicted (test)")
+    parser.add_argument("--figure", required=True, help="PNG of predicted vs true")
+    run_stage(parser, main)

@@ -1,0 +1,72 @@
+"""A features-only data set under the real `dvc` CLI: labels, captions and precomputed features,
+no clips (as a MediaEval user with the shipped features has). Every listed backend needs no
+frames, `data.videos_dir` names a folder with no video in it, and `dvc repro` trains, evaluates
+and fuses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from conftest import sh, tiny_project
+from deps_check import check_trace
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    from vidmem.demo import DemoConfig, demo_latents
+
+    root = tmp_path_factory.mktemp("features_only")
+
+    def features_only(params) -> None:
+        demo = params["demo"]
+        latents = demo_latents(DemoConfig(n_videos=demo["n_videos"], seconds=demo["seconds"],
+                                          fps=demo["fps"], width=demo["width"],
+                                          height=demo["height"], noise=demo["noise"],
+                                          seed=demo["seed"]))
+        folder = root / "data" / "precomputed" / "shipped"
+        folder.mkdir(parents=True)
+        for _, row in latents.iterrows():  # one row per video, like MediaEval's shipped features
+            (folder / f"{Path(row['video']).stem}.csv").write_text(
+                f"{row['size']:.6f},{row['brightness']:.6f},{row['hue']:.6f}\n")
+        params["data"]["videos_dir"] = "data/precomputed"  # no video in there
+        params["backends"] = ["shipped", "captions"]
+        params["backend"]["shipped"] = {"kind": "precomputed", "input": None, "head": "ridge",
+                                        "features_dir": "data/precomputed/shipped"}
+
+    return tiny_project(root, features_only)
+
+
+def test_features_only_data_set_trains_evaluates_and_fuses(project, tmp_path):
+    run = sh(["dvc", "repro"], project, env={"VIDMEM_TRACE_DIR": str(tmp_path / "trace")})
+    assert check_trace(project, tmp_path / "trace") == {}
+    assert "a features-only run" in run.stdout
+    report = json.loads((project / "data/reports/decode.json").read_text())
+    assert report["features_only"] is True and report["decoded"] == []
+    assert not any((project / "data/frames").iterdir())  # nothing was decoded
+    split = json.loads((project / "data/split.json").read_text())
+    assert sum(len(v) for v in split.values()) == 16  # every labelled video
+    for name in ("shipped", "captions"):
+        metrics = json.loads((project / f"metrics/eval/{name}.json").read_text())
+        assert metrics["n"] == 4 and metrics["head"] == "ridge"
+    fusion = json.loads((project / "metrics/eval/fusion.json").read_text())
+    assert fusion["fit_on"] == "val" and set(fusion["weights"]) == {"shipped", "captions"}
+    assert sum(fusion["weights"].values()) == pytest.approx(1)
+    assert {"spearman", "spearman_ci95_low", "spearman_ci95_high", "n"} <= set(fusion)
+    table = json.loads((project / "metrics/comparison.json").read_text())
+    assert [row["name"] for row in table] == ["shipped", "captions", "fusion"]
+
+
+def test_a_frame_backend_without_videos_is_a_clear_error(project):
+    yaml = YAML()
+    params = yaml.load(project / "params.yaml")
+    params["backends"] = ["shipped", "efficientnet_lite0"]
+    yaml.dump(params, project / "params.yaml")
+    run = sh(["dvc", "repro"], project, check=False)
+    assert run.returncode != 0
+    assert "backend efficientnet_lite0 needs frames" in run.stderr + run.stdout

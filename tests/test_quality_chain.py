@@ -1,0 +1,157 @@
+"""The quality chain (#12) piece by piece: the captions backend, the heads' checkpoints, late
+fusion and the demo's captions. The whole chain under the real `dvc` CLI is in test_e2e.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vidmem.backends import create_backend
+from vidmem.backends.base import DatasetFiles
+from vidmem.demo import VIVID_WORDS, DemoConfig, demo_latents
+from vidmem.errors import DataError, ParamsError
+from vidmem.features import extract_step
+from vidmem.files import write_json
+from vidmem.fusion import fit_fusion
+from vidmem.heads import (
+    design_matrix,
+    fit_head,
+    head_checkpoint,
+    head_of,
+    is_sparse,
+    load_scorer,
+)
+from vidmem.metrics import spearman
+from vidmem.training import save_checkpoint
+
+CAPTIONS = {"a.webm": "red car on a road", "b.webm": "blue car at night",
+            "c.webm": "dog on a beach", "d.webm": "zebra crossing savanna",
+            "e.webm": "car crash"}
+SPLIT = {"train": ["a.webm", "b.webm", "c.webm"], "val": ["d.webm"], "test": ["e.webm", "f.webm"]}
+
+
+def captions_backend(tmp_path, on_bad_input="skip"):
+    (tmp_path / "captions.txt").write_text(
+        "".join(f"{v}\t{c.replace(' ', '-')}\n" for v, c in CAPTIONS.items()))
+    write_json(tmp_path / "split.json", SPLIT)
+    params = {"backend": {"captions": {"kind": "captions", "ngram_max": 1, "input": None}}}
+    backend = create_backend(params, "captions")
+    backend.use_dataset(DatasetFiles(str(tmp_path / "captions.txt"), str(tmp_path / "split.json"),
+                                     on_bad_input))
+    return backend
+
+
+def test_captions_backend_fits_on_training_captions_and_reports_missing(tmp_path):
+    result = extract_step(tmp_path / "unused", tmp_path / "features", captions_backend(tmp_path))
+    vocabulary = result.info["feature_dim"]
+    assert vocabulary == len({w for v in SPLIT["train"] for w in CAPTIONS[v].split()} - {"a"})
+    assert result.info["videos_without_caption"] == ["f.webm"]
+    assert "f.webm" in result.info["warnings"][0]
+    rows = {v: np.load(tmp_path / "features" / f"{v[:-5]}.npy") for v in CAPTIONS}
+    assert rows["d.webm"].shape == (1, vocabulary) and not rows["d.webm"].any()  # unseen words
+    assert rows["e.webm"].any()  # "car" was seen in training
+    assert not np.load(tmp_path / "features" / "f.npy").any()  # no caption: the empty one's row
+    # A validation or test caption changes nothing that was fit.
+    CAPTIONS_BEFORE = dict(CAPTIONS)
+    try:
+        CAPTIONS["d.webm"] = "car car red road night"
+        again = extract_step(tmp_path / "unused", tmp_path / "features2",
+                             captions_backend(tmp_path))
+        assert again.info["feature_dim"] == vocabulary
+        np.testing.assert_array_equal(np.load(tmp_path / "features2" / "a.npy"), rows["a.webm"])
+    finally:
+        CAPTIONS.clear()
+        CAPTIONS.update(CAPTIONS_BEFORE)
+
+
+def test_captions_backend_under_fail_policy_and_without_captions(tmp_path):
+    with pytest.raises(DataError, match="f.webm"):
+        extract_step(tmp_path / "unused", tmp_path / "out", captions_backend(tmp_path, "fail"))
+    assert not (tmp_path / "out").exists()  # nothing half-written
+    backend = captions_backend(tmp_path)
+    backend.use_dataset(DatasetFiles(None, str(tmp_path / "split.json")))
+    with pytest.raises(ParamsError, match="data.captions"):
+        extract_step(tmp_path / "unused", tmp_path / "out", backend)
+
+
+def test_head_key_is_checked():
+    assert head_of({"backend": {"b": {"kind": "torch"}}}, "b") == "lstm"
+    with pytest.raises(ParamsError, match="backend.b.head"):
+        head_of({"backend": {"b": {"head": "forest"}}}, "b")
+
+
+@pytest.mark.parametrize("kind", ["ridge", "svr"])
+def test_sklearn_head_checkpoint_round_trips(tmp_path, kind):
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(120, 4, 6)).astype(np.float32)
+    y = features.mean(axis=1)[:, 0] + 0.1 * rng.normal(size=120)
+    pooled = features.mean(axis=1)
+    fitted = fit_head(kind, pooled[:80], y[:80], pooled[80:100], y[80:100])
+    save_checkpoint(head_checkpoint(fitted, 6, "short-term_memorability", False),
+                    tmp_path / "m.pt")
+    score, checkpoint = load_scorer(tmp_path / "m.pt")
+    assert checkpoint["head"] == kind
+    rows = np.arange(100, 120)
+    np.testing.assert_allclose(score(features, rows), fitted.predict(pooled[100:]), rtol=1e-5)
+    with pytest.raises(DataError, match="expects \\[videos, frames, 6\\]"):
+        score(np.zeros((2, 4, 5), np.float32), None)
+
+
+def test_sparse_head_scores_rows_of_any_density(tmp_path):
+    """TF-IDF rows train as a sparse matrix; a dense test row goes in the same form."""
+    rng = np.random.default_rng(3)
+    features = (rng.random((60, 1, 50)) < 0.05) * rng.random((60, 1, 50)).astype(np.float32)
+    y = features[:, 0, :5].sum(axis=1)
+    x = features[:, 0]
+    assert is_sparse(x[:40]) is True
+    fitted = fit_head("ridge", design_matrix(x[:40], True), y[:40], design_matrix(x[40:], True),
+                      y[40:])
+    save_checkpoint(head_checkpoint(fitted, 50, "short-term_memorability", True),
+                    tmp_path / "m.pt")
+    score, _ = load_scorer(tmp_path / "m.pt")
+    assert score(np.ones((3, 1, 50), np.float32), None).shape == (3,)
+
+
+def test_fusion_weights_never_see_test_labels_and_beat_each_member():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(2, 400))  # two independent parts of the score
+    y = a + b + 0.3 * rng.normal(size=400)
+    predictions = {"visual": a + 0.3 * rng.normal(size=400),
+                   "captions": 3 * b + rng.normal(size=400)}  # another scale, another head
+    val, test = slice(0, 200), slice(200, 400)
+    fusion = fit_fusion({k: v[val] for k, v in predictions.items()}, y[val])
+    assert 0.3 < fusion.weights["visual"] < 0.7 and sum(fusion.weights.values()) == 1
+    fused = fusion.predict({k: v[test] for k, v in predictions.items()})
+    best_single = max(spearman(y[test], v[test]) for v in predictions.values())
+    assert spearman(y[test], fused) > best_single + 0.05
+    # Scrambling every test label leaves the fitted weights (and so the predictions) unchanged.
+    y_scrambled = y.copy()
+    y_scrambled[test] = rng.permutation(y[test])
+    again = fit_fusion({k: v[val] for k, v in predictions.items()}, y_scrambled[val])
+    assert again.weights == fusion.weights
+
+
+def test_demo_grows_without_changing_existing_videos():
+    small, large = (demo_latents(DemoConfig(n_videos=n)) for n in (20, 23))
+    pd.testing.assert_frame_equal(small, large.iloc[:20])
+    assert demo_latents(DemoConfig(n_videos=20, seed=1)).caption.tolist() != small.caption.tolist()
+
+
+def test_demo_captions_carry_the_story_part_of_the_score():
+    table = demo_latents(DemoConfig(n_videos=400))
+    vivid = table.caption.map(lambda c: sum(w in VIVID_WORDS for w in c.split("-")))
+    assert spearman(table.story.to_numpy(), vivid.to_numpy()) > 0.8
+    assert spearman(table["short-term_memorability"].to_numpy(), vivid.to_numpy()) > 0.4
+
+
+def test_demo_videos_keep_their_bytes_when_the_demo_grows(tmp_path):
+    from vidmem.demo import make_demo_dataset
+
+    for n in (3, 4):
+        make_demo_dataset(tmp_path / f"v{n}", tmp_path / f"gt{n}.csv",
+                          DemoConfig(n_videos=n, seconds=0.5), captions=tmp_path / f"c{n}.txt")
+    for i in (1, 2, 3):
+        assert (tmp_path / "v3" / f"video{i}.webm").read_bytes() == \
+            (tmp_path / "v4" / f"video{i}.webm").read_bytes()
+    assert (tmp_path / "c4.txt").read_text().startswith((tmp_path / "c3.txt").read_text())
