@@ -20,6 +20,9 @@ public functions:
 - `repro`: a no-op `dvc repro` in this repo, and decode + normalize + extract
   (`vidmem.pipeline.features_for_videos`) after adding 1% more videos, with the per-video cache,
   vs the full run;
+- `footprint`: bytes per video on disk (workspace, DVC cache, per-video cache; `du`, hard links
+  once) after `dvc repro` on clips panning across sample photographs, now and at an older
+  commit (`--footprint-before`);
 - `memory`: peak RSS of concat, train (2 epochs) and evaluate at 2,000, 8,000 and 32,000 videos
   of synthetic features, and training samples/s streamed from disk vs in memory.
 `--only decode memory` runs some of them and keeps the other results. Results go to
@@ -38,6 +41,7 @@ from pathlib import Path
 from bench.decode import bench_decode
 from bench.decode_long import bench_decode_long
 from bench.extract import PHASES, bench_extract, bench_extract_memory, bench_precision
+from bench.footprint import bench_footprint
 from bench.harness import ROOT, WORK, bench_params, versions
 from bench.memory import PHASES as MEMORY_PHASES
 from bench.memory import bench_memory
@@ -46,7 +50,7 @@ from bench.repro import bench_incremental, bench_noop_repro
 from bench.train import bench_train
 from bench.videos import folder_of, make_videos
 
-BENCHMARKS = ["decode", "decode_long", "extract", "train", "repro", "memory"]
+BENCHMARKS = ["decode", "decode_long", "extract", "train", "repro", "memory", "footprint"]
 
 
 def parse_args() -> argparse.Namespace:
@@ -61,6 +65,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--short-side", type=int, default=320)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--train-samples", type=int, default=1000)
+    parser.add_argument("--footprint-videos", type=int, default=24)
+    parser.add_argument("--footprint-before", default="70d01e5",
+                        help="commit whose layout the footprint is compared with")
     parser.add_argument("--long-clips", type=int, default=3, help="clips for decode_long")
     parser.add_argument("--long-seconds", type=int, default=300, help="their length")
     parser.add_argument("--chunks", type=int, default=10,
@@ -149,6 +156,10 @@ def main() -> None:
         print(results["noop_repro"], "\nincremental ...", flush=True)
         results["incremental"] = bench_incremental(args, videos, first)
         print(results["incremental"], flush=True)
+    if "footprint" in args.only:
+        print("footprint ...", flush=True)
+        results["footprint"] = bench_footprint(args)
+        print(results["footprint"], flush=True)
     if "memory" in args.only:
         results["memory"] = bench_memory(args)
         print(results["memory"], flush=True)

@@ -1,14 +1,15 @@
 """Stage decode: N evenly spaced RGB frames per video → one uint8 .npy per video."""
 
+from vidmem.backends import decode_config
 from vidmem.cli import run_stage, stage_parser
 from vidmem.files import write_json
 from vidmem.frames import decode_step
-from vidmem.params import CacheConfig, DataConfig, DecodeConfig
+from vidmem.params import CacheConfig, DataConfig
 
 
 def main(args, params):
     data = DataConfig.from_params(params)
-    report = decode_step(data.videos_dir, args.out, DecodeConfig.from_params(params),
+    report = decode_step(data.videos_dir, args.out, decode_config(params),
                          data.on_bad_input, CacheConfig.from_params(params).dir,
                          progress=not args.no_progress)
     # A folder without a single video is a features-only data set: every backend reads

@@ -7,7 +7,7 @@ import pytest
 from vidmem.errors import DataError, VidmemError
 from vidmem.frames import decode_video, decode_videos, evenly_spaced_indices, list_videos
 
-from conftest import frame_number, grey_ramp_video
+from conftest import REPO, frame_number, grey_ramp_video
 
 
 def test_evenly_spaced_indices_are_segment_centres():
@@ -29,6 +29,33 @@ def test_decode_keeps_aspect_ratio_with_short_side(tmp_path, decode_config):
     video = grey_ramp_video(tmp_path / "wide.webm", n_frames=10, size=(128, 48))
     config = dataclasses.replace(decode_config, short_side=24, n_frames=2)
     assert decode_video(video, config).frames.shape == (2, 24, 64, 3)
+
+
+def test_a_video_smaller_than_short_side_is_never_upscaled(tmp_path, decode_config):
+    video = grey_ramp_video(tmp_path / "small.webm", n_frames=10, size=(64, 48))
+    config = dataclasses.replace(decode_config, short_side=320, n_frames=2)
+    assert decode_video(video, config).frames.shape == (2, 48, 64, 3)  # source size
+    portrait = grey_ramp_video(tmp_path / "tall.webm", n_frames=10, size=(48, 96))
+    assert decode_video(portrait, config).frames.shape == (2, 96, 48, 3)
+    assert decode_video(portrait, dataclasses.replace(config, short_side=24)).frames.shape == \
+        (2, 48, 24, 3)
+
+
+def test_auto_short_side_is_the_largest_backend_input():
+    from vidmem.backends import decode_config as resolve
+    from vidmem.params import load_params
+
+    params = load_params(REPO / "params.yaml")
+    assert params["decode"]["short_side"] == "auto"
+    params["backends"] = ["efficientnet_lite0", "captions"]
+    assert resolve(params).short_side == 224
+    params["backends"] = ["efficientnet_lite0", "inception_v3"]
+    assert resolve(params).short_side == 299
+    params["decode"]["short_side"] = 160
+    assert resolve(params).short_side == 160
+    with pytest.raises(ValueError, match="auto"):
+        decode_videos([], REPO / "nowhere", dataclasses.replace(resolve(params),
+                                                                short_side=None))
 
 
 def test_short_video_repeats_frames_and_says_so(tmp_path, decode_config):

@@ -32,7 +32,7 @@ from vidmem.params import DecodeConfig
 
 VIDEO_EXTENSIONS = (".webm", ".mp4", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv")
 # Bump when decoding logic changes, so cached frames from older code are not reused.
-DECODE_VERSION = 1
+DECODE_VERSION = 2  # 2: frames are never upscaled
 
 _PPM_HEADER = re.compile(rb"P6\s+(\d+)\s+(\d+)\s+(\d+)\s")
 _FRAME_COUNT = re.compile(r"frame=\s*(\d+)")
@@ -120,10 +120,11 @@ def _parse_ppm_stream(data: bytes) -> list[np.ndarray]:
 
 
 def scale_filter(short_side: int) -> str:
-    """Scale so the shorter side is `short_side`, keeping the aspect ratio (each backend later
-    squashes or crops to its own input size)."""
-    return (f"scale='if(lte(iw,ih),{short_side},-1)':'if(lte(iw,ih),-1,{short_side})'"
-            ":flags=area")
+    """Scale down so the shorter side is at most `short_side`, keeping the aspect ratio; a
+    smaller video keeps its size (upscaling adds bytes, not information: each backend resizes
+    to its own input size anyway)."""
+    return (f"scale='if(lte(iw,ih),min(iw,{short_side}),-1)':"
+            f"'if(lte(iw,ih),-1,min(ih,{short_side}))':flags=area")
 
 
 def frame_filter(indices: Sequence[int], short_side: int) -> str:
@@ -322,6 +323,9 @@ def decode_videos(videos: Sequence[Path], out_dir: str | os.PathLike, config: De
     run with its name and the reason (`fail`). `decode.short_video: fail` always stops the run.
     """
     out_dir = Path(out_dir)
+    if config.short_side is None:
+        raise ValueError("decode.short_side is 'auto': resolve it with "
+                         "vidmem.backends.decode_config(params) first")
     ffmpeg_bin = ffmpeg_executable(config.ffmpeg)
     cache_config = {"version": DECODE_VERSION, "n_frames": config.n_frames,
                     "short_side": config.short_side, "short_video": config.short_video,

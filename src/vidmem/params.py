@@ -125,7 +125,9 @@ class DataConfig:
 @dataclass(frozen=True)
 class DecodeConfig:
     n_frames: int
-    short_side: int
+    # Frames are scaled down so the shorter side is at most this (never up). None: `auto`, the
+    # largest input of the listed backends (vidmem.backends.decode_config resolves it).
+    short_side: int | None
     workers: int
     short_video: str
     timeout_s: float
@@ -136,7 +138,8 @@ class DecodeConfig:
         workers = as_int(lookup(params, "decode.workers", 0), "decode.workers", 0)
         return cls(
             n_frames=as_int(lookup(params, "decode.n_frames"), "decode.n_frames", 1),
-            short_side=as_int(lookup(params, "decode.short_side"), "decode.short_side", 8),
+            short_side=None if lookup(params, "decode.short_side", "auto") == "auto" else
+            as_int(lookup(params, "decode.short_side"), "decode.short_side", 8),
             workers=workers or (os.cpu_count() or 1),
             short_video=as_choice(lookup(params, "decode.short_video", "repeat"),
                                   "decode.short_video", ("repeat", "skip", "fail")),

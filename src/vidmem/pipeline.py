@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vidmem.backends import create_backend, input_spec
+from vidmem.backends import create_backend, decode_config, input_spec
 from vidmem.features import extract_step
 from vidmem.frames import decode_step
 from vidmem.normalize import normalize_step
-from vidmem.params import CacheConfig, DataConfig, DecodeConfig
+from vidmem.params import CacheConfig, DataConfig
 
 
 @dataclass
@@ -43,7 +43,7 @@ def features_for_videos(inputs_dir: str | os.PathLike, work_dir: str | os.PathLi
     names: dict[str, str] = {}
     skipped: list[dict[str, str]] = []
     if backend.uses_frames:
-        report = decode_step(inputs_dir, work / "frames", DecodeConfig.from_params(params),
+        report = decode_step(inputs_dir, work / "frames", decode_config(params),
                              data.on_bad_input, cache_dir, progress)
         names = {Path(name).stem: name for name in report.decoded}
         skipped = report.skipped

@@ -7,6 +7,7 @@ backend that lives anywhere importable (adding one needs no edit here).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 from vidmem.backends.base import Backend
 from vidmem.errors import ParamsError
 from vidmem.normalize import InputSpec
-from vidmem.params import backend_params
+from vidmem.params import DecodeConfig, backend_names, backend_params
 
 # Imported lazily, so a torch-only run never imports TensorFlow.
 BUILTIN_KINDS = {
@@ -56,6 +57,21 @@ def input_spec(params: dict[str, Any], name: str) -> InputSpec | None:
         return None
     return InputSpec.from_params(backend_params(params, name).get("input"),
                                  f"backend.{name}.input")
+
+
+DEFAULT_SHORT_SIDE = 224  # when no listed backend reads frames (nothing is decoded then)
+
+
+def decode_config(params: dict[str, Any]) -> DecodeConfig:
+    """The decode section, with `short_side: auto` resolved to the largest input side any listed
+    backend needs (224 for EfficientNet-Lite0, 299 for Inception V3): frames are never kept
+    larger than some backend can use."""
+    config = DecodeConfig.from_params(params)
+    if config.short_side is not None:
+        return config
+    sides = [max(spec.height, spec.width) for name in backend_names(params)
+             if (spec := input_spec(params, name)) is not None]
+    return dataclasses.replace(config, short_side=max(sides, default=DEFAULT_SHORT_SIDE))
 
 
 def create_backend(params: dict[str, Any], name: str, spec: InputSpec | None = None,
