@@ -32,6 +32,29 @@ def decode_long_rows(long: dict | None) -> list[str]:
             f"{long['whole_stream_s']} s ({long['whole_over_stage']}× the stage) | ≤ 1.5× |"]
 
 
+def footprint_rows(f: dict | None) -> list[str]:
+    if not f:
+        return []
+    webp = f["features_vs_raw_frames"]["webp"]
+    jpeg = f["features_vs_raw_frames"]["jpeg"]
+    projection = ", ".join(f"{int(n):,} videos {b / 1e9:,.1f} GB"
+                           for n, b in f["projection_bytes"].items())
+    return [
+        f"| disk per video, all copies ({f['clips']}; {f['backend']}) | "
+        f"{f['bytes_per_video_all_copies']:,} B (lossless WebP; {projection}) | "
+        f"{f['bytes_per_video_before']:,} B before | "
+        f"{f['bytes_per_video_before'] / f['bytes_per_video_all_copies']:.1f}× smaller | "
+        "≤ 1,000,000 B |",
+        f"| … with `decode.format: jpeg` (q95) | "
+        f"{f['other_formats']['jpeg']['bytes_per_video_all_copies']:,} B | | features "
+        f"{jpeg['rel_l2_mean']} relative L2 from raw frames' | lossy: not the default |",
+        f"| features from stored frames vs raw frames (default format) | relative L2 "
+        f"{webp['rel_l2_mean']} mean, {webp['rel_l2_max']} max over {webp['frames']} frames | | "
+        "| ≤ 0.01 |",
+        f"| files per stage output per 1,000 videos | "
+        f"{f['max_files_per_output_per_1000_videos']:,} | | | ≤ 20 (not yet: sharding is open) |"]
+
+
 def write_markdown(results: dict, path: Path) -> None:
     d, e, t = results["decode"], results["extract"], results["train"]
     n, inc = results["noop_repro"], results["incremental"]
@@ -89,6 +112,7 @@ def write_markdown(results: dict, path: Path) -> None:
         f"{inc['full_s']} s full run | {inc['incremental_over_full']} of full; features "
         f"identical to scratch: {inc['features_identical_to_scratch']} | ≤ 0.05 |",
         *memory_rows(results.get("memory")),
+        *footprint_rows(results.get("footprint")),
         "",
         "Raw numbers: `benchmarks/results.json`. Notes and history of optimisations: below.",
         "",

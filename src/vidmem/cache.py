@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from vidmem.errors import DataError
-from vidmem.files import file_digest, link_or_copy, load_npy, save_npy, write_json
+from vidmem.files import file_digest, link_or_copy, write_json
+from vidmem.framestore import FrameFormat, load_frames, save_frames
 
 
 def config_digest(config: dict[str, Any]) -> str:
@@ -29,12 +30,16 @@ def config_digest(config: dict[str, Any]) -> str:
 
 
 class ItemCache:
-    """Arrays stored as `<root>/<namespace>/<config digest>/<item digest>.npy`, each with a small
-    JSON of facts about how it was made (so a cache hit reports the same as fresh work)."""
+    """Arrays stored as `<root>/<namespace>/<config digest>/<item digest>.<suffix>`, in `fmt`
+    (`.npy` arrays, or frames as JPEG/PNG strips: vidmem.framestore), each with a small JSON of
+    facts about how it was made (so a cache hit reports the same as fresh work)."""
 
-    def __init__(self, root: str | os.PathLike | None, namespace: str, config: dict[str, Any]):
+    def __init__(self, root: str | os.PathLike | None, namespace: str, config: dict[str, Any],
+                 fmt: FrameFormat | None = None):
         self.enabled = root is not None
-        self.dir = Path(root or ".") / namespace / config_digest(config)
+        self.fmt = fmt or FrameFormat("npy")
+        self.dir = Path(root or ".") / namespace / config_digest(
+            {**config, "format": [self.fmt.kind, self.fmt.quality]} if fmt else config)
         self.hits = 0
 
     def key(self, item: str | os.PathLike) -> str:
@@ -43,7 +48,7 @@ class ItemCache:
         return file_digest(item) if self.enabled else ""
 
     def _path(self, item_digest: str) -> Path:
-        return self.dir / f"{item_digest}.npy"
+        return self.dir / f"{item_digest}{self.fmt.suffix}"
 
     def fetch(self, item_digest: str, destination: str | os.PathLike) -> dict[str, Any] | None:
         """Place the cached array at `destination` and return its facts; None on a miss."""
@@ -54,7 +59,7 @@ class ItemCache:
         if path.exists() and facts_path.exists():
             try:
                 # Whole entries are written atomically, but a damaged one is a miss, not an error.
-                load_npy(path)
+                load_frames(path)
                 facts = json.loads(facts_path.read_text())
             except (DataError, ValueError, OSError):
                 path.unlink(missing_ok=True)
@@ -69,8 +74,8 @@ class ItemCache:
         """Save `array` at `destination`, and into the cache (with `facts`) when enabled."""
         if self.enabled:
             path = self._path(item_digest)
-            save_npy(path, array)
+            save_frames(path, array, self.fmt)
             write_json(path.with_suffix(".json"), facts or {})
             link_or_copy(path, destination)
         else:
-            save_npy(destination, array)
+            save_frames(destination, array, self.fmt)

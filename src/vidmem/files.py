@@ -154,6 +154,7 @@ def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     """Place `src` at `dst` by hard link when possible (files are only ever replaced, never
     edited in place, so sharing an inode is safe), else by copy."""
     dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
     if dst.exists():
         dst.unlink()
     try:
@@ -162,12 +163,16 @@ def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
         shutil.copyfile(src, dst)
 
 
+ITEM_SUFFIXES = (".npy", ".webp", ".png", ".jpg")  # arrays, and frames in vidmem.framestore's formats
+
+
 def item_files(directory: str | os.PathLike) -> list[Path]:
-    """The per-video `.npy` files of a stage output, sorted by name."""
+    """The per-video files of a stage output (`.npy`, or frames as `.jpg`/`.png` strips),
+    sorted by name."""
     directory = Path(directory)
     if not directory.is_dir():
         raise DataError(f"{directory} not found: run the stage that makes it first (`dvc repro`)")
-    return sorted(p for p in directory.iterdir() if p.suffix == ".npy")
+    return sorted(p for p in directory.iterdir() if p.suffix in ITEM_SUFFIXES)
 
 
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:

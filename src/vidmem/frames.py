@@ -27,6 +27,7 @@ from vidmem.cache import ItemCache
 from vidmem.errors import DataError, ShortVideoError, VideoError, VidmemError
 from vidmem.ffmpeg_bin import ffmpeg_executable
 from vidmem.files import atomic_dir
+from vidmem.framestore import FrameFormat
 from vidmem.matroska import video_packet_count
 from vidmem.params import DecodeConfig
 
@@ -330,11 +331,12 @@ def decode_videos(videos: Sequence[Path], out_dir: str | os.PathLike, config: De
     cache_config = {"version": DECODE_VERSION, "n_frames": config.n_frames,
                     "short_side": config.short_side, "short_video": config.short_video,
                     "ffmpeg": os.path.basename(ffmpeg_bin)}
-    cache = ItemCache(cache_root, "decode", cache_config)
+    fmt = FrameFormat(config.format, config.jpeg_quality)
+    cache = ItemCache(cache_root, "decode", cache_config, fmt)
     report = DecodeReport()
 
     def work(video: Path) -> tuple[Path, str | None, bool]:
-        destination = out_dir / f"{video.stem}.npy"
+        destination = out_dir / f"{video.stem}{fmt.suffix}"
         try:
             check_inside_folder(video)  # before the cache key reads the file
             digest = cache.key(video)

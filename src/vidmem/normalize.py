@@ -28,7 +28,8 @@ from tqdm import tqdm
 
 from vidmem.cache import ItemCache
 from vidmem.errors import DataError, ParamsError
-from vidmem.files import atomic_dir, item_files, load_npy, write_json
+from vidmem.files import atomic_dir, item_files, write_json
+from vidmem.framestore import FrameFormat, load_frames, stored_format
 from vidmem.params import as_bool, as_choice, as_float, as_float_list, as_int
 
 RESIZE_MODES = ("squash", "center_crop")
@@ -183,20 +184,24 @@ def normalize_videos(frame_files: Sequence[Path], out_dir: str | os.PathLike, sp
     Returns the number of videos taken from the cache.
     """
     out_dir = Path(out_dir)
-    cache = ItemCache(cache_root, "normalize", {"version": NORMALIZE_VERSION, **spec.geometry()})
+    caches: dict[FrameFormat, ItemCache] = {}
 
     def work(path: Path) -> None:
+        # Written in the format (and JPEG quality) decode stored the frames in.
+        fmt = stored_format(path)
+        cache = caches.setdefault(fmt, ItemCache(
+            cache_root, "normalize", {"version": NORMALIZE_VERSION, **spec.geometry()}, fmt))
         destination = out_dir / path.name
         digest = cache.key(path)
         if cache.fetch(digest, destination) is None:
-            cache.store(digest, resize_frames(load_npy(path), spec), destination)
+            cache.store(digest, resize_frames(load_frames(path), spec), destination)
 
     # torch's resize already uses the cores; two threads overlap it with file I/O.
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(tqdm(pool.map(work, frame_files), total=len(frame_files), desc="normalize",
                   unit="video", disable=not progress))
     write_json(out_dir / SPEC_FILE, spec.to_dict())
-    return cache.hits
+    return sum(cache.hits for cache in caches.values())
 
 
 def normalize_step(frames_dir: str | os.PathLike, out_dir: str | os.PathLike,

@@ -122,6 +122,13 @@ class DataConfig:
         )
 
 
+def as_quality(value: Any, key: str) -> int:
+    quality = as_int(value, key, 1)
+    if quality > 100:
+        raise ParamsError(f"params.yaml: '{key}' is a JPEG quality, 1 to 100; got {value!r}")
+    return quality
+
+
 @dataclass(frozen=True)
 class DecodeConfig:
     n_frames: int
@@ -132,6 +139,8 @@ class DecodeConfig:
     short_video: str
     timeout_s: float
     ffmpeg: str | None
+    format: str = "npy"  # how frames are stored (vidmem.framestore): webp | png | jpeg | npy
+    jpeg_quality: int = 95
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> DecodeConfig:
@@ -145,6 +154,10 @@ class DecodeConfig:
                                   "decode.short_video", ("repeat", "skip", "fail")),
             timeout_s=as_float(lookup(params, "decode.timeout_s", 120), "decode.timeout_s", 1),
             ffmpeg=optional_str(lookup(params, "decode.ffmpeg", None), "decode.ffmpeg"),
+            format=as_choice(lookup(params, "decode.format", "npy"), "decode.format",
+                             ("webp", "png", "jpeg", "npy")),
+            jpeg_quality=as_quality(lookup(params, "decode.jpeg_quality", 95),
+                                    "decode.jpeg_quality"),
         )
 
 

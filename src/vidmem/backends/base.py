@@ -23,7 +23,8 @@ from tqdm import tqdm
 
 from vidmem.cache import ItemCache
 from vidmem.errors import VidmemError
-from vidmem.files import item_files, load_npy
+from vidmem.files import item_files
+from vidmem.framestore import load_frames
 from vidmem.normalize import InputSpec
 from vidmem.params import as_int
 
@@ -59,14 +60,14 @@ def _prefetch(paths: Sequence[Path], depth: int) -> Iterator[tuple[Path, np.ndar
         pending: deque[tuple[Path, Future]] = deque()
         queue = iter(paths)
         for path in queue:
-            pending.append((path, pool.submit(load_npy, path)))
+            pending.append((path, pool.submit(load_frames, path)))
             if len(pending) >= depth:
                 break
         while pending:
             path, future = pending.popleft()
             next_path = next(queue, None)
             if next_path is not None:
-                pending.append((next_path, pool.submit(load_npy, next_path)))
+                pending.append((next_path, pool.submit(load_frames, next_path)))
             yield path, future.result()
 
 
@@ -143,7 +144,7 @@ class Backend(ABC):
 
     def extract_videos(self, normalized_dir: str | os.PathLike, out_dir: str | os.PathLike,
                        batch_size: int | None = None, progress: bool = True) -> ExtractResult:
-        """Features for every video in `normalized_dir` (one `.npy` of frames each) into
+        """Features for every video in `normalized_dir` (one frames file each) into
         `out_dir`, in the layout `save_video` writes.
 
         Frames of several videos share a batch, so small videos do not mean small batches.
@@ -156,7 +157,7 @@ class Backend(ABC):
         todo: list[tuple[Path, str]] = []
         for path in files:
             digest = cache.key(path)
-            facts = cache.fetch(digest, out_dir / path.name)
+            facts = cache.fetch(digest, out_dir / f"{path.stem}.npy")
             if facts is None:
                 todo.append((path, digest))
             else:
