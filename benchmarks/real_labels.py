@@ -33,6 +33,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT / "tests" / "data" / "mediaeval2018")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "quality.json")
+    parser.add_argument("--heads", nargs="+", choices=HEADS, default=list(HEADS),
+                        help="heads to run (default: all); other results in --out are kept")
     args = parser.parse_args()
 
     truth = read_ground_truth(args.data / "ground-truth_dev-set.csv")
@@ -40,11 +42,12 @@ def main() -> None:
     split = split_videos(truth.videos, SplitConfig(6000, 1000, 1000, args.seed))
     features = CaptionFeatures().fit(captions, split["train"])
     x = {part: features.transform(captions, videos) for part, videos in split.items()}
-    results: dict = {"data": "MediaEval 2018 dev set (8,000 videos), split 6000/1000/1000, "
+    results: dict = json.loads(args.out.read_text()) if args.out.exists() else {}
+    results |= {"data": "MediaEval 2018 dev set (8,000 videos), split 6000/1000/1000, "
                              f"seed {args.seed}", "vocabulary": len(features.vocabulary)}
     for short_name, target in TARGETS.items():
         y = {part: truth.scores(videos, target) for part, videos in split.items()}
-        for head in HEADS:
+        for head in args.heads:
             start = time.perf_counter()
             fitted = fit_head(head, x["train"], y["train"], x["val"], y["val"])
             metrics = regression_metrics(y["test"], fitted.predict(x["test"]), 1000, args.seed)

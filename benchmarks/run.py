@@ -23,6 +23,8 @@ public functions:
 - `footprint`: bytes per video on disk (workspace, DVC cache, per-video cache; `du`, hard links
   once) after `dvc repro` on clips panning across sample photographs, now and at an older
   commit (`--footprint-before`);
+- `dvc_layout`: `dvc commit`, `dvc status` and `dvc checkout` on a stage output of 1k, 10k and
+  50k per-video files vs the same bytes in shards of 100 videos;
 - `memory`: peak RSS of concat, train (2 epochs) and evaluate at 2,000, 8,000 and 32,000 videos
   of synthetic features, and training samples/s streamed from disk vs in memory.
 `--only decode memory` runs some of them and keeps the other results. Results go to
@@ -40,6 +42,7 @@ from pathlib import Path
 
 from bench.decode import bench_decode
 from bench.decode_long import bench_decode_long
+from bench.dvc_layout import bench_dvc_layout
 from bench.extract import PHASES, bench_extract, bench_extract_memory, bench_precision
 from bench.footprint import bench_footprint
 from bench.harness import ROOT, WORK, bench_params, versions
@@ -50,7 +53,8 @@ from bench.repro import bench_incremental, bench_noop_repro
 from bench.train import bench_train
 from bench.videos import folder_of, make_videos
 
-BENCHMARKS = ["decode", "decode_long", "extract", "train", "repro", "memory", "footprint"]
+BENCHMARKS = ["decode", "decode_long", "extract", "train", "repro", "memory", "footprint",
+              "dvc_layout"]
 
 
 def parse_args() -> argparse.Namespace:
@@ -66,6 +70,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--train-samples", type=int, default=1000)
     parser.add_argument("--footprint-videos", type=int, default=24)
+    parser.add_argument("--layout-videos", type=int, nargs="+", default=[1000, 10000, 50000],
+                        help="stage output sizes for dvc_layout")
     parser.add_argument("--footprint-before", default="70d01e5",
                         help="commit whose layout the footprint is compared with")
     parser.add_argument("--long-clips", type=int, default=3, help="clips for decode_long")
@@ -160,6 +166,9 @@ def main() -> None:
         print("footprint ...", flush=True)
         results["footprint"] = bench_footprint(args)
         print(results["footprint"], flush=True)
+    if "dvc_layout" in args.only:
+        print("dvc layout ...", flush=True)
+        results["dvc_layout"] = bench_dvc_layout(args)
     if "memory" in args.only:
         results["memory"] = bench_memory(args)
         print(results["memory"], flush=True)

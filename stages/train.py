@@ -34,8 +34,9 @@ def train_lstm(args, config, features, targets, index):
 
 def train_sklearn(args, head, config, features, targets, index):
     """Ridge or SVR on mean-pooled features. The per-epoch plots become per-step plots of the
-    regularisation grid (step k = the k-th strength tried, strongest regularisation first for
-    ridge, weakest first for SVR), so `dvc plots show` shows how the choice was made."""
+    regularisation grid (step k = the k-th strength tried, in increasing order: ridge's alpha
+    from weak to strong regularisation, SVR's C from strong to weak), so `dvc plots show` shows
+    how the choice was made."""
     pooled = {part: pooled_rows(features, index[part]) for part in ("train", "val")}
     as_sparse = is_sparse(pooled["train"])
     x = {part: design_matrix(rows, as_sparse) for part, rows in pooled.items()}

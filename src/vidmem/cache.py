@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,14 @@ import numpy as np
 from vidmem.errors import DataError
 from vidmem.files import file_digest, link_or_copy, write_json
 from vidmem.framestore import FrameFormat, load_frames, save_frames
+
+CHECKSUM = "_crc32"  # key of an entry's checksum in its facts JSON
+
+
+def _checksum(path: Path) -> str:
+    """Size and CRC-32 of a file, enough to tell a damaged entry from an intact one."""
+    data = path.read_bytes()
+    return f"{len(data)}:{zlib.crc32(data):08x}"
 
 
 def config_digest(config: dict[str, Any]) -> str:
@@ -58,9 +67,15 @@ class ItemCache:
         facts_path = path.with_suffix(".json")
         if path.exists() and facts_path.exists():
             try:
-                # Whole entries are written atomically, but a damaged one is a miss, not an error.
-                load_frames(path)
+                # Whole entries are written atomically, but a damaged one is a miss, not an
+                # error: its bytes must match the checksum recorded when it was stored (reading
+                # them is far cheaper than decoding a compressed frames file).
                 facts = json.loads(facts_path.read_text())
+                stored = facts.pop(CHECKSUM, None)
+                if stored is None:
+                    load_frames(path)  # an entry from before checksums: decode it to check
+                elif stored != _checksum(path):
+                    raise DataError(f"{path}: checksum mismatch")
             except (DataError, ValueError, OSError):
                 path.unlink(missing_ok=True)
             else:
@@ -75,7 +90,7 @@ class ItemCache:
         if self.enabled:
             path = self._path(item_digest)
             save_frames(path, array, self.fmt)
-            write_json(path.with_suffix(".json"), facts or {})
+            write_json(path.with_suffix(".json"), {**(facts or {}), CHECKSUM: _checksum(path)})
             link_or_copy(path, destination)
         else:
             save_frames(destination, array, self.fmt)
