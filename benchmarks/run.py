@@ -119,7 +119,8 @@ def main() -> None:
     if set(args.only) == set(BENCHMARKS):
         results.update(run)
     else:  # a partial run: say when and how its parts were made
-        results.setdefault("partial_runs", []).append({**run, "only": args.only})
+        earlier = [r for r in results.get("partial_runs", []) if r["only"] != args.only]
+        results["partial_runs"] = [*earlier, {**run, "only": args.only}]  # latest of each kind
     videos = make_videos(args, WORK / "videos", 0, args.videos) \
         if {"decode", "extract", "repro"} & set(args.only) else []
     if {"decode", "extract"} & set(args.only):

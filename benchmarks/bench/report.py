@@ -55,6 +55,22 @@ def footprint_rows(f: dict | None) -> list[str]:
         f"{f['max_files_per_output_per_1000_videos']:,} | | | ≤ 20 (not yet: sharding is open) |"]
 
 
+def dvc_layout_rows(layout: dict | None) -> list[str]:
+    if not layout:
+        return []
+    rows = []
+    for n, r in layout["per_videos"].items():
+        one, shards = r["one_file_per_video"], next(v for k, v in r.items() if k.startswith("shards"))
+        rows.append(f"| DVC on a stage output of {int(n):,} videos: commit / status / checkout | "
+                    f"{one['commit_s']} / {one['status_s']} / {one['checkout_s']} s "
+                    f"({one['files']:,} files) | {shards['commit_s']} / {shards['status_s']} / "
+                    f"{shards['checkout_s']} s ({shards['files']:,} shards of 100) | "
+                    f"{one['commit_s'] / shards['commit_s']:.1f}× / "
+                    f"{one['status_s'] / shards['status_s']:.1f}× / "
+                    f"{one['checkout_s'] / shards['checkout_s']:.1f}× | sizes the shards |")
+    return rows
+
+
 def write_markdown(results: dict, path: Path) -> None:
     d, e, t = results["decode"], results["extract"], results["train"]
     n, inc = results["noop_repro"], results["incremental"]
@@ -116,6 +132,7 @@ def write_markdown(results: dict, path: Path) -> None:
         f"identical to scratch: {inc['features_identical_to_scratch']} | ≤ 0.05 |",
         *memory_rows(results.get("memory")),
         *footprint_rows(results.get("footprint")),
+        *dvc_layout_rows(results.get("dvc_layout")),
         "",
         "Raw numbers: `benchmarks/results.json`. Notes and history of optimisations: below.",
         "",
