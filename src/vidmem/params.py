@@ -170,7 +170,14 @@ class CacheConfig:
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> CacheConfig:
-        return cls(dir=optional_str(lookup(params, "cache.dir", None), "cache.dir"))
+        folder = optional_str(lookup(params, "cache.dir", None), "cache.dir")
+        # `dvc exp run --temp` and queued experiments run in a copy of the repo under
+        # .dvc/tmp/exps, where the git-ignored cache folder does not exist; DVC_ROOT names the
+        # repo they came from, so a relative cache.dir means the same folder in every run.
+        root = os.environ.get("DVC_ROOT")
+        if folder is not None and root and not os.path.isabs(folder):
+            folder = os.path.join(root, folder)
+        return cls(dir=folder)
 
 
 @dataclass(frozen=True)
