@@ -21,16 +21,24 @@ from typing import Any
 import numpy as np
 
 from vidmem.errors import DataError
-from vidmem.files import file_digest, link_or_copy, write_json
+from vidmem.files import file_digest, link_or_copy, write_bytes, write_json
 from vidmem.framestore import FrameFormat, load_frames, save_frames
 
 CHECKSUM = "_crc32"  # key of an entry's checksum in its facts JSON
 
 
-def _checksum(path: Path) -> str:
-    """Size and CRC-32 of a file, enough to tell a damaged entry from an intact one."""
-    data = path.read_bytes()
+def _checksum_of(data: bytes) -> str:
+    """Size and CRC-32 of an entry's bytes, enough to tell a damaged entry from an intact one."""
     return f"{len(data)}:{zlib.crc32(data):08x}"
+
+
+def _checksum(path: Path) -> str:
+    return _checksum_of(path.read_bytes())
+
+
+def is_url(root: str | os.PathLike) -> bool:
+    """Whether a cache location is an fsspec URL (`s3://bucket/prefix`, `gs://...`, ...)."""
+    return "://" in str(root)
 
 
 def config_digest(config: dict[str, Any]) -> str:
@@ -40,15 +48,33 @@ def config_digest(config: dict[str, Any]) -> str:
 
 class ItemCache:
     """Arrays stored as `<root>/<namespace>/<config digest>/<item digest>.<suffix>`, in `fmt`
-    (`.npy` arrays, or frames as JPEG/PNG strips: vidmem.framestore), each with a small JSON of
-    facts about how it was made (so a cache hit reports the same as fresh work)."""
+    (`.npy` arrays, or frames as image strips: vidmem.framestore), each with a small JSON of
+    facts about how it was made (so a cache hit reports the same as fresh work) and the entry's
+    checksum.
+
+    `root` is a local folder, or an fsspec URL (`s3://bucket/prefix`) that workers on other
+    machines share. Locally an entry is written under a temporary name and renamed, and is hard
+    linked into the stage output. At a URL the data object is uploaded first and the facts
+    JSON last: an object store writes each object whole, and an entry without its JSON (a
+    writer killed in between) is a miss, so no reader ever sees half an entry.
+    """
 
     def __init__(self, root: str | os.PathLike | None, namespace: str, config: dict[str, Any],
                  fmt: FrameFormat | None = None):
         self.enabled = root is not None
         self.fmt = fmt or FrameFormat("npy")
-        self.dir = Path(root or ".") / namespace / config_digest(
-            {**config, "format": [self.fmt.kind, self.fmt.quality]} if fmt else config)
+        digest = config_digest({**config, "format": [self.fmt.kind, self.fmt.quality]}
+                               if fmt else config)
+        self.remote = None
+        if self.enabled and is_url(root):
+            import fsspec  # only for URL caches (s3fs etc. come with dvc-s3)
+
+            # A fresh client per cache: fsspec's instance cache would keep one bound to the
+            # endpoint and credentials of the moment it was first made.
+            self.remote, base = fsspec.core.url_to_fs(str(root), skip_instance_cache=True)
+            self.dir = f"{base.rstrip('/')}/{namespace}/{digest}"
+        else:
+            self.dir = Path(root or ".") / namespace / digest
         self.hits = 0
 
     def key(self, item: str | os.PathLike) -> str:
@@ -63,6 +89,8 @@ class ItemCache:
         """Place the cached array at `destination` and return its facts; None on a miss."""
         if not self.enabled:
             return None
+        if self.remote is not None:
+            return self._fetch_remote(item_digest, Path(destination))
         path = self._path(item_digest)
         facts_path = path.with_suffix(".json")
         if path.exists() and facts_path.exists():
@@ -84,13 +112,32 @@ class ItemCache:
                 return facts
         return None
 
+    def _fetch_remote(self, item_digest: str, destination: Path) -> dict[str, Any] | None:
+        data_key = f"{self.dir}/{item_digest}{self.fmt.suffix}"
+        try:
+            facts = json.loads(self.remote.cat_file(f"{self.dir}/{item_digest}.json"))
+            data = self.remote.cat_file(data_key)
+        except (FileNotFoundError, ValueError):
+            return None
+        if facts.pop(CHECKSUM, None) != _checksum_of(data):
+            return None  # damaged or half-replaced: recompute (the rewrite replaces it)
+        write_bytes(destination, data)
+        self.hits += 1
+        return facts
+
     def store(self, item_digest: str, array: np.ndarray, destination: str | os.PathLike,
               facts: dict[str, Any] | None = None) -> None:
         """Save `array` at `destination`, and into the cache (with `facts`) when enabled."""
-        if self.enabled:
+        if not self.enabled:
+            save_frames(destination, array, self.fmt)
+        elif self.remote is not None:
+            save_frames(destination, array, self.fmt)
+            data = Path(destination).read_bytes()
+            self.remote.pipe_file(f"{self.dir}/{item_digest}{self.fmt.suffix}", data)
+            self.remote.pipe_file(f"{self.dir}/{item_digest}.json", json.dumps(
+                {**(facts or {}), CHECKSUM: _checksum_of(data)}).encode())
+        else:
             path = self._path(item_digest)
             save_frames(path, array, self.fmt)
             write_json(path.with_suffix(".json"), {**(facts or {}), CHECKSUM: _checksum(path)})
             link_or_copy(path, destination)
-        else:
-            save_frames(destination, array, self.fmt)

@@ -163,8 +163,9 @@ class DecodeConfig:
 
 @dataclass(frozen=True)
 class CacheConfig:
-    """Where per-video results are cached (`cache.dir`; None: no cache). Read once by each
-    stage and passed down to whatever caches."""
+    """Where per-video results are cached (`cache.dir`: a folder, an fsspec URL such as
+    `s3://bucket/prefix` that workers on several machines share, or None: no cache). Read once
+    by each stage and passed down to whatever caches."""
 
     dir: str | None
 
@@ -175,7 +176,7 @@ class CacheConfig:
         # .dvc/tmp/exps, where the git-ignored cache folder does not exist; DVC_ROOT names the
         # repo they came from, so a relative cache.dir means the same folder in every run.
         root = os.environ.get("DVC_ROOT")
-        if folder is not None and root and not os.path.isabs(folder):
+        if folder is not None and root and not os.path.isabs(folder) and "://" not in folder:
             folder = os.path.join(root, folder)
         return cls(dir=folder)
 

@@ -124,7 +124,9 @@ class PoetsBottleneck(Backend):
                               "to (x-128)/128; declare input.value: {subtract: 128, divide: 128}")
         tf = import_tensorflow()
         self.numerics = tensorflow_numerics(tf)
-        if cache_root is None:  # no cache asked for: keep nothing beyond this backend's life
+        # No cache asked for, or a shared URL cache (the bottleneck files are this backend's own
+        # local cache): keep nothing beyond this backend's life.
+        if cache_root is None or "://" in str(cache_root):
             self._scratch = tempfile.TemporaryDirectory(prefix="vidmem-poets-")
             cache_root = self._scratch.name
         cache_root = Path(cache_root)

@@ -1,0 +1,61 @@
+"""A per-video cache at an fsspec URL (`cache.dir: s3://bucket/prefix`), so workers on other
+machines share entries: tested against a real S3 endpoint on 127.0.0.1 (moto's server)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from moto.server import ThreadedMotoServer
+
+from vidmem.cache import ItemCache
+from vidmem.frames import decode_videos, list_videos
+from vidmem.framestore import FrameFormat
+
+from conftest import grey_ramp_video
+
+
+@pytest.fixture
+def s3_cache(monkeypatch):
+    import boto3
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1",
+                       "AWS_ENDPOINT_URL": f"http://{host}:{port}"}.items():
+        monkeypatch.setenv(key, value)
+    boto3.client("s3").create_bucket(Bucket="shared")
+    yield "s3://shared/vidmem"
+    server.stop()
+
+
+def test_entries_round_trip_through_s3_and_damage_is_a_miss(s3_cache, tmp_path):
+    frames = np.random.default_rng(0).integers(0, 256, (4, 9, 7, 3), dtype=np.uint8)
+    writer = ItemCache(s3_cache, "decode", {"v": 1}, FrameFormat("webp"))
+    writer.store("abc", frames, tmp_path / "a" / "x.webp", {"repeated": False})
+    reader = ItemCache(s3_cache, "decode", {"v": 1}, FrameFormat("webp"))  # another worker
+    assert reader.fetch("abc", tmp_path / "b" / "x.webp") == {"repeated": False}
+    assert (tmp_path / "b" / "x.webp").read_bytes() == (tmp_path / "a" / "x.webp").read_bytes()
+    assert reader.fetch("other", tmp_path / "b" / "y.webp") is None
+    assert ItemCache(s3_cache, "decode", {"v": 2}).fetch("abc", tmp_path / "c.npy") is None
+    reader.remote.pipe_file(f"{reader.dir}/abc.webp", b"damaged")
+    assert reader.fetch("abc", tmp_path / "d" / "x.webp") is None  # never served
+    # An upload that stopped before its facts JSON (a killed writer) is a miss too.
+    reader.remote.pipe_file(f"{reader.dir}/half.webp", b"partial")
+    assert reader.fetch("half", tmp_path / "e" / "x.webp") is None
+
+
+def test_decode_shares_a_cache_at_an_s3_url(s3_cache, tmp_path, decode_config):
+    import dataclasses
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for i in range(3):
+        grey_ramp_video(videos / f"v{i}.webm", n_frames=10 + i)
+    config = dataclasses.replace(decode_config, format="webp")
+    first = decode_videos(list_videos(videos), tmp_path / "one", config, cache_root=s3_cache)
+    second = decode_videos(list_videos(videos), tmp_path / "two", config, cache_root=s3_cache)
+    assert (first.cache_hits, second.cache_hits) == (0, 3)
+    for name in ("v0.webp", "v1.webp", "v2.webp"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
