@@ -97,6 +97,21 @@ def tiny_project(root: Path, edit: Callable[[Any], None] | None = None) -> Path:
     return root
 
 
+def write_demo_latents(params: dict, folder: Path, suffix: str = ".txt",
+                       separator: str = " ") -> None:
+    """"Features that come with the data set" for a tiny project: the demo's own latent values
+    (size, brightness, hue), one file per video with one row, named after the video's stem."""
+    from vidmem.demo import DemoConfig, demo_latents
+
+    demo = params["demo"]
+    latents = demo_latents(DemoConfig(**{key: demo[key] for key in (
+        "n_videos", "seconds", "fps", "width", "height", "noise", "seed")}))
+    folder.mkdir(parents=True)
+    for _, row in latents.iterrows():
+        values = separator.join(f"{row[column]:.6f}" for column in ("size", "brightness", "hue"))
+        (folder / f"{Path(row['video']).stem}{suffix}").write_text(values + "\n")
+
+
 def set_params(params: dict, overrides: dict) -> None:
     for keys, value in overrides.items():
         node = params

@@ -25,8 +25,8 @@ def s3_cache(monkeypatch):
                        "AWS_DEFAULT_REGION": "us-east-1",
                        "AWS_ENDPOINT_URL": f"http://{host}:{port}"}.items():
         monkeypatch.setenv(key, value)
-    boto3.client("s3").create_bucket(Bucket="shared")
-    yield "s3://shared/vidmem"
+    boto3.client("s3").create_bucket(Bucket="workers")
+    yield "s3://workers/vidmem"
     server.stop()
 
 

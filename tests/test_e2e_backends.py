@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import commit_all, sh, tensorflow_or_skip, tiny_project
+from conftest import commit_all, sh, tensorflow_or_skip, tiny_project, write_demo_latents
 from deps_check import check_trace
 from helpers import save_input_stats_module, save_poets_graph
 
@@ -22,8 +22,6 @@ BACKENDS = ["efficientnet_lite0", "hub_stats", "poets_stats", "latents"]
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    from vidmem.demo import DemoConfig, demo_latents
-
     root = tmp_path_factory.mktemp("backends")
     models = root / "data" / "weights"  # where local model files go (a dep of extract)
     models.mkdir(parents=True)
@@ -31,17 +29,7 @@ def project(tmp_path_factory) -> Path:
     save_poets_graph(models / "poets_stats.pb", size=32)
 
     def add_backends(params) -> None:
-        # "Features that come with the data set": the demo's own latent values, one row per video.
-        demo = params["demo"]
-        latents = demo_latents(DemoConfig(n_videos=demo["n_videos"], seconds=demo["seconds"],
-                                          fps=demo["fps"], width=demo["width"],
-                                          height=demo["height"], noise=demo["noise"],
-                                          seed=demo["seed"]))
-        folder = root / "data" / "precomputed" / "latents"
-        folder.mkdir(parents=True)
-        for _, row in latents.iterrows():
-            (folder / f"{Path(row['video']).stem}.txt").write_text(
-                f"{row['size']:.6f} {row['brightness']:.6f} {row['hue']:.6f}\n")
+        write_demo_latents(params, root / "data" / "precomputed" / "latents")
         params["backends"] = BACKENDS
         # Configured like the real Inception backends, with the models saved above.
         params["backend"]["hub_stats"] = copy.deepcopy(params["backend"]["tfhub_inception_v3"])

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from conftest import sh, tiny_project
+from conftest import sh, tiny_project, write_demo_latents
 from deps_check import check_trace
 
 pytestmark = pytest.mark.e2e
@@ -19,21 +19,11 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    from vidmem.demo import DemoConfig, demo_latents
-
     root = tmp_path_factory.mktemp("features_only")
 
     def features_only(params) -> None:
-        demo = params["demo"]
-        latents = demo_latents(DemoConfig(n_videos=demo["n_videos"], seconds=demo["seconds"],
-                                          fps=demo["fps"], width=demo["width"],
-                                          height=demo["height"], noise=demo["noise"],
-                                          seed=demo["seed"]))
-        folder = root / "data" / "precomputed" / "shipped"
-        folder.mkdir(parents=True)
-        for _, row in latents.iterrows():  # one row per video, like MediaEval's shipped features
-            (folder / f"{Path(row['video']).stem}.csv").write_text(
-                f"{row['size']:.6f},{row['brightness']:.6f},{row['hue']:.6f}\n")
+        # One row per video, comma-separated, like MediaEval's shipped features.
+        write_demo_latents(params, root / "data" / "precomputed" / "shipped", ".csv", ",")
         params["data"]["videos_dir"] = "data/precomputed"  # no video in there
         params["backends"] = ["shipped", "captions"]
         params["backend"]["shipped"] = {"kind": "precomputed", "input": None, "head": "ridge",
