@@ -38,8 +38,8 @@ def test_push_then_a_fresh_clone_pulls_and_has_nothing_to_run(tmp_path, s3_endpo
 
     (tmp_path / "first").mkdir()
     project = tiny_project(tmp_path / "first", one_backend)
-    sh(["dvc", "remote", "add", "-d", "shared", "s3://vidmem/dvc"], project)
-    sh(["dvc", "remote", "modify", "shared", "endpointurl", s3_endpoint], project)
+    sh(["dvc", "remote", "add", "-d", "team", "s3://vidmem/dvc"], project)
+    sh(["dvc", "remote", "modify", "team", "endpointurl", s3_endpoint], project)
     sh(["dvc", "repro"], project, env=CREDENTIALS)
     commit_all(project, "results")
     sh(["dvc", "push", "--run-cache"], project, env=CREDENTIALS)

@@ -11,6 +11,7 @@ import pytest
 from vidmem.backends import create_backend
 from vidmem.backends.precomputed import read_feature_file
 from vidmem.errors import DataError
+from vidmem.heads import fit_head, head_checkpoint
 from vidmem.params import TrainConfig
 from vidmem.predict import predict_videos
 from vidmem.training import save_checkpoint, train_model
@@ -86,6 +87,14 @@ def test_predict_scores_unlabelled_videos_through_the_training_path(tmp_path):
     assert [s["video"] for s in skipped] == ["broken.webm"]
     with pytest.raises(DataError, match="trained on backend 'mean'"):
         predict_videos(videos, params, "other", tmp_path / "model.pt", progress=False)
+    # A ridge head's checkpoint scores the same videos through the same path.
+    ridge = fit_head("ridge", features[:20].mean(axis=1), targets[:20],
+                     features[20:].mean(axis=1), targets[20:])
+    save_checkpoint({**head_checkpoint(ridge, 6, config.target, False), "backend": "mean"},
+                    tmp_path / "ridge.pt")
+    table, _ = predict_videos(videos, params, "mean", tmp_path / "ridge.pt", progress=False)
+    assert list(table.video) == ["clip0.webm", "clip1.webm", "clip2.webm"]
+    assert table.predicted.notna().all()
 
 
 def test_killed_stage_leaves_no_output_and_rerun_matches(tmp_path):

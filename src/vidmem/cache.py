@@ -23,6 +23,7 @@ import numpy as np
 from vidmem.errors import DataError
 from vidmem.files import file_digest, link_or_copy, write_bytes, write_json
 from vidmem.framestore import FrameFormat, load_frames, save_frames
+from vidmem.params import is_url
 
 CHECKSUM = "_crc32"  # key of an entry's checksum in its facts JSON
 
@@ -34,11 +35,6 @@ def _checksum_of(data: bytes) -> str:
 
 def _checksum(path: Path) -> str:
     return _checksum_of(path.read_bytes())
-
-
-def is_url(root: str | os.PathLike) -> bool:
-    """Whether a cache location is an fsspec URL (`s3://bucket/prefix`, `gs://...`, ...)."""
-    return "://" in str(root)
 
 
 def config_digest(config: dict[str, Any]) -> str:

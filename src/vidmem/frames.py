@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import av
 import ffmpeg
@@ -75,12 +76,15 @@ def evenly_spaced_indices(total: int, n: int) -> list[int]:
     return [min(total - 1, int((k + 0.5) * total / n)) for k in range(n)]
 
 
+def _timed_out(video: Path, timeout: float) -> VideoError:
+    return VideoError(video.name, f"ffmpeg did not finish within {timeout:g} s (decode.timeout_s)")
+
+
 def _run(args: list[str], video: Path, timeout: float) -> subprocess.CompletedProcess:
     try:
         result = subprocess.run(args, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
-        raise VideoError(video.name, f"ffmpeg did not finish within {timeout:g} s "
-                                     "(decode.timeout_s)") from None
+        raise _timed_out(video, timeout) from None
     if result.returncode != 0:
         message = result.stderr.decode(errors="replace").strip()
         if "matches no streams" in message:  # `-map 0:v:0` on a file without video
@@ -213,25 +217,27 @@ def _seek_frames(video: Path, times: Sequence[float | None], short_side: int, ff
     deadline = time.monotonic() + timeout
     frames = []
     for start in times:
-        stream = ffmpeg.input(str(video), threads=1,
-                              **({} if start is None else {"ss": f"{start:.6f}"})).output(
-            "pipe:", vf=scale_filter(short_side), format="image2pipe", vcodec="ppm",
-            map="0:v:0", filter_threads=1, **{"frames:v": 1})
-        args = stream.global_args("-hide_banner", "-nostdin", "-loglevel", "error").compile(
-            cmd=ffmpeg_bin)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise VideoError(video.name, f"ffmpeg did not finish within {timeout:g} s "
-                                         "(decode.timeout_s)")
-        frames += _parse_ppm_stream(_run(args, video, remaining).stdout)
+            raise _timed_out(video, timeout)
+        frames += _ppm_frames(video, ffmpeg_bin, remaining,
+                              {} if start is None else {"ss": f"{start:.6f}"},
+                              vf=scale_filter(short_side), **{"frames:v": 1})
     return frames
 
 
 def _select_frames(video: Path, indices: Sequence[int], short_side: int, ffmpeg_bin: str,
                    timeout: float) -> list[np.ndarray]:
-    stream = ffmpeg.input(str(video), threads=1).output(
-        "pipe:", vf=frame_filter(indices, short_side), format="image2pipe", vcodec="ppm",
-        fps_mode="vfr", map="0:v:0", filter_threads=1)
+    return _ppm_frames(video, ffmpeg_bin, timeout, {}, vf=frame_filter(indices, short_side),
+                       fps_mode="vfr")
+
+
+def _ppm_frames(video: Path, ffmpeg_bin: str, timeout: float, input_args: dict[str, Any],
+                **output_args: Any) -> list[np.ndarray]:
+    """RGB frames from one ffmpeg run over the first video stream, as a PPM stream on a pipe."""
+    stream = ffmpeg.input(str(video), threads=1, **input_args).output(
+        "pipe:", format="image2pipe", vcodec="ppm", map="0:v:0", filter_threads=1,
+        **output_args)
     args = stream.global_args("-hide_banner", "-nostdin", "-loglevel", "error").compile(
         cmd=ffmpeg_bin)
     return _parse_ppm_stream(_run(args, video, timeout).stdout)

@@ -161,6 +161,11 @@ class DecodeConfig:
         )
 
 
+def is_url(location: str | os.PathLike) -> bool:
+    """Whether a location is an fsspec URL (`s3://bucket/prefix`, `gs://...`), not a path."""
+    return "://" in str(location)
+
+
 @dataclass(frozen=True)
 class CacheConfig:
     """Where per-video results are cached (`cache.dir`: a folder, an fsspec URL such as
@@ -176,7 +181,7 @@ class CacheConfig:
         # .dvc/tmp/exps, where the git-ignored cache folder does not exist; DVC_ROOT names the
         # repo they came from, so a relative cache.dir means the same folder in every run.
         root = os.environ.get("DVC_ROOT")
-        if folder is not None and root and not os.path.isabs(folder) and "://" not in folder:
+        if folder is not None and root and not os.path.isabs(folder) and not is_url(folder):
             folder = os.path.join(root, folder)
         return cls(dir=folder)
 

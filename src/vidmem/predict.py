@@ -25,16 +25,16 @@ import pandas as pd
 from vidmem.errors import DataError, VidmemError
 from vidmem.features import concat_features, feature_stems, load_concat
 from vidmem.files import write_csv
+from vidmem.heads import load_scorer
 from vidmem.params import load_params
 from vidmem.pipeline import features_for_videos
-from vidmem.training import load_checkpoint, predict_scores
 
 
 def predict_videos(videos_dir: str | os.PathLike, params: dict[str, Any], backend_name: str,
                    checkpoint_path: str | os.PathLike,
                    progress: bool = True) -> tuple[pd.DataFrame, list[dict[str, str]]]:
     """Predicted scores for every video in `videos_dir`, and the videos skipped with reasons."""
-    model, checkpoint = load_checkpoint(checkpoint_path)
+    score, checkpoint = load_scorer(checkpoint_path)  # any head: LSTM, ridge, SVR
     if checkpoint.get("backend") not in (None, backend_name):
         raise DataError(f"{checkpoint_path} was trained on backend {checkpoint['backend']!r}, "
                         f"not {backend_name!r}: pass the matching --backend or --model")
@@ -47,7 +47,7 @@ def predict_videos(videos_dir: str | os.PathLike, params: dict[str, Any], backen
         # The same packing as the concat stage, so scoring streams in batches too.
         concat_features(made.features_dir, videos, Path(work) / "concat", stems=stems)
         features, _ = load_concat(Path(work) / "concat")
-        scores = predict_scores(model, checkpoint, features)
+        scores = score(features, None)
         features.close()
     return pd.DataFrame({"video": videos, "predicted": scores}), made.skipped
 

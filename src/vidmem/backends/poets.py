@@ -52,7 +52,7 @@ from vidmem.cache import ItemCache
 from vidmem.errors import ParamsError, VidmemError
 from vidmem.files import file_digest, write_bytes, write_text
 from vidmem.normalize import InputSpec
-from vidmem.params import as_int, optional_str
+from vidmem.params import as_int, is_url, optional_str
 
 DEFAULT_GRAPH_URL = "http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz"
 GRAPH_FILE = "classify_image_graph_def.pb"
@@ -126,7 +126,7 @@ class PoetsBottleneck(Backend):
         self.numerics = tensorflow_numerics(tf)
         # No cache asked for, or a shared URL cache (the bottleneck files are this backend's own
         # local cache): keep nothing beyond this backend's life.
-        if cache_root is None or "://" in str(cache_root):
+        if cache_root is None or is_url(cache_root):
             self._scratch = tempfile.TemporaryDirectory(prefix="vidmem-poets-")
             cache_root = self._scratch.name
         cache_root = Path(cache_root)
