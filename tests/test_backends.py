@@ -66,7 +66,8 @@ def test_mixed_precision_is_close_to_fp32_and_cached_apart(precision, tmp_path):
         out.mkdir()
         result = backend.extract_videos(folder, out, 4, progress=False)
         assert result.cache_hits == 0  # the fp32 entry made just before is not reused
-        assert result.info["numerics"] == {"device": "cpu", "precision": amp}
+        assert result.info["numerics"] == {"device": "cpu", "precision": amp,
+                                           "threads": torch.get_num_threads()}
         runs[amp] = np.load(out / "video0.npy")
     full, mixed = runs["false"], runs[precision]
     assert not np.array_equal(full, mixed)

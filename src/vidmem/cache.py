@@ -22,7 +22,7 @@ import numpy as np
 
 from vidmem.errors import DataError
 from vidmem.files import file_digest, link_or_copy, write_bytes, write_json
-from vidmem.framestore import FrameFormat, load_frames, save_frames
+from vidmem.framestore import FrameFormat, encode_frames, load_frames, save_frames
 from vidmem.params import is_url
 
 CHECKSUM = "_crc32"  # key of an entry's checksum in its facts JSON
@@ -70,7 +70,8 @@ class ItemCache:
             self.remote, base = fsspec.core.url_to_fs(str(root), skip_instance_cache=True)
             self.dir = f"{base.rstrip('/')}/{namespace}/{digest}"
         else:
-            self.dir = Path(root or ".") / namespace / digest
+            # Absolute, so workers in other processes find the same folder.
+            self.dir = Path(root or ".").absolute() / namespace / digest
         self.hits = 0
 
     def key(self, item: str | os.PathLike) -> str:
@@ -81,12 +82,14 @@ class ItemCache:
     def _path(self, item_digest: str) -> Path:
         return self.dir / f"{item_digest}{self.fmt.suffix}"
 
-    def fetch(self, item_digest: str, destination: str | os.PathLike) -> dict[str, Any] | None:
-        """Place the cached array at `destination` and return its facts; None on a miss."""
+    def fetch(self, item_digest: str,
+              destination: str | os.PathLike | None = None) -> dict[str, Any] | None:
+        """The facts of an intact entry, placing its array at `destination` when one is given
+        (without one, only whether the entry is there and intact); None on a miss."""
         if not self.enabled:
             return None
         if self.remote is not None:
-            return self._fetch_remote(item_digest, Path(destination))
+            return self._fetch_remote(item_digest, destination)
         path = self._path(item_digest)
         facts_path = path.with_suffix(".json")
         if path.exists() and facts_path.exists():
@@ -103,12 +106,14 @@ class ItemCache:
             except (DataError, ValueError, OSError):
                 path.unlink(missing_ok=True)
             else:
-                link_or_copy(path, destination)
+                if destination is not None:
+                    link_or_copy(path, destination)
                 self.hits += 1
                 return facts
         return None
 
-    def _fetch_remote(self, item_digest: str, destination: Path) -> dict[str, Any] | None:
+    def _fetch_remote(self, item_digest: str,
+                      destination: str | os.PathLike | None) -> dict[str, Any] | None:
         data_key = f"{self.dir}/{item_digest}{self.fmt.suffix}"
         try:
             facts = json.loads(self.remote.cat_file(f"{self.dir}/{item_digest}.json"))
@@ -117,18 +122,24 @@ class ItemCache:
             return None
         if facts.pop(CHECKSUM, None) != _checksum_of(data):
             return None  # damaged or half-replaced: recompute (the rewrite replaces it)
-        write_bytes(destination, data)
+        if destination is not None:
+            write_bytes(destination, data)
         self.hits += 1
         return facts
 
-    def store(self, item_digest: str, array: np.ndarray, destination: str | os.PathLike,
+    def store(self, item_digest: str, array: np.ndarray,
+              destination: str | os.PathLike | None = None,
               facts: dict[str, Any] | None = None) -> None:
-        """Save `array` at `destination`, and into the cache (with `facts`) when enabled."""
+        """Save `array` into the cache (with `facts`) when enabled, and at `destination` when
+        one is given (a worker of another executor stores into the cache only)."""
         if not self.enabled:
+            if destination is None:
+                raise ValueError("nowhere to store: the cache is off and no destination given")
             save_frames(destination, array, self.fmt)
         elif self.remote is not None:
-            save_frames(destination, array, self.fmt)
-            data = Path(destination).read_bytes()
+            data = encode_frames(array, self.fmt)
+            if destination is not None:
+                write_bytes(destination, data)
             self.remote.pipe_file(f"{self.dir}/{item_digest}{self.fmt.suffix}", data)
             self.remote.pipe_file(f"{self.dir}/{item_digest}.json", json.dumps(
                 {**(facts or {}), CHECKSUM: _checksum_of(data)}).encode())
@@ -136,4 +147,5 @@ class ItemCache:
             path = self._path(item_digest)
             save_frames(path, array, self.fmt)
             write_json(path.with_suffix(".json"), {**(facts or {}), CHECKSUM: _checksum(path)})
-            link_or_copy(path, destination)
+            if destination is not None:
+                link_or_copy(path, destination)

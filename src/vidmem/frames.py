@@ -9,12 +9,12 @@ video; other formats, and any file that walk is unsure of, by a quick ffmpeg str
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,8 @@ import numpy as np
 from tqdm import tqdm
 
 from vidmem.cache import ItemCache
-from vidmem.errors import DataError, ShortVideoError, VideoError, VidmemError
+from vidmem.errors import DataError, ParamsError, ShortVideoError, VideoError, VidmemError
+from vidmem.executor import EXECUTOR_ENV, get_executor
 from vidmem.ffmpeg_bin import ffmpeg_executable
 from vidmem.files import atomic_dir
 from vidmem.framestore import FrameFormat
@@ -340,48 +341,84 @@ def decode_videos(videos: Sequence[Path], out_dir: str | os.PathLike, config: De
     fmt = FrameFormat(config.format, config.jpeg_quality)
     cache = ItemCache(cache_root, "decode", cache_config, fmt)
     report = DecodeReport()
-
-    def work(video: Path) -> tuple[Path, str | None, bool]:
-        destination = out_dir / f"{video.stem}{fmt.suffix}"
-        try:
-            check_inside_folder(video)  # before the cache key reads the file
-            digest = cache.key(video)
-            facts = cache.fetch(digest, destination)
-            if facts is None:
-                decoded = decode_video(video, config, ffmpeg_bin)
-                facts = {"repeated": decoded.repeated, "total_frames": decoded.total_frames}
-                cache.store(digest, decoded.frames, destination, facts)
-            return video, None, bool(facts["repeated"])
-        except ShortVideoError as exc:
-            if config.short_video == "fail":
-                raise VidmemError(f"{video}: {exc.reason}. Set decode.short_video to 'repeat' "
-                                  "or 'skip' to accept such videos") from exc
-            return video, exc.reason, False
-        except VideoError as exc:
-            return video, bad_input(video, exc.reason, exc), False
-        except (OSError, ValueError, IndexError, EOFError) as exc:
-            # Any other per-file problem (unreadable file, a parser bug on crafted bytes) is
-            # still one bad video: reported under `skip`, never the end of the whole stage.
-            return video, bad_input(video, f"{type(exc).__name__}: {exc}", exc), False
-
-    def bad_input(video: Path, reason: str, exc: Exception) -> str:
-        if on_bad_input == "fail":
-            raise VidmemError(f"cannot decode {video}: {reason}. Fix or remove the file, "
-                              "or set data.on_bad_input: skip to skip and report it") from exc
-        return reason
-
-    with ThreadPoolExecutor(max_workers=config.workers) as pool:
-        results = pool.map(work, videos)
-        for video, error, repeated in tqdm(results, total=len(videos), desc="decode",
-                                           unit="video", disable=not progress):
-            if error is None:
-                report.decoded.append(video.name)
-                if repeated:
-                    report.repeated.append(video.name)
-            else:
-                report.skipped.append({"video": video.name, "stage": "decode", "reason": error})
-    report.cache_hits = cache.hits
+    executor = get_executor()
+    if not executor.writes_outputs and not cache.enabled:
+        raise ParamsError(f"{EXECUTOR_ENV}={executor.name} hands results over through the "
+                          "per-video cache, but cache.dir is null: set it to a folder (or an "
+                          "s3:// URL every worker reaches)")
+    outcomes = executor.map(
+        functools.partial(_decode_one, out_dir=out_dir if executor.writes_outputs else None,
+                          config=config, ffmpeg_bin=ffmpeg_bin, cache=cache,
+                          on_bad_input=on_bad_input),
+        videos, threads=config.workers)
+    for outcome in tqdm(outcomes, total=len(videos), desc="decode", unit="video",
+                        disable=not progress):
+        if outcome.error is None:
+            if not executor.writes_outputs:
+                _place(cache, outcome.digest, out_dir / f"{outcome.video.stem}{fmt.suffix}",
+                       outcome.video.name)
+            report.decoded.append(outcome.video.name)
+            if outcome.repeated:
+                report.repeated.append(outcome.video.name)
+        else:
+            report.skipped.append({"video": outcome.video.name, "stage": "decode",
+                                   "reason": outcome.error})
+        report.cache_hits += outcome.from_cache
     return report
+
+
+@dataclass(frozen=True)
+class DecodeOutcome:
+    video: Path
+    digest: str
+    error: str | None  # why the video was skipped; None: decoded
+    repeated: bool = False
+    from_cache: bool = False
+
+
+def _decode_one(video: Path, out_dir: Path | None, config: DecodeConfig, ffmpeg_bin: str,
+                cache: ItemCache, on_bad_input: str) -> DecodeOutcome:
+    """Decode one video into `out_dir` and the cache, or into the cache only (`out_dir` None:
+    a worker of another executor; the stage then places the entry)."""
+    digest = ""
+    try:
+        check_inside_folder(video)  # before the cache key reads the file
+        digest = cache.key(video)
+        destination = None if out_dir is None else out_dir / f"{video.stem}{cache.fmt.suffix}"
+        facts = cache.fetch(digest, destination)
+        from_cache = facts is not None
+        if facts is None:
+            decoded = decode_video(video, config, ffmpeg_bin)
+            facts = {"repeated": decoded.repeated, "total_frames": decoded.total_frames}
+            cache.store(digest, decoded.frames, destination, facts)
+        return DecodeOutcome(video, digest, None, bool(facts["repeated"]), from_cache)
+    except ShortVideoError as exc:
+        if config.short_video == "fail":
+            raise VidmemError(f"{video}: {exc.reason}. Set decode.short_video to 'repeat' "
+                              "or 'skip' to accept such videos") from exc
+        return DecodeOutcome(video, digest, exc.reason)
+    except VideoError as exc:
+        return DecodeOutcome(video, digest, _bad_input(video, exc.reason, exc, on_bad_input))
+    except (OSError, ValueError, IndexError, EOFError) as exc:
+        # Any other per-file problem (unreadable file, a parser bug on crafted bytes) is
+        # still one bad video: reported under `skip`, never the end of the whole stage.
+        return DecodeOutcome(video, digest, _bad_input(video, f"{type(exc).__name__}: {exc}", exc,
+                                                       on_bad_input))
+
+
+def _bad_input(video: Path, reason: str, exc: Exception, on_bad_input: str) -> str:
+    if on_bad_input == "fail":
+        raise VidmemError(f"cannot decode {video}: {reason}. Fix or remove the file, "
+                          "or set data.on_bad_input: skip to skip and report it") from exc
+    return reason
+
+
+def _place(cache: ItemCache, digest: str, destination: Path, item: str) -> None:
+    """Link (or copy) the entry a worker stored into the stage output."""
+    if cache.fetch(digest, destination) is None:
+        raise VidmemError(f"{item}: a worker reported its result stored in the cache "
+                          f"({cache.dir}), but the entry is missing or damaged; check that "
+                          "every worker sees the same cache.dir, then re-run")
 
 
 def decode_step(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, config: DecodeConfig,

@@ -58,13 +58,14 @@ def _strip(frames: np.ndarray, pad_to: int) -> np.ndarray:
 
 
 def encode_frames(frames: np.ndarray, fmt: FrameFormat) -> bytes:
-    """The bytes of one video's frames in `fmt` (uint8 RGB [n, h, w, 3])."""
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"expected uint8 frames [n, h, w, 3], got {frames.dtype} {frames.shape}")
+    """The bytes of one video's frames in `fmt` (uint8 RGB [n, h, w, 3]; `npy` takes any
+    array, features included)."""
     buffer = io.BytesIO()
     if fmt.kind == "npy":
         np.save(buffer, frames, allow_pickle=False)
         return buffer.getvalue()
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"expected uint8 frames [n, h, w, 3], got {frames.dtype} {frames.shape}")
     about = Image.Exif()
     about[DESCRIPTION] = json.dumps({"frames": int(frames.shape[0]),
                                      "height": int(frames.shape[1]),

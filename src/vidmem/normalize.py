@@ -13,10 +13,10 @@ were trained with, and extraction records what it actually fed.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,9 +27,10 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from vidmem.cache import ItemCache
-from vidmem.errors import DataError, ParamsError
+from vidmem.errors import DataError, ParamsError, VidmemError
+from vidmem.executor import EXECUTOR_ENV, get_executor
 from vidmem.files import atomic_dir, item_files, write_json
-from vidmem.framestore import FrameFormat, load_frames, stored_format
+from vidmem.framestore import load_frames, stored_format
 from vidmem.params import as_bool, as_choice, as_float, as_float_list, as_int
 
 RESIZE_MODES = ("squash", "center_crop")
@@ -184,24 +185,46 @@ def normalize_videos(frame_files: Sequence[Path], out_dir: str | os.PathLike, sp
     Returns the number of videos taken from the cache.
     """
     out_dir = Path(out_dir)
-    caches: dict[FrameFormat, ItemCache] = {}
-
-    def work(path: Path) -> None:
-        # Written in the format (and JPEG quality) decode stored the frames in.
-        fmt = stored_format(path)
-        cache = caches.setdefault(fmt, ItemCache(
-            cache_root, "normalize", {"version": NORMALIZE_VERSION, **spec.geometry()}, fmt))
-        destination = out_dir / path.name
-        digest = cache.key(path)
-        if cache.fetch(digest, destination) is None:
-            cache.store(digest, resize_frames(load_frames(path), spec), destination)
-
-    # torch's resize already uses the cores; two threads overlap it with file I/O.
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(tqdm(pool.map(work, frame_files), total=len(frame_files), desc="normalize",
-                  unit="video", disable=not progress))
+    executor = get_executor()
+    if not executor.writes_outputs and cache_root is None:
+        raise ParamsError(f"{EXECUTOR_ENV}={executor.name} hands results over through the "
+                          "per-video cache, but cache.dir is null: set it to a folder (or an "
+                          "s3:// URL every worker reaches)")
+    hits = 0
+    if frame_files:
+        # Written in the format (and JPEG quality) decode stored the frames in: one format for
+        # the whole decode output.
+        cache = ItemCache(cache_root, "normalize",
+                          {"version": NORMALIZE_VERSION, **spec.geometry()},
+                          stored_format(frame_files[0]))
+        work = functools.partial(_normalize_one, spec=spec, cache=cache,
+                                 out_dir=out_dir if executor.writes_outputs else None)
+        # Locally, torch's resize already uses the cores; two threads overlap it with file I/O.
+        for path, digest, from_cache in tqdm(executor.map(work, frame_files, threads=workers),
+                                             total=len(frame_files), desc="normalize",
+                                             unit="video", disable=not progress):
+            hits += from_cache
+            if not executor.writes_outputs and cache.fetch(digest, out_dir / path.name) is None:
+                raise VidmemError(f"{path.name}: a worker reported its result stored in the "
+                                  f"cache ({cache.dir}), but the entry is missing or damaged; "
+                                  "check that every worker sees the same cache.dir, then re-run")
     write_json(out_dir / SPEC_FILE, spec.to_dict())
-    return sum(cache.hits for cache in caches.values())
+    return hits
+
+
+def _normalize_one(path: Path, spec: InputSpec, cache: ItemCache,
+                   out_dir: Path | None) -> tuple[Path, str, bool]:
+    """Resize one video's frames into `out_dir` and the cache, or into the cache only (`out_dir`
+    None: a worker of another executor). Returns (path, cache key, whether it was cached)."""
+    if stored_format(path) != cache.fmt:
+        raise DataError(f"{path}: stored as {stored_format(path).kind}, unlike the other frames "
+                        f"({cache.fmt.kind}); re-run the decode stage")
+    destination = None if out_dir is None else out_dir / path.name
+    digest = cache.key(path)
+    if cache.fetch(digest, destination) is not None:
+        return path, digest, True
+    cache.store(digest, resize_frames(load_frames(path), spec), destination)
+    return path, digest, False
 
 
 def normalize_step(frames_dir: str | os.PathLike, out_dir: str | os.PathLike,

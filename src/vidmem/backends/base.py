@@ -8,11 +8,12 @@ itself; one with its own output format overrides `save_video` (and `video_cache`
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from tqdm import tqdm
 
 from vidmem.cache import ItemCache
 from vidmem.errors import VidmemError
+from vidmem.executor import chunked, get_executor
 from vidmem.files import item_files
 from vidmem.framestore import load_frames
 from vidmem.normalize import InputSpec
@@ -136,11 +138,21 @@ class Backend(ABC):
                          {"version": EXTRACT_VERSION, "backend": config,
                           "spec": self.spec.to_dict(), "numerics": self.numerics})
 
-    def save_video(self, out_dir: Path, stem: str, features: np.ndarray, cache: ItemCache,
-                   digest: str, facts: dict[str, Any]) -> None:
+    def save_video(self, out_dir: Path | None, stem: str, features: np.ndarray,
+                   cache: ItemCache, digest: str, facts: dict[str, Any]) -> None:
         """Write one video's features into the extract output: `<stem>.npy`, float32
-        [frames, dim], stored in the cache too."""
-        cache.store(digest, features, out_dir / f"{stem}.npy", facts)
+        [frames, dim], stored in the cache too (`out_dir` None: into the cache only, for a
+        worker of another executor)."""
+        cache.store(digest, features, None if out_dir is None else out_dir / f"{stem}.npy",
+                    facts)
+
+    def worker_resources(self) -> dict[str, float]:
+        """What one extract worker of a cluster executor asks for: a GPU when the model runs
+        on CUDA here, else as many CPUs as it runs threads here (the thread count is part of
+        the numerics, so a worker with other threads would make other bits)."""
+        if self.numerics.get("device", "cpu").startswith("cuda"):
+            return {"num_gpus": 1.0}
+        return {"num_cpus": float(self.numerics.get("threads", 1))}
 
     def extract_videos(self, normalized_dir: str | os.PathLike, out_dir: str | os.PathLike,
                        batch_size: int | None = None, progress: bool = True) -> ExtractResult:
@@ -149,6 +161,8 @@ class Backend(ABC):
 
         Frames of several videos share a batch, so small videos do not mean small batches.
         Videos whose (normalized frames, backend config) were seen before come from the cache.
+        The rest run here (`local`), or on the executor's workers, each of which loads the
+        model once and stores its results in the cache, from where they are placed here.
         """
         out_dir = Path(out_dir)
         batch_size = batch_size or self.batch_size
@@ -162,8 +176,49 @@ class Backend(ABC):
                 todo.append((path, digest))
             else:
                 self.record_range(*facts["fed_range"])
-        digests = dict(todo)
+        hits = cache.hits
+        bar = tqdm(total=len(files), initial=len(files) - len(todo), desc=f"extract {self.name}",
+                   unit="video", disable=not progress)
+        executor = get_executor()
+        if executor.writes_outputs or not cache.enabled:
+            # Locally; also where results cannot go through the per-video cache (a backend
+            # without one, or cache.dir null): a cluster would have no way to hand them over.
+            self.extract_chunk(todo, cache, out_dir, batch_size, bar.update)
+        else:
+            # Chunks of a few batches: small enough to spread over the workers and to lose
+            # little to a killed worker, large enough that batches stay full.
+            per_chunk = max(1, 4 * batch_size // max(1, _frames_per_video(todo)))
+            chunks = chunked(todo, per_chunk)
+            make_worker = functools.partial(_ChunkExtractor, type(self), self.name, self.spec,
+                                            self.config, self.cache_root, batch_size)
+            for chunk, (numerics, facts_list) in zip(
+                    chunks, executor.map_chunks(make_worker, chunks, self.worker_resources()),
+                    strict=True):
+                if numerics != self.numerics:
+                    raise VidmemError(
+                        f"backend {self.name}: {executor.name} workers run it with {numerics}, "
+                        f"this process with {self.numerics}, so their cache entries would not "
+                        f"match; set backend.{self.name}.device explicitly, or run the stage on "
+                        "a machine like the workers")
+                for (path, digest), facts in zip(chunk, facts_list, strict=True):
+                    if cache.fetch(digest, out_dir / f"{path.stem}.npy") is None:
+                        raise VidmemError(
+                            f"{path.name}: a worker reported its features stored in the cache "
+                            f"({cache.dir}), but the entry is missing or damaged; check that "
+                            "every worker sees the same cache.dir, then re-run")
+                    self.record_range(*facts["fed_range"])
+                    bar.update(1)
+        bar.close()
+        return ExtractResult(videos=len(files), cache_hits=hits,
+                             info={**self.describe(), "videos": len(files)})
 
+    def extract_chunk(self, todo: Sequence[tuple[Path, str]], cache: ItemCache,
+                      out_dir: Path | None, batch_size: int,
+                      on_loaded: Callable[[int], Any] = lambda n: None) -> list[dict[str, Any]]:
+        """Run the network over the videos `todo` ((frames file, cache key) pairs) in full
+        batches, saving each video's features (`save_video`); returns each video's facts."""
+        digests = dict(todo)
+        facts_of: dict[Path, dict[str, Any]] = {}
         buffer: list[tuple[Path, np.ndarray]] = []  # videos whose frames wait in the batch
         buffered_frames = 0
 
@@ -185,23 +240,20 @@ class Backend(ABC):
                 # cached features so a cache hit reports the same range as fresh work.
                 fed_range = self.spec.fed_range(frames)
                 self.record_range(*fed_range)
+                facts_of[path] = {"fed_range": list(fed_range)}
                 self.save_video(out_dir, path.stem, features[start:start + len(frames)], cache,
-                                digests[path], {"fed_range": list(fed_range)})
+                                digests[path], facts_of[path])
                 start += len(frames)
             buffer, buffered_frames = [], 0
 
-        bar = tqdm(total=len(files), initial=len(files) - len(todo), desc=f"extract {self.name}",
-                   unit="video", disable=not progress)
         for path, frames in _prefetch([p for p, _ in todo], depth=8):
             if buffer and buffered_frames + len(frames) > batch_size:
                 flush()
             buffer.append((path, frames))
             buffered_frames += len(frames)
-            bar.update(1)
+            on_loaded(1)
         flush()
-        bar.close()
-        return ExtractResult(videos=len(files), cache_hits=cache.hits,
-                             info={**self.describe(), "videos": len(files)})
+        return [facts_of[path] for path, _ in todo]
 
     def use_dataset(self, dataset: DatasetFiles) -> None:  # noqa: B027 - a hook; default: nothing
         """Take the data set's other files (the extract stage calls this for every backend).
@@ -255,3 +307,24 @@ class Backend(ABC):
             "input_range_matches": self.range_matches(),
             "numerics": self.numerics,
         }
+
+
+def _frames_per_video(todo: Sequence[tuple[Path, str]]) -> int:
+    """Frames in the first video to do (decode gives every video the same count)."""
+    return len(load_frames(todo[0][0])) if todo else 1
+
+
+class _ChunkExtractor:
+    """An extract worker of a cluster executor: builds the backend (loading the model) once,
+    then stores the features of each chunk of videos in the per-video cache."""
+
+    def __init__(self, cls: type[Backend], name: str, spec: InputSpec | None,
+                 config: dict[str, Any], cache_root: str | os.PathLike | None,
+                 batch_size: int) -> None:
+        self.backend = cls(name, spec, config, cache_root)
+        self.cache = self.backend.video_cache()
+        self.batch_size = batch_size
+
+    def __call__(self, chunk: list[tuple[Path, str]]) -> tuple[dict[str, Any], list[dict]]:
+        facts = self.backend.extract_chunk(chunk, self.cache, None, self.batch_size)
+        return self.backend.numerics, facts
