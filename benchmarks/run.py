@@ -25,6 +25,9 @@ public functions:
   commit (`--footprint-before`);
 - `dvc_layout`: `dvc commit`, `dvc status` and `dvc checkout` on a stage output of 1k, 10k and
   50k per-video files vs the same bytes in shards of 100 videos;
+- `scaleout`: decode → normalize → extract with VIDMEM_EXECUTOR=local vs Ray with 1 and 2 CPUs
+  (each in a fresh process; Ray's start-up timed apart), output sha256 compared, and Ray's cost
+  per task on no-op work;
 - `memory`: peak RSS of concat, train (2 epochs) and evaluate at 2,000, 8,000 and 32,000 videos
   of synthetic features, and training samples/s streamed from disk vs in memory.
 `--only decode memory` runs some of them and keeps the other results. Results go to
@@ -50,11 +53,13 @@ from bench.memory import PHASES as MEMORY_PHASES
 from bench.memory import bench_memory
 from bench.report import write_markdown
 from bench.repro import bench_incremental, bench_noop_repro
+from bench.scaleout import PHASES as SCALEOUT_PHASES
+from bench.scaleout import bench_scaleout
 from bench.train import bench_train
 from bench.videos import folder_of, make_videos
 
 BENCHMARKS = ["decode", "decode_long", "extract", "train", "repro", "memory", "footprint",
-              "dvc_layout"]
+              "dvc_layout", "scaleout"]
 
 
 def parse_args() -> argparse.Namespace:
@@ -74,6 +79,9 @@ def parse_args() -> argparse.Namespace:
                         help="stage output sizes for dvc_layout")
     parser.add_argument("--footprint-before", default="70d01e5",
                         help="commit whose layout the footprint is compared with")
+    parser.add_argument("--scaleout-videos", type=int, default=256,
+                        help="videos for scaleout (Ray's start-up is a fixed cost: more videos "
+                             "show what it costs per video at scale)")
     parser.add_argument("--long-clips", type=int, default=3, help="clips for decode_long")
     parser.add_argument("--long-seconds", type=int, default=300, help="their length")
     parser.add_argument("--chunks", type=int, default=10,
@@ -96,13 +104,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--backend", help=argparse.SUPPRESS)
     parser.add_argument("--source", help=argparse.SUPPRESS)
     parser.add_argument("--memory-n", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--scaleout-config", help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
     if args.phase:
-        phase = {**PHASES, **MEMORY_PHASES}[args.phase]
+        phase = {**PHASES, **MEMORY_PHASES, **SCALEOUT_PHASES}[args.phase]
         Path(args.phase_out).write_text(json.dumps(phase(args)))
         return
 
@@ -122,7 +131,7 @@ def main() -> None:
         earlier = [r for r in results.get("partial_runs", []) if r["only"] != args.only]
         results["partial_runs"] = [*earlier, {**run, "only": args.only}]  # latest of each kind
     videos = make_videos(args, WORK / "videos", 0, args.videos) \
-        if {"decode", "extract", "repro"} & set(args.only) else []
+        if {"decode", "extract", "repro", "scaleout"} & set(args.only) else []
     if {"decode", "extract"} & set(args.only):
         print("decode ...", flush=True)
         videos_dir = WORK / "videos_all"
@@ -170,6 +179,12 @@ def main() -> None:
     if "dvc_layout" in args.only:
         print("dvc layout ...", flush=True)
         results["dvc_layout"] = bench_dvc_layout(args)
+    if "scaleout" in args.only:
+        print("scale-out (local vs Ray) ...", flush=True)
+        many = make_videos(args, WORK / "videos", 0, args.scaleout_videos)
+        results["scaleout"] = bench_scaleout(args, folder_of(many, WORK / "videos_scaleout"),
+                                             first)
+        print(results["scaleout"], flush=True)
     if "memory" in args.only:
         results["memory"] = bench_memory(args)
         print(results["memory"], flush=True)

@@ -71,6 +71,24 @@ def dvc_layout_rows(layout: dict | None) -> list[str]:
     return rows
 
 
+def scaleout_rows(s: dict | None) -> list[str]:
+    if not s:
+        return []
+    local, ray_1, ray_2 = s["runs"]["local"], s["runs"]["ray_1"], s["runs"]["ray_2"]
+    return [
+        f"| decode → normalize → extract on Ray, 2 CPUs ({s['videos']} videos, {s['backend']}, "
+        f"cache empty) | {ray_2['seconds']} s (+ {s['ray_startup_s']} s `ray.init`) | "
+        f"{local['seconds']} s local | {s['ray_2_over_local']}× local; outputs sha256-identical: "
+        f"{s['ray_identical_to_local']} | ≤ 1.1× |",
+        f"| … Ray with 1 CPU | {ray_1['seconds']} s | {ray_2['seconds']} s with 2 | "
+        f"{s['ray_1_over_ray_2']}× (the host still has 2 cores for ffmpeg and the driver) | "
+        "faster with more CPUs |",
+        f"| … Ray's cost per video (no-op task through the executor) | "
+        f"{s['per_video_overhead_ms']} ms | {1000 * s['seconds_per_video_local']:.0f} ms of work "
+        f"per video locally | fixed cost per run {s['ray_fixed_cost_s']} s (workers importing "
+        "torch, the actor loading the model) | small |"]
+
+
 def write_markdown(results: dict, path: Path) -> None:
     d, e, t = results["decode"], results["extract"], results["train"]
     n, inc = results["noop_repro"], results["incremental"]
@@ -133,6 +151,7 @@ def write_markdown(results: dict, path: Path) -> None:
         *memory_rows(results.get("memory")),
         *footprint_rows(results.get("footprint")),
         *dvc_layout_rows(results.get("dvc_layout")),
+        *scaleout_rows(results.get("scaleout")),
         "",
         "Raw numbers: `benchmarks/results.json`. Notes and history of optimisations: below.",
         "",

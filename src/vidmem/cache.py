@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from vidmem.errors import DataError
+from vidmem.errors import DataError, VidmemError
 from vidmem.files import file_digest, link_or_copy, write_bytes, write_json
 from vidmem.framestore import FrameFormat, encode_frames, load_frames, save_frames
 from vidmem.params import is_url
@@ -111,6 +111,14 @@ class ItemCache:
                 self.hits += 1
                 return facts
         return None
+
+    def place(self, item_digest: str, destination: str | os.PathLike, item: str) -> None:
+        """Put the entry a worker elsewhere reported stored at `destination` (VidmemError if
+        it is not there intact: the worker saw another cache)."""
+        if self.fetch(item_digest, destination) is None:
+            raise VidmemError(f"{item}: a worker reported its result stored in the cache "
+                              f"({self.dir}), but the entry is missing or damaged; check that "
+                              "every worker sees the same cache.dir, then re-run")
 
     def _fetch_remote(self, item_digest: str,
                       destination: str | os.PathLike | None) -> dict[str, Any] | None:

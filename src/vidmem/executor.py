@@ -29,7 +29,7 @@ import sys
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from vidmem.errors import ParamsError
@@ -49,6 +49,13 @@ class Executor(ABC):
 
     name: str
     writes_outputs: bool
+
+    def check_handover(self, cache_on: bool) -> None:
+        """Stop with a clear message when results would have no way back (see the module)."""
+        if not self.writes_outputs and not cache_on:
+            raise ParamsError(f"{EXECUTOR_ENV}={self.name} hands results over through the "
+                              "per-video cache, but cache.dir is null: set it to a folder (or "
+                              "an s3:// URL every worker reaches)")
 
     @abstractmethod
     def map(self, work: Callable[[Item], Result], items: Sequence[Item],
@@ -159,8 +166,6 @@ class RayExecutor(Executor):
                    resources: dict[str, float]) -> Iterator[Any]:
         if not chunks:
             return
-        from ray.util import ActorPool
-
         # As many actors as the cluster has room for. Ray gives an actor of n CPUs
         # OMP_NUM_THREADS=n, so a model runs there with as many threads as it would here.
         kind, per_actor = ("GPU", resources["num_gpus"]) if resources.get("num_gpus") else \
@@ -173,18 +178,34 @@ class RayExecutor(Executor):
                               f"{EXECUTOR_ENV}=local")
         actor_class = self.ray.remote(max_restarts=-1, max_task_retries=-1, **resources)(
             _ChunkActor)
-        size = int(available // per_actor)
-        actors = [actor_class.remote(make_worker) for _ in range(min(size, len(chunks)))]
+        actors = [actor_class.remote(make_worker)
+                  for _ in range(min(int(available // per_actor), len(chunks)))]
         try:
-            pool = ActorPool(actors)
-            results = pool.map(lambda actor, chunk: actor.run.remote(chunk), list(chunks))
-            for _ in chunks:
-                with self._own_errors():
-                    result = next(results)
-                yield result
+            # Two chunks queued per actor, so an actor never waits for the driver between
+            # chunks; results are taken in order, chunk i from actor i mod n.
+            pending: deque[Any] = deque()
+            for index, chunk in enumerate(chunks):
+                pending.append(actors[index % len(actors)].run.remote(chunk))
+                if len(pending) >= 2 * len(actors):
+                    yield self._get(pending.popleft())
+            while pending:
+                yield self._get(pending.popleft())
         finally:
             for actor in actors:
                 self.ray.kill(actor)
+
+
+@contextlib.contextmanager
+def placing(threads: int = 16) -> Iterator[Callable[..., None]]:
+    """A `place(function, *args)` that runs in a thread pool, for copying workers' cache entries
+    into a stage output: an object store answers each request in tens of milliseconds, so one
+    at a time would make the driver the bottleneck. Waits for all on exit; raises the first
+    error."""
+    futures: list[Future] = []
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        yield lambda function, *args: futures.append(pool.submit(function, *args))
+        for future in futures:
+            future.result()
 
 
 def executor_name() -> str:

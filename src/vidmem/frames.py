@@ -25,8 +25,8 @@ import numpy as np
 from tqdm import tqdm
 
 from vidmem.cache import ItemCache
-from vidmem.errors import DataError, ParamsError, ShortVideoError, VideoError, VidmemError
-from vidmem.executor import EXECUTOR_ENV, get_executor
+from vidmem.errors import DataError, ShortVideoError, VideoError, VidmemError
+from vidmem.executor import get_executor, placing
 from vidmem.ffmpeg_bin import ffmpeg_executable
 from vidmem.files import atomic_dir
 from vidmem.framestore import FrameFormat
@@ -316,6 +316,16 @@ class DecodeReport:
     repeated: list[str] = field(default_factory=list)
     cache_hits: int = 0  # printed for the user; not written to outputs (it varies by run)
 
+    def add(self, outcome: DecodeOutcome) -> None:
+        if outcome.error is None:
+            self.decoded.append(outcome.video.name)
+            if outcome.repeated:
+                self.repeated.append(outcome.video.name)
+        else:
+            self.skipped.append({"video": outcome.video.name, "stage": "decode",
+                                 "reason": outcome.error})
+        self.cache_hits += outcome.from_cache
+
     def counts(self) -> dict[str, int]:
         return {"videos_found": len(self.decoded) + len(self.skipped),
                 "videos_decoded": len(self.decoded), "videos_skipped": len(self.skipped),
@@ -342,28 +352,19 @@ def decode_videos(videos: Sequence[Path], out_dir: str | os.PathLike, config: De
     cache = ItemCache(cache_root, "decode", cache_config, fmt)
     report = DecodeReport()
     executor = get_executor()
-    if not executor.writes_outputs and not cache.enabled:
-        raise ParamsError(f"{EXECUTOR_ENV}={executor.name} hands results over through the "
-                          "per-video cache, but cache.dir is null: set it to a folder (or an "
-                          "s3:// URL every worker reaches)")
+    executor.check_handover(cache.enabled)
     outcomes = executor.map(
         functools.partial(_decode_one, out_dir=out_dir if executor.writes_outputs else None,
                           config=config, ffmpeg_bin=ffmpeg_bin, cache=cache,
                           on_bad_input=on_bad_input),
         videos, threads=config.workers)
-    for outcome in tqdm(outcomes, total=len(videos), desc="decode", unit="video",
-                        disable=not progress):
-        if outcome.error is None:
-            if not executor.writes_outputs:
-                _place(cache, outcome.digest, out_dir / f"{outcome.video.stem}{fmt.suffix}",
-                       outcome.video.name)
-            report.decoded.append(outcome.video.name)
-            if outcome.repeated:
-                report.repeated.append(outcome.video.name)
-        else:
-            report.skipped.append({"video": outcome.video.name, "stage": "decode",
-                                   "reason": outcome.error})
-        report.cache_hits += outcome.from_cache
+    with placing() as place:
+        for outcome in tqdm(outcomes, total=len(videos), desc="decode", unit="video",
+                            disable=not progress):
+            if outcome.error is None and not executor.writes_outputs:
+                place(cache.place, outcome.digest,
+                      out_dir / f"{outcome.video.stem}{fmt.suffix}", outcome.video.name)
+            report.add(outcome)
     return report
 
 
@@ -411,14 +412,6 @@ def _bad_input(video: Path, reason: str, exc: Exception, on_bad_input: str) -> s
         raise VidmemError(f"cannot decode {video}: {reason}. Fix or remove the file, "
                           "or set data.on_bad_input: skip to skip and report it") from exc
     return reason
-
-
-def _place(cache: ItemCache, digest: str, destination: Path, item: str) -> None:
-    """Link (or copy) the entry a worker stored into the stage output."""
-    if cache.fetch(digest, destination) is None:
-        raise VidmemError(f"{item}: a worker reported its result stored in the cache "
-                          f"({cache.dir}), but the entry is missing or damaged; check that "
-                          "every worker sees the same cache.dir, then re-run")
 
 
 def decode_step(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, config: DecodeConfig,

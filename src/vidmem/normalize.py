@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from vidmem.cache import ItemCache
-from vidmem.errors import DataError, ParamsError, VidmemError
-from vidmem.executor import EXECUTOR_ENV, get_executor
+from vidmem.errors import DataError, ParamsError
+from vidmem.executor import get_executor, placing
 from vidmem.files import atomic_dir, item_files, write_json
 from vidmem.framestore import load_frames, stored_format
 from vidmem.params import as_bool, as_choice, as_float, as_float_list, as_int
@@ -186,10 +186,7 @@ def normalize_videos(frame_files: Sequence[Path], out_dir: str | os.PathLike, sp
     """
     out_dir = Path(out_dir)
     executor = get_executor()
-    if not executor.writes_outputs and cache_root is None:
-        raise ParamsError(f"{EXECUTOR_ENV}={executor.name} hands results over through the "
-                          "per-video cache, but cache.dir is null: set it to a folder (or an "
-                          "s3:// URL every worker reaches)")
+    executor.check_handover(cache_root is not None)
     hits = 0
     if frame_files:
         # Written in the format (and JPEG quality) decode stored the frames in: one format for
@@ -200,14 +197,14 @@ def normalize_videos(frame_files: Sequence[Path], out_dir: str | os.PathLike, sp
         work = functools.partial(_normalize_one, spec=spec, cache=cache,
                                  out_dir=out_dir if executor.writes_outputs else None)
         # Locally, torch's resize already uses the cores; two threads overlap it with file I/O.
-        for path, digest, from_cache in tqdm(executor.map(work, frame_files, threads=workers),
-                                             total=len(frame_files), desc="normalize",
-                                             unit="video", disable=not progress):
-            hits += from_cache
-            if not executor.writes_outputs and cache.fetch(digest, out_dir / path.name) is None:
-                raise VidmemError(f"{path.name}: a worker reported its result stored in the "
-                                  f"cache ({cache.dir}), but the entry is missing or damaged; "
-                                  "check that every worker sees the same cache.dir, then re-run")
+        outcomes = executor.map(work, frame_files, threads=workers)
+        with placing() as place:
+            for path, digest, from_cache in tqdm(outcomes, total=len(frame_files),
+                                                 desc="normalize", unit="video",
+                                                 disable=not progress):
+                hits += from_cache
+                if not executor.writes_outputs:
+                    place(cache.place, digest, out_dir / path.name, path.name)
     write_json(out_dir / SPEC_FILE, spec.to_dict())
     return hits
 

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from vidmem.cache import ItemCache
 from vidmem.errors import VidmemError
-from vidmem.executor import chunked, get_executor
+from vidmem.executor import chunked, get_executor, placing
 from vidmem.files import item_files
 from vidmem.framestore import load_frames
 from vidmem.normalize import InputSpec
@@ -191,23 +191,19 @@ class Backend(ABC):
             chunks = chunked(todo, per_chunk)
             make_worker = functools.partial(_ChunkExtractor, type(self), self.name, self.spec,
                                             self.config, self.cache_root, batch_size)
-            for chunk, (numerics, facts_list) in zip(
-                    chunks, executor.map_chunks(make_worker, chunks, self.worker_resources()),
-                    strict=True):
-                if numerics != self.numerics:
-                    raise VidmemError(
-                        f"backend {self.name}: {executor.name} workers run it with {numerics}, "
-                        f"this process with {self.numerics}, so their cache entries would not "
-                        f"match; set backend.{self.name}.device explicitly, or run the stage on "
-                        "a machine like the workers")
-                for (path, digest), facts in zip(chunk, facts_list, strict=True):
-                    if cache.fetch(digest, out_dir / f"{path.stem}.npy") is None:
+            results = executor.map_chunks(make_worker, chunks, self.worker_resources())
+            with placing() as place:
+                for chunk, (numerics, facts_list) in zip(chunks, results, strict=True):
+                    if numerics != self.numerics:
                         raise VidmemError(
-                            f"{path.name}: a worker reported its features stored in the cache "
-                            f"({cache.dir}), but the entry is missing or damaged; check that "
-                            "every worker sees the same cache.dir, then re-run")
-                    self.record_range(*facts["fed_range"])
-                    bar.update(1)
+                            f"backend {self.name}: {executor.name} workers run it with "
+                            f"{numerics}, this process with {self.numerics}, so their cache "
+                            f"entries would not match; set backend.{self.name}.device "
+                            "explicitly, or run the stage on a machine like the workers")
+                    for (path, digest), facts in zip(chunk, facts_list, strict=True):
+                        place(cache.place, digest, out_dir / f"{path.stem}.npy", path.name)
+                        self.record_range(*facts["fed_range"])
+                        bar.update(1)
         bar.close()
         return ExtractResult(videos=len(files), cache_hits=hits,
                              info={**self.describe(), "videos": len(files)})
