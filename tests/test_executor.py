@@ -208,3 +208,24 @@ def test_dvc_stages_on_ray_write_the_bytes_local_wrote_and_rerun_nothing(tmp_pat
     assert f"extracted 16 video(s) with {BACKEND} (0 from cache)" in logs
     assert {out: tree_digests(project / out) for out in outputs} == local
     assert "up to date" in sh(["dvc", "status", f"extract@{BACKEND}"], project).stdout
+
+
+def test_a_running_ray_is_joined_not_started_anew(videos, tmp_path):
+    """`ray start --head` on the machine, then the stage: it joins that Ray (1 CPU here, where
+    an embedded one would take every CPU) and decodes every video."""
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(demo_params()))
+    ray_cli = Path(sys.executable).with_name("ray")
+    sh([str(ray_cli), "start", "--head", "--num-cpus", "1", "--include-dashboard=false",
+        "--disable-usage-stats"], tmp_path)
+    try:
+        run = subprocess.run(
+            [sys.executable, "-c", DRIVER, str(params_file), str(videos),
+             str(tmp_path / "frames"), str(tmp_path / "cache")],
+            env={**os.environ, EXECUTOR_ENV: "ray"}, capture_output=True, text=True,
+            timeout=300)
+    finally:
+        sh([str(ray_cli), "stop", "--force"], tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"per-video work on Ray {ray.__version__}, 1 CPU(s)" in run.stderr
+    assert "decoded 12 from cache 0" in run.stdout
