@@ -79,9 +79,11 @@ def parse_args() -> argparse.Namespace:
                         help="stage output sizes for dvc_layout")
     parser.add_argument("--footprint-before", default="70d01e5",
                         help="commit whose layout the footprint is compared with")
-    parser.add_argument("--scaleout-videos", type=int, default=256,
-                        help="videos for scaleout (Ray's start-up is a fixed cost: more videos "
-                             "show what it costs per video at scale)")
+    parser.add_argument("--scaleout-videos", type=int, default=1024,
+                        help="videos for scaleout (Ray's start-up is a fixed cost of seconds: "
+                             "with too few videos the ratio measures start-up, not the engine)")
+    parser.add_argument("--scaleout-turns", type=int, default=1,
+                        help="times local and Ray with 2 CPUs take turns (the best counts)")
     parser.add_argument("--long-clips", type=int, default=3, help="clips for decode_long")
     parser.add_argument("--long-seconds", type=int, default=300, help="their length")
     parser.add_argument("--chunks", type=int, default=10,

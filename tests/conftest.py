@@ -149,3 +149,22 @@ def extract_videos(backend, videos: list[np.ndarray], folder: Path):
         np.save(normalized / f"video{i}.npy", frames)
     result = backend.extract_videos(normalized, out, batch_size=4, progress=False)
     return [read_video_features(out, f"video{i}") for i in range(len(videos))], result.info
+
+
+@pytest.fixture
+def s3_cache(monkeypatch):
+    """An S3 endpoint on 127.0.0.1 (moto's server) with a bucket `workers`, its credentials
+    and address in the environment; yields the cache URL."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1",
+                       "AWS_ENDPOINT_URL": f"http://{host}:{port}"}.items():
+        monkeypatch.setenv(key, value)
+    boto3.client("s3").create_bucket(Bucket="workers")
+    yield "s3://workers/vidmem"
+    server.stop()

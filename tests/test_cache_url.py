@@ -4,30 +4,12 @@ machines share entries: tested against a real S3 endpoint on 127.0.0.1 (moto's s
 from __future__ import annotations
 
 import numpy as np
-import pytest
-from moto.server import ThreadedMotoServer
 
 from vidmem.cache import ItemCache
 from vidmem.frames import decode_videos, list_videos
 from vidmem.framestore import FrameFormat
 
 from conftest import grey_ramp_video
-
-
-@pytest.fixture
-def s3_cache(monkeypatch):
-    import boto3
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1",
-                       "AWS_ENDPOINT_URL": f"http://{host}:{port}"}.items():
-        monkeypatch.setenv(key, value)
-    boto3.client("s3").create_bucket(Bucket="workers")
-    yield "s3://workers/vidmem"
-    server.stop()
 
 
 def test_entries_round_trip_through_s3_and_damage_is_a_miss(s3_cache, tmp_path):

@@ -118,6 +118,18 @@ def test_killed_workers_are_retried_and_the_output_is_identical(
     assert tree_digests(tmp_path / "out") == local_features
 
 
+def test_workers_hand_results_over_through_an_s3_cache(videos, local_features, tmp_path,
+                                                      s3_cache, ray_executor):
+    """`cache.dir: s3://...`, as on a cluster: Ray's workers store entries in the bucket, the
+    stage places them, and the bytes are the local run's; a second run finds every entry."""
+    params = {**demo_params(), "cache": {"dir": s3_cache}}
+    features_for_videos(videos, tmp_path / "first", params, BACKEND, progress=False)
+    assert tree_digests(tmp_path / "first") == local_features
+    again = decode_step(videos, tmp_path / "frames", decode_config(params), cache_dir=s3_cache,
+                        progress=False)
+    assert again.cache_hits == len(again.decoded) == 12
+
+
 def test_ray_needs_the_per_video_cache_to_hand_results_over(videos, tmp_path, ray_executor):
     params = {**demo_params(), "cache": {"dir": None}}
     with pytest.raises(ParamsError, match="cache.dir is null"):

@@ -67,13 +67,14 @@ PHASES = {"scaleout": phase_scaleout}
 
 
 def bench_scaleout(args: argparse.Namespace, videos_dir: Path, backend: str) -> dict:
-    """local and Ray with 2 CPUs take turns three times (this shared machine's speed drifts by 10%
-    within minutes) and the faster of each pair counts; Ray with 1 CPU runs once."""
+    """local and Ray with 2 CPUs take turns `--scaleout-turns` times (this shared machine's speed
+    drifts by up to 10% within minutes) and the fastest of each counts; Ray with 1 CPU runs
+    once."""
     def run(name: str) -> dict:
         return in_child("scaleout", args, backend, videos_dir, extra=("--scaleout-config", name))
 
     turns: dict[str, list[dict]] = {"local": [], "ray_2": []}
-    for _ in range(3):
+    for _ in range(args.scaleout_turns):
         for name in turns:
             turns[name].append(run(name))
     runs = {name: min(tries, key=lambda r: r["seconds"]) for name, tries in turns.items()}
