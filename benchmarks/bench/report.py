@@ -85,8 +85,8 @@ def scaleout_rows(s: dict | None) -> list[str]:
         "faster with more CPUs |",
         f"| … Ray's cost per video (no-op task through the executor) | "
         f"{s['per_video_overhead_ms']} ms | {1000 * s['seconds_per_video_local']:.0f} ms of work "
-        f"per video locally | fixed cost per run {s['ray_fixed_cost_s']} s (workers importing "
-        "torch, the actor loading the model) | small |"]
+        f"per video locally | other overhead {s['ray_other_overhead_s']} s (workers importing "
+        "torch, the actor loading the model, the rest unexplained) | small |"]
 
 
 def write_markdown(results: dict, path: Path) -> None:

@@ -66,30 +66,35 @@ def phase_scaleout(args: argparse.Namespace) -> dict:
 PHASES = {"scaleout": phase_scaleout}
 
 
+def run_config(args: argparse.Namespace, videos_dir: Path, backend: str, name: str) -> dict:
+    return in_child("scaleout", args, backend, videos_dir, extra=("--scaleout-config", name))
+
+
 def bench_scaleout(args: argparse.Namespace, videos_dir: Path, backend: str) -> dict:
     """local and Ray with 2 CPUs take turns `--scaleout-turns` times (this shared machine's speed
     drifts by up to 10% within minutes) and the fastest of each counts; Ray with 1 CPU runs
     once."""
-    def run(name: str) -> dict:
-        return in_child("scaleout", args, backend, videos_dir, extra=("--scaleout-config", name))
-
     turns: dict[str, list[dict]] = {"local": [], "ray_2": []}
     for _ in range(args.scaleout_turns):
         for name in turns:
-            turns[name].append(run(name))
+            turns[name].append(run_config(args, videos_dir, backend, name))
+    return summarize(turns, run_config(args, videos_dir, backend, "ray_1"), backend)
+
+
+def summarize(turns: dict[str, list[dict]], ray_1: dict, backend: str) -> dict:
     runs = {name: min(tries, key=lambda r: r["seconds"]) for name, tries in turns.items()}
-    runs["ray_1"] = run("ray_1")
+    runs["ray_1"] = ray_1
     local, ray_2 = runs["local"], runs["ray_2"]
     return {
-        "backend": backend, "videos": local["videos"], "runs": runs,
+        "backend": backend, "videos": local["videos"], "runs": runs, "turns": turns,
         "seconds_each_turn": {name: [r["seconds"] for r in tries] for name, tries in turns.items()},
         "identical_in_every_turn": all(r["sha256"] == local["sha256"]
                                        for tries in turns.values() for r in tries),
         "ray_identical_to_local": ray_2["sha256"] == local["sha256"],
         "ray_2_over_local": round(ray_2["seconds"] / local["seconds"], 3),
-        # What Ray adds once per run (worker processes importing torch, each extract actor
-        # loading the model), apart from ray.init itself.
-        "ray_fixed_cost_s": round(ray_2["seconds"] - local["seconds"]
+        # What Ray adds beyond its per-task cost and ray.init: worker processes importing
+        # torch, each extract actor loading the model, and what these timings do not explain.
+        "ray_other_overhead_s": round(ray_2["seconds"] - local["seconds"]
                                   - local["videos"] * ray_2["noop_task_ms"] / 1000, 2),
         "ray_2_over_local_with_startup": round(
             (ray_2["seconds"] + ray_2["startup_s"]) / local["seconds"], 3),
