@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,19 @@ class ItemCache:
                 self.hits += 1
                 return facts
         return None
+
+    def fetch_or_make(self, item_digest: str, destination: str | os.PathLike | None,
+                      make: Callable[[], tuple[np.ndarray, dict[str, Any]]],
+                      ) -> tuple[dict[str, Any], bool]:
+        """The facts of the entry for `item_digest` placed at `destination` (None: in the cache
+        only), made by `make()` -> (array, facts) and stored on a miss; and whether it was a
+        hit."""
+        facts = self.fetch(item_digest, destination)
+        if facts is not None:
+            return facts, True
+        array, facts = make()
+        self.store(item_digest, array, destination, facts)
+        return facts, False
 
     def place(self, item_digest: str, destination: str | os.PathLike, item: str) -> None:
         """Put the entry a worker elsewhere reported stored at `destination` (VidmemError if

@@ -386,12 +386,12 @@ def _decode_one(video: Path, out_dir: Path | None, config: DecodeConfig, ffmpeg_
         check_inside_folder(video)  # before the cache key reads the file
         digest = cache.key(video)
         destination = None if out_dir is None else out_dir / f"{video.stem}{cache.fmt.suffix}"
-        facts = cache.fetch(digest, destination)
-        from_cache = facts is not None
-        if facts is None:
+        def make() -> tuple[np.ndarray, dict[str, Any]]:
             decoded = decode_video(video, config, ffmpeg_bin)
-            facts = {"repeated": decoded.repeated, "total_frames": decoded.total_frames}
-            cache.store(digest, decoded.frames, destination, facts)
+            return decoded.frames, {"repeated": decoded.repeated,
+                                    "total_frames": decoded.total_frames}
+
+        facts, from_cache = cache.fetch_or_make(digest, destination, make)
         return DecodeOutcome(video, digest, None, bool(facts["repeated"]), from_cache)
     except ShortVideoError as exc:
         if config.short_video == "fail":

@@ -218,10 +218,9 @@ def _normalize_one(path: Path, spec: InputSpec, cache: ItemCache,
                         f"({cache.fmt.kind}); re-run the decode stage")
     destination = None if out_dir is None else out_dir / path.name
     digest = cache.key(path)
-    if cache.fetch(digest, destination) is not None:
-        return path, digest, True
-    cache.store(digest, resize_frames(load_frames(path), spec), destination)
-    return path, digest, False
+    _, from_cache = cache.fetch_or_make(digest, destination,
+                                        lambda: (resize_frames(load_frames(path), spec), {}))
+    return path, digest, from_cache
 
 
 def normalize_step(frames_dir: str | os.PathLike, out_dir: str | os.PathLike,
