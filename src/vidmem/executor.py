@@ -62,12 +62,14 @@ class Executor(ABC):
         """`work(item)` for every item (one CPU each), results in the order of `items`.
         `threads` bounds the local thread pool; Ray schedules by its own CPU count."""
 
-    @abstractmethod
     def map_chunks(self, make_worker: Callable[[], ChunkWorker], chunks: Sequence[list[Any]],
                    resources: dict[str, float]) -> Iterator[Any]:
         """Results of stateful workers over `chunks`, in order. Each worker is built once by
         `make_worker` (loading a model once, not once per chunk); `resources` is what one
-        worker needs (`num_cpus`, or `num_gpus`)."""
+        worker needs (`num_cpus`, or `num_gpus`). Only executors that run work elsewhere
+        (`writes_outputs` False) have it: locally, the stage runs its own loaded model."""
+        raise NotImplementedError(f"the {self.name} executor runs model work in the stage's "
+                                  "own process")
 
 
 class LocalExecutor(Executor):
@@ -80,12 +82,6 @@ class LocalExecutor(Executor):
             threads: int) -> Iterator[Result]:
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
             yield from pool.map(work, items)
-
-    def map_chunks(self, make_worker: Callable[[], ChunkWorker], chunks: Sequence[list[Any]],
-                   resources: dict[str, float]) -> Iterator[Any]:
-        worker = make_worker()
-        for chunk in chunks:
-            yield worker(chunk)
 
 
 class _ChunkActor:
