@@ -17,7 +17,7 @@ public functions:
   separate run; peak RSS on a quarter of the videos vs all of them; features under mixed
   precision (bf16, fp16) vs fp32 (relative L2 error, cosine, frames/s);
 - `train`: seconds per epoch of the reference model, on the CPU and on CUDA when present;
-- `repro`: a no-op `dvc repro` in this repo, and decode + normalize + extract
+- `repro`: a no-op `dvc repro` in this repo, and decode + extract
   (`vidmem.pipeline.features_for_videos`) after adding 1% more videos, with the per-video cache,
   vs the full run;
 - `footprint`: bytes per video on disk (workspace, DVC cache, per-video cache; `du`, hard links
@@ -25,7 +25,7 @@ public functions:
   commit (`--footprint-before`);
 - `dvc_layout`: `dvc commit`, `dvc status` and `dvc checkout` on a stage output of 1k, 10k and
   50k per-video files vs the same bytes in shards of 100 videos;
-- `scaleout`: decode → normalize → extract with VIDMEM_EXECUTOR=local vs Ray with 1 and 2 CPUs
+- `scaleout`: decode → extract with VIDMEM_EXECUTOR=local vs Ray with 1 and 2 CPUs
   (each in a fresh process; Ray's start-up timed apart), output sha256 compared, and Ray's cost
   per task on no-op work;
 - `memory`: peak RSS of concat, train (2 epochs) and evaluate at 2,000, 8,000 and 32,000 videos
@@ -117,9 +117,6 @@ def main() -> None:
         Path(args.phase_out).write_text(json.dumps(phase(args)))
         return
 
-    from vidmem.backends import input_spec
-    from vidmem.normalize import normalize_step
-
     results_file = ROOT / "benchmarks" / "results.json"
     results: dict = json.loads(results_file.read_text()) if results_file.exists() else {}
     run = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -149,20 +146,18 @@ def main() -> None:
     names = args.backends or params["backends"]
     first = names[0]
     if "extract" in args.only:
-        normalized = {name: WORK / f"normalized_{name}" for name in names}
+        frames = WORK / "decode_out"  # the decode stage's output, as the extract stage reads it
         results["extract"] = {}
         for name in names:
-            normalize_step(WORK / "decode_out", normalized[name], input_spec(params, name), None,
-                           False)
-            results["extract"][name] = bench_extract(args, name, normalized[name])
+            results["extract"][name] = bench_extract(args, name, frames)
             print(name, results["extract"][name], flush=True)
         print("extract memory ...", flush=True)
-        results["extract_memory"] = bench_extract_memory(args, first, normalized[first],
+        results["extract_memory"] = bench_extract_memory(args, first, frames,
                                                          results["extract"][first]["stage"])
         print(results["extract_memory"], "\nprecision ...", flush=True)
         torch_backends = [n for n in names if params["backend"][n].get("kind") == "torch"]
         results["precision"] = bench_precision(
-            args, torch_backends[0], normalized[torch_backends[0]]) if torch_backends else None
+            args, torch_backends[0], frames) if torch_backends else None
         print(results["precision"], flush=True)
     if "train" in args.only:
         print("train ...", flush=True)

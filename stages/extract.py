@@ -1,25 +1,32 @@
-"""Stage extract: one feature vector per frame with one backend → one .npy per video."""
+"""Stage extract: each video's decoded frames resized to one backend's input, one feature vector
+per frame → one .npy per video (the resized frames are not stored)."""
 
 import sys
 
-from vidmem.backends import create_backend
+from vidmem.backends import create_backend, input_spec
 from vidmem.backends.base import DatasetFiles
 from vidmem.cli import run_stage, stage_parser
+from vidmem.errors import DataError
 from vidmem.features import extract_step
-from vidmem.normalize import read_spec
+from vidmem.files import item_files
 from vidmem.params import BAD_INPUT_POLICIES, CacheConfig, as_choice, lookup, optional_str
 
 
 def main(args, params):
-    # The normalize stage recorded the spec it applied; extraction uses exactly that one.
-    backend = create_backend(params, args.backend, spec=read_spec(args.normalized),
+    spec = input_spec(params, args.backend)
+    if spec is not None and not item_files(args.frames):
+        raise DataError(f"backend {args.backend} needs frames, but the decode stage wrote none "
+                        f"({args.frames} is empty; see data/reports/decode.json). Point "
+                        "data.videos_dir at your videos, or for a features-only data set list "
+                        "only backends that need no frames (precomputed, captions)")
+    backend = create_backend(params, args.backend, spec=spec,
                              cache_root=CacheConfig.from_params(params).dir)
     backend.use_dataset(DatasetFiles(
         captions=optional_str(lookup(params, "data.captions", None), "data.captions"),
         split_file=args.split,
         on_bad_input=as_choice(lookup(params, "data.on_bad_input", "skip"), "data.on_bad_input",
                                BAD_INPUT_POLICIES)))
-    result = extract_step(args.normalized, args.out, backend, progress=not args.no_progress)
+    result = extract_step(args.frames, args.out, backend, progress=not args.no_progress)
     if result.info["random_weights"]:
         print(f"WARNING: backend {args.backend} uses RANDOM weights; its features and every "
               "metric built on them are labelled random_weights: true", file=sys.stderr)
@@ -36,7 +43,7 @@ def main(args, params):
 
 if __name__ == "__main__":
     parser = stage_parser(__doc__, backend=True)
-    parser.add_argument("--normalized", required=True, help="normalize stage output folder")
+    parser.add_argument("--frames", required=True, help="decode stage output folder")
     parser.add_argument("--out", required=True, help="folder for <video stem>.npy features")
     parser.add_argument("--split", help="split stage JSON (for backends that fit on training data)")
     run_stage(parser, main)

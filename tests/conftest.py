@@ -142,12 +142,12 @@ def extract_videos(backend, videos: list[np.ndarray], folder: Path):
     per video and the info it records (fed range and all)."""
     from vidmem.features import read_video_features
 
-    normalized, out = folder / "normalized", folder / "features"
-    normalized.mkdir(parents=True)
+    frames_dir, out = folder / "frames", folder / "features"
+    frames_dir.mkdir(parents=True)
     out.mkdir()
     for i, frames in enumerate(videos):
-        np.save(normalized / f"video{i}.npy", frames)
-    result = backend.extract_videos(normalized, out, batch_size=4, progress=False)
+        np.save(frames_dir / f"video{i}.npy", frames)
+    result = backend.extract_videos(frames_dir, out, batch_size=4, progress=False)
     return [read_video_features(out, f"video{i}") for i in range(len(videos))], result.info
 
 

@@ -52,11 +52,9 @@ def test_mixed_precision_is_close_to_fp32_and_cached_apart(precision, tmp_path):
     """amp runs on the CPU too; its features stay near fp32 but are never served for fp32."""
     cache = tmp_path / "cache"
     full_backend = create_backend({"backend": {"eff": EFFICIENTNET}}, "eff", cache_root=cache)
-    frames = resize_frames(np.stack([data.chelsea(), data.astronaut()[:300, :451]]),
-                           full_backend.spec)
-    folder = tmp_path / "normalized"
-    folder.mkdir()
-    np.save(folder / "video0.npy", frames)
+    folder = tmp_path / "frames"
+    folder.mkdir()  # decoded frames: extract resizes them to 224²
+    np.save(folder / "video0.npy", np.stack([data.chelsea(), data.astronaut()[:300, :451]]))
     with pytest.warns(UserWarning, match="slower"):
         mixed_backend = create_backend({"backend": {"eff": {**EFFICIENTNET, "amp": precision}}},
                                        "eff", cache_root=cache)
@@ -144,7 +142,7 @@ def test_inception_v3_torchvision_weights_come_from_the_torch_hub_cache(tmp_path
 def test_wrong_frame_size_is_a_clear_error(efficientnet):
     from vidmem.errors import VidmemError
 
-    with pytest.raises(VidmemError, match="re-run the normalize stage"):
+    with pytest.raises(VidmemError, match=r"expected uint8 frames \[B, 224, 224, 3\]"):
         efficientnet.extract(np.zeros((1, 100, 100, 3), np.uint8))
 
 

@@ -73,7 +73,6 @@ def test_repro_then_noop_then_exp_run_and_metrics_diff(project, tmp_path):
 def test_dag_lists_the_stages_in_pipeline_order(project):
     stages = sh(["dvc", "stage", "list", "--name-only"], project).stdout.split()
     expected = ["demo_data", "decode",
-                "normalize@efficientnet_lite0", "normalize@captions",
                 "extract@efficientnet_lite0", "extract@captions",
                 "concat@efficientnet_lite0", "concat@captions", "split",
                 "train@efficientnet_lite0", "train@captions",
@@ -82,8 +81,7 @@ def test_dag_lists_the_stages_in_pipeline_order(project):
     mermaid = sh(["dvc", "dag", "--md"], project).stdout
     names = dict(re.findall(r'(node\d+)\["([^"]+)"\]', mermaid))
     edges = {(names[a], names[b]) for a, b in re.findall(r"(node\d+)-->(node\d+)", mermaid)}
-    for edge in [("demo_data", "decode"), ("decode", "normalize@efficientnet_lite0"),
-                 ("normalize@efficientnet_lite0", "extract@efficientnet_lite0"),
+    for edge in [("demo_data", "decode"), ("decode", "extract@efficientnet_lite0"),
                  ("extract@efficientnet_lite0", "concat@efficientnet_lite0"),
                  ("concat@efficientnet_lite0", "train@efficientnet_lite0"),
                  ("split", "train@efficientnet_lite0"),

@@ -56,7 +56,7 @@ def videos(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def local_features(videos, tmp_path_factory) -> dict[str, str]:
-    """Every file decode → normalize → extract writes, run by the local executor."""
+    """Every file decode → extract writes, run by the local executor."""
     work = tmp_path_factory.mktemp("local")
     params = {**demo_params(), "cache": {"dir": str(work / "cache")}}
     features_for_videos(videos, work / "out", params, BACKEND, progress=False)
@@ -205,7 +205,7 @@ def test_dvc_stages_on_ray_write_the_bytes_local_wrote_and_rerun_nothing(tmp_pat
 
     (tmp_path / "project").mkdir()
     project = tiny_project(tmp_path / "project", ray_ready)
-    outputs = ["data/frames", f"data/normalized/{BACKEND}", f"data/features/{BACKEND}"]
+    outputs = ["data/frames", f"data/features/{BACKEND}"]
     sh(["dvc", "repro", f"extract@{BACKEND}"], project)
     local = {out: tree_digests(project / out) for out in outputs}
 
@@ -214,10 +214,10 @@ def test_dvc_stages_on_ray_write_the_bytes_local_wrote_and_rerun_nothing(tmp_pat
     assert "up to date" in status, status
     shutil.rmtree(project / ".cache/vidmem")
     logs = ""
-    for stage in ("decode", f"normalize@{BACKEND}", f"extract@{BACKEND}"):
+    for stage in ("decode", f"extract@{BACKEND}"):
         run = sh(["dvc", "repro", "--force", "--single-item", stage], project, env=on_ray)
         logs += run.stdout + run.stderr
-    assert logs.count(f"{EXECUTOR_ENV}=ray: per-video work on Ray") == 3, logs
+    assert logs.count(f"{EXECUTOR_ENV}=ray: per-video work on Ray") == 2, logs
     assert "decoded 16 video(s) (0 from cache)" in logs
     assert f"extracted 16 video(s) with {BACKEND} (0 from cache)" in logs
     assert {out: tree_digests(project / out) for out in outputs} == local

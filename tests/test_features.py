@@ -10,8 +10,8 @@ PARAMS = {"backend": {"mean": {"kind": "helpers:MeanColour",
 
 
 @pytest.fixture
-def normalized(tmp_path):
-    folder = tmp_path / "normalized"
+def frames_dir(tmp_path):
+    folder = tmp_path / "frames_dir"
     folder.mkdir()
     rng = np.random.default_rng(0)
     for i in range(5):  # 3 frames per video, each video its own grey level
@@ -20,57 +20,82 @@ def normalized(tmp_path):
     return folder
 
 
-def run(normalized, out, cache=None, batch_size=4, params=PARAMS):
+def run(frames_dir, out, cache=None, batch_size=4, params=PARAMS):
     out.mkdir(exist_ok=True)
     backend = create_backend(params, "mean", cache_root=cache)
-    return backend.extract_videos(normalized, out, batch_size, progress=False)
+    return backend.extract_videos(frames_dir, out, batch_size, progress=False)
 
 
-def test_extract_one_file_per_video_in_order(normalized, tmp_path):
-    result = run(normalized, tmp_path / "out")
+def test_extract_one_file_per_video_in_order(frames_dir, tmp_path):
+    result = run(frames_dir, tmp_path / "out")
     assert result.videos == 5 and result.info["feature_dim"] == 6
     for i in range(5):
         features = np.load(tmp_path / "out" / f"video{i}.npy")
-        frames = np.load(normalized / f"video{i}.npy") / 255.0
+        frames = np.load(frames_dir / f"video{i}.npy") / 255.0
         assert features.shape == (3, 6)
         # Each row belongs to its own frame: batching across videos kept them aligned.
         np.testing.assert_allclose(features[:, :3], frames.mean(axis=(1, 2)), rtol=1e-5)
     assert result.info["observed_input_range"][1] <= 1.0
 
 
-def test_cache_reuses_only_unchanged_videos(normalized, tmp_path):
+def test_extract_resizes_decoded_frames_by_the_spec_and_stores_only_features(tmp_path):
+    """Decoded frames of any size go in; the network sees exactly `resize_frames` of them (the
+    normalization contract), and the output holds features, not resized frames."""
+    from vidmem.framestore import FrameFormat, save_frames
+    from vidmem.normalize import InputSpec, resize_frames
+
+    decoded = tmp_path / "decoded"
+    decoded.mkdir()
+    rng = np.random.default_rng(1)
+    videos = [rng.integers(0, 256, (3, 9, 16, 3), dtype=np.uint8) for _ in range(2)]
+    for i, frames in enumerate(videos):
+        save_frames(decoded / f"video{i}.webp", frames, FrameFormat("webp"))
+    crop = {"backend": {"mean": {**PARAMS["backend"]["mean"], "input": {
+        "size": 4, "resize": "center_crop", "value": {"range": [0, 1]}}}}}
+    run(decoded, tmp_path / "out", params=crop)
+    spec = InputSpec.from_params(crop["backend"]["mean"]["input"], "t")
+    for i, frames in enumerate(videos):
+        fed = resize_frames(frames, spec) / 255.0
+        assert fed.shape == (3, 4, 4, 3)
+        features = np.load(tmp_path / "out" / f"video{i}.npy")
+        np.testing.assert_allclose(features[:, :3], fed.mean(axis=(1, 2)), rtol=1e-5)
+        np.testing.assert_allclose(features[:, 3:], fed.max(axis=(1, 2)), rtol=1e-5)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["video0.npy", "video1.npy"]
+
+
+def test_cache_reuses_only_unchanged_videos(frames_dir, tmp_path):
     cache = tmp_path / "cache"
-    first = run(normalized, tmp_path / "a", cache)
+    first = run(frames_dir, tmp_path / "a", cache)
     assert first.cache_hits == 0
-    np.save(normalized / "video2.npy", np.zeros((3, 4, 4, 3), np.uint8))  # content changed
-    np.save(normalized / "video9.npy", np.ones((3, 4, 4, 3), np.uint8))   # a new video
-    second = run(normalized, tmp_path / "b", cache)
+    np.save(frames_dir / "video2.npy", np.zeros((3, 4, 4, 3), np.uint8))  # content changed
+    np.save(frames_dir / "video9.npy", np.ones((3, 4, 4, 3), np.uint8))   # a new video
+    second = run(frames_dir, tmp_path / "b", cache)
     assert second.cache_hits == 4  # video2 and video9 recomputed
     assert np.load(tmp_path / "b" / "video2.npy")[:, :3].max() == 0
-    run(normalized, tmp_path / "c")  # no cache: the from-scratch reference
+    run(frames_dir, tmp_path / "c")  # no cache: the from-scratch reference
     for name in sorted(p.name for p in (tmp_path / "c").iterdir()):
         assert (tmp_path / "b" / name).read_bytes() == (tmp_path / "c" / name).read_bytes()
 
 
-def test_cache_is_keyed_by_backend_config(normalized, tmp_path):
+def test_cache_is_keyed_by_backend_config(frames_dir, tmp_path):
     cache = tmp_path / "cache"
-    run(normalized, tmp_path / "a", cache)
+    run(frames_dir, tmp_path / "a", cache)
     changed = {"backend": {"mean": {**PARAMS["backend"]["mean"],
                                     "input": {"size": 4, "value": {"range": [-1, 1]}}}}}
-    assert run(normalized, tmp_path / "b", cache, params=changed).cache_hits == 0
+    assert run(frames_dir, tmp_path / "b", cache, params=changed).cache_hits == 0
 
 
-def test_corrupt_cache_entry_is_recomputed(normalized, tmp_path):
+def test_corrupt_cache_entry_is_recomputed(frames_dir, tmp_path):
     cache = tmp_path / "cache"
-    run(normalized, tmp_path / "a", cache)
+    run(frames_dir, tmp_path / "a", cache)
     entry = next(cache.rglob("*.npy"))
     entry.write_bytes(entry.read_bytes()[:20])  # truncated
-    assert run(normalized, tmp_path / "b", cache).cache_hits == 4
-    assert run(normalized, tmp_path / "c", cache).cache_hits == 5
+    assert run(frames_dir, tmp_path / "b", cache).cache_hits == 4
+    assert run(frames_dir, tmp_path / "c", cache).cache_hits == 5
 
 
-def test_concat_keeps_ids_and_rows_together(normalized, tmp_path):
-    run(normalized, tmp_path / "out")
+def test_concat_keeps_ids_and_rows_together(frames_dir, tmp_path):
+    run(frames_dir, tmp_path / "out")
     order = ["video3.webm", "video0.webm", "video4.webm"]
     shape = concat_features(tmp_path / "out", order, tmp_path / "all")
     assert shape == {"videos": 3, "frames": 3, "dim": 6}
@@ -83,8 +108,8 @@ def test_concat_keeps_ids_and_rows_together(normalized, tmp_path):
     np.testing.assert_array_equal(features[np.array([2, 0])], np.asarray(features)[[2, 0]])
 
 
-def test_concat_refuses_missing_or_mismatched_features(normalized, tmp_path):
-    run(normalized, tmp_path / "out")
+def test_concat_refuses_missing_or_mismatched_features(frames_dir, tmp_path):
+    run(frames_dir, tmp_path / "out")
     with pytest.raises(DataError, match="video7.webm"):
         concat_features(tmp_path / "out", ["video0.webm", "video7.webm"], tmp_path / "x")
     np.save(tmp_path / "out" / "video1.npy", np.zeros((2, 6), np.float32))
@@ -93,8 +118,8 @@ def test_concat_refuses_missing_or_mismatched_features(normalized, tmp_path):
     assert not (tmp_path / "x").exists() and not list(tmp_path.glob(".x.*"))
 
 
-def test_misalign_control_permutes_rows_but_not_ids(normalized, tmp_path):
-    run(normalized, tmp_path / "out")
+def test_misalign_control_permutes_rows_but_not_ids(frames_dir, tmp_path):
+    run(frames_dir, tmp_path / "out")
     order = [f"video{i}.webm" for i in range(5)]
     concat_features(tmp_path / "out", order, tmp_path / "ok")
     concat_features(tmp_path / "out", order, tmp_path / "bad", misalign_seed=0)
@@ -106,10 +131,10 @@ def test_misalign_control_permutes_rows_but_not_ids(normalized, tmp_path):
     assert sorted(map(bytes, bad)) == sorted(map(bytes, good))  # same rows, other owners
 
 
-def test_cached_run_records_the_same_info_as_a_fresh_one(normalized, tmp_path):
+def test_cached_run_records_the_same_info_as_a_fresh_one(frames_dir, tmp_path):
     cache = tmp_path / "cache"
-    fresh = run(normalized, tmp_path / "a", cache)
-    cached = run(normalized, tmp_path / "b", cache)
+    fresh = run(frames_dir, tmp_path / "a", cache)
+    cached = run(frames_dir, tmp_path / "b", cache)
     assert cached.cache_hits == 5
     assert cached.info == fresh.info
     # Real frames only (padding excluded): video0 holds 0, video4 holds 49 + 160.

@@ -169,35 +169,32 @@ def test_matroska_packet_count_matches_ffmpeg(tmp_path):
 
 @pytest.mark.parametrize("kind", ["webp", "png", "npy"])
 def test_lossless_frame_formats_round_trip_exactly(tmp_path, kind):
-    from vidmem.framestore import FrameFormat, load_frames, save_frames, stored_format
+    from vidmem.framestore import FrameFormat, load_frames, save_frames
 
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (5, 37, 21, 3), dtype=np.uint8)  # odd sizes on purpose
     fmt = FrameFormat(kind)
     save_frames(tmp_path / f"v{fmt.suffix}", frames, fmt)
     np.testing.assert_array_equal(load_frames(tmp_path / f"v{fmt.suffix}"), frames)
-    assert stored_format(tmp_path / f"v{fmt.suffix}") == fmt
     first = (tmp_path / f"v{fmt.suffix}").read_bytes()
     save_frames(tmp_path / f"v{fmt.suffix}", frames, fmt)
     assert (tmp_path / f"v{fmt.suffix}").read_bytes() == first  # same pixels, same bytes
 
 
 def test_jpeg_frames_keep_shape_and_quality_and_damage_is_reported(tmp_path):
-    from vidmem.framestore import FrameFormat, load_frames, save_frames, stored_format
+    from vidmem.framestore import FrameFormat, load_frames, save_frames
 
     frames = np.tile(np.linspace(0, 255, 21, dtype=np.uint8)[None, None, :, None], (3, 13, 1, 3))
     save_frames(tmp_path / "v.jpg", frames, FrameFormat("jpeg", 90))
     back = load_frames(tmp_path / "v.jpg")
     assert back.shape == frames.shape and np.abs(back.astype(int) - frames).max() <= 8
-    assert stored_format(tmp_path / "v.jpg") == FrameFormat("jpeg", 90)
     (tmp_path / "v.jpg").write_bytes((tmp_path / "v.jpg").read_bytes()[:100])
     with pytest.raises(DataError, match="v.jpg"):
         load_frames(tmp_path / "v.jpg")
 
 
-def test_decode_and_normalize_store_lossless_webp_by_default(tmp_path, decode_config):
+def test_decode_stores_lossless_webp_by_default(tmp_path, decode_config):
     from vidmem.framestore import load_frames
-    from vidmem.normalize import normalize_step
     from vidmem.params import load_params
 
     assert load_params(REPO / "params.yaml")["decode"]["format"] == "webp"
@@ -210,9 +207,3 @@ def test_decode_and_normalize_store_lossless_webp_by_default(tmp_path, decode_co
     assert raw.decoded == stored.decoded == ["a.webm"]
     np.testing.assert_array_equal(load_frames(tmp_path / "webp" / "a.webp"),
                                   np.load(tmp_path / "raw" / "a.npy"))
-    from vidmem.normalize import InputSpec
-
-    spec = InputSpec.from_params({"size": 16, "value": {"range": [0, 1]}}, "t")
-    normalize_step(tmp_path / "webp", tmp_path / "norm", spec, tmp_path / "c", progress=False)
-    assert [p.name for p in sorted((tmp_path / "norm").iterdir())] == ["a.webp", "spec.json"]
-    assert load_frames(tmp_path / "norm" / "a.webp").shape == (8, 16, 16, 3)

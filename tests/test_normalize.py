@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from vidmem.errors import ParamsError
-from vidmem.normalize import InputSpec, normalize_videos, read_spec, resize_frames
+from vidmem.normalize import InputSpec, resize_frames
 
 
 def spec(value, size=8, resize="squash"):
@@ -48,19 +48,6 @@ def test_squash_and_center_crop_geometry():
     cropped = resize_frames(frames, spec({"range": [0, 1]}, size=10, resize="center_crop"))
     # Crop keeps the centre 20x20 (scaled to 10x10): the band fills it.
     assert cropped.shape == (2, 10, 10, 3) and cropped.min() > 150
-
-
-def test_normalize_stage_writes_uint8_and_the_spec(tmp_path):
-    frames_dir, out = tmp_path / "frames", tmp_path / "out"
-    frames_dir.mkdir()
-    out.mkdir()
-    np.save(frames_dir / "video1.npy", np.full((3, 16, 24, 3), 77, np.uint8))
-    s = spec({"subtract": 128, "divide": 128}, size=12)
-    normalize_videos([frames_dir / "video1.npy"], out, s, progress=False)
-    stored = np.load(out / "video1.npy")
-    assert stored.dtype == np.uint8 and stored.shape == (3, 12, 12, 3)  # never float copies
-    assert (stored == 77).all()
-    assert read_spec(out) == s
 
 
 def test_named_presets_equal_their_mappings():

@@ -13,6 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.harness import WORK, bench_params, frame_count, in_child, load_backend, synchronize, timed
+from vidmem.backends import input_spec
+from vidmem.files import item_files
+from vidmem.framestore import load_frames
+from vidmem.normalize import resize_frames
 
 
 class Floor:
@@ -59,7 +63,7 @@ def phase_extract_stage(args: argparse.Namespace) -> dict:
     backend = load_backend(bench_params(args), args.backend)
     seconds = _extract_into(backend, Path(args.source), WORK / "features_out")
     frames = frame_count(Path(args.source))
-    return {"videos": len(list(Path(args.source).glob("*.npy"))), "frames": frames,
+    return {"videos": len(item_files(args.source)), "frames": frames,
             "seconds": round(seconds, 2), "fps": round(frames / seconds, 1),
             "device": backend.numerics.get("device"), "random_weights": backend.random_weights}
 
@@ -78,7 +82,7 @@ def phase_extract_interleaved(args: argparse.Namespace) -> dict:
     batch within a minute; taking turns every few seconds exposes both sides to the same load,
     so their ratio holds where two separate runs minutes apart did not."""
     backend = load_backend(bench_params(args), args.backend)
-    files = sorted(Path(args.source).glob("*.npy"))
+    files = item_files(args.source)
     floor = Floor(backend, args.batch_size)
     chunk_dir = WORK / "chunk"
     stage_s = floor_s = 0.0
@@ -106,23 +110,24 @@ PHASES = {"extract_stage": phase_extract_stage, "extract_floor": phase_extract_f
           "extract_interleaved": phase_extract_interleaved}
 
 
-def bench_extract(args: argparse.Namespace, backend: str, normalized: Path) -> dict:
+def bench_extract(args: argparse.Namespace, backend: str, frames: Path) -> dict:
     """Throughput ratio from the interleaved run; peak RSS from one separate run of each side
-    (a process of its own, so the peak is its own)."""
-    stage = in_child("extract_stage", args, backend, normalized)
-    floor = in_child("extract_floor", args, backend, normalized)
-    interleaved = in_child("extract_interleaved", args, backend, normalized)
+    (a process of its own, so the peak is its own). The stage reads the decoded `frames` and
+    resizes them, as the extract stage does; the floor gets ready tensors."""
+    stage = in_child("extract_stage", args, backend, frames)
+    floor = in_child("extract_floor", args, backend, frames)
+    interleaved = in_child("extract_interleaved", args, backend, frames)
     return {"stage": stage, "floor": floor, "interleaved": interleaved,
             "stage_over_floor": round(interleaved["stage_fps"] / interleaved["floor_fps"], 3)}
 
 
-def bench_extract_memory(args: argparse.Namespace, backend: str, normalized: Path,
+def bench_extract_memory(args: argparse.Namespace, backend: str, frames: Path,
                          stage_all: dict) -> dict:
     """Peak RSS of the extract code on a quarter of the videos vs on all of them."""
-    quarter = WORK / "normalized_quarter"
+    quarter = WORK / "frames_quarter"
     shutil.rmtree(quarter, ignore_errors=True)
     quarter.mkdir()
-    files = sorted(normalized.glob("*.npy"))
+    files = item_files(frames)
     for path in files[:max(1, len(files) // 4)]:
         (quarter / path.name).symlink_to(path.resolve())
     stage_quarter = in_child("extract_stage", args, backend, quarter)
@@ -132,11 +137,12 @@ def bench_extract_memory(args: argparse.Namespace, backend: str, normalized: Pat
             "all_over_quarter": round(stage_all["peak_rss_mb"] / stage_quarter["peak_rss_mb"], 3)}
 
 
-def bench_precision(args: argparse.Namespace, backend_name: str, normalized: Path) -> dict:
+def bench_precision(args: argparse.Namespace, backend_name: str, decoded: Path) -> dict:
     """Mixed-precision features vs fp32 on the same real (synthetic-video) frames."""
-    frames = np.concatenate([np.load(p) for p in sorted(normalized.glob("*.npy"))])
-    frames = frames[:args.precision_frames - args.precision_frames % args.batch_size]
     params = bench_params(args)
+    spec = input_spec(params, backend_name)
+    frames = np.concatenate([resize_frames(load_frames(p), spec) for p in item_files(decoded)])
+    frames = frames[:args.precision_frames - args.precision_frames % args.batch_size]
     features, speed = {}, {}
     for precision in ("false", "bf16", "fp16"):
         params["backend"][backend_name]["amp"] = precision

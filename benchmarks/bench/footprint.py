@@ -18,9 +18,9 @@ import numpy as np
 from bench.harness import ROOT, WORK
 
 SIZE = (640, 360)
-LOCATIONS = {"workspace": ["data/frames", "data/normalized", "data/features"],
+LOCATIONS = {"workspace": ["data/frames", "data/features"],
              "dvc_cache": [".dvc/cache"], "per_video_cache": [".cache/vidmem"]}
-OUTPUTS = ["data/frames", "data/normalized/{b}", "data/features/{b}"]
+OUTPUTS = ["data/frames", "data/features/{b}"]
 
 
 def _photos() -> list[np.ndarray]:

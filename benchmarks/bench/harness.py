@@ -87,7 +87,11 @@ def load_backend(params: dict[str, Any], name: str):
 
 
 def frame_count(folder: Path) -> int:
-    return sum(np.load(p, mmap_mode="r").shape[0] for p in folder.glob("*.npy"))
+    """Frames in a folder of per-video frames files (any stored format)."""
+    from vidmem.files import item_files
+    from vidmem.framestore import load_frames
+
+    return sum(len(load_frames(p)) for p in item_files(folder))
 
 
 def versions() -> dict:

@@ -1,4 +1,4 @@
-"""`dvc repro` in this repo with nothing to do, and an incremental run: decode → normalize →
+"""`dvc repro` in this repo with nothing to do, and an incremental run: decode →
 extract (`vidmem.pipeline.features_for_videos`) after adding 1% more videos, with the per-video
 cache, vs the full run and vs a from-scratch run."""
 
@@ -26,7 +26,7 @@ def bench_noop_repro() -> dict:
 
 def front_half(args: argparse.Namespace, videos_dir: Path, out: Path, backend: str,
                cache: Path | None) -> tuple[float, Path]:
-    """Seconds for decode → normalize → extract of every video in `videos_dir`, and the
+    """Seconds for decode → extract of every video in `videos_dir`, and the
     features folder."""
     from vidmem.pipeline import features_for_videos
 

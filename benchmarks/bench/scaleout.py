@@ -1,4 +1,4 @@
-"""Scale-out: the same decode → normalize → extract work (`vidmem.pipeline.features_for_videos`,
+"""Scale-out: the same decode → extract work (`vidmem.pipeline.features_for_videos`,
 per-video cache on, starting empty) with VIDMEM_EXECUTOR=local, and on an embedded Ray with 1 and
 with 2 CPUs; plus Ray's own cost per task, measured through the executor on no-op work.
 
@@ -54,8 +54,7 @@ def phase_scaleout(args: argparse.Namespace) -> dict:
     seconds, made = timed(features_for_videos, args.source, out, params, args.backend, False)
     result = {"seconds": round(seconds, 2), "startup_s": startup_s and round(startup_s, 2),
               "videos": len(list(made.features_dir.glob("*.npy"))),
-              "sha256": {part: _digest(out / part) for part in ("frames", "normalized",
-                                                               "features")}}
+              "sha256": {part: _digest(out / part) for part in ("frames", "features")}}
     if cpus is not None:
         # Ray's own cost per video: tasks that do nothing, through the same executor.map.
         noop_s, _ = timed(lambda: list(get_executor().map(int, range(NOOP_TASKS), threads=1)))

@@ -1,4 +1,4 @@
-"""Where the per-video work of decode, normalize and extract runs: `local` or `ray`.
+"""Where the per-video work of decode and extract runs: `local` or `ray`.
 
 `VIDMEM_EXECUTOR=local` (the default) runs it in threads of the stage's own process, as always.
 `VIDMEM_EXECUTOR=ray` runs it on Ray: `ray.init()` with no address starts an embedded Ray on this

@@ -23,12 +23,12 @@ if TYPE_CHECKING:  # features.py stays below the backends in the import graph
 INFO_FILE = "info.json"
 
 
-def extract_step(normalized_dir: str | os.PathLike, out_dir: str | os.PathLike, backend: Backend,
+def extract_step(frames_dir: str | os.PathLike, out_dir: str | os.PathLike, backend: Backend,
                  progress: bool = True) -> ExtractResult:
     """The extract stage: one backend's features for every video plus what made them
     (`info.json`), written whole or not at all."""
     with atomic_dir(out_dir) as out:
-        result = backend.extract_videos(normalized_dir, out, progress=progress)
+        result = backend.extract_videos(frames_dir, out, progress=progress)
         write_json(out / INFO_FILE, result.info)
     return result
 

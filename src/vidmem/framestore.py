@@ -1,5 +1,5 @@
 """How a video's frames are stored between stages: one file per video, in a format chosen by
-`decode.format` (the normalize stage keeps the format of its input).
+`decode.format`.
 
 - `webp` (default): the frames stacked into one image, lossless WebP (fastest method): the
   pixels come back exactly, so features are bitwise identical to features of the raw frames;
@@ -115,19 +115,3 @@ def load_frames(path: str | os.PathLike) -> np.ndarray:
         raise DataError(f"{path}: {strip.shape[0]} rows do not hold {n} frames")
     # A writable copy of just the frames (the decoded image is read-only and padded).
     return np.array(strip.reshape(n, strip.shape[0] // n, *strip.shape[1:])[:, :height])
-
-
-def stored_format(path: str | os.PathLike) -> FrameFormat:
-    """The format a frames file is in, with the JPEG quality it was written at (the normalize
-    stage writes its output in the format and quality of its input)."""
-    kind = {suffix: kind for kind, suffix in SUFFIXES.items()}.get(Path(path).suffix)
-    if kind is None:
-        raise DataError(f"{path}: not a frames file ({', '.join(FRAME_SUFFIXES)})")
-    if kind != "jpeg":
-        return FrameFormat(kind)
-    try:
-        with Image.open(path) as image:
-            quality = json.loads(image.getexif().get(DESCRIPTION) or "{}").get("quality", 95)
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise DataError(f"{path}: not a readable frames image ({exc})") from exc
-    return FrameFormat(kind, int(quality))

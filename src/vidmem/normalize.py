@@ -1,10 +1,15 @@
 """Per-backend input preparation: the size and value range each network expects.
 
 The contract has two halves, both declared per backend in params.yaml (`backend.<name>.input`):
-- geometry (size, squash or centre-crop, interpolation), applied by the normalize stage, which
-  stores uint8 frames at the network's input size (never float32 copies of every frame);
+- geometry (size, squash or centre-crop, interpolation), applied by `resize_frames` as the
+  extract stage loads each video's decoded frames (uint8 at the network's input size, never
+  float32 copies of every frame);
 - values (a [lo, hi] range, TF-style `(x - subtract) / divide`, or torchvision-style mean/std),
   applied batch by batch just before the network, by `InputSpec.to_network_values`.
+
+The resized frames are not stored: resizing costs a few ms per video, while storing them cost
+0.49 MB per video and backend (lossless WebP, 224²), a third of the pipeline's footprint
+(BENCHMARKS.md, storage).
 
 Getting the value range wrong fails silently and costs a lot of accuracy (the reference TF-Hub run
 fed (x-128)/128 to a module that expects [0,1]), so backends also declare the range their weights
@@ -13,24 +18,14 @@ were trained with, and extraction records what it actually fed.
 
 from __future__ import annotations
 
-import functools
-import json
-import os
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from vidmem.cache import ItemCache
 from vidmem.errors import DataError, ParamsError
-from vidmem.executor import get_executor, placing
-from vidmem.files import atomic_dir, item_files, write_json
-from vidmem.framestore import load_frames, stored_format
 from vidmem.params import as_bool, as_choice, as_float, as_float_list, as_int
 
 RESIZE_MODES = ("squash", "center_crop")
@@ -42,8 +37,6 @@ VALUE_PRESETS: dict[str, dict[str, Any]] = {
     "imagenet": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},  # torchvision
 }
 INTERPOLATIONS = ("bilinear", "bicubic", "area", "nearest")
-NORMALIZE_VERSION = 1
-SPEC_FILE = "spec.json"
 
 
 @dataclass(frozen=True)
@@ -175,71 +168,3 @@ def resize_frames(frames: np.ndarray, spec: InputSpec) -> np.ndarray:
         left = (x.shape[-1] - spec.width) // 2
         x = x[..., top:top + spec.height, left:left + spec.width]
     return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
-
-
-def normalize_videos(frame_files: Sequence[Path], out_dir: str | os.PathLike, spec: InputSpec,
-                     cache_root: str | os.PathLike | None = None, progress: bool = True,
-                     workers: int = 2) -> int:
-    """Resize every video's frames for one backend into `out_dir/<stem>.npy`, plus spec.json.
-
-    Returns the number of videos taken from the cache.
-    """
-    out_dir = Path(out_dir)
-    executor = get_executor()
-    executor.check_handover(cache_root is not None)
-    hits = 0
-    if frame_files:
-        # Written in the format (and JPEG quality) decode stored the frames in: one format for
-        # the whole decode output.
-        cache = ItemCache(cache_root, "normalize",
-                          {"version": NORMALIZE_VERSION, **spec.geometry()},
-                          stored_format(frame_files[0]))
-        work = functools.partial(_normalize_one, spec=spec, cache=cache,
-                                 out_dir=out_dir if executor.writes_outputs else None)
-        # Locally, torch's resize already uses the cores; two threads overlap it with file I/O.
-        outcomes = executor.map(work, frame_files, threads=workers)
-        with placing() as place:
-            for path, digest, from_cache in tqdm(outcomes, total=len(frame_files),
-                                                 desc="normalize", unit="video",
-                                                 disable=not progress):
-                hits += from_cache
-                if not executor.writes_outputs:
-                    place(cache.place, digest, out_dir / path.name, path.name)
-    write_json(out_dir / SPEC_FILE, spec.to_dict())
-    return hits
-
-
-def _normalize_one(path: Path, spec: InputSpec, cache: ItemCache,
-                   out_dir: Path | None) -> tuple[Path, str, bool]:
-    """Resize one video's frames into `out_dir` and the cache, or into the cache only (`out_dir`
-    None: a worker of another executor). Returns (path, cache key, whether it was cached)."""
-    if stored_format(path) != cache.fmt:
-        raise DataError(f"{path}: stored as {stored_format(path).kind}, unlike the other frames "
-                        f"({cache.fmt.kind}); re-run the decode stage")
-    destination = None if out_dir is None else out_dir / path.name
-    digest = cache.key(path)
-    _, from_cache = cache.fetch_or_make(digest, destination,
-                                        lambda: (resize_frames(load_frames(path), spec), {}))
-    return path, digest, from_cache
-
-
-def normalize_step(frames_dir: str | os.PathLike, out_dir: str | os.PathLike,
-                   spec: InputSpec | None, cache_dir: str | os.PathLike | None = None,
-                   progress: bool = True) -> int | None:
-    """The normalize stage: frames resized for one backend plus the spec applied (`spec.json`;
-    null for a backend that takes no frames), written whole or not at all. Returns the number of
-    videos taken from the cache (None: the backend takes no frames)."""
-    with atomic_dir(out_dir) as out:
-        if spec is None:
-            write_json(out / SPEC_FILE, None)
-            return None
-        return normalize_videos(item_files(frames_dir), out, spec, cache_dir, progress)
-
-
-def read_spec(normalized_dir: str | os.PathLike) -> InputSpec | None:
-    """The spec the normalize stage applied; None for a backend that takes no frames."""
-    path = Path(normalized_dir) / SPEC_FILE
-    if not path.exists():
-        raise DataError(f"{path} not found: run the normalize stage first (`dvc repro`)")
-    data = json.loads(path.read_text())
-    return None if data is None else InputSpec.from_dict(data)

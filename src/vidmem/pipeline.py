@@ -1,7 +1,7 @@
-"""The per-video half of the DAG as one library call: decode → normalize → extract.
+"""The per-video half of the DAG as one library call: decode → extract.
 
-Each stage script runs one step (`frames.decode_step`, `normalize.normalize_step`,
-`features.extract_step`); `predict` and the benchmarks run all three into a work folder with
+Each stage script runs one step (`frames.decode_step`, `features.extract_step`);
+`predict` and the benchmarks run both into a work folder with
 `features_for_videos`. So the stages, the scoring of unlabelled videos and the timings share one
 wiring, and each step writes its output folder whole or not at all.
 """
@@ -16,7 +16,6 @@ from typing import Any
 from vidmem.backends import create_backend, decode_config, input_spec
 from vidmem.features import extract_step
 from vidmem.frames import decode_step
-from vidmem.normalize import normalize_step
 from vidmem.params import CacheConfig, DataConfig
 
 
@@ -31,7 +30,7 @@ def features_for_videos(inputs_dir: str | os.PathLike, work_dir: str | os.PathLi
                         params: dict[str, Any], backend_name: str,
                         progress: bool = True) -> VideoFeatures:
     """Features of every video in `inputs_dir` the way the training stages make them (same
-    params, same per-video cache), in `work_dir/{frames,normalized,features}`.
+    params, same per-video cache), in `work_dir/{frames,features}`.
 
     For a backend that reads no frames, `inputs_dir` holds its per-video files instead.
     """
@@ -49,6 +48,5 @@ def features_for_videos(inputs_dir: str | os.PathLike, work_dir: str | os.PathLi
         skipped = report.skipped
     else:
         backend.use_inputs(inputs_dir)
-    normalize_step(work / "frames", work / "normalized", spec, cache_dir, progress)
-    extract_step(work / "normalized", work / "features", backend, progress)
+    extract_step(work / "frames", work / "features", backend, progress)
     return VideoFeatures(work / "features", names, skipped)

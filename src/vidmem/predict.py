@@ -1,6 +1,6 @@
 """Score videos that have no labels (the official test set, new videos) with a trained model.
 
-The videos take the training path (decode → normalize → extract with the same params and the
+The videos take the training path (decode → extract with the same params and the
 same per-video cache), then the checkpoint scores them:
 
     python -m vidmem.predict --videos data/mediaeval2018/test-set/videos \\

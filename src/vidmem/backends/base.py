@@ -1,7 +1,8 @@
 """The interface every feature backend implements, and the extract loop they all share.
 
-The extract driver (`Backend.extract_videos`) knows nothing of backend kinds: it batches frames,
-calls `extract`, and hands each video's features to `save_video`, with a per-video cache from
+The extract driver (`Backend.extract_videos`) knows nothing of backend kinds: it loads each
+video's decoded frames, resizes them to the backend's input (`prepare`), batches them, calls
+`extract`, and hands each video's features to `save_video`, with a per-video cache from
 `video_cache`. A backend that reads no frames (`uses_frames = False`) overrides `extract_videos`
 itself; one with its own output format overrides `save_video` (and `video_cache`).
 """
@@ -27,10 +28,10 @@ from vidmem.errors import VidmemError
 from vidmem.executor import chunked, get_executor, placing
 from vidmem.files import item_files
 from vidmem.framestore import load_frames
-from vidmem.normalize import InputSpec
+from vidmem.normalize import InputSpec, resize_frames
 from vidmem.params import as_int
 
-EXTRACT_VERSION = 2  # 2: cache entries carry the fed value range
+EXTRACT_VERSION = 3  # 2: cache entries carry the fed value range; 3: keyed by decoded frames
 DEFAULT_BATCH_SIZE = 32
 # Keys of `backend.<name>` that cannot change a feature: the input section is keyed in its
 # resolved form instead, and the head only matters from the train stage on.
@@ -55,21 +56,22 @@ class DatasetFiles:
     on_bad_input: str = "skip"
 
 
-def _prefetch(paths: Sequence[Path], depth: int) -> Iterator[tuple[Path, np.ndarray]]:
-    """Load files in a background thread, at most `depth` ahead, so disk I/O overlaps compute and
-    memory stays bounded by the lookahead, not by the data set."""
+def _prefetch(paths: Sequence[Path], depth: int,
+              load: Callable[[Path], np.ndarray]) -> Iterator[tuple[Path, np.ndarray]]:
+    """`load` files in a background thread, at most `depth` ahead, so disk I/O and resizing
+    overlap compute and memory stays bounded by the lookahead, not by the data set."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending: deque[tuple[Path, Future]] = deque()
         queue = iter(paths)
         for path in queue:
-            pending.append((path, pool.submit(load_frames, path)))
+            pending.append((path, pool.submit(load, path)))
             if len(pending) >= depth:
                 break
         while pending:
             path, future = pending.popleft()
             next_path = next(queue, None)
             if next_path is not None:
-                pending.append((next_path, pool.submit(load_frames, next_path)))
+                pending.append((next_path, pool.submit(load, next_path)))
             yield path, future.result()
 
 
@@ -90,7 +92,7 @@ class Backend(ABC):
     random_weights: bool = False
     expected_range: tuple[float, float] | None = None
     # False for backends that import per-video files instead of reading frames: they need no
-    # decode or normalize, take no `input` section, and override `extract_videos`.
+    # decoded frames, take no `input` section, and override `extract_videos`.
     uses_frames: bool = True
 
     def __init__(self, name: str, spec: InputSpec | None, config: dict[str, Any],
@@ -118,7 +120,7 @@ class Backend(ABC):
         if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != expected:
             raise VidmemError(f"backend {self.name}: expected uint8 frames [B, {expected[0]}, "
                               f"{expected[1]}, 3], got {frames.dtype} {list(frames.shape)}; "
-                              "re-run the normalize stage for this backend")
+                              "resize them with `prepare` first")
         features = np.asarray(self._extract(frames), dtype=np.float32)
         if features.shape != (len(frames), self.feature_dim):
             raise VidmemError(f"backend {self.name} returned features of shape "
@@ -128,6 +130,14 @@ class Backend(ABC):
         return features
 
     # --- hooks of the extract loop -------------------------------------------------------
+
+    def prepare(self, frames: np.ndarray) -> np.ndarray:
+        """One video's decoded uint8 frames → the network's input size (`spec`'s geometry)."""
+        return resize_frames(frames, self.spec)
+
+    def load_video(self, path: Path) -> np.ndarray:
+        """One video's frames file, ready for `extract` (runs in the prefetch thread)."""
+        return self.prepare(load_frames(path))
 
     def video_cache(self) -> ItemCache:
         """The per-video cache of this backend's features. Keyed by the resolved input spec (not
@@ -154,19 +164,21 @@ class Backend(ABC):
             return {"num_gpus": 1.0}
         return {"num_cpus": float(self.numerics.get("threads", 1))}
 
-    def extract_videos(self, normalized_dir: str | os.PathLike, out_dir: str | os.PathLike,
+    def extract_videos(self, frames_dir: str | os.PathLike, out_dir: str | os.PathLike,
                        batch_size: int | None = None, progress: bool = True) -> ExtractResult:
-        """Features for every video in `normalized_dir` (one frames file each) into
-        `out_dir`, in the layout `save_video` writes.
+        """Features for every video in `frames_dir` (the decode output: one frames file each)
+        into `out_dir`, in the layout `save_video` writes.
 
-        Frames of several videos share a batch, so small videos do not mean small batches.
-        Videos whose (normalized frames, backend config) were seen before come from the cache.
+        Each video's frames are resized to the input size as they are loaded, in a background
+        thread. Frames of several videos share a batch, so small videos do not mean small
+        batches. Videos whose (decoded frames, backend config) were seen before come from the
+        cache.
         The rest run here (`local`), or on the executor's workers, each of which loads the
         model once and stores its results in the cache, from where they are placed here.
         """
         out_dir = Path(out_dir)
         batch_size = batch_size or self.batch_size
-        files = item_files(normalized_dir)
+        files = item_files(frames_dir)
         cache = self.video_cache()
         todo: list[tuple[Path, str]] = []
         for path in files:
@@ -242,7 +254,7 @@ class Backend(ABC):
                 start += len(frames)
             buffer, buffered_frames = [], 0
 
-        for path, frames in _prefetch([p for p, _ in todo], depth=8):
+        for path, frames in _prefetch([p for p, _ in todo], 8, self.load_video):
             if buffer and buffered_frames + len(frames) > batch_size:
                 flush()
             buffer.append((path, frames))
@@ -258,7 +270,7 @@ class Backend(ABC):
 
     def use_inputs(self, folder: str | os.PathLike) -> None:  # noqa: B027 - a hook; default: nothing
         """Read per-video inputs from `folder` (`predict --videos`). Frame backends get their
-        inputs from decode and normalize, so this does nothing; a backend that reads files of
+        inputs from decode, so this does nothing; a backend that reads files of
         its own (`uses_frames = False`) reads them from `folder` instead of its params."""
 
     # --- what was fed, and what made the features ----------------------------------------

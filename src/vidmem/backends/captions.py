@@ -67,10 +67,10 @@ class CaptionsBackend(Backend):
                             f"{dataset.split_file} does not exist: run `dvc repro split` first")
         return read_captions(dataset.captions), read_json(dataset.split_file)
 
-    def extract_videos(self, normalized_dir: str | os.PathLike, out_dir: str | os.PathLike,
+    def extract_videos(self, frames_dir: str | os.PathLike, out_dir: str | os.PathLike,
                        batch_size: int | None = None, progress: bool = True) -> ExtractResult:
         """TF-IDF fit on the split's training captions; one `<stem>.npy` per split video
-        (`normalized_dir` is unused: there are no frames)."""
+        (`frames_dir` is unused: there are no frames)."""
         captions, split = self._inputs()
         videos = [v for part in ("train", "val", "test") for v in split.get(part, [])]
         tfidf = CaptionFeatures(self.settings).fit(captions, split.get("train", []))

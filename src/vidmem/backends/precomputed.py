@@ -4,7 +4,7 @@ params.yaml, `backend.<name>`:
     kind: precomputed
     features_dir: data/precomputed/<name>   # one file per video, named after the video's stem
     dim: null                               # expected feature dimension (null: from the first file)
-    input: null                             # no frames (normalize@<name> still reads this key)
+    input: null                             # no frames
 
 `python -m vidmem.predict --backend <name> --videos FOLDER` reads the feature files of the videos
 to score from FOLDER (same layout) instead of `features_dir`.
@@ -130,10 +130,10 @@ class Precomputed(Backend):
                 files[path.stem] = path
         return files
 
-    def extract_videos(self, normalized_dir: str | os.PathLike, out_dir: str | os.PathLike,
+    def extract_videos(self, frames_dir: str | os.PathLike, out_dir: str | os.PathLike,
                        batch_size: int | None = None, progress: bool = True) -> ExtractResult:
         """Check every feature file and write it as `out_dir/<stem>.npy` (no frames are read:
-        `normalized_dir` is unused)."""
+        `frames_dir` is unused)."""
         rows = None
         files = self.feature_files()
         for stem, path in tqdm(files.items(), desc=f"import {self.name}", unit="video",
