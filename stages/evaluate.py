@@ -4,7 +4,7 @@ validation and test predictions that the fusion stage combines."""
 import pandas as pd
 
 from vidmem.cli import run_stage, stage_parser
-from vidmem.features import load_concat
+from vidmem.concatenated import load_concat
 from vidmem.figures import prediction_figure
 from vidmem.files import read_json, write_csv, write_json
 from vidmem.groundtruth import read_ground_truth

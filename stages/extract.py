@@ -1,5 +1,5 @@
 """Stage extract: each video's decoded frames resized to one backend's input, one feature vector
-per frame → one .npy per video (the resized frames are not stored)."""
+per frame → shards of per-video .npy arrays (the resized frames are not stored)."""
 
 import sys
 
@@ -8,13 +8,13 @@ from vidmem.backends.base import DatasetFiles
 from vidmem.cli import run_stage, stage_parser
 from vidmem.errors import DataError
 from vidmem.features import extract_step
-from vidmem.files import item_files
 from vidmem.params import BAD_INPUT_POLICIES, CacheConfig, as_choice, lookup, optional_str
+from vidmem.shards import ShardReader
 
 
 def main(args, params):
     spec = input_spec(params, args.backend)
-    if spec is not None and not item_files(args.frames):
+    if spec is not None and not len(ShardReader(args.frames)):
         raise DataError(f"backend {args.backend} needs frames, but the decode stage wrote none "
                         f"({args.frames} is empty; see data/reports/decode.json). Point "
                         "data.videos_dir at your videos, or for a features-only data set list "
@@ -44,6 +44,6 @@ def main(args, params):
 if __name__ == "__main__":
     parser = stage_parser(__doc__, backend=True)
     parser.add_argument("--frames", required=True, help="decode stage output folder")
-    parser.add_argument("--out", required=True, help="folder for <video stem>.npy features")
+    parser.add_argument("--out", required=True, help="folder for the features (shards + index.json)")
     parser.add_argument("--split", help="split stage JSON (for backends that fit on training data)")
     run_stage(parser, main)

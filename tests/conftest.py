@@ -140,15 +140,16 @@ def tensorflow_or_skip():
 def extract_videos(backend, videos: list[np.ndarray], folder: Path):
     """Run `videos` (uint8 frames each) through the real extract driver; return the features
     per video and the info it records (fed range and all)."""
-    from vidmem.features import read_video_features
+    from vidmem.features import open_features
+    from vidmem.shards import write_arrays
 
     frames_dir, out = folder / "frames", folder / "features"
     frames_dir.mkdir(parents=True)
     out.mkdir()
-    for i, frames in enumerate(videos):
-        np.save(frames_dir / f"video{i}.npy", frames)
+    write_arrays(frames_dir, ((f"video{i}", frames) for i, frames in enumerate(videos)))
     result = backend.extract_videos(frames_dir, out, batch_size=4, progress=False)
-    return [read_video_features(out, f"video{i}") for i in range(len(videos))], result.info
+    features = open_features(out)
+    return [features.load(f"video{i}") for i in range(len(videos))], result.info
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from vidmem.backends import create_backend
 from vidmem.backends.torch_backbones import IMAGENET_MEAN, IMAGENET_STD
 from vidmem.errors import ParamsError
 from vidmem.normalize import resize_frames
+from vidmem.shards import ShardReader, write_arrays
 
 from conftest import extract_videos
 
@@ -54,7 +55,7 @@ def test_mixed_precision_is_close_to_fp32_and_cached_apart(precision, tmp_path):
     full_backend = create_backend({"backend": {"eff": EFFICIENTNET}}, "eff", cache_root=cache)
     folder = tmp_path / "frames"
     folder.mkdir()  # decoded frames: extract resizes them to 224²
-    np.save(folder / "video0.npy", np.stack([data.chelsea(), data.astronaut()[:300, :451]]))
+    write_arrays(folder, [("video0", np.stack([data.chelsea(), data.astronaut()[:300, :451]]))])
     with pytest.warns(UserWarning, match="slower"):
         mixed_backend = create_backend({"backend": {"eff": {**EFFICIENTNET, "amp": precision}}},
                                        "eff", cache_root=cache)
@@ -66,7 +67,7 @@ def test_mixed_precision_is_close_to_fp32_and_cached_apart(precision, tmp_path):
         assert result.cache_hits == 0  # the fp32 entry made just before is not reused
         assert result.info["numerics"] == {"device": "cpu", "precision": amp,
                                            "threads": torch.get_num_threads()}
-        runs[amp] = np.load(out / "video0.npy")
+        runs[amp] = ShardReader(out).load("video0")
     full, mixed = runs["false"], runs[precision]
     assert not np.array_equal(full, mixed)
     cosine = (full * mixed).sum(1) / np.linalg.norm(full, axis=1) / np.linalg.norm(mixed, axis=1)

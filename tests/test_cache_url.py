@@ -7,7 +7,7 @@ import numpy as np
 
 from vidmem.cache import ItemCache
 from vidmem.frames import decode_videos, list_videos
-from vidmem.framestore import FrameFormat
+from vidmem.framestore import FrameFormat, decode_item
 
 from conftest import grey_ramp_video
 
@@ -15,17 +15,19 @@ from conftest import grey_ramp_video
 def test_entries_round_trip_through_s3_and_damage_is_a_miss(s3_cache, tmp_path):
     frames = np.random.default_rng(0).integers(0, 256, (4, 9, 7, 3), dtype=np.uint8)
     writer = ItemCache(s3_cache, "decode", {"v": 1}, FrameFormat("webp"))
-    writer.store("abc", frames, tmp_path / "a" / "x.webp", {"repeated": False})
+    writer.store("abc", frames, {"repeated": False})
     reader = ItemCache(s3_cache, "decode", {"v": 1}, FrameFormat("webp"))  # another worker
-    assert reader.fetch("abc", tmp_path / "b" / "x.webp") == {"repeated": False}
-    assert (tmp_path / "b" / "x.webp").read_bytes() == (tmp_path / "a" / "x.webp").read_bytes()
-    assert reader.fetch("other", tmp_path / "b" / "y.webp") is None
-    assert ItemCache(s3_cache, "decode", {"v": 2}).fetch("abc", tmp_path / "c.npy") is None
+    assert reader.fetch("abc") == {"repeated": False}
+    data, facts = reader.entry("abc")
+    np.testing.assert_array_equal(decode_item(data, ".webp", "abc"), frames)
+    assert not reader.packs  # packs are local: the output's shards are written from the entries
+    assert reader.fetch("other") is None
+    assert ItemCache(s3_cache, "decode", {"v": 2}).fetch("abc") is None
     reader.remote.pipe_file(f"{reader.dir}/abc.webp", b"damaged")
-    assert reader.fetch("abc", tmp_path / "d" / "x.webp") is None  # never served
+    assert reader.fetch("abc") is None  # never served
     # An upload that stopped before its facts JSON (a killed writer) is a miss too.
     reader.remote.pipe_file(f"{reader.dir}/half.webp", b"partial")
-    assert reader.fetch("half", tmp_path / "e" / "x.webp") is None
+    assert reader.fetch("half") is None
 
 
 def test_decode_shares_a_cache_at_an_s3_url(s3_cache, tmp_path, decode_config):
@@ -39,5 +41,8 @@ def test_decode_shares_a_cache_at_an_s3_url(s3_cache, tmp_path, decode_config):
     first = decode_videos(list_videos(videos), tmp_path / "one", config, cache_root=s3_cache)
     second = decode_videos(list_videos(videos), tmp_path / "two", config, cache_root=s3_cache)
     assert (first.cache_hits, second.cache_hits) == (0, 3)
-    for name in ("v0.webp", "v1.webp", "v2.webp"):
-        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+    local = decode_videos(list_videos(videos), tmp_path / "local", config)  # no cache
+    for name in ("index.json", "shard-00000.tar"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes() \
+            == (tmp_path / "local" / name).read_bytes()
+    assert local.decoded == first.decoded == ["v0.webm", "v1.webm", "v2.webm"]

@@ -27,6 +27,7 @@ from vidmem.errors import ParamsError
 from vidmem.executor import EXECUTOR_ENV, get_executor
 from vidmem.frames import decode_step
 from vidmem.pipeline import features_for_videos
+from vidmem.shards import ShardReader
 
 from conftest import REPO, sh, tiny_project
 
@@ -192,7 +193,10 @@ def test_a_killed_driver_leaves_no_output_and_the_rerun_does_only_the_rest(video
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert f"decoded 12 from cache {done_before_rerun}" in rerun.stdout
-    assert len(list(out.iterdir())) == 12
+    assert len(ShardReader(out).stems()) == 12
+    # The entries went into the pack the output links: no loose copies are left behind.
+    assert not list(cache.glob("decode/*/*.json"))
+    assert len(list(cache.glob("decode/*/packs/*.tar"))) == 1
 
 
 @pytest.mark.e2e

@@ -6,6 +6,7 @@ import pytest
 
 from vidmem.errors import DataError, VidmemError
 from vidmem.frames import decode_video, decode_videos, evenly_spaced_indices, list_videos
+from vidmem.shards import ShardReader
 
 from conftest import REPO, frame_number, grey_ramp_video
 
@@ -94,7 +95,8 @@ def test_bad_files_are_skipped_and_reported_or_fail(tmp_path, decode_config):
     reasons = {s["video"]: s["reason"] for s in report.skipped}
     assert set(reasons) == {"empty.webm", "text.mp4", "truncated.webm"}
     assert "empty" in reasons["empty.webm"]
-    assert [p.name for p in out.iterdir()] == ["good.npy"]
+    assert ShardReader(out).stems() == ["good"]
+    assert sorted(p.name for p in out.iterdir()) == ["index.json", "shard-00000.tar"]
     assert report.counts() == {"videos_found": 4, "videos_decoded": 1, "videos_skipped": 3,
                                "videos_with_repeated_frames": 0}
     json.dumps(report.skipped)  # the report is written as JSON
@@ -133,14 +135,18 @@ def test_decode_cache_gives_identical_output_and_skips_work(tmp_path, decode_con
     report2 = decode_videos(videos, second, decode_config, cache_root=cache, progress=False)
     assert (report1.cache_hits, report2.cache_hits) == (0, 3)
     assert report1.decoded == report2.decoded
-    for name in ("v0.npy", "v1.npy", "v2.npy"):
+    assert ShardReader(first).stems() == ["v0", "v1", "v2"]
+    for name in ("index.json", "shard-00000.tar"):
         assert (first / name).read_bytes() == (second / name).read_bytes()
+    # The entries went into a pack in the cache, which both outputs link: one copy on disk.
+    assert not list(cache.rglob("*.npy"))
+    assert (first / "shard-00000.tar").samefile(second / "shard-00000.tar")
     # Other decode settings never reuse these entries.
     third = tmp_path / "c"
     third.mkdir()
     other = dataclasses.replace(decode_config, n_frames=4)
     assert decode_videos(videos, third, other, cache_root=cache, progress=False).cache_hits == 0
-    assert np.load(third / "v0.npy").shape[0] == 4
+    assert ShardReader(third).load("v0").shape[0] == 4
 
 
 def test_non_ascii_video_names_decode(tmp_path, decode_config):
@@ -149,7 +155,7 @@ def test_non_ascii_video_names_decode(tmp_path, decode_config):
     out.mkdir()
     report = decode_videos(list_videos(tmp_path), out, decode_config, progress=False)
     assert report.decoded == [video.name]
-    assert (out / "vidéo été 🎬.npy").exists()
+    assert ShardReader(out).load("vidéo été 🎬").shape[0] == 8
 
 
 def test_matroska_packet_count_matches_ffmpeg(tmp_path):
@@ -194,7 +200,6 @@ def test_jpeg_frames_keep_shape_and_quality_and_damage_is_reported(tmp_path):
 
 
 def test_decode_stores_lossless_webp_by_default(tmp_path, decode_config):
-    from vidmem.framestore import load_frames
     from vidmem.params import load_params
 
     assert load_params(REPO / "params.yaml")["decode"]["format"] == "webp"
@@ -205,5 +210,6 @@ def test_decode_stores_lossless_webp_by_default(tmp_path, decode_config):
     webp = dataclasses.replace(decode_config, format="webp")
     stored = decode_videos(list_videos(videos), tmp_path / "webp", webp, cache_root=tmp_path / "c")
     assert raw.decoded == stored.decoded == ["a.webm"]
-    np.testing.assert_array_equal(load_frames(tmp_path / "webp" / "a.webp"),
-                                  np.load(tmp_path / "raw" / "a.npy"))
+    assert ShardReader(tmp_path / "webp").suffix == ".webp"
+    np.testing.assert_array_equal(ShardReader(tmp_path / "webp").load("a"),
+                                  ShardReader(tmp_path / "raw").load("a"))

@@ -78,12 +78,12 @@ def test_other_declared_values_are_refused(tmp_path):
 
 def test_extract_writes_bottleneck_text_and_concat_reads_it(poets, tmp_path):
     from vidmem.features import concat_features, load_concat
+    from vidmem.shards import write_arrays
 
     frames_dir, out = tmp_path / "frames", tmp_path / "features"
     frames_dir.mkdir()
     out.mkdir()
-    np.save(frames_dir / "video1.npy", frames())
-    np.save(frames_dir / "video2.npy", frames()[::-1])
+    write_arrays(frames_dir, [("video1", frames()), ("video2", frames()[::-1])])
     poets.extract_videos(frames_dir, out, batch_size=4, progress=False)
     texts = sorted((out / "video1").iterdir())
     assert [t.name for t in texts] == [f"frame{k:03d}.jpg_inception_v3.txt" for k in range(3)]

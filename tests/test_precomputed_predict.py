@@ -14,6 +14,7 @@ from vidmem.errors import DataError
 from vidmem.heads import fit_head, head_checkpoint
 from vidmem.params import TrainConfig
 from vidmem.predict import predict_videos
+from vidmem.shards import ShardReader
 from vidmem.training import save_checkpoint, train_model
 
 from conftest import REPO, grey_ramp_video
@@ -35,8 +36,10 @@ def test_text_files_with_commas_or_spaces_and_npy(tmp_path):
     out.mkdir()
     result = backend.extract_videos(tmp_path / "unused", out, progress=False)
     assert result.videos == 3 and result.info["feature_dim"] == 3
-    np.testing.assert_array_equal(np.load(out / "video2.npy"), [[1, 2, 3], [4, 5, 6]])
-    assert np.load(out / "video3.npy").dtype == np.float32
+    features = ShardReader(out)
+    assert features.stems() == ["video1", "video2", "video3"]
+    np.testing.assert_array_equal(features.load("video2"), [[1, 2, 3], [4, 5, 6]])
+    assert features.load("video3").dtype == np.float32
 
 
 def test_one_row_per_video_is_a_sequence_of_length_one(tmp_path):
@@ -116,7 +119,8 @@ def test_killed_stage_leaves_no_output_and_rerun_matches(tmp_path):
     process = subprocess.Popen(decode("frames"), cwd=tmp_path, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
-    while time.time() < deadline and not any(tmp_path.glob(".frames.*.tmp/*.npy")):
+    # Decoded videos wait in the output's scratch folder (cache.dir is null) until sharded.
+    while time.time() < deadline and not any(tmp_path.glob(".frames.*.tmp/.entries/*.npy")):
         time.sleep(0.05)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
@@ -127,7 +131,9 @@ def test_killed_stage_leaves_no_output_and_rerun_matches(tmp_path):
     subprocess.run(decode("clean"), cwd=tmp_path, check=True, capture_output=True)
     assert not list(tmp_path.glob(".frames.*.tmp"))
     names = sorted(p.name for p in (tmp_path / "clean").iterdir())
-    assert len(names) == 30 and names == sorted(p.name for p in (tmp_path / "frames").iterdir())
+    assert names == ["index.json", "shard-00000.tar"]
+    assert names == sorted(p.name for p in (tmp_path / "frames").iterdir())
+    assert len(ShardReader(tmp_path / "frames").stems()) == 30
     for name in names:
         assert (tmp_path / "frames" / name).read_bytes() == (tmp_path / "clean" / name).read_bytes()
     assert pd.read_json(tmp_path / "frames.json", typ="series")["decoded"] == \

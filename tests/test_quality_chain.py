@@ -23,6 +23,7 @@ from vidmem.heads import (
     load_scorer,
 )
 from vidmem.metrics import spearman
+from vidmem.shards import ShardReader
 from vidmem.training import save_checkpoint
 
 CAPTIONS = {"a.webm": "red car on a road", "b.webm": "blue car at night",
@@ -48,10 +49,12 @@ def test_captions_backend_fits_on_training_captions_and_reports_missing(tmp_path
     assert vocabulary == len({w for v in SPLIT["train"] for w in CAPTIONS[v].split()} - {"a"})
     assert result.info["videos_without_caption"] == ["f.webm"]
     assert "f.webm" in result.info["warnings"][0]
-    rows = {v: np.load(tmp_path / "features" / f"{v[:-5]}.npy") for v in CAPTIONS}
+    features = ShardReader(tmp_path / "features")
+    assert set(features.stems()) == {v[:-5] for v in CAPTIONS} | {"f"}  # f has no caption
+    rows = {v: features.load(v[:-5]) for v in CAPTIONS}
     assert rows["d.webm"].shape == (1, vocabulary) and not rows["d.webm"].any()  # unseen words
     assert rows["e.webm"].any()  # "car" was seen in training
-    assert not np.load(tmp_path / "features" / "f.npy").any()  # no caption: the empty one's row
+    assert not features.load("f").any()  # no caption: the empty one's row
     # A validation or test caption changes nothing that was fit.
     CAPTIONS_BEFORE = dict(CAPTIONS)
     try:
@@ -59,7 +62,8 @@ def test_captions_backend_fits_on_training_captions_and_reports_missing(tmp_path
         again = extract_step(tmp_path / "unused", tmp_path / "features2",
                              captions_backend(tmp_path))
         assert again.info["feature_dim"] == vocabulary
-        np.testing.assert_array_equal(np.load(tmp_path / "features2" / "a.npy"), rows["a.webm"])
+        np.testing.assert_array_equal(ShardReader(tmp_path / "features2").load("a"),
+                                      rows["a.webm"])
     finally:
         CAPTIONS.clear()
         CAPTIONS.update(CAPTIONS_BEFORE)

@@ -17,21 +17,20 @@ import torch
 from vidmem import training
 from vidmem.features import concat_features, load_concat
 from vidmem.params import TrainConfig
+from vidmem.shards import ShardReader, write_arrays
 from vidmem.training import feature_stats, predict_scores, train_model
 
 from conftest import REPO
 
 
 def write_features(folder, n: int, frames: int = 4, dim: int = 6, seed: int = 0) -> list[str]:
+    """An extract output (shards) of `n` videos; returns their file names."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    names = []
-    for i in range(n):
-        # Large offset and small spread: the case where a naive float32 variance loses digits.
-        np.save(folder / f"v{i:05d}.npy",
-                (1000 + rng.normal(0, 0.01, (frames, dim))).astype(np.float32))
-        names.append(f"v{i:05d}.webm")
-    return names
+    # Large offset and small spread: the case where a naive float32 variance loses digits.
+    write_arrays(folder, ((f"v{i:05d}", (1000 + rng.normal(0, 0.01, (frames, dim))
+                                         ).astype(np.float32)) for i in range(n)))
+    return [f"v{i:05d}.webm" for i in range(n)]
 
 
 @pytest.mark.parametrize("batch", [1, 3, 7, 1024])
@@ -104,8 +103,8 @@ def test_killed_concat_leaves_no_output_that_looks_complete(tmp_path):
     subprocess.run(command, cwd=tmp_path, check=True, capture_output=True)
     features, videos = load_concat(tmp_path / "data" / "concat")
     assert videos == names and features.shape == (3000, 8, 256)
-    np.testing.assert_array_equal(features[2999], np.load(tmp_path / "data" / "features" /
-                                                          "v02999.npy"))
+    np.testing.assert_array_equal(features[2999], ShardReader(tmp_path / "data" / "features")
+                                  .load("v02999"))
     assert not list((tmp_path / "data").glob(".concat.*.tmp"))  # the rerun cleared the leftover
 
 

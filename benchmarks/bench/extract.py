@@ -12,11 +12,19 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.harness import WORK, bench_params, frame_count, in_child, load_backend, synchronize, timed
+from bench.harness import (
+    WORK,
+    bench_params,
+    copy_videos,
+    frame_count,
+    in_child,
+    load_backend,
+    synchronize,
+    timed,
+)
 from vidmem.backends import input_spec
-from vidmem.files import item_files
-from vidmem.framestore import load_frames
 from vidmem.normalize import resize_frames
+from vidmem.shards import ShardReader
 
 
 class Floor:
@@ -63,7 +71,7 @@ def phase_extract_stage(args: argparse.Namespace) -> dict:
     backend = load_backend(bench_params(args), args.backend)
     seconds = _extract_into(backend, Path(args.source), WORK / "features_out")
     frames = frame_count(Path(args.source))
-    return {"videos": len(item_files(args.source)), "frames": frames,
+    return {"videos": len(ShardReader(args.source)), "frames": frames,
             "seconds": round(seconds, 2), "fps": round(frames / seconds, 1),
             "device": backend.numerics.get("device"), "random_weights": backend.random_weights}
 
@@ -82,16 +90,13 @@ def phase_extract_interleaved(args: argparse.Namespace) -> dict:
     batch within a minute; taking turns every few seconds exposes both sides to the same load,
     so their ratio holds where two separate runs minutes apart did not."""
     backend = load_backend(bench_params(args), args.backend)
-    files = item_files(args.source)
+    stems = ShardReader(args.source).stems()
     floor = Floor(backend, args.batch_size)
     chunk_dir = WORK / "chunk"
     stage_s = floor_s = 0.0
     frames = 0
-    for number, chunk in enumerate(np.array_split(np.arange(len(files)), args.chunks)):
-        shutil.rmtree(chunk_dir, ignore_errors=True)
-        chunk_dir.mkdir(parents=True)
-        for index in chunk:
-            (chunk_dir / files[index].name).symlink_to(files[index].resolve())
+    for number, chunk in enumerate(np.array_split(np.arange(len(stems)), args.chunks)):
+        copy_videos(Path(args.source), [stems[i] for i in chunk], chunk_dir)
         chunk_frames = frame_count(chunk_dir)
         batches = -(-chunk_frames // args.batch_size)
         if number % 2 == 0:  # alternate who goes first, so a trend in load favours neither
@@ -125,11 +130,8 @@ def bench_extract_memory(args: argparse.Namespace, backend: str, frames: Path,
                          stage_all: dict) -> dict:
     """Peak RSS of the extract code on a quarter of the videos vs on all of them."""
     quarter = WORK / "frames_quarter"
-    shutil.rmtree(quarter, ignore_errors=True)
-    quarter.mkdir()
-    files = item_files(frames)
-    for path in files[:max(1, len(files) // 4)]:
-        (quarter / path.name).symlink_to(path.resolve())
+    stems = ShardReader(frames).stems()
+    copy_videos(frames, stems[:max(1, len(stems) // 4)], quarter)
     stage_quarter = in_child("extract_stage", args, backend, quarter)
     return {"backend": backend, "videos_quarter": stage_quarter["videos"],
             "videos_all": stage_all["videos"], "peak_rss_quarter_mb": stage_quarter["peak_rss_mb"],
@@ -141,7 +143,8 @@ def bench_precision(args: argparse.Namespace, backend_name: str, decoded: Path) 
     """Mixed-precision features vs fp32 on the same real (synthetic-video) frames."""
     params = bench_params(args)
     spec = input_spec(params, backend_name)
-    frames = np.concatenate([resize_frames(load_frames(p), spec) for p in item_files(decoded)])
+    reader = ShardReader(decoded)
+    frames = np.concatenate([resize_frames(reader.load(stem), spec) for stem in reader.stems()])
     frames = frames[:args.precision_frames - args.precision_frames % args.batch_size]
     features, speed = {}, {}
     for precision in ("false", "bf16", "fp16"):

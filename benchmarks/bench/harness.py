@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -86,12 +87,25 @@ def load_backend(params: dict[str, Any], name: str):
         return create_backend(params, name)
 
 
+def copy_videos(source: Path, stems: list[str], dest: Path) -> None:
+    """A stage output of just `stems` from the stage output `source`, in its format."""
+    from vidmem.framestore import SUFFIXES, FrameFormat
+    from vidmem.shards import ShardReader, write_arrays
+
+    reader = ShardReader(source)
+    kind = {suffix: kind for kind, suffix in SUFFIXES.items()}[reader.suffix]
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    write_arrays(dest, ((stem, reader.load(stem)) for stem in stems),
+                 FrameFormat(kind) if kind != "npy" else None)
+
+
 def frame_count(folder: Path) -> int:
     """Frames in a folder of per-video frames files (any stored format)."""
-    from vidmem.files import item_files
-    from vidmem.framestore import load_frames
+    from vidmem.shards import ShardReader
 
-    return sum(len(load_frames(p)) for p in item_files(folder))
+    reader = ShardReader(folder)
+    return sum(len(reader.load(stem)) for stem in reader.stems())
 
 
 def versions() -> dict:

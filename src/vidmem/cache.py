@@ -7,6 +7,12 @@ keyed by the input item's content hash *and* a digest of everything that shapes 
 bytes under the same config, so a stale entry is never reused, and the stage's declared output
 is rebuilt from scratch each run (from cache hits and fresh work alike): it is exactly what an
 uncached run would write. This is the TF-for-Poets bottleneck cache, made safe.
+
+Entries start loose (one file each, what workers write) and end up in packs: when a stage
+writes its output shards (vidmem.shards), each shard is made here as a pack and hard-linked
+into the output, and the loose entries it holds are deleted. So the cache, the stage output and
+DVC's cache (which links too, `.dvc/config`) share one copy of the bytes, and later runs find
+their hits inside the packs.
 """
 
 from __future__ import annotations
@@ -14,28 +20,26 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vidmem.errors import DataError, VidmemError
-from vidmem.files import file_digest, link_or_copy, write_bytes, write_json
-from vidmem.framestore import FrameFormat, encode_frames, load_frames, save_frames
+from vidmem.errors import VidmemError
+from vidmem.files import atomic_path, file_digest, read_json, write_json
+from vidmem.framestore import FrameFormat, encode_frames, save_frames
 from vidmem.params import is_url
 
 CHECKSUM = "_crc32"  # key of an entry's checksum in its facts JSON
+PACKS = "packs"
 
 
-def _checksum_of(data: bytes) -> str:
+def checksum_of(data: bytes) -> str:
     """Size and CRC-32 of an entry's bytes, enough to tell a damaged entry from an intact one."""
     return f"{len(data)}:{zlib.crc32(data):08x}"
-
-
-def _checksum(path: Path) -> str:
-    return _checksum_of(path.read_bytes())
 
 
 def config_digest(config: dict[str, Any]) -> str:
@@ -47,13 +51,16 @@ class ItemCache:
     """Arrays stored as `<root>/<namespace>/<config digest>/<item digest>.<suffix>`, in `fmt`
     (`.npy` arrays, or frames as image strips: vidmem.framestore), each with a small JSON of
     facts about how it was made (so a cache hit reports the same as fresh work) and the entry's
-    checksum.
+    checksum; or inside packs, `<...>/packs/<pack digest>.tar` with a JSON of their members.
 
     `root` is a local folder, or an fsspec URL (`s3://bucket/prefix`) that workers on other
-    machines share. Locally an entry is written under a temporary name and renamed, and is hard
-    linked into the stage output. At a URL the data object is uploaded first and the facts
-    JSON last: an object store writes each object whole, and an entry without its JSON (a
-    writer killed in between) is a miss, so no reader ever sees half an entry.
+    machines share. Locally an entry is written under a temporary name and renamed. At a URL
+    the data object is uploaded first and the facts JSON last: an object store writes each
+    object whole, and an entry without its JSON (a writer killed in between) is a miss, so no
+    reader ever sees half an entry. Packs are local only.
+
+    `root` None turns the cache off: nothing is looked up, and a stage gives the cache a
+    scratch folder (`use_scratch`) for its results until they are written into its output.
     """
 
     def __init__(self, root: str | os.PathLike | None, namespace: str, config: dict[str, Any],
@@ -74,100 +81,182 @@ class ItemCache:
             # Absolute, so workers in other processes find the same folder.
             self.dir = Path(root or ".").absolute() / namespace / digest
         self.hits = 0
+        self.scratch = False
+        self._packed: dict[str, tuple[Path, int, int, str, dict[str, Any]]] | None = None
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a worker process gets: no lock, and the pack listing is read there anew."""
+        return {**self.__dict__, "_lock": None, "_packed": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _lock=threading.Lock())
+
+    @property
+    def packs(self) -> bool:
+        """Whether shards are made here as packs (a local cache that is on)."""
+        return self.enabled and self.remote is None
+
+    def use_scratch(self, folder: str | os.PathLike) -> None:
+        """With the cache off: keep entries in `folder` (inside the output being built) until
+        the stage has written them into its shards."""
+        if not self.enabled:
+            self.dir = Path(folder).absolute()
+            self.scratch = True
 
     def key(self, item: str | os.PathLike) -> str:
         """The content key of an input file: its digest when the cache is on; with the cache
-        off nothing is looked up, so the (whole-file) hashing is skipped."""
-        return file_digest(item) if self.enabled else ""
+        off nothing is looked up, so the (whole-file) hashing is skipped and the key only tells
+        items apart."""
+        if self.enabled:
+            return file_digest(item)
+        return hashlib.sha256(str(Path(item).absolute()).encode()).hexdigest()
 
     def _path(self, item_digest: str) -> Path:
         return self.dir / f"{item_digest}{self.fmt.suffix}"
 
-    def fetch(self, item_digest: str,
-              destination: str | os.PathLike | None = None) -> dict[str, Any] | None:
-        """The facts of an intact entry, placing its array at `destination` when one is given
-        (without one, only whether the entry is there and intact); None on a miss."""
-        if not self.enabled:
-            return None
+    # --- reading ----------------------------------------------------------------------
+
+    def entry(self, item_digest: str) -> tuple[bytes, dict[str, Any]] | None:
+        """The bytes and facts of an intact entry, loose or packed; None if there is none.
+        A damaged loose entry is deleted (a miss, recomputed and rewritten)."""
         if self.remote is not None:
-            return self._fetch_remote(item_digest, destination)
+            return self._entry_remote(item_digest)
         path = self._path(item_digest)
         facts_path = path.with_suffix(".json")
-        if path.exists() and facts_path.exists():
-            try:
-                # Whole entries are written atomically, but a damaged one is a miss, not an
-                # error: its bytes must match the checksum recorded when it was stored (reading
-                # them is far cheaper than decoding a compressed frames file).
-                facts = json.loads(facts_path.read_text())
-                stored = facts.pop(CHECKSUM, None)
-                if stored is None:
-                    load_frames(path)  # an entry from before checksums: decode it to check
-                elif stored != _checksum(path):
-                    raise DataError(f"{path}: checksum mismatch")
-            except (DataError, ValueError, OSError):
-                path.unlink(missing_ok=True)
-            else:
-                if destination is not None:
-                    link_or_copy(path, destination)
-                self.hits += 1
-                return facts
-        return None
+        try:
+            facts = json.loads(facts_path.read_text())
+            data = path.read_bytes()
+        except (OSError, ValueError):
+            pass
+        else:
+            # Whole entries are written atomically, but a damaged one is a miss, not an error:
+            # its bytes must match the checksum recorded when it was stored.
+            if isinstance(facts, dict) and facts.pop(CHECKSUM, None) == checksum_of(data):
+                return data, facts
+            path.unlink(missing_ok=True)
+        return self._packed_entry(item_digest) if self.enabled else None
 
-    def fetch_or_make(self, item_digest: str, destination: str | os.PathLike | None,
+    def _entry_remote(self, item_digest: str) -> tuple[bytes, dict[str, Any]] | None:
+        try:
+            facts = json.loads(self.remote.cat_file(f"{self.dir}/{item_digest}.json"))
+            data = self.remote.cat_file(f"{self.dir}/{item_digest}{self.fmt.suffix}")
+        except (FileNotFoundError, ValueError):
+            return None
+        if facts.pop(CHECKSUM, None) != checksum_of(data):
+            return None  # damaged or half-replaced: recompute (the rewrite replaces it)
+        return data, facts
+
+    def _pack_index(self) -> dict[str, tuple[Path, int, int, str, dict[str, Any]]]:
+        """Where each packed entry is: digest → (pack, offset, size, checksum, facts)."""
+        with self._lock:  # worker threads look up at once; the listing is read once
+            if self._packed is None:
+                packed = {}
+                folder = self.dir / PACKS
+                for listing in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+                    try:
+                        members = read_json(listing)["members"]
+                    except (OSError, ValueError, KeyError, TypeError):
+                        continue  # a damaged listing only costs its entries (recomputed)
+                    for _, digest, m in members:
+                        packed[digest] = (listing.with_suffix(".tar"), m["offset"], m["size"],
+                                          m["checksum"], m["facts"])
+                self._packed = packed
+            return self._packed
+
+    def _packed_entry(self, item_digest: str) -> tuple[bytes, dict[str, Any]] | None:
+        found = self._pack_index().get(item_digest)
+        if found is None:
+            return None
+        pack, offset, size, checksum, facts = found
+        try:
+            with open(pack, "rb") as f:
+                data = os.pread(f.fileno(), size, offset)
+        except OSError:
+            return None
+        return (data, dict(facts)) if checksum_of(data) == checksum else None
+
+    def fetch(self, item_digest: str) -> dict[str, Any] | None:
+        """The facts of an intact entry (a hit), or None: a miss, or the cache is off."""
+        if not self.enabled:
+            return None
+        found = self.entry(item_digest)
+        if found is None:
+            return None
+        self.hits += 1
+        return found[1]
+
+    def fetch_or_make(self, item_digest: str,
                       make: Callable[[], tuple[np.ndarray, dict[str, Any]]],
                       ) -> tuple[dict[str, Any], bool]:
-        """The facts of the entry for `item_digest` placed at `destination` (None: in the cache
-        only), made by `make()` -> (array, facts) and stored on a miss; and whether it was a
-        hit."""
-        facts = self.fetch(item_digest, destination)
+        """The facts of the entry for `item_digest`, made by `make()` -> (array, facts) and
+        stored on a miss; and whether it was a hit."""
+        facts = self.fetch(item_digest)
         if facts is not None:
             return facts, True
         array, facts = make()
-        self.store(item_digest, array, destination, facts)
+        self.store(item_digest, array, facts)
         return facts, False
 
-    def place(self, item_digest: str, destination: str | os.PathLike, item: str) -> None:
-        """Put the entry a worker elsewhere reported stored at `destination` (VidmemError if
-        it is not there intact: the worker saw another cache)."""
-        if self.fetch(item_digest, destination) is None:
-            raise VidmemError(f"{item}: a worker reported its result stored in the cache "
-                              f"({self.dir}), but the entry is missing or damaged; check that "
-                              "every worker sees the same cache.dir, then re-run")
-
-    def _fetch_remote(self, item_digest: str,
-                      destination: str | os.PathLike | None) -> dict[str, Any] | None:
-        data_key = f"{self.dir}/{item_digest}{self.fmt.suffix}"
-        try:
-            facts = json.loads(self.remote.cat_file(f"{self.dir}/{item_digest}.json"))
-            data = self.remote.cat_file(data_key)
-        except (FileNotFoundError, ValueError):
-            return None
-        if facts.pop(CHECKSUM, None) != _checksum_of(data):
-            return None  # damaged or half-replaced: recompute (the rewrite replaces it)
-        if destination is not None:
-            write_bytes(destination, data)
-        self.hits += 1
-        return facts
+    # --- writing ----------------------------------------------------------------------
 
     def store(self, item_digest: str, array: np.ndarray,
-              destination: str | os.PathLike | None = None,
               facts: dict[str, Any] | None = None) -> None:
-        """Save `array` into the cache (with `facts`) when enabled, and at `destination` when
-        one is given (a worker of another executor stores into the cache only)."""
-        if not self.enabled:
-            if destination is None:
-                raise ValueError("nowhere to store: the cache is off and no destination given")
-            save_frames(destination, array, self.fmt)
-        elif self.remote is not None:
+        """Save `array` as a loose entry, with `facts`."""
+        if self.remote is not None:
             data = encode_frames(array, self.fmt)
-            if destination is not None:
-                write_bytes(destination, data)
             self.remote.pipe_file(f"{self.dir}/{item_digest}{self.fmt.suffix}", data)
             self.remote.pipe_file(f"{self.dir}/{item_digest}.json", json.dumps(
-                {**(facts or {}), CHECKSUM: _checksum_of(data)}).encode())
-        else:
-            path = self._path(item_digest)
-            save_frames(path, array, self.fmt)
-            write_json(path.with_suffix(".json"), {**(facts or {}), CHECKSUM: _checksum(path)})
-            if destination is not None:
-                link_or_copy(path, destination)
+                {**(facts or {}), CHECKSUM: checksum_of(data)}).encode())
+            return
+        if not (self.enabled or self.scratch):
+            raise ValueError("nowhere to store: the cache is off and has no scratch folder "
+                             "(use_scratch)")
+        path = self._path(item_digest)
+        save_frames(path, array, self.fmt)
+        write_json(path.with_suffix(".json"),
+                   {**(facts or {}), CHECKSUM: checksum_of(path.read_bytes())})
+
+    def pack(self, members: Sequence[tuple[str, str]],
+             write: Callable[[Path, Sequence[tuple[str, str]]], list[dict[str, Any]]],
+             ) -> tuple[Path, list[dict[str, Any]]]:
+        """The pack holding `members` ((name in the pack, entry digest) pairs, in order) and
+        each member's layout (offset, size, checksum, facts, ...): an intact pack from an
+        earlier run, or a new one made by `write(path, members)`, which returns the layout.
+        The loose entries a new pack holds are deleted: the pack is their copy now."""
+        key = hashlib.sha256(json.dumps(list(members)).encode()).hexdigest()[:32]
+        path = self.dir / PACKS / f"{key}.tar"
+        listing = path.with_suffix(".json")
+        if path.exists() and listing.exists():
+            try:
+                about = read_json(listing)
+                with open(path, "rb") as f:
+                    intact = checksum_of(f.read()) == about["checksum"]
+            except (OSError, ValueError, KeyError, TypeError):
+                intact = False
+            if intact:
+                self._drop_loose(members)
+                return path, [m for _, _, m in about["members"]]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path, suffix=".tar") as tmp:
+            layout = write(tmp, members)
+            checksum = checksum_of(tmp.read_bytes())
+        write_json(listing, {"checksum": checksum, "members": [
+            [name, digest, m] for (name, digest), m in zip(members, layout, strict=True)]})
+        self._drop_loose(members)
+        with self._lock:
+            self._packed = None  # listed anew on the next lookup
+        return path, layout
+
+    def _drop_loose(self, members: Sequence[tuple[str, str]]) -> None:
+        """Delete the loose copies of entries that a pack holds."""
+        for _, digest in members:
+            self._path(digest).unlink(missing_ok=True)
+            self._path(digest).with_suffix(".json").unlink(missing_ok=True)
+
+    def missing(self, item: str) -> VidmemError:
+        """The error for an entry a worker reported stored that is not there intact."""
+        return VidmemError(f"{item}: a worker reported its result stored in the cache "
+                           f"({self.dir}), but the entry is missing or damaged; check that "
+                           "every worker sees the same cache.dir, then re-run")
+

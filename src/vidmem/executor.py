@@ -11,7 +11,8 @@ the sha256 of every stage output on the demo).
 
 On Ray, workers hand their results over through the per-video cache (`cache.dir`, a folder on
 one machine or an `s3://` URL that every worker reaches): a task stores its entry in the cache
-and returns only small facts, then the stage links or copies the entry into its output. No
+and returns only small facts, then the stage writes the entries into its output shards (16
+threads read ahead, for an object store's latency; vidmem.shards). No
 frames or features travel through Ray's object store, and a driver killed mid-run loses
 nothing the workers finished: the re-run takes those videos from the cache.
 
@@ -28,7 +29,7 @@ import sys
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from vidmem.errors import ParamsError
@@ -43,8 +44,8 @@ ChunkWorker = Callable[[list[Any]], Any]
 
 
 class Executor(ABC):
-    """Runs per-item work functions. `writes_outputs` says whether the work runs where the stage
-    output folder is (locally), or elsewhere, so that results must come through the cache."""
+    """Runs per-item work functions. `writes_outputs` says whether the work runs in the stage's
+    own process (locally), or elsewhere, so that results must come through the cache."""
 
     name: str
     writes_outputs: bool
@@ -188,19 +189,6 @@ class RayExecutor(Executor):
         finally:
             for actor in actors:
                 self.ray.kill(actor)
-
-
-@contextlib.contextmanager
-def placing(threads: int = 16) -> Iterator[Callable[..., None]]:
-    """A `place(function, *args)` that runs in a thread pool, for copying workers' cache entries
-    into a stage output: an object store answers each request in tens of milliseconds, so one
-    at a time would make the driver the bottleneck. Waits for all on exit; raises the first
-    error."""
-    futures: list[Future] = []
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        yield lambda function, *args: futures.append(pool.submit(function, *args))
-        for future in futures:
-            future.result()
 
 
 def executor_name() -> str:

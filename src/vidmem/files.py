@@ -163,18 +163,6 @@ def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
         shutil.copyfile(src, dst)
 
 
-ITEM_SUFFIXES = (".npy", ".webp", ".png", ".jpg")  # arrays, and frames in vidmem.framestore's formats
-
-
-def item_files(directory: str | os.PathLike) -> list[Path]:
-    """The per-video files of a stage output (`.npy`, or frames as `.jpg`/`.png` strips),
-    sorted by name."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise DataError(f"{directory} not found: run the stage that makes it first (`dvc repro`)")
-    return sorted(p for p in directory.iterdir() if p.suffix in ITEM_SUFFIXES)
-
-
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, algorithm).hexdigest()

@@ -26,12 +26,13 @@ from tqdm import tqdm
 
 from vidmem.cache import ItemCache
 from vidmem.errors import DataError, ShortVideoError, VideoError, VidmemError
-from vidmem.executor import get_executor, placing
+from vidmem.executor import get_executor
 from vidmem.ffmpeg_bin import ffmpeg_executable
 from vidmem.files import atomic_dir
 from vidmem.framestore import FrameFormat
 from vidmem.matroska import video_packet_count
 from vidmem.params import DecodeConfig
+from vidmem.shards import write_shards
 
 VIDEO_EXTENSIONS = (".webm", ".mp4", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv")
 # Bump when decoding logic changes, so cached frames from older code are not reused.
@@ -335,7 +336,8 @@ class DecodeReport:
 def decode_videos(videos: Sequence[Path], out_dir: str | os.PathLike, config: DecodeConfig,
                   on_bad_input: str = "skip", cache_root: str | os.PathLike | None = None,
                   progress: bool = True) -> DecodeReport:
-    """Decode every video into `out_dir/<stem>.npy` (uint8 [n_frames, H, W, 3]), in parallel.
+    """Decode every video into the shards of `out_dir` (vidmem.shards; uint8
+    [n_frames, H, W, 3] per video in `decode.format`), in parallel.
 
     A video that cannot be decoded is skipped and reported (`on_bad_input: skip`) or stops the
     run with its name and the reason (`fail`). `decode.short_video: fail` always stops the run.
@@ -350,21 +352,23 @@ def decode_videos(videos: Sequence[Path], out_dir: str | os.PathLike, config: De
                     "ffmpeg": os.path.basename(ffmpeg_bin)}
     fmt = FrameFormat(config.format, config.jpeg_quality)
     cache = ItemCache(cache_root, "decode", cache_config, fmt)
+    cache.use_scratch(out_dir / ".entries")
     report = DecodeReport()
     executor = get_executor()
     executor.check_handover(cache.enabled)
     outcomes = executor.map(
-        functools.partial(_decode_one, out_dir=out_dir if executor.writes_outputs else None,
-                          config=config, ffmpeg_bin=ffmpeg_bin, cache=cache,
+        functools.partial(_decode_one, config=config, ffmpeg_bin=ffmpeg_bin, cache=cache,
                           on_bad_input=on_bad_input),
         videos, threads=config.workers)
-    with placing() as place:
-        for outcome in tqdm(outcomes, total=len(videos), desc="decode", unit="video",
-                            disable=not progress):
-            if outcome.error is None and not executor.writes_outputs:
-                place(cache.place, outcome.digest,
-                      out_dir / f"{outcome.video.stem}{fmt.suffix}", outcome.video.name)
-            report.add(outcome)
+    decoded: list[tuple[str, str]] = []
+    for outcome in tqdm(outcomes, total=len(videos), desc="decode", unit="video",
+                        disable=not progress):
+        if outcome.error is None:
+            decoded.append((outcome.video.stem, outcome.digest))
+        report.add(outcome)
+    write_shards(out_dir, decoded, cache,
+                 names={digest: video for video, (_, digest) in zip(report.decoded, decoded,
+                                                                     strict=True)})
     return report
 
 
@@ -377,21 +381,21 @@ class DecodeOutcome:
     from_cache: bool = False
 
 
-def _decode_one(video: Path, out_dir: Path | None, config: DecodeConfig, ffmpeg_bin: str,
-                cache: ItemCache, on_bad_input: str) -> DecodeOutcome:
-    """Decode one video into `out_dir` and the cache, or into the cache only (`out_dir` None:
-    a worker of another executor; the stage then places the entry)."""
+def _decode_one(video: Path, config: DecodeConfig, ffmpeg_bin: str, cache: ItemCache,
+                on_bad_input: str) -> DecodeOutcome:
+    """Decode one video into the cache (or the stage's scratch folder), from where the stage
+    writes it into its shards."""
     digest = ""
     try:
         check_inside_folder(video)  # before the cache key reads the file
         digest = cache.key(video)
-        destination = None if out_dir is None else out_dir / f"{video.stem}{cache.fmt.suffix}"
+
         def make() -> tuple[np.ndarray, dict[str, Any]]:
             decoded = decode_video(video, config, ffmpeg_bin)
             return decoded.frames, {"repeated": decoded.repeated,
                                     "total_frames": decoded.total_frames}
 
-        facts, from_cache = cache.fetch_or_make(digest, destination, make)
+        facts, from_cache = cache.fetch_or_make(digest, make)
         return DecodeOutcome(video, digest, None, bool(facts["repeated"]), from_cache)
     except ShortVideoError as exc:
         if config.short_video == "fail":
@@ -417,8 +421,8 @@ def _bad_input(video: Path, reason: str, exc: Exception, on_bad_input: str) -> s
 def decode_step(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, config: DecodeConfig,
                 on_bad_input: str = "skip", cache_dir: str | os.PathLike | None = None,
                 progress: bool = True) -> DecodeReport:
-    """The decode stage: every video in `videos_dir` → `out_dir/<stem>.npy`, written whole or
-    not at all; bad videos reported."""
+    """The decode stage: every video in `videos_dir` → the shards of `out_dir`, written whole
+    or not at all; bad videos reported."""
     videos = list_videos(videos_dir)
     with atomic_dir(out_dir) as out:
         return decode_videos(videos, out, config, on_bad_input, cache_dir, progress)

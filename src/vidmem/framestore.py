@@ -103,15 +103,30 @@ def load_frames(path: str | os.PathLike) -> np.ndarray:
     if path.suffix == ".npy":
         return load_npy(path)
     try:
-        with Image.open(path) as image:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: not readable ({exc})") from exc
+    return decode_item(data, path.suffix, str(path))
+
+
+def decode_item(data: bytes, suffix: str, name: str) -> np.ndarray:
+    """The array in one stored item's bytes: an `.npy` array (features, raw frames) or frames
+    in an image format; `name` says where the bytes came from in errors."""
+    if suffix == ".npy":
+        try:
+            return np.load(io.BytesIO(data), allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise DataError(f"{name}: not a readable .npy array ({exc})") from exc
+    try:
+        with Image.open(io.BytesIO(data)) as image:
             about = json.loads(image.getexif().get(DESCRIPTION) or "null")
             strip = np.asarray(image.convert("RGB"))
     except (OSError, ValueError, SyntaxError) as exc:
-        raise DataError(f"{path}: not a readable frames image ({exc})") from exc
+        raise DataError(f"{name}: not a readable frames image ({exc})") from exc
     if not isinstance(about, dict) or not {"frames", "height"} <= set(about):
-        raise DataError(f"{path}: not a vidmem frames file (no frame count); re-run its stage")
+        raise DataError(f"{name}: not a vidmem frames file (no frame count); re-run its stage")
     n, height = int(about["frames"]), int(about["height"])
     if n < 1 or strip.shape[0] % n:
-        raise DataError(f"{path}: {strip.shape[0]} rows do not hold {n} frames")
+        raise DataError(f"{name}: {strip.shape[0]} rows do not hold {n} frames")
     # A writable copy of just the frames (the decoded image is read-only and padded).
     return np.array(strip.reshape(n, strip.shape[0] // n, *strip.shape[1:])[:, :height])

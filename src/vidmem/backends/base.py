@@ -25,11 +25,10 @@ from tqdm import tqdm
 
 from vidmem.cache import ItemCache
 from vidmem.errors import VidmemError
-from vidmem.executor import chunked, get_executor, placing
-from vidmem.files import item_files
-from vidmem.framestore import load_frames
+from vidmem.executor import chunked, get_executor
 from vidmem.normalize import InputSpec, resize_frames
 from vidmem.params import as_int
+from vidmem.shards import ShardReader, write_shards
 
 EXTRACT_VERSION = 3  # 2: cache entries carry the fed value range; 3: keyed by decoded frames
 DEFAULT_BATCH_SIZE = 32
@@ -56,23 +55,23 @@ class DatasetFiles:
     on_bad_input: str = "skip"
 
 
-def _prefetch(paths: Sequence[Path], depth: int,
-              load: Callable[[Path], np.ndarray]) -> Iterator[tuple[Path, np.ndarray]]:
-    """`load` files in a background thread, at most `depth` ahead, so disk I/O and resizing
+def _prefetch(items: Sequence[str], depth: int,
+              load: Callable[[str], np.ndarray]) -> Iterator[tuple[str, np.ndarray]]:
+    """`load` items in a background thread, at most `depth` ahead, so disk I/O and resizing
     overlap compute and memory stays bounded by the lookahead, not by the data set."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending: deque[tuple[Path, Future]] = deque()
-        queue = iter(paths)
-        for path in queue:
-            pending.append((path, pool.submit(load, path)))
+        pending: deque[tuple[str, Future]] = deque()
+        queue = iter(items)
+        for item in queue:
+            pending.append((item, pool.submit(load, item)))
             if len(pending) >= depth:
                 break
         while pending:
-            path, future = pending.popleft()
-            next_path = next(queue, None)
-            if next_path is not None:
-                pending.append((next_path, pool.submit(load, next_path)))
-            yield path, future.result()
+            item, future = pending.popleft()
+            next_item = next(queue, None)
+            if next_item is not None:
+                pending.append((next_item, pool.submit(load, next_item)))
+            yield item, future.result()
 
 
 class Backend(ABC):
@@ -94,6 +93,9 @@ class Backend(ABC):
     # False for backends that import per-video files instead of reading frames: they need no
     # decoded frames, take no `input` section, and override `extract_videos`.
     uses_frames: bool = True
+    # False for a backend whose `save_video` writes its own files (TF-for-Poets bottlenecks).
+    sharded_output: bool = True
+    frames: ShardReader  # the decode output being read (set by `extract_videos`)
 
     def __init__(self, name: str, spec: InputSpec | None, config: dict[str, Any],
                  cache_root: str | os.PathLike | None = None) -> None:
@@ -135,9 +137,10 @@ class Backend(ABC):
         """One video's decoded uint8 frames → the network's input size (`spec`'s geometry)."""
         return resize_frames(frames, self.spec)
 
-    def load_video(self, path: Path) -> np.ndarray:
-        """One video's frames file, ready for `extract` (runs in the prefetch thread)."""
-        return self.prepare(load_frames(path))
+    def load_video(self, stem: str) -> np.ndarray:
+        """One video's decoded frames from `self.frames`, ready for `extract` (runs in the
+        prefetch thread)."""
+        return self.prepare(self.frames.load(stem))
 
     def video_cache(self) -> ItemCache:
         """The per-video cache of this backend's features. Keyed by the resolved input spec (not
@@ -150,11 +153,10 @@ class Backend(ABC):
 
     def save_video(self, out_dir: Path | None, stem: str, features: np.ndarray,
                    cache: ItemCache, digest: str, facts: dict[str, Any]) -> None:
-        """Write one video's features into the extract output: `<stem>.npy`, float32
-        [frames, dim], stored in the cache too (`out_dir` None: into the cache only, for a
-        worker of another executor)."""
-        cache.store(digest, features, None if out_dir is None else out_dir / f"{stem}.npy",
-                    facts)
+        """Keep one video's features, float32 [frames, dim], in the cache, from where the
+        stage writes them into its shards (a backend with `sharded_output = False` writes its
+        own files into `out_dir` instead)."""
+        cache.store(digest, features, facts)
 
     def worker_resources(self) -> dict[str, float]:
         """What one extract worker of a cluster executor asks for: a GPU when the model runs
@@ -166,30 +168,33 @@ class Backend(ABC):
 
     def extract_videos(self, frames_dir: str | os.PathLike, out_dir: str | os.PathLike,
                        batch_size: int | None = None, progress: bool = True) -> ExtractResult:
-        """Features for every video in `frames_dir` (the decode output: one frames file each)
-        into `out_dir`, in the layout `save_video` writes.
+        """Features for every video in `frames_dir` (the decode output's shards) into the
+        shards of `out_dir` (or the layout `save_video` writes).
 
         Each video's frames are resized to the input size as they are loaded, in a background
         thread. Frames of several videos share a batch, so small videos do not mean small
         batches. Videos whose (decoded frames, backend config) were seen before come from the
-        cache.
+        cache, found by the frames' sha256 in the decode index (nothing is hashed again).
         The rest run here (`local`), or on the executor's workers, each of which loads the
-        model once and stores its results in the cache, from where they are placed here.
+        model once and stores its results in the cache, from where they are written here.
         """
         out_dir = Path(out_dir)
         batch_size = batch_size or self.batch_size
-        files = item_files(frames_dir)
+        self.frames = ShardReader(frames_dir)
         cache = self.video_cache()
-        todo: list[tuple[Path, str]] = []
-        for path in files:
-            digest = cache.key(path)
-            facts = cache.fetch(digest, out_dir / f"{path.stem}.npy")
+        cache.use_scratch(out_dir / ".entries")
+        done: list[tuple[str, str]] = []
+        todo: list[tuple[str, str]] = []
+        for stem in self.frames.stems():
+            digest = self.frames.sha256(stem)
+            done.append((stem, digest))
+            facts = cache.fetch(digest)
             if facts is None:
-                todo.append((path, digest))
+                todo.append((stem, digest))
             else:
                 self.record_range(*facts["fed_range"])
         hits = cache.hits
-        bar = tqdm(total=len(files), initial=len(files) - len(todo), desc=f"extract {self.name}",
+        bar = tqdm(total=len(done), initial=len(done) - len(todo), desc=f"extract {self.name}",
                    unit="video", disable=not progress)
         executor = get_executor()
         if executor.writes_outputs or not cache.enabled:
@@ -199,35 +204,40 @@ class Backend(ABC):
         else:
             # Chunks of a few batches: small enough to spread over the workers and to lose
             # little to a killed worker, large enough that batches stay full.
-            per_chunk = max(1, 4 * batch_size // max(1, _frames_per_video(todo)))
+            per_chunk = max(1, 4 * batch_size // max(1, self._frames_per_video(todo)))
             chunks = chunked(todo, per_chunk)
             make_worker = functools.partial(_ChunkExtractor, type(self), self.name, self.spec,
-                                            self.config, self.cache_root, batch_size)
+                                            self.config, self.cache_root, batch_size,
+                                            Path(frames_dir).absolute())
             results = executor.map_chunks(make_worker, chunks, self.worker_resources())
-            with placing() as place:
-                for chunk, (numerics, facts_list) in zip(chunks, results, strict=True):
-                    if numerics != self.numerics:
-                        raise VidmemError(
-                            f"backend {self.name}: {executor.name} workers run it with "
-                            f"{numerics}, this process with {self.numerics}, so their cache "
-                            f"entries would not match; set backend.{self.name}.device "
-                            "explicitly, or run the stage on a machine like the workers")
-                    for (path, digest), facts in zip(chunk, facts_list, strict=True):
-                        place(cache.place, digest, out_dir / f"{path.stem}.npy", path.name)
-                        self.record_range(*facts["fed_range"])
-                        bar.update(1)
+            for chunk, (numerics, facts_list) in zip(chunks, results, strict=True):
+                if numerics != self.numerics:
+                    raise VidmemError(
+                        f"backend {self.name}: {executor.name} workers run it with "
+                        f"{numerics}, this process with {self.numerics}, so their cache "
+                        f"entries would not match; set backend.{self.name}.device "
+                        "explicitly, or run the stage on a machine like the workers")
+                for facts in facts_list:
+                    self.record_range(*facts["fed_range"])
+                bar.update(len(chunk))
         bar.close()
-        return ExtractResult(videos=len(files), cache_hits=hits,
-                             info={**self.describe(), "videos": len(files)})
+        if self.sharded_output:
+            write_shards(out_dir, done, cache)
+        return ExtractResult(videos=len(done), cache_hits=hits,
+                             info={**self.describe(), "videos": len(done)})
 
-    def extract_chunk(self, todo: Sequence[tuple[Path, str]], cache: ItemCache,
+    def _frames_per_video(self, todo: Sequence[tuple[str, str]]) -> int:
+        """Frames in the first video to do (decode gives every video the same count)."""
+        return len(self.frames.load(todo[0][0])) if todo else 1
+
+    def extract_chunk(self, todo: Sequence[tuple[str, str]], cache: ItemCache,
                       out_dir: Path | None, batch_size: int,
                       on_loaded: Callable[[int], Any] = lambda n: None) -> list[dict[str, Any]]:
-        """Run the network over the videos `todo` ((frames file, cache key) pairs) in full
-        batches, saving each video's features (`save_video`); returns each video's facts."""
+        """Run the network over the videos `todo` ((stem, cache key) pairs) in full batches,
+        saving each video's features (`save_video`); returns each video's facts."""
         digests = dict(todo)
-        facts_of: dict[Path, dict[str, Any]] = {}
-        buffer: list[tuple[Path, np.ndarray]] = []  # videos whose frames wait in the batch
+        facts_of: dict[str, dict[str, Any]] = {}
+        buffer: list[tuple[str, np.ndarray]] = []  # videos whose frames wait in the batch
         buffered_frames = 0
 
         def flush() -> None:
@@ -243,25 +253,25 @@ class Backend(ABC):
                 batch = np.concatenate([batch, padding])
             features = self.extract(batch)
             start = 0
-            for path, frames in buffer:
+            for stem, frames in buffer:
                 # The values fed for this video's real frames (padding excluded), kept with the
                 # cached features so a cache hit reports the same range as fresh work.
                 fed_range = self.spec.fed_range(frames)
                 self.record_range(*fed_range)
-                facts_of[path] = {"fed_range": list(fed_range)}
-                self.save_video(out_dir, path.stem, features[start:start + len(frames)], cache,
-                                digests[path], facts_of[path])
+                facts_of[stem] = {"fed_range": list(fed_range)}
+                self.save_video(out_dir, stem, features[start:start + len(frames)], cache,
+                                digests[stem], facts_of[stem])
                 start += len(frames)
             buffer, buffered_frames = [], 0
 
-        for path, frames in _prefetch([p for p, _ in todo], 8, self.load_video):
+        for stem, frames in _prefetch([stem for stem, _ in todo], 8, self.load_video):
             if buffer and buffered_frames + len(frames) > batch_size:
                 flush()
-            buffer.append((path, frames))
+            buffer.append((stem, frames))
             buffered_frames += len(frames)
             on_loaded(1)
         flush()
-        return [facts_of[path] for path, _ in todo]
+        return [facts_of[stem] for stem, _ in todo]
 
     def use_dataset(self, dataset: DatasetFiles) -> None:  # noqa: B027 - a hook; default: nothing
         """Take the data set's other files (the extract stage calls this for every backend).
@@ -317,19 +327,15 @@ class Backend(ABC):
         }
 
 
-def _frames_per_video(todo: Sequence[tuple[Path, str]]) -> int:
-    """Frames in the first video to do (decode gives every video the same count)."""
-    return len(load_frames(todo[0][0])) if todo else 1
-
-
 class _ChunkExtractor:
     """An extract worker of a cluster executor: builds the backend (loading the model) once,
     then stores the features of each chunk of videos in the per-video cache."""
 
     def __init__(self, cls: type[Backend], name: str, spec: InputSpec | None,
                  config: dict[str, Any], cache_root: str | os.PathLike | None,
-                 batch_size: int) -> None:
+                 batch_size: int, frames_dir: Path) -> None:
         self.backend = cls(name, spec, config, cache_root)
+        self.backend.frames = ShardReader(frames_dir)
         self.cache = self.backend.video_cache()
         self.batch_size = batch_size
 

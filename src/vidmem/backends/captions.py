@@ -21,6 +21,7 @@ caption's all-zero vector and is named in info.json and in the stage's warnings
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,10 @@ from tqdm import tqdm
 from vidmem.backends.base import Backend, DatasetFiles, ExtractResult
 from vidmem.captions import CaptionFeatures, CaptionsConfig, caption_texts
 from vidmem.errors import DataError, ParamsError
-from vidmem.files import read_json, save_npy
+from vidmem.files import read_json
 from vidmem.groundtruth import read_captions
 from vidmem.normalize import InputSpec
+from vidmem.shards import write_arrays
 
 CHUNK = 1024  # videos made dense at a time (the TF-IDF matrix itself stays sparse)
 
@@ -80,14 +82,18 @@ class CaptionsBackend(Backend):
                             f"{self.dataset.captions}, e.g. {self.without_caption[:3]}; add "
                             "them or set data.on_bad_input: skip (they then get an empty caption)")
         self.feature_dim = len(tfidf.vocabulary)
-        with tqdm(total=len(videos), desc=f"captions {self.name}", unit="video",
-                  disable=not progress) as bar:
-            for start in range(0, len(videos), CHUNK):
-                chunk = videos[start:start + CHUNK]
-                rows = tfidf.transform(captions, chunk, allow_missing=True).toarray()
-                for video, row in zip(chunk, rows, strict=True):
-                    save_npy(Path(out_dir) / f"{Path(video).stem}.npy", row[None])
-                bar.update(len(chunk))
+
+        def rows() -> Iterator[tuple[str, np.ndarray]]:
+            with tqdm(total=len(videos), desc=f"captions {self.name}", unit="video",
+                      disable=not progress) as bar:
+                for start in range(0, len(videos), CHUNK):
+                    chunk = videos[start:start + CHUNK]
+                    matrix = tfidf.transform(captions, chunk, allow_missing=True).toarray()
+                    for video, row in zip(chunk, matrix, strict=True):
+                        yield Path(video).stem, row[None]
+                    bar.update(len(chunk))
+
+        write_arrays(out_dir, rows())
         return ExtractResult(videos=len(videos), cache_hits=0,
                              info={**self.describe(), "videos": len(videos)})
 

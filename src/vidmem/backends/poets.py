@@ -199,6 +199,10 @@ class PoetsBottleneck(Backend):
             self._files[features[i].tobytes()] = path
         return features
 
+    # Its output keeps the TF-for-Poets layout (one text file per frame, as retrain.py reads
+    # them), not shards.
+    sharded_output = False
+
     def video_cache(self) -> ItemCache:
         """None: the per-frame bottleneck files are this backend's cache."""
         return ItemCache(None, f"extract/{self.name}", {})

@@ -21,6 +21,7 @@ set of videos than the others, and the shared split would no longer fit.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,10 @@ from tqdm import tqdm
 
 from vidmem.backends.base import Backend, ExtractResult
 from vidmem.errors import DataError, ParamsError
-from vidmem.files import load_npy, save_npy
+from vidmem.files import load_npy
 from vidmem.normalize import InputSpec
 from vidmem.params import as_int
+from vidmem.shards import write_arrays
 
 FEATURE_SUFFIXES = (".npy", ".txt", ".csv")
 
@@ -134,8 +136,14 @@ class Precomputed(Backend):
                        batch_size: int | None = None, progress: bool = True) -> ExtractResult:
         """Check every feature file and write it as `out_dir/<stem>.npy` (no frames are read:
         `frames_dir` is unused)."""
-        rows = None
         files = self.feature_files()
+        write_arrays(out_dir, self._checked(files, progress))
+        return ExtractResult(videos=len(files), cache_hits=0,
+                             info={**self.describe(), "videos": len(files)})
+
+    def _checked(self, files: dict[str, Path], progress: bool
+                 ) -> Iterator[tuple[str, np.ndarray]]:
+        rows = None
         for stem, path in tqdm(files.items(), desc=f"import {self.name}", unit="video",
                                disable=not progress):
             array = read_feature_file(path)
@@ -149,9 +157,7 @@ class Precomputed(Backend):
             if array.shape[0] != rows:
                 raise DataError(f"{path}: {array.shape[0]} rows, but other videos have {rows}; "
                                 "every video needs the same number of rows")
-            save_npy(Path(out_dir) / f"{stem}.npy", array)
-        return ExtractResult(videos=len(files), cache_hits=0,
-                             info={**self.describe(), "videos": len(files)})
+            yield stem, array
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "kind": "precomputed", "feature_dim": self.feature_dim,
