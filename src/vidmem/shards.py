@@ -4,9 +4,9 @@ DVC slows down on directory outputs of many files: `dvc commit` of 50,000 per-vi
 11.6 s and `dvc checkout` 5.3 s, the same bytes in 500 shards 2.7 s and 0.5 s (BENCHMARKS.md,
 `dvc_layout`). So decode and extract write their per-video results as shards: uncompressed tar
 files in the WebDataset layout (member `<stem><suffix>`; `tar tf` lists them, `webdataset`
-reads them) of about `SHARD_VIDEOS` videos each, plus `index.json`, which says where each
+reads them) of about `SHARD_VIDEOS` (128) videos each, plus `index.json`, which says where each
 video's bytes are (shard, offset, size) and their sha256. A stage output of N videos holds
-about N / 100 + 2 files.
+about N / 128 + 2 files (1,000 videos: 6 shards; 1M: 7,860).
 
 Shard boundaries depend on the video names only: a shard ends after a video whose name hashes
 to 0 modulo `SHARD_VIDEOS`, or at `4 * SHARD_VIDEOS` videos. The same videos always give the
@@ -37,7 +37,7 @@ from vidmem.errors import DataError
 from vidmem.files import atomic_path, link_or_copy, read_json, write_json
 from vidmem.framestore import FrameFormat, decode_item
 
-SHARD_VIDEOS = 100  # videos per shard on average
+SHARD_VIDEOS = 128  # videos per shard on average (fewer where the cap cuts a long run)
 MAX_SHARD_VIDEOS = 4 * SHARD_VIDEOS
 INDEX = "index.json"
 INDEX_VERSION = 1
