@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from vidmem.shards import ShardReader
+
 from conftest import sh, tiny_project, write_demo_latents
 from deps_check import check_trace
 
@@ -38,7 +40,9 @@ def test_features_only_data_set_trains_evaluates_and_fuses(project, tmp_path):
     assert "a features-only run" in run.stdout
     report = json.loads((project / "data/reports/decode.json").read_text())
     assert report["features_only"] is True and report["decoded"] == []
-    assert not any((project / "data/frames").iterdir())  # nothing was decoded
+    # Nothing was decoded: the output holds an index of no videos and no shard.
+    assert [p.name for p in (project / "data/frames").iterdir()] == ["index.json"]
+    assert ShardReader(project / "data/frames").stems() == []
     split = json.loads((project / "data/split.json").read_text())
     assert sum(len(v) for v in split.values()) == 16  # every labelled video
     for name in ("shipped", "captions"):

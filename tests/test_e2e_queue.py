@@ -22,7 +22,7 @@ def test_a_queued_experiment_reuses_the_per_video_cache(tmp_path):
     (tmp_path / "project").mkdir()
     project = tiny_project(tmp_path / "project", with_cache)
     sh(["dvc", "repro"], project)  # fills .cache/vidmem; dvc.lock is left uncommitted
-    assert any(Path(project, ".cache/vidmem/extract").rglob("*.npy"))
+    assert any(Path(project, ".cache/vidmem/extract").rglob("packs/*.tar"))
     sh(["dvc", "exp", "run", "--queue", "-S", "lr=1e-3"], project)
     sh(["dvc", "queue", "start", "-j", "1"], project)
     deadline = time.time() + 600
