@@ -18,9 +18,10 @@ import numpy as np
 from bench.harness import ROOT, WORK
 
 SIZE = (640, 360)
-LOCATIONS = {"workspace": ["data/frames", "data/features"],
+# data/normalized: the stored resized frames of layouts before resizing moved into extract.
+LOCATIONS = {"workspace": ["data/frames", "data/normalized", "data/features"],
              "dvc_cache": [".dvc/cache"], "per_video_cache": [".cache/vidmem"]}
-OUTPUTS = ["data/frames", "data/features/{b}"]
+OUTPUTS = ["data/frames", "data/normalized/{b}", "data/features/{b}"]
 
 
 def _photos() -> list[np.ndarray]:
@@ -124,7 +125,9 @@ def footprint_of(rev: str | None, clips: list[Path], backend: str, work: Path,
     params["backends"] = [backend]
     params["decode"].update(decode or {})
     yaml.dump(params, work / "params.yaml")
-    env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b",
+    # The copy's own library (its `src/`), not the installed one: `rev` may be an older layout.
+    env = {**os.environ, "PYTHONPATH": str(work / "src"), "GIT_AUTHOR_NAME": "b",
+           "GIT_AUTHOR_EMAIL": "b@b",
            "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
     for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "p"],
                     ["dvc", "repro", "--quiet", f"extract@{backend}"]):
@@ -133,7 +136,8 @@ def footprint_of(rev: str | None, clips: list[Path], backend: str, work: Path,
     per_location = {name: round(_du(work, paths) / n) for name, paths in LOCATIONS.items()}
     all_paths = [p for paths in LOCATIONS.values() for p in paths]
     files = {out.format(b=backend): sum(1 for p in (work / out.format(b=backend)).rglob("*")
-                                        if p.is_file()) for out in OUTPUTS}
+                                        if p.is_file())
+             for out in OUTPUTS if (work / out.format(b=backend)).exists()}
     return {"rev": rev or "working tree", "videos": n, "decode": decode or {},
             "bytes_per_video_by_location": per_location,
             "bytes_per_video_all_copies": round(_du(work, all_paths) / n),
