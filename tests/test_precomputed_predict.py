@@ -131,7 +131,7 @@ def test_killed_stage_leaves_no_output_and_rerun_matches(tmp_path):
     subprocess.run(decode("clean"), cwd=tmp_path, check=True, capture_output=True)
     assert not list(tmp_path.glob(".frames.*.tmp"))
     names = sorted(p.name for p in (tmp_path / "clean").iterdir())
-    assert names == ["index.json", "shard-00000.tar"]
+    assert "index.json" in names and all(n.startswith("shard-") for n in names if n != "index.json")
     assert names == sorted(p.name for p in (tmp_path / "frames").iterdir())
     assert len(ShardReader(tmp_path / "frames").stems()) == 30
     for name in names:

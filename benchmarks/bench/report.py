@@ -77,7 +77,8 @@ def scaleout_rows(s: dict | None) -> list[str]:
         return []
     local, ray_1, ray_2 = s["runs"]["local"], s["runs"]["ray_1"], s["runs"]["ray_2"]
     return [
-        f"| decode → extract on Ray, 2 CPUs ({s['videos']} videos, {s['backend']}, "
+        f"| decode → normalize → extract on Ray (measured before resizing moved into "
+        f"extract), 2 CPUs ({s['videos']} videos, {s['backend']}, "
         f"cache empty) | {ray_2['seconds']} s (+ {s['ray_startup_s']} s `ray.init`) | "
         f"{local['seconds']} s local | {s['ray_2_over_local']}× local; outputs sha256-identical: "
         f"{s['ray_identical_to_local']} | ≤ 1.1× |",

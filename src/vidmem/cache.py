@@ -29,11 +29,12 @@ from typing import Any
 import numpy as np
 
 from vidmem.errors import VidmemError
-from vidmem.files import atomic_path, file_digest, read_json, write_json
-from vidmem.framestore import FrameFormat, encode_frames, save_frames
+from vidmem.files import atomic_path, file_digest, read_json, write_bytes, write_json
+from vidmem.framestore import FrameFormat, encode_frames
 from vidmem.params import is_url
 
 CHECKSUM = "_crc32"  # key of an entry's checksum in its facts JSON
+SHA256 = "_sha256"  # key of its sha256 (the content digest the output's index lists)
 PACKS = "packs"
 
 
@@ -119,7 +120,8 @@ class ItemCache:
 
     def entry(self, item_digest: str) -> tuple[bytes, dict[str, Any]] | None:
         """The bytes and facts of an intact entry, loose or packed; None if there is none.
-        A damaged loose entry is deleted (a miss, recomputed and rewritten)."""
+        A damaged loose entry is deleted (a miss, recomputed and rewritten). The facts hold the
+        bytes' sha256 under `SHA256` when it was recorded."""
         if self.remote is not None:
             return self._entry_remote(item_digest)
         path = self._path(item_digest)
@@ -132,7 +134,9 @@ class ItemCache:
         else:
             # Whole entries are written atomically, but a damaged one is a miss, not an error:
             # its bytes must match the checksum recorded when it was stored.
-            if isinstance(facts, dict) and facts.pop(CHECKSUM, None) == checksum_of(data):
+            # (A scratch entry was written moments ago by this very stage: not checked again.)
+            if isinstance(facts, dict) and (facts.pop(CHECKSUM, None) == checksum_of(data)
+                                            or self.scratch):
                 return data, facts
             path.unlink(missing_ok=True)
         return self._packed_entry(item_digest) if self.enabled else None
@@ -160,7 +164,7 @@ class ItemCache:
                         continue  # a damaged listing only costs its entries (recomputed)
                     for _, digest, m in members:
                         packed[digest] = (listing.with_suffix(".tar"), m["offset"], m["size"],
-                                          m["checksum"], m["facts"])
+                                          m["checksum"], {**m["facts"], SHA256: m["sha256"]})
                 self._packed = packed
             return self._packed
 
@@ -184,6 +188,7 @@ class ItemCache:
         if found is None:
             return None
         self.hits += 1
+        found[1].pop(SHA256, None)
         return found[1]
 
     def fetch_or_make(self, item_digest: str,
@@ -213,9 +218,12 @@ class ItemCache:
             raise ValueError("nowhere to store: the cache is off and has no scratch folder "
                              "(use_scratch)")
         path = self._path(item_digest)
-        save_frames(path, array, self.fmt)
-        write_json(path.with_suffix(".json"),
-                   {**(facts or {}), CHECKSUM: checksum_of(path.read_bytes())})
+        data = encode_frames(array, self.fmt)
+        write_bytes(path, data)
+        # The sha256 is taken here, in the worker threads, rather than by the one thread that
+        # later writes the shards.
+        write_json(path.with_suffix(".json"), {**(facts or {}), CHECKSUM: checksum_of(data),
+                                               SHA256: hashlib.sha256(data).hexdigest()})
 
     def pack(self, members: Sequence[tuple[str, str]],
              write: Callable[[Path, Sequence[tuple[str, str]]], list[dict[str, Any]]],

@@ -32,7 +32,7 @@ from vidmem.files import atomic_dir
 from vidmem.framestore import FrameFormat
 from vidmem.matroska import video_packet_count
 from vidmem.params import DecodeConfig
-from vidmem.shards import write_shards
+from vidmem.shards import ShardWriter
 
 VIDEO_EXTENSIONS = (".webm", ".mp4", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv")
 # Bump when decoding logic changes, so cached frames from older code are not reused.
@@ -327,6 +327,14 @@ class DecodeReport:
                                  "reason": outcome.error})
         self.cache_hits += outcome.from_cache
 
+    def sort(self, videos: Sequence[Path]) -> None:
+        """List the videos in the order of `videos` (the folder's), whatever order they were
+        decoded in."""
+        position = {video.name: k for k, video in enumerate(videos)}
+        self.decoded.sort(key=position.__getitem__)
+        self.repeated.sort(key=position.__getitem__)
+        self.skipped.sort(key=lambda skipped: position[skipped["video"]])
+
     def counts(self) -> dict[str, int]:
         return {"videos_found": len(self.decoded) + len(self.skipped),
                 "videos_decoded": len(self.decoded), "videos_skipped": len(self.skipped),
@@ -356,19 +364,26 @@ def decode_videos(videos: Sequence[Path], out_dir: str | os.PathLike, config: De
     report = DecodeReport()
     executor = get_executor()
     executor.check_handover(cache.enabled)
+    # In the order of the shards, so each shard is written while later videos decode.
+    order = sorted(videos, key=lambda video: video.stem)
     outcomes = executor.map(
         functools.partial(_decode_one, config=config, ffmpeg_bin=ffmpeg_bin, cache=cache,
                           on_bad_input=on_bad_input),
-        videos, threads=config.workers)
-    decoded: list[tuple[str, str]] = []
-    for outcome in tqdm(outcomes, total=len(videos), desc="decode", unit="video",
-                        disable=not progress):
-        if outcome.error is None:
-            decoded.append((outcome.video.stem, outcome.digest))
-        report.add(outcome)
-    write_shards(out_dir, decoded, cache,
-                 names={digest: video for video, (_, digest) in zip(report.decoded, decoded,
-                                                                     strict=True)})
+        order, threads=config.workers)
+    names: dict[str, str] = {}
+    writer = ShardWriter(out_dir, cache, names)
+    try:
+        for outcome in tqdm(outcomes, total=len(order), desc="decode", unit="video",
+                            disable=not progress):
+            if outcome.error is None:
+                names[outcome.digest] = outcome.video.name
+                writer.add(outcome.video.stem, outcome.digest)
+            report.add(outcome)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
+    report.sort(videos)
     return report
 
 

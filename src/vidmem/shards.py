@@ -26,13 +26,13 @@ import os
 import shutil
 import tarfile
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vidmem.cache import ItemCache, checksum_of
+from vidmem.cache import SHA256, ItemCache, checksum_of
 from vidmem.errors import DataError
 from vidmem.files import atomic_path, link_or_copy, read_json, write_json
 from vidmem.framestore import FrameFormat, decode_item
@@ -42,6 +42,7 @@ MAX_SHARD_VIDEOS = 4 * SHARD_VIDEOS
 INDEX = "index.json"
 INDEX_VERSION = 1
 FETCH_THREADS = 16  # entries read ahead while a shard is written (an object store is slow)
+COPY_BUFFER = 1 << 22  # bytes per write into a shard (tarfile's default is 16 KiB)
 
 
 def _ends_shard(stem: str) -> bool:
@@ -65,13 +66,17 @@ def _write_tar(path: Path, members: Sequence[tuple[str, str]], cache: ItemCache,
     offset, size, checksums and facts. `names` maps a digest to the video it is for, for
     errors."""
     layout = []
-    with ThreadPoolExecutor(FETCH_THREADS) as pool, \
-            tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
-        entries = pool.map(cache.entry, [digest for _, digest in members])
+    digests = [digest for _, digest in members]
+    # An object store answers each request in tens of ms: read ahead in threads. Local files
+    # are read in turn (starting threads would cost more than the reads).
+    pool = ThreadPoolExecutor(FETCH_THREADS) if cache.remote is not None else None
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT, copybufsize=COPY_BUFFER) as tar:
+        entries = pool.map(cache.entry, digests) if pool else map(cache.entry, digests)
         for (name, digest), found in zip(members, entries, strict=True):
             if found is None:
                 raise cache.missing(names.get(digest, name))
             data, facts = found
+            sha256 = facts.pop(SHA256, None) or hashlib.sha256(data).hexdigest()
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(data), 0o644, 0
             tar.addfile(info, io.BytesIO(data))
@@ -79,38 +84,86 @@ def _write_tar(path: Path, members: Sequence[tuple[str, str]], cache: ItemCache,
             offset = tar.offset - -(-len(data) // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
             layout.append({"offset": offset, "size": len(data),
                            "checksum": checksum_of(data),
-                           "sha256": hashlib.sha256(data).hexdigest(), "facts": facts})
+                           "sha256": sha256, "facts": facts})
+    if pool is not None:
+        pool.shutdown()
     return layout
+
+
+class ShardWriter:
+    """Writes a stage output's shards while its videos are still being made: `add` each
+    video's (stem, cache digest) in sorted order, and each shard is written, in a background
+    thread, as soon as its last video is in; `close` writes the rest and the index (last).
+    The boundaries are `plan_shards`' exactly. `names` maps digests to the videos' file names
+    for errors. A scratch cache (cache off) is emptied at `close`."""
+
+    def __init__(self, out_dir: str | os.PathLike, cache: ItemCache,
+                 names: dict[str, str] | None = None) -> None:
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.cache = cache
+        self.names = names if names is not None else {}
+        self.pending: list[tuple[str, str]] = []
+        self.last: str | None = None
+        self.writes: list[tuple[list[str], Future]] = []  # each shard's stems, and its writing
+        self.pool = ThreadPoolExecutor(1)
+
+    def add(self, stem: str, digest: str) -> None:
+        if self.last is not None and stem <= self.last:
+            raise ValueError(f"videos must be added in sorted order: {stem!r} after {self.last!r}")
+        self.last = stem
+        self.pending.append((stem, digest))
+        if _ends_shard(stem) or len(self.pending) >= MAX_SHARD_VIDEOS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            shard = f"shard-{len(self.writes):05d}.tar"
+            stems = [stem for stem, _ in self.pending]
+            self.writes.append((stems, self.pool.submit(self._write, shard, self.pending)))
+            self.pending = []
+
+    def _write(self, shard: str, items: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        suffix = self.cache.fmt.suffix
+        members = [(f"{stem}{suffix}", digest) for stem, digest in items]
+        if self.cache.packs:
+            pack, layout = self.cache.pack(
+                members, lambda path, members: _write_tar(path, members, self.cache, self.names))
+            link_or_copy(pack, self.out_dir / shard)
+            return layout
+        with atomic_path(self.out_dir / shard, suffix=".tar") as tmp:
+            return _write_tar(tmp, members, self.cache, self.names)
+
+    def abort(self) -> None:
+        """Stop without writing the index (the stage failed; its output is discarded)."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def close(self) -> None:
+        self._flush()
+        index: dict[str, Any] = {"version": INDEX_VERSION, "suffix": self.cache.fmt.suffix,
+                                 "shards": [], "videos": {}}
+        try:
+            for number, (stems, write) in enumerate(self.writes):
+                shard = f"shard-{number:05d}.tar"
+                index["shards"].append(shard)
+                for stem, member in zip(stems, write.result(), strict=True):
+                    index["videos"][stem] = [shard, member["offset"], member["size"],
+                                             member["sha256"]]
+        finally:
+            self.pool.shutdown(cancel_futures=True)
+        if self.cache.scratch:
+            shutil.rmtree(self.cache.dir, ignore_errors=True)
+        write_json(self.out_dir / INDEX, index)
 
 
 def write_shards(out_dir: str | os.PathLike, items: Sequence[tuple[str, str]],
                  cache: ItemCache, names: dict[str, str] | None = None) -> None:
-    """Write the entries `items` ((stem, cache digest) pairs) as the shards of a stage output
-    in `out_dir`, with its index (written last). `names` maps digests to the videos' file
-    names for errors. A scratch cache (cache off) is emptied afterwards."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    suffix = cache.fmt.suffix
-    digest_of = dict(items)
-    names = names or {}
-    index: dict[str, Any] = {"version": INDEX_VERSION, "suffix": suffix, "shards": [],
-                             "videos": {}}
-    for number, stems in enumerate(plan_shards(list(digest_of))):
-        shard = f"shard-{number:05d}.tar"
-        members = [(f"{stem}{suffix}", digest_of[stem]) for stem in stems]
-        if cache.packs:
-            pack, layout = cache.pack(
-                members, lambda path, members: _write_tar(path, members, cache, names))
-            link_or_copy(pack, out_dir / shard)
-        else:
-            with atomic_path(out_dir / shard, suffix=".tar") as tmp:
-                layout = _write_tar(tmp, members, cache, names)
-        index["shards"].append(shard)
-        for stem, member in zip(stems, layout, strict=True):
-            index["videos"][stem] = [shard, member["offset"], member["size"], member["sha256"]]
-    if cache.scratch:
-        shutil.rmtree(cache.dir, ignore_errors=True)
-    write_json(out_dir / INDEX, index)
+    """Write the entries `items` ((stem, cache digest) pairs, any order) as the shards of a
+    stage output in `out_dir`, with its index (written last)."""
+    writer = ShardWriter(out_dir, cache, names)
+    for stem, digest in sorted(items):
+        writer.add(stem, digest)
+    writer.close()
 
 
 def write_arrays(out_dir: str | os.PathLike, arrays: Iterable[tuple[str, np.ndarray]],
