@@ -174,29 +174,26 @@ def test_matroska_packet_count_matches_ffmpeg(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["webp", "png", "npy"])
-def test_lossless_frame_formats_round_trip_exactly(tmp_path, kind):
-    from vidmem.framestore import FrameFormat, load_frames, save_frames
+def test_lossless_frame_formats_round_trip_exactly(kind):
+    from vidmem.framestore import FrameFormat, decode_item, encode_frames
 
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (5, 37, 21, 3), dtype=np.uint8)  # odd sizes on purpose
     fmt = FrameFormat(kind)
-    save_frames(tmp_path / f"v{fmt.suffix}", frames, fmt)
-    np.testing.assert_array_equal(load_frames(tmp_path / f"v{fmt.suffix}"), frames)
-    first = (tmp_path / f"v{fmt.suffix}").read_bytes()
-    save_frames(tmp_path / f"v{fmt.suffix}", frames, fmt)
-    assert (tmp_path / f"v{fmt.suffix}").read_bytes() == first  # same pixels, same bytes
+    data = encode_frames(frames, fmt)
+    np.testing.assert_array_equal(decode_item(data, fmt.suffix, "v"), frames)
+    assert encode_frames(frames, fmt) == data  # same pixels, same bytes
 
 
-def test_jpeg_frames_keep_shape_and_quality_and_damage_is_reported(tmp_path):
-    from vidmem.framestore import FrameFormat, load_frames, save_frames
+def test_jpeg_frames_keep_shape_and_quality_and_damage_is_reported():
+    from vidmem.framestore import FrameFormat, decode_item, encode_frames
 
     frames = np.tile(np.linspace(0, 255, 21, dtype=np.uint8)[None, None, :, None], (3, 13, 1, 3))
-    save_frames(tmp_path / "v.jpg", frames, FrameFormat("jpeg", 90))
-    back = load_frames(tmp_path / "v.jpg")
+    data = encode_frames(frames, FrameFormat("jpeg", 90))
+    back = decode_item(data, ".jpg", "v.jpg")
     assert back.shape == frames.shape and np.abs(back.astype(int) - frames).max() <= 8
-    (tmp_path / "v.jpg").write_bytes((tmp_path / "v.jpg").read_bytes()[:100])
     with pytest.raises(DataError, match="v.jpg"):
-        load_frames(tmp_path / "v.jpg")
+        decode_item(data[:100], ".jpg", "v.jpg")
 
 
 def test_decode_stores_lossless_webp_by_default(tmp_path, decode_config):

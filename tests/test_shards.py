@@ -1,5 +1,5 @@
 """Stage outputs as shards (vidmem.shards): few files per output, stable boundaries, one copy
-shared with the per-video cache, damage detected."""
+linked with the per-video cache, damage detected."""
 
 from __future__ import annotations
 

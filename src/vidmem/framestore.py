@@ -1,4 +1,5 @@
-"""How a video's frames are stored between stages: one file per video, in a format chosen by
+"""How a video's frames are stored between stages: one item per video (a member of the decode
+output's shards, vidmem.shards, and a per-video cache entry), in a format chosen by
 `decode.format`.
 
 - `webp` (default): the frames stacked into one image, lossless WebP (fastest method): the
@@ -20,18 +21,14 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from vidmem.errors import DataError
-from vidmem.files import atomic_path, load_npy, save_npy
 
 SUFFIXES = {"webp": ".webp", "png": ".png", "jpeg": ".jpg", "npy": ".npy"}
-FRAME_SUFFIXES = tuple(SUFFIXES.values())
 JPEG_BLOCK = 8  # rows; with 4:4:4 sampling a JPEG block is 8×8
 MAX_SIDE = {"webp": 16_383, "jpeg": 65_500, "png": 2**31 - 1}
 DESCRIPTION = 0x010E  # the EXIF ImageDescription tag
@@ -83,30 +80,6 @@ def encode_frames(frames: np.ndarray, fmt: FrameFormat) -> bytes:
         image.save(buffer, "JPEG", quality=fmt.quality, subsampling=0, optimize=False,
                    exif=about.tobytes())
     return buffer.getvalue()
-
-
-def save_frames(path: str | os.PathLike, frames: np.ndarray, fmt: FrameFormat) -> None:
-    """Write one video's frames atomically; the path's suffix must be the format's."""
-    path = Path(path)
-    if path.suffix != fmt.suffix:
-        raise ValueError(f"{path}: a {fmt.kind} file must end in {fmt.suffix}")
-    if fmt.kind == "npy":
-        save_npy(path, frames)
-        return
-    with atomic_path(path, suffix=path.suffix) as tmp:
-        tmp.write_bytes(encode_frames(frames, fmt))
-
-
-def load_frames(path: str | os.PathLike) -> np.ndarray:
-    """uint8 [n, h, w, 3] from a frames file in any of the formats (DataError if damaged)."""
-    path = Path(path)
-    if path.suffix == ".npy":
-        return load_npy(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: not readable ({exc})") from exc
-    return decode_item(data, path.suffix, str(path))
 
 
 def decode_item(data: bytes, suffix: str, name: str) -> np.ndarray:
