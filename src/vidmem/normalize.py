@@ -147,10 +147,16 @@ class InputSpec:
 
 
 def resize_frames(frames: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """uint8 [N, H, W, 3] → uint8 [N, spec.height, spec.width, 3] by the spec's geometry."""
+    """uint8 [N, H, W, 3] → uint8 [N, spec.height, spec.width, 3] by the spec's geometry.
+
+    Bilinear, bicubic and nearest run on the uint8 frames themselves (torch's uint8 kernels,
+    channels-last): 1.5 ms for 8 frames of 398×224 → 224², where a float32 round trip took
+    16.7 ms, the largest cost of the extract loader. The two differ by at most one grey level
+    in 0.13% of the pixels. `area` has no uint8 kernel and goes through float32.
+    """
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise DataError(f"expected uint8 frames [N, H, W, 3], got {frames.dtype} {frames.shape}")
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # NCHW view, NHWC memory
     h, w = x.shape[-2:]
     if spec.resize == "center_crop":
         # Scale the short side to the target's long side, then cut the centre.
@@ -159,12 +165,16 @@ def resize_frames(frames: np.ndarray, spec: InputSpec) -> np.ndarray:
     else:
         size = (spec.height, spec.width)
     if (h, w) != size:
-        kwargs: dict[str, Any] = {}
-        if spec.interpolation in ("bilinear", "bicubic"):
-            kwargs = {"align_corners": False, "antialias": spec.antialias}
-        x = F.interpolate(x, size=size, mode=spec.interpolation, **kwargs)
+        if spec.interpolation == "area":
+            x = F.interpolate(x.float(), size=size, mode="area")
+            x = x.round().clamp(0, 255).to(torch.uint8)
+        else:
+            kwargs: dict[str, Any] = {}
+            if spec.interpolation in ("bilinear", "bicubic"):
+                kwargs = {"align_corners": False, "antialias": spec.antialias}
+            x = F.interpolate(x, size=size, mode=spec.interpolation, **kwargs)
     if spec.resize == "center_crop":
         top = (x.shape[-2] - spec.height) // 2
         left = (x.shape[-1] - spec.width) // 2
         x = x[..., top:top + spec.height, left:left + spec.width]
-    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+    return x.permute(0, 2, 3, 1).contiguous().numpy()

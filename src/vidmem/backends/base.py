@@ -30,7 +30,7 @@ from vidmem.normalize import InputSpec, resize_frames
 from vidmem.params import as_int
 from vidmem.shards import ShardReader, write_shards
 
-EXTRACT_VERSION = 3  # 2: cache entries carry the fed value range; 3: keyed by decoded frames
+EXTRACT_VERSION = 4  # 2: fed range in entries; 3: keyed by decoded frames; 4: uint8 resize
 DEFAULT_BATCH_SIZE = 32
 # Keys of `backend.<name>` that cannot change a feature: the input section is keyed in its
 # resolved form instead, and the head only matters from the train stage on.
