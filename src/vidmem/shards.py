@@ -45,8 +45,11 @@ FETCH_THREADS = 16  # entries read ahead while a shard is written (an object sto
 COPY_BUFFER = 1 << 22  # bytes per write into a shard (tarfile's default is 16 KiB)
 
 
-def _ends_shard(stem: str) -> bool:
-    return int(hashlib.sha256(stem.encode()).hexdigest()[:8], 16) % SHARD_VIDEOS == 0
+def _ends_shard(stem: str, videos_in_shard: int) -> bool:
+    """Whether the shard that `stem` just made `videos_in_shard` long ends after it: the one
+    boundary rule, for `plan_shards` and `ShardWriter` alike."""
+    return (int(hashlib.sha256(stem.encode()).hexdigest()[:8], 16) % SHARD_VIDEOS == 0
+            or videos_in_shard >= MAX_SHARD_VIDEOS)
 
 
 def plan_shards(stems: Sequence[str]) -> list[list[str]]:
@@ -54,7 +57,7 @@ def plan_shards(stems: Sequence[str]) -> list[list[str]]:
     shards: list[list[str]] = [[]]
     for stem in sorted(stems):
         shards[-1].append(stem)
-        if _ends_shard(stem) or len(shards[-1]) >= MAX_SHARD_VIDEOS:
+        if _ends_shard(stem, len(shards[-1])):
             shards.append([])
     return [shard for shard in shards if shard]
 
@@ -105,7 +108,8 @@ class ShardWriter:
         self.names = names if names is not None else {}
         self.pending: list[tuple[str, str]] = []
         self.last: str | None = None
-        self.writes: list[tuple[list[str], Future]] = []  # each shard's stems, and its writing
+        # Each shard's file name, its stems, and its writing.
+        self.writes: list[tuple[str, list[str], Future]] = []
         self.pool = ThreadPoolExecutor(1)
 
     def add(self, stem: str, digest: str) -> None:
@@ -113,14 +117,14 @@ class ShardWriter:
             raise ValueError(f"videos must be added in sorted order: {stem!r} after {self.last!r}")
         self.last = stem
         self.pending.append((stem, digest))
-        if _ends_shard(stem) or len(self.pending) >= MAX_SHARD_VIDEOS:
+        if _ends_shard(stem, len(self.pending)):
             self._flush()
 
     def _flush(self) -> None:
         if self.pending:
             shard = f"shard-{len(self.writes):05d}.tar"
             stems = [stem for stem, _ in self.pending]
-            self.writes.append((stems, self.pool.submit(self._write, shard, self.pending)))
+            self.writes.append((shard, stems, self.pool.submit(self._write, shard, self.pending)))
             self.pending = []
 
     def _write(self, shard: str, items: list[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -143,8 +147,7 @@ class ShardWriter:
         index: dict[str, Any] = {"version": INDEX_VERSION, "suffix": self.cache.fmt.suffix,
                                  "shards": [], "videos": {}}
         try:
-            for number, (stems, write) in enumerate(self.writes):
-                shard = f"shard-{number:05d}.tar"
+            for shard, stems, write in self.writes:
                 index["shards"].append(shard)
                 for stem, member in zip(stems, write.result(), strict=True):
                     index["videos"][stem] = [shard, member["offset"], member["size"],
