@@ -62,6 +62,10 @@ BENCHMARKS = ["decode", "decode_long", "extract", "train", "repro", "memory", "f
               "dvc_layout", "scaleout"]
 
 
+def _short_side(value: str) -> int | str:
+    return value if value == "auto" else int(value)
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -71,7 +75,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=360)
     parser.add_argument("--frames", type=int, default=8)
-    parser.add_argument("--short-side", type=int, default=320)
+    parser.add_argument("--short-side", type=_short_side, default="auto",
+                        help="decode.short_side: a number, or auto (params.yaml's default: the "
+                             "backends' input size, frames stored at their shared geometry)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--train-samples", type=int, default=1000)
     parser.add_argument("--footprint-videos", type=int, default=24)

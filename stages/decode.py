@@ -1,4 +1,5 @@
-"""Stage decode: N evenly spaced RGB frames per video → one uint8 .npy per video."""
+"""Stage decode: N evenly spaced RGB frames per video → shards of one item per video (uint8 frames in
+`decode.format`, vidmem.framestore)."""
 
 from vidmem.backends import decode_config
 from vidmem.cli import run_stage, stage_parser
@@ -28,7 +29,7 @@ def main(args, params):
 
 if __name__ == "__main__":
     parser = stage_parser(__doc__)
-    parser.add_argument("--out", required=True, help="folder for <video stem>.npy frame files")
+    parser.add_argument("--out", required=True, help="folder for the frames (shards + index.json)")
     parser.add_argument("--report", required=True, help="JSON report of decoded/skipped videos")
     parser.add_argument("--metrics", required=True, help="JSON counts for `dvc metrics`")
     run_stage(parser, main)

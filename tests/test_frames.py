@@ -173,7 +173,7 @@ def test_matroska_packet_count_matches_ffmpeg(tmp_path):
     assert video_packet_count(tmp_path / "x.webm") is None
 
 
-@pytest.mark.parametrize("kind", ["webp", "png", "npy"])
+@pytest.mark.parametrize("kind", ["tiff", "webp", "png", "npy"])
 def test_lossless_frame_formats_round_trip_exactly(kind):
     from vidmem.framestore import FrameFormat, decode_item, encode_frames
 
@@ -196,17 +196,76 @@ def test_jpeg_frames_keep_shape_and_quality_and_damage_is_reported():
         decode_item(data[:100], ".jpg", "v.jpg")
 
 
-def test_decode_stores_lossless_webp_by_default(tmp_path, decode_config):
+def test_tiff_frames_keep_one_frame_and_damage_is_reported():
+    from vidmem.framestore import FrameFormat, decode_item, encode_frames
+
+    frames = np.random.default_rng(1).integers(0, 256, (1, 9, 7, 3), dtype=np.uint8)
+    data = encode_frames(frames, FrameFormat("tiff"))
+    np.testing.assert_array_equal(decode_item(data, ".tif", "v.tif"), frames)  # still [1, h, w, 3]
+    for damaged in (data[:60], data[:8] + b"\xff" * (len(data) - 8)):
+        with pytest.raises(DataError, match="v.tif"):
+            decode_item(damaged, ".tif", "v.tif")
+    features = encode_frames(np.zeros((2, 4), np.float32), FrameFormat("npy"))
+    with pytest.raises(DataError, match="v.tif"):  # a TIFF of something else is no frames file
+        decode_item(_tiff_of(np.zeros((4, 5), np.uint16)), ".tif", "v.tif")
+    assert decode_item(features, ".npy", "f").shape == (2, 4)
+
+
+def _tiff_of(array: np.ndarray) -> bytes:
+    import io
+
+    import tifffile
+
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, array)
+    return buffer.getvalue()
+
+
+def test_decode_stores_lossless_tiff_by_default(tmp_path, decode_config):
     from vidmem.params import load_params
 
-    assert load_params(REPO / "params.yaml")["decode"]["format"] == "webp"
+    assert load_params(REPO / "params.yaml")["decode"]["format"] == "tiff"
     videos = tmp_path / "videos"
     videos.mkdir()
     grey_ramp_video(videos / "a.webm", n_frames=12)
     raw = decode_videos(list_videos(videos), tmp_path / "raw", decode_config)
-    webp = dataclasses.replace(decode_config, format="webp")
-    stored = decode_videos(list_videos(videos), tmp_path / "webp", webp, cache_root=tmp_path / "c")
+    tiff = dataclasses.replace(decode_config, format="tiff")
+    stored = decode_videos(list_videos(videos), tmp_path / "tiff", tiff, cache_root=tmp_path / "c")
     assert raw.decoded == stored.decoded == ["a.webm"]
-    assert ShardReader(tmp_path / "webp").suffix == ".webp"
-    np.testing.assert_array_equal(ShardReader(tmp_path / "webp").load("a"),
+    assert ShardReader(tmp_path / "tiff").suffix == ".tif"
+    np.testing.assert_array_equal(ShardReader(tmp_path / "tiff").load("a"),
                                   ShardReader(tmp_path / "raw").load("a"))
+
+
+def test_frames_are_stored_at_the_backends_shared_input_size_never_upscaled(tmp_path,
+                                                                            decode_config):
+    from vidmem.backends import decode_config as resolve
+    from vidmem.demo import encode_webm
+    from vidmem.ffmpeg_bin import ffmpeg_executable
+    from vidmem.normalize import InputSpec, resize_frames
+    from vidmem.params import load_params
+
+    params = load_params(REPO / "params.yaml")
+    params["backends"] = ["efficientnet_lite0", "captions"]
+    shared = resolve(params).input_geometry
+    assert (shared.height, shared.width, shared.resize) == (224, 224, "squash")
+    params["backends"] = ["efficientnet_lite0", "inception_v3"]  # 224² and 299²: aspect kept
+    assert resolve(params).input_geometry is None
+    params["backends"], params["decode"]["short_side"] = ["efficientnet_lite0"], 224
+    assert resolve(params).input_geometry is None  # a short side set by hand: aspect kept
+
+    # A textured 96x64 video, 32x32 input: stored resized exactly as extract would resize it.
+    y, x = np.mgrid[0:64, 0:96]
+    frames = np.stack([np.stack([(x * 2 + i * 9) % 256, (y * 3) % 256, (x + y) % 256], -1)
+                       for i in range(8)]).astype(np.uint8)
+    video = tmp_path / "wide.webm"
+    encode_webm(frames, video, 10, ffmpeg_executable())
+    spec = InputSpec.from_params({"size": 32, "value": "unit_range"}, "backend.b.input")
+    wide = decode_video(video, decode_config)  # short side 48: 72x48
+    at_input = decode_video(video, dataclasses.replace(decode_config, input_geometry=spec))
+    assert wide.frames.shape == (8, 48, 72, 3) and at_input.frames.shape == (8, 32, 32, 3)
+    np.testing.assert_array_equal(at_input.frames, resize_frames(wide.frames, spec))
+    # Smaller than the input in one direction: kept at the source size, not upscaled.
+    tall = InputSpec.from_params({"size": [56, 32], "value": "unit_range"}, "backend.b.input")
+    assert decode_video(video, dataclasses.replace(decode_config, input_geometry=tall)
+                        ).frames.shape == (8, 48, 72, 3)

@@ -36,6 +36,7 @@ def make_long_clips(args: argparse.Namespace, folder: Path) -> list[Path]:
 
 
 def bench_decode_long(args: argparse.Namespace) -> dict:
+    from vidmem.backends import decode_config
     from vidmem.ffmpeg_bin import ffmpeg_executable
     from vidmem.frames import (
         decode_video,
@@ -43,9 +44,8 @@ def bench_decode_long(args: argparse.Namespace) -> dict:
         index_stream,
         scale_filter,
     )
-    from vidmem.params import DecodeConfig
 
-    config = DecodeConfig.from_params(bench_params(args))
+    config = decode_config(bench_params(args))
     folder = WORK / "long_clips"
     clips = make_long_clips(args, folder)
     binary = ffmpeg_executable()
@@ -59,7 +59,7 @@ def bench_decode_long(args: argparse.Namespace) -> dict:
         for start in times[clip]:
             subprocess.run([binary, "-hide_banner", "-nostdin", "-loglevel", "error",
                             "-ss", f"{start:.6f}", "-threads", "1", "-i", str(clip),
-                            "-map", "0:v:0", "-frames:v", "1", "-vf", scale_filter(args.short_side),
+                            "-map", "0:v:0", "-frames:v", "1", "-vf", scale_filter(config.short_side),
                             "-filter_threads", "1", "-f", "rawvideo", "-pix_fmt", "rgb24",
                             "-y", "/dev/null"], check=True)
 

@@ -35,22 +35,27 @@ def decode_long_rows(long: dict | None) -> list[str]:
 def footprint_rows(f: dict | None) -> list[str]:
     if not f:
         return []
-    webp = f["features_vs_raw_frames"]["webp"]
-    jpeg = f["features_vs_raw_frames"]["jpeg"]
+    default = f.get("default_format", "webp")
+    drift = f["features_vs_raw_frames"]
     projection = ", ".join(f"{int(n):,} videos {b / 1e9:,.1f} GB"
                            for n, b in f["projection_bytes"].items())
+    others = [kind for kind in ("webp", "png", "jpeg") if kind in f["other_formats"]]
     return [
         f"| disk per video, all copies ({f['clips']}; {f['backend']}) | "
-        f"{f['bytes_per_video_all_copies']:,} B (lossless WebP; {projection}) | "
-        f"{f['bytes_per_video_before']:,} B before | "
+        f"{f['bytes_per_video_all_copies']:,} B (default params: lossless {default}; "
+        f"{projection}) | {f['bytes_per_video_before']:,} B before | "
         f"{f['bytes_per_video_before'] / f['bytes_per_video_all_copies']:.1f}× smaller | "
         "≤ 1,000,000 B |",
-        f"| … with `decode.format: jpeg` (q95) | "
-        f"{f['other_formats']['jpeg']['bytes_per_video_all_copies']:,} B | | features "
-        f"{jpeg['rel_l2_mean']} relative L2 from raw frames' | lossy: not the default |",
-        f"| features from stored frames vs raw frames (default format) | relative L2 "
-        f"{webp['rel_l2_mean']} mean, {webp['rel_l2_max']} max over {webp['frames']} frames | | "
-        "| ≤ 0.01 |",
+        *[f"| … with `decode.format: {kind}` | "
+          f"{f['other_formats'][kind]['bytes_per_video_all_copies']:,} B | | features "
+          f"{drift[kind]['rel_l2_mean']} relative L2 from raw frames' | "
+          f"{'lossy: not the default' if kind == 'jpeg' else 'lossless'} |" for kind in others],
+        *([f"| … raw frames as ffmpeg decodes them (`npy`, short side 224, aspect kept; the "
+           f"reference for feature drift) | {f['other_formats']['raw']['bytes_per_video_all_copies']:,}"
+           " B | | | |"] if "raw" in f["other_formats"] else []),
+        f"| features from stored frames vs raw frames (default params) | relative L2 "
+        f"{drift[default]['rel_l2_mean']} mean, {drift[default]['rel_l2_max']} max over "
+        f"{drift[default]['frames']} frames | | | ≤ 0.01 |",
         f"| files per stage output per 1,000 videos (shards + index.json + info.json, written "
         f"by the stages' shard writer) | {f['max_files_per_output_per_1000_videos']:,} | 1,000+ "
         f"with one file per video | | ≤ 20 |"]
@@ -127,12 +132,12 @@ def write_markdown(results: dict, path: Path) -> None:
         "",
         "| what | measured | floor / reference | ratio | target |",
         "|---|---|---|---|---|",
-        f"| decode {d['videos']} videos, {results['config']['frames']} frames each, stored raw "
-        f"(`npy`) | {d.get('stage_npy_s', d['stage_s'])} s (stage code) | {d['floor_s']} s (bare "
-        f"ffmpeg → /dev/null) | {d.get('npy_over_floor', d['stage_over_floor'])}× floor | ≤ 1.5× |",
-        *([f"| … stored as {d['format']} (the default: lossless, 0.37 of the bytes) | "
-           f"{d['stage_s']} s | {d['floor_s']} s | {d['stage_over_floor']}× floor | "
-           "storage encoding included |"] if d.get("format", "npy") != "npy" else []),
+        f"| decode {d['videos']} videos, {results['config']['frames']} frames each, default "
+        f"params ({d.get('format', 'npy')}, frames stored as {d.get('stored_frames', '?')}) | "
+        f"{d['stage_s']} s (stage code) | {d['floor_s']} s (bare ffmpeg → /dev/null, short side "
+        f"{d.get('short_side', 320)}) | {d['stage_over_floor']}× floor | ≤ 1.5× |",
+        *([f"| … stored raw (`npy`) | {d['stage_npy_s']} s | {d['floor_s']} s | "
+           f"{d['npy_over_floor']}× floor | |"] if "stage_npy_s" in d else []),
         f"| decode, naive per-frame seeks | {d['naive_s']} s | {d['stage_s']} s (stage) | "
         f"naive is {d['naive_over_stage']}× slower | stage faster |",
         *decode_long_rows(results.get("decode_long")),

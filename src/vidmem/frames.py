@@ -5,6 +5,11 @@ One ffmpeg process per video decodes the stream once and keeps only the wanted f
 videos. The frames are counted first, because WebM duration metadata is optional: for
 WebM/Matroska by walking the container in Python (`vidmem.matroska`), which saves a process per
 video; other formats, and any file that walk is unsure of, by a quick ffmpeg stream copy.
+
+ffmpeg scales the frames down (never up) to the short side. When the listed backends share one
+input geometry (`DecodeConfig.input_geometry`), the frames are then resized to it with the
+extract loader's own `resize_frames`, so they are stored at the size the network takes and the
+features are the same, bit for bit, as when the extract stage resized them.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from vidmem.ffmpeg_bin import ffmpeg_executable
 from vidmem.files import atomic_dir
 from vidmem.framestore import FrameFormat
 from vidmem.matroska import video_packet_count
+from vidmem.normalize import shrink_to_input
 from vidmem.params import DecodeConfig
 from vidmem.shards import ShardWriter
 
@@ -307,6 +313,8 @@ def decode_video(video: str | os.PathLike, config: DecodeConfig,
         raise VideoError(video.name, "frame size changes within the video")
     by_index = dict(zip(unique, frames, strict=True))
     stacked = np.stack([by_index[i] for i in indices])
+    if config.input_geometry is not None:
+        stacked = shrink_to_input(stacked, config.input_geometry)
     return DecodedVideo(stacked, total, indices, repeated=len(unique) < n, strategy=chosen)
 
 
@@ -357,7 +365,9 @@ def decode_videos(videos: Sequence[Path], out_dir: str | os.PathLike, config: De
     ffmpeg_bin = ffmpeg_executable(config.ffmpeg)
     cache_config = {"version": DECODE_VERSION, "n_frames": config.n_frames,
                     "short_side": config.short_side, "short_video": config.short_video,
-                    "ffmpeg": os.path.basename(ffmpeg_bin)}
+                    "ffmpeg": os.path.basename(ffmpeg_bin),
+                    "input_geometry": None if config.input_geometry is None
+                    else config.input_geometry.geometry()}
     fmt = FrameFormat(config.format, config.jpeg_quality)
     cache = ItemCache(cache_root, "decode", cache_config, fmt)
     cache.use_scratch(out_dir / ".entries")

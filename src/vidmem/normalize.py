@@ -178,3 +178,13 @@ def resize_frames(frames: np.ndarray, spec: InputSpec) -> np.ndarray:
         left = (x.shape[-1] - spec.width) // 2
         x = x[..., top:top + spec.height, left:left + spec.width]
     return x.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def shrink_to_input(frames: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """`frames` resized to the spec's geometry (`resize_frames`) when that scales them down, or
+    keeps their size, in both directions; else unchanged, so stored frames never exceed the
+    source resolution (the extract loader upscales such small frames, as it always did)."""
+    height, width = frames.shape[1:3]
+    if height >= spec.height and width >= spec.width:
+        return resize_frames(frames, spec)
+    return frames

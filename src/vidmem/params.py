@@ -12,12 +12,15 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from vidmem.errors import ParamsError
+
+if TYPE_CHECKING:
+    from vidmem.normalize import InputSpec
 
 DEFAULT_PARAMS = "params.yaml"
 _MISSING = object()
@@ -139,8 +142,13 @@ class DecodeConfig:
     short_video: str
     timeout_s: float
     ffmpeg: str | None
-    format: str = "npy"  # how frames are stored (vidmem.framestore): webp | png | jpeg | npy
+    format: str = "npy"  # how frames are stored (vidmem.framestore): tiff | webp | png | jpeg | npy
     jpeg_quality: int = 95
+    # With `short_side: auto` and every listed frame backend sharing one input geometry, frames
+    # are stored already resized to it, wherever that scales them down (never up): extract's
+    # resize then has nothing to do, and the stored frames are as small as a backend can use.
+    # Set by vidmem.backends.decode_config; None: frames keep their aspect ratio.
+    input_geometry: InputSpec | None = None
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> DecodeConfig:
@@ -155,7 +163,7 @@ class DecodeConfig:
             timeout_s=as_float(lookup(params, "decode.timeout_s", 120), "decode.timeout_s", 1),
             ffmpeg=optional_str(lookup(params, "decode.ffmpeg", None), "decode.ffmpeg"),
             format=as_choice(lookup(params, "decode.format", "npy"), "decode.format",
-                             ("webp", "png", "jpeg", "npy")),
+                             ("tiff", "webp", "png", "jpeg", "npy")),
             jpeg_quality=as_quality(lookup(params, "decode.jpeg_quality", 95),
                                     "decode.jpeg_quality"),
         )

@@ -65,13 +65,19 @@ DEFAULT_SHORT_SIDE = 224  # when no listed backend reads frames (nothing is deco
 def decode_config(params: dict[str, Any]) -> DecodeConfig:
     """The decode section, with `short_side: auto` resolved to the largest input side any listed
     backend needs (224 for EfficientNet-Lite0, 299 for Inception V3): frames are never kept
-    larger than some backend can use."""
+    larger than some backend can use. When every listed frame backend has the same input
+    geometry (size, squash or crop, interpolation), frames are stored resized to it
+    (`input_geometry`), so each is resized once, by decode, and stored at the size it is used."""
     config = DecodeConfig.from_params(params)
     if config.short_side is not None:
         return config
-    sides = [max(spec.height, spec.width) for name in backend_names(params)
+    specs = [spec for name in backend_names(params)
              if (spec := input_spec(params, name)) is not None]
-    return dataclasses.replace(config, short_side=max(sides, default=DEFAULT_SHORT_SIDE))
+    shared = specs[0] if specs and all(
+        spec.geometry() == specs[0].geometry() for spec in specs) else None
+    return dataclasses.replace(
+        config, short_side=max((max(s.height, s.width) for s in specs), default=DEFAULT_SHORT_SIDE),
+        input_geometry=shared)
 
 
 def create_backend(params: dict[str, Any], name: str, spec: InputSpec | None = None,
