@@ -316,3 +316,30 @@ def test_params_file_of_any_bytes_is_read_or_a_params_error(tmp_path, data):
         load_params(path)
     except ParamsError as exc:
         assert "params.yaml" in str(exc)
+
+
+# --- stored frames ---------------------------------------------------------------------------
+
+STORED_FRAMES = np.random.default_rng(3).integers(0, 256, (3, 12, 10, 3), dtype=np.uint8)
+
+
+@given(st.sampled_from(["tiff", "webp", "png", "jpeg"]),
+       st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=4),
+       st.integers(0, 10**6))
+def test_damaged_stored_frames_raise_only_data_errors_naming_the_item(kind, flips, keep):
+    """Shard readers check each item's sha256 first, so damage should never get this far; if
+    it does (a bug, a reader without the index), it is a DataError naming the item or frames
+    of the stored shape, never another exception or a huge allocation."""
+    from vidmem.framestore import FrameFormat, decode_item, encode_frames
+
+    fmt = FrameFormat(kind)
+    data = bytearray(encode_frames(STORED_FRAMES, fmt))
+    for position, value in flips:
+        data[position % len(data)] = value
+    try:
+        frames = decode_item(bytes(data[:max(1, keep % (len(data) + 1))]), fmt.suffix,
+                             f"video1{fmt.suffix}")
+    except DataError as exc:
+        assert f"video1{fmt.suffix}" in str(exc)
+        return
+    assert frames.dtype == np.uint8 and frames.ndim == 4 and frames.shape[-1] == 3

@@ -120,9 +120,10 @@ def decode_item(data: bytes, suffix: str, name: str) -> np.ndarray:
 def _decode_tiff(data: bytes, name: str) -> np.ndarray:
     try:
         frames = tifffile.imread(io.BytesIO(data))
-    except (ValueError, RuntimeError, KeyError, IndexError, OSError, EOFError) as exc:
-        # tifffile raises TiffFileError (a ValueError); imagecodecs its codec errors
-        # (RuntimeError) on damaged compressed data.
+    except Exception as exc:  # noqa: BLE001
+        # On damaged bytes tifffile's parser raises whatever its unpacking hits (TiffFileError,
+        # struct.error, TypeError, ZeroDivisionError, ... found by tests/test_fuzz_parsers.py)
+        # and imagecodecs its codec errors: any of them means "not a readable TIFF".
         raise DataError(f"{name}: not a readable frames TIFF ({exc})") from exc
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise DataError(f"{name}: holds {frames.dtype} {frames.shape}, not uint8 frames "

@@ -1,15 +1,16 @@
 """Per-backend input preparation: the size and value range each network expects.
 
 The contract has two halves, both declared per backend in params.yaml (`backend.<name>.input`):
-- geometry (size, squash or centre-crop, interpolation), applied by `resize_frames` as the
-  extract stage loads each video's decoded frames (uint8 at the network's input size, never
-  float32 copies of every frame);
+- geometry (size, squash or centre-crop, interpolation), applied by `resize_frames`: by decode
+  when every listed backend has the same geometry (`shrink_to_input`: frames are stored at the
+  network's input size), else as the extract stage loads each video's decoded frames (uint8
+  at the network's input size, never float32 copies of every frame);
 - values (a [lo, hi] range, TF-style `(x - subtract) / divide`, or torchvision-style mean/std),
   applied batch by batch just before the network, by `InputSpec.to_network_values`.
 
-The resized frames are not stored: resizing costs a few ms per video, while storing them cost
-0.49 MB per video and backend (lossless WebP, 224²), a third of the pipeline's footprint
-(BENCHMARKS.md, storage).
+No backend stores a resized copy of the frames of its own: when backends differ, each resizes the
+shared frames as it loads them (1.5 ms per video), where a stored copy cost 0.49 MB per video
+and backend (BENCHMARKS.md, storage).
 
 Getting the value range wrong fails silently and costs a lot of accuracy (the reference TF-Hub run
 fed (x-128)/128 to a module that expects [0,1]), so backends also declare the range their weights
