@@ -48,14 +48,15 @@ def footprint_rows(f: dict | None) -> list[str]:
         "≤ 1,000,000 B |",
         *[f"| … with `decode.format: {kind}` | "
           f"{f['other_formats'][kind]['bytes_per_video_all_copies']:,} B | | features "
-          f"{drift[kind]['rel_l2_mean']} relative L2 from raw frames' | "
+          f"{drift[kind]['rel_l2_mean']} relative L2 from raw frames' (cosine ≥ "
+          f"{drift[kind]['cosine_min']}) | "
           f"{'lossy: not the default' if kind == 'jpeg' else 'lossless'} |" for kind in others],
         *([f"| … raw frames as ffmpeg decodes them (`npy`, short side 224, aspect kept; the "
            f"reference for feature drift) | {f['other_formats']['raw']['bytes_per_video_all_copies']:,}"
            " B | | | |"] if "raw" in f["other_formats"] else []),
         f"| features from stored frames vs raw frames (default params) | relative L2 "
-        f"{drift[default]['rel_l2_mean']} mean, {drift[default]['rel_l2_max']} max over "
-        f"{drift[default]['frames']} frames | | | ≤ 0.01 |",
+        f"{drift[default]['rel_l2_mean']} mean, {drift[default]['rel_l2_max']} max, cosine ≥ "
+        f"{drift[default]['cosine_min']} over {drift[default]['frames']} frames | | | ≤ 0.01 |",
         f"| files per stage output per 1,000 videos (shards + index.json + info.json, written "
         f"by the stages' shard writer) | {f['max_files_per_output_per_1000_videos']:,} | 1,000+ "
         f"with one file per video | | ≤ 20 |"]
@@ -82,8 +83,7 @@ def scaleout_rows(s: dict | None) -> list[str]:
         return []
     local, ray_1, ray_2 = s["runs"]["local"], s["runs"]["ray_1"], s["runs"]["ray_2"]
     return [
-        f"| decode → normalize → extract on Ray (measured before resizing moved into "
-        f"extract), 2 CPUs ({s['videos']} videos, {s['backend']}, "
+        f"| decode → extract on Ray, 2 CPUs ({s['videos']} videos, {s['backend']}, "
         f"cache empty) | {ray_2['seconds']} s (+ {s['ray_startup_s']} s `ray.init`) | "
         f"{local['seconds']} s local | {s['ray_2_over_local']}× local; outputs sha256-identical: "
         f"{s['ray_identical_to_local']} | ≤ 1.1× |",
