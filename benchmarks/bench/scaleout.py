@@ -32,6 +32,7 @@ def _digest(folder: Path) -> str:
 def phase_scaleout(args: argparse.Namespace) -> dict:
     from vidmem.executor import EXECUTOR_ENV, get_executor
     from vidmem.pipeline import features_for_videos
+    from vidmem.shards import ShardReader
 
     executor, cpus = CONFIGS[args.scaleout_config]
     os.environ[EXECUTOR_ENV] = executor
@@ -53,7 +54,7 @@ def phase_scaleout(args: argparse.Namespace) -> dict:
     load_backend(params, args.backend)  # offline: random weights for timing, said so in params
     seconds, made = timed(features_for_videos, args.source, out, params, args.backend, False)
     result = {"seconds": round(seconds, 2), "startup_s": startup_s and round(startup_s, 2),
-              "videos": len(list(made.features_dir.glob("*.npy"))),
+              "videos": len(ShardReader(made.features_dir)),
               "sha256": {part: _digest(out / part) for part in ("frames", "features")}}
     if cpus is not None:
         # Ray's own cost per video: tasks that do nothing, through the same executor.map.
@@ -84,6 +85,8 @@ def summarize(turns: dict[str, list[dict]], ray_1: dict, backend: str) -> dict:
     runs = {name: min(tries, key=lambda r: r["seconds"]) for name, tries in turns.items()}
     runs["ray_1"] = ray_1
     local, ray_2 = runs["local"], runs["ray_2"]
+    if not local["videos"]:
+        raise SystemExit("scaleout: the local run made features for no video")
     return {
         "backend": backend, "videos": local["videos"], "runs": runs, "turns": turns,
         "seconds_each_turn": {name: [r["seconds"] for r in tries] for name, tries in turns.items()},

@@ -33,6 +33,10 @@ def folder_of(videos: list[Path], folder: Path) -> Path:
     """A videos folder holding exactly `videos` (hard links: decode refuses symbolic links that
     point out of the folder)."""
     folder.mkdir(parents=True, exist_ok=True)
+    wanted = {video.name for video in videos}
+    for stale in folder.iterdir():  # left by a run with more videos
+        if stale.name not in wanted:
+            stale.unlink()
     for video in videos:
         target = folder / video.name
         if not target.exists():
