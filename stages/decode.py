@@ -4,7 +4,7 @@
 from vidmem.backends import decode_config
 from vidmem.cli import run_stage, stage_parser
 from vidmem.files import write_json
-from vidmem.frames import decode_step
+from vidmem.frames import decode_step, ignored_entries
 from vidmem.params import CacheConfig, DataConfig
 
 
@@ -18,6 +18,7 @@ def main(args, params):
     features_only = not report.decoded and not report.skipped
     write_json(args.report, {"counts": report.counts(), "decoded": report.decoded,
                              "skipped": report.skipped, "repeated_frames": report.repeated,
+                             "ignored": ignored_entries(data.videos_dir),
                              "features_only": features_only})
     write_json(args.metrics, report.counts())
     if features_only:

@@ -269,3 +269,40 @@ def test_frames_are_stored_at_the_backends_shared_input_size_never_upscaled(tmp_
     tall = InputSpec.from_params({"size": [56, 32], "value": "unit_range"}, "backend.b.input")
     assert decode_video(video, dataclasses.replace(decode_config, input_geometry=tall)
                         ).frames.shape == (8, 48, 72, 3)
+
+
+def test_every_entry_of_the_videos_folder_is_accounted_for(tmp_path, decode_config):
+    """A FIFO, a socket, a folder or a dangling link with a video's name is reported as skipped
+    with what it is, never opened (a FIFO would block) and never silently left out; an entry
+    without a video name is listed as ignored with the reason."""
+    import os
+    import socket
+
+    from vidmem.frames import ignored_entries
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    grey_ramp_video(videos / "good.webm", n_frames=12)
+    os.mkfifo(videos / "video23.webm")
+    (videos / "folder.mp4").mkdir()
+    (videos / "gone.mkv").symlink_to(videos / "missing.mkv")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(videos / "sock.mov"))
+    (videos / "notes.txt").write_text("not a video")
+    try:
+        listed = list_videos(videos)
+        out = tmp_path / "frames"
+        out.mkdir()
+        report = decode_videos(listed, out, decode_config, "skip", progress=False)
+    finally:
+        server.close()
+    reasons = {s["video"]: s["reason"] for s in report.skipped}
+    assert report.decoded == ["good.webm"]
+    assert "FIFO" in reasons["video23.webm"] and "not opened" in reasons["video23.webm"]
+    assert "folder" in reasons["folder.mp4"]
+    assert "socket" in reasons["sock.mov"]
+    assert "link to nothing" in reasons["gone.mkv"]
+    ignored = ignored_entries(videos)
+    assert [e["entry"] for e in ignored] == ["notes.txt"]
+    accounted = set(report.decoded) | set(reasons) | {e["entry"] for e in ignored}
+    assert accounted == {p.name for p in videos.iterdir()}

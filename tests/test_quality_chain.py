@@ -102,19 +102,61 @@ def test_sklearn_head_checkpoint_round_trips(tmp_path, kind):
         score(np.zeros((2, 4, 5), np.float32), None)
 
 
-def test_sparse_head_scores_rows_of_any_density(tmp_path):
-    """TF-IDF rows train as a sparse matrix; a dense test row goes in the same form."""
+@pytest.mark.parametrize("kind", ["ridge", "svr"])
+def test_sparse_head_scores_rows_of_any_density(tmp_path, kind):
+    """TF-IDF rows train as a sparse matrix; dense test rows go in the same form and score as
+    the fitted scikit-learn model scores them, row by row."""
     rng = np.random.default_rng(3)
     features = (rng.random((60, 1, 50)) < 0.05) * rng.random((60, 1, 50)).astype(np.float32)
     y = features[:, 0, :5].sum(axis=1)
     x = features[:, 0]
     assert is_sparse(x[:40]) is True
-    fitted = fit_head("ridge", design_matrix(x[:40], True), y[:40], design_matrix(x[40:], True),
+    fitted = fit_head(kind, design_matrix(x[:40], True), y[:40], design_matrix(x[40:], True),
                       y[40:])
     save_checkpoint(head_checkpoint(fitted, 50, "short-term_memorability", True),
                     tmp_path / "m.pt")
     score, _ = load_scorer(tmp_path / "m.pt")
-    assert score(np.ones((3, 1, 50), np.float32), None).shape == (3,)
+    dense_rows = np.concatenate([features[40:], np.ones((3, 1, 50), np.float32)])
+    expected = fitted.predict(design_matrix(dense_rows[:, 0], True))
+    np.testing.assert_allclose(score(dense_rows, None), expected, rtol=1e-5, atol=1e-6)
+    assert np.ptp(expected) > 0  # rows that differ score differently: not a constant
+
+
+class _RunsCode:
+    """Unpickling this calls os.system: what a crafted checkpoint would do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("kind", ["ridge", "svr"])
+def test_loading_a_crafted_head_checkpoint_runs_no_code(tmp_path, kind):
+    import pickle
+
+    import torch
+
+    rng = np.random.default_rng(4)
+    pooled = rng.normal(size=(40, 3))
+    fitted = fit_head(kind, pooled[:30], pooled[:30, 0], pooled[30:], pooled[30:, 0])
+    checkpoint = head_checkpoint(fitted, 3, "short-term_memorability", False)
+    # The saved head holds tensors and numbers only: nothing in it is pickled.
+    assert all(isinstance(v, torch.Tensor | float | str | list) for v in
+               checkpoint["estimator"].values())
+    marker = tmp_path / "code-ran"
+    crafted = {**checkpoint, "estimator": pickle.dumps(_RunsCode(marker))}
+    save_checkpoint(crafted, tmp_path / "crafted.pt")
+    with pytest.raises(DataError, match="crafted.pt.*pickled bytes"):
+        load_scorer(tmp_path / "crafted.pt")
+    assert not marker.exists()
+    # A crafted object anywhere else in the file is refused by torch's weights_only loader.
+    torch.save({**checkpoint, "extra": _RunsCode(marker)}, tmp_path / "crafted2.pt")
+    with pytest.raises(pickle.UnpicklingError):
+        load_scorer(tmp_path / "crafted2.pt")
+    assert not marker.exists()
 
 
 def test_fusion_weights_never_see_test_labels_and_beat_each_member():

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import stat
 import subprocess
 import time
 from collections.abc import Sequence
@@ -40,24 +41,25 @@ from vidmem.normalize import shrink_to_input
 from vidmem.params import DecodeConfig
 from vidmem.shards import ShardWriter
 
-VIDEO_EXTENSIONS = (".webm", ".mp4", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv")
+VIDEO_EXTENSIONS = (".webm", ".mp4", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv",
+                    ".gif")
 # Bump when decoding logic changes, so cached frames from older code are not reused.
-DECODE_VERSION = 2  # 2: frames are never upscaled
+DECODE_VERSION = 3  # 2: frames are never upscaled; 3: rgb24 forced (deep-colour frames were misread)
 
 _PPM_HEADER = re.compile(rb"P6\s+(\d+)\s+(\d+)\s+(\d+)\s")
 _FRAME_COUNT = re.compile(r"frame=\s*(\d+)")
 
 
 def list_videos(videos_dir: str | os.PathLike) -> list[Path]:
-    """Video files (and links) directly in `videos_dir`, sorted by name; others are ignored."""
+    """Every entry directly in `videos_dir` whose name has a video extension, sorted by name,
+    whatever it is: a file, a link, but also a FIFO, socket, device or folder so named, which
+    decode then reports as skipped with the reason (`check_inside_folder`) instead of leaving
+    it out without a word. Entries with other names are `ignored_entries`."""
     videos_dir = Path(videos_dir)
     if not videos_dir.is_dir():
         raise DataError(f"videos folder {videos_dir} not found: check 'data.videos_dir' in "
                         "params.yaml")
-    # Links are listed even when they point nowhere useful, so decode reports them (see
-    # check_inside_folder) instead of dropping them without a word.
-    videos = sorted(p for p in videos_dir.iterdir()
-                    if (p.is_file() or p.is_symlink()) and p.suffix.lower() in VIDEO_EXTENSIONS)
+    videos = sorted(p for p in videos_dir.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
     stems: dict[str, Path] = {}
     for video in videos:
         if video.stem in stems:
@@ -67,16 +69,40 @@ def list_videos(videos_dir: str | os.PathLike) -> list[Path]:
     return videos
 
 
+def ignored_entries(videos_dir: str | os.PathLike) -> list[dict[str, str]]:
+    """The entries of `videos_dir` that `list_videos` leaves out, each with why, so the decode
+    report accounts for every entry of the folder."""
+    return [{"entry": p.name, "reason": f"not a video name (extensions: "
+                                        f"{' '.join(VIDEO_EXTENSIONS)})"}
+            for p in sorted(Path(videos_dir).iterdir())
+            if p.suffix.lower() not in VIDEO_EXTENSIONS]
+
+
+def _kind_of(path: Path) -> str:
+    """What a non-regular entry is, in words (following a link)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return "a link to nothing"
+    for test, kind in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
 def check_inside_folder(video: Path) -> None:
-    """VideoError unless `video` is a file of its own folder: a symbolic link in the videos
-    folder that points elsewhere (`/etc/passwd`, `/dev/zero`, another project) is refused before
-    anything reads it. The folder itself may be a link."""
+    """VideoError unless `video` is a regular file of its own folder: a symbolic link in the
+    videos folder that points elsewhere (`/etc/passwd`, `/dev/zero`, another project) is
+    refused before anything reads it, and so is a FIFO, socket, device or folder (opening a
+    FIFO would block). The folder itself may be a link."""
     if video.is_symlink() and video.resolve().parent != video.parent.resolve():
         raise VideoError(video.name, f"symbolic link to {os.readlink(video)}, outside the videos "
                                      "folder; copy the file into the folder or link its folder "
                                      "as data.videos_dir instead")
     if not video.is_file():
-        raise VideoError(video.name, "not a regular file")
+        raise VideoError(video.name, f"{_kind_of(video)}, not a regular file: not opened")
 
 
 def evenly_spaced_indices(total: int, n: int) -> list[int]:
@@ -114,18 +140,27 @@ def count_frames(video: Path, ffmpeg_bin: str, timeout: float, decode: bool = Fa
     return int(counts[-1])
 
 
-def _parse_ppm_stream(data: bytes) -> list[np.ndarray]:
+def _parse_ppm_stream(data: bytes, video: str = "video") -> list[np.ndarray]:
+    """The 8-bit RGB frames of a PPM stream, each checked against its own header: any header that
+    is not 8-bit (maxval 255: ffmpeg writes 16-bit samples, maxval 65535, for a high bit depth
+    source unless told rgb24), a frame cut short, or bytes after the last frame are a
+    VideoError naming `video`, never a frame made of misread bytes."""
     frames = []
     offset = 0
     while offset < len(data):
         match = _PPM_HEADER.match(data, offset)
         if not match:
-            break
-        width, height = int(match[1]), int(match[2])
+            raise VideoError(video, f"ffmpeg wrote {len(data) - offset} byte(s) that are not an "
+                                    f"RGB PPM frame (at byte {offset})")
+        width, height, maxval = int(match[1]), int(match[2]), int(match[3])
+        if maxval != 255 or width == 0 or height == 0:
+            raise VideoError(video, f"ffmpeg wrote a {width}x{height} frame with maxval "
+                                    f"{maxval}, not 8-bit RGB (maxval 255)")
         start = match.end()
         end = start + width * height * 3
         if end > len(data):
-            break
+            raise VideoError(video, f"ffmpeg's frame {len(frames) + 1} ({width}x{height}) is cut "
+                                    f"short: {len(data) - start} of {end - start} bytes")
         frames.append(np.frombuffer(data, np.uint8, width * height * 3, start)
                       .reshape(height, width, 3))
         offset = end
@@ -243,12 +278,14 @@ def _select_frames(video: Path, indices: Sequence[int], short_side: int, ffmpeg_
 def _ppm_frames(video: Path, ffmpeg_bin: str, timeout: float, input_args: dict[str, Any],
                 **output_args: Any) -> list[np.ndarray]:
     """RGB frames from one ffmpeg run over the first video stream, as a PPM stream on a pipe."""
+    # pix_fmt rgb24: whatever the source (10/12-bit, 4:2:2, 4:4:4, grey, palette, alpha), ffmpeg
+    # converts to 8-bit RGB after the scale; left to choose, it writes 16-bit PPM for deep input.
     stream = ffmpeg.input(str(video), threads=1, **input_args).output(
-        "pipe:", format="image2pipe", vcodec="ppm", map="0:v:0", filter_threads=1,
-        **output_args)
+        "pipe:", format="image2pipe", vcodec="ppm", pix_fmt="rgb24", map="0:v:0",
+        filter_threads=1, **output_args)
     args = stream.global_args("-hide_banner", "-nostdin", "-loglevel", "error").compile(
         cmd=ffmpeg_bin)
-    return _parse_ppm_stream(_run(args, video, timeout).stdout)
+    return _parse_ppm_stream(_run(args, video, timeout).stdout, video.name)
 
 
 @dataclass

@@ -4,20 +4,29 @@ features, or caption TF-IDF), with the regularisation strength picked by validat
 only (the test split is never seen).
 
 `backend.<name>.head` in params.yaml picks the head of each backend's chain (default `lstm`).
+
+A fitted scikit-learn head is saved as plain arrays (`estimator_state`): the scaler's mean and
+scale, ridge's coefficients and intercept, or SVR's support vectors, dual coefficients,
+intercept and gamma. `ArrayHead` scores from them with numpy. Nothing is pickled, so a
+checkpoint fetched from a DVC remote or sent by someone else holds tensors and numbers only,
+which torch's `weights_only` loader reads without running code. (skops.io would also refuse
+unknown types, but it still rebuilds scikit-learn objects from a type allow-list; plain arrays
+leave nothing to allow.)
 """
 
 from __future__ import annotations
 
 import math
-import pickle
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 from scipy import sparse
 from sklearn.linear_model import Ridge
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
 
@@ -115,10 +124,78 @@ def fit_head(kind: str, x_train: Any, y_train: np.ndarray, x_val: Any, y_val: np
     return best
 
 
+def _tensor(values: Any) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64))
+
+
+def estimator_state(model: Any) -> dict[str, Any]:
+    """A fitted ridge or SVR (alone, or after a StandardScaler) as tensors and numbers only:
+    what `ArrayHead` needs to score, and nothing that runs code when loaded."""
+    state: dict[str, Any] = {}
+    if isinstance(model, Pipeline):
+        scaler, model = model[0], model[-1]
+        state["scaler_mean"], state["scaler_scale"] = _tensor(scaler.mean_), _tensor(scaler.scale_)
+    if isinstance(model, Ridge):
+        state.update(kind="ridge", coef=_tensor(model.coef_), intercept=float(model.intercept_))
+    elif isinstance(model, SVR):
+        vectors = model.support_vectors_
+        dual = model.dual_coef_  # sparse when the training rows were
+        dual = dual.toarray() if sparse.issparse(dual) else dual
+        state.update(kind="svr", dual_coef=_tensor(dual.ravel()),
+                     intercept=float(model.intercept_[0]), gamma=float(model._gamma))
+        if sparse.issparse(vectors):  # TF-IDF: keep the support vectors sparse (CSR parts)
+            vectors = sparse.csr_matrix(vectors)
+            state.update(sv_data=_tensor(vectors.data),
+                         sv_indices=torch.from_numpy(vectors.indices.astype(np.int64)),
+                         sv_indptr=torch.from_numpy(vectors.indptr.astype(np.int64)),
+                         sv_shape=list(vectors.shape))
+        else:
+            state["support_vectors"] = _tensor(vectors)
+    else:
+        raise TypeError(f"no array form for {type(model).__name__}")
+    return state
+
+
+class ArrayHead:
+    """Scores with a ridge or RBF-SVR head rebuilt from `estimator_state` (numpy, float64):
+    the same numbers as the scikit-learn estimator it was taken from, to rounding."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self.kind = state["kind"]
+        self.mean = state["scaler_mean"].numpy() if "scaler_mean" in state else None
+        self.scale = state["scaler_scale"].numpy() if "scaler_scale" in state else None
+        self.intercept = float(state["intercept"])
+        if self.kind == "ridge":
+            self.coef = state["coef"].numpy()
+            return
+        self.dual_coef, self.gamma = state["dual_coef"].numpy(), float(state["gamma"])
+        if "sv_data" in state:
+            self.vectors = sparse.csr_matrix(
+                (state["sv_data"].numpy(), state["sv_indices"].numpy(), state["sv_indptr"].numpy()),
+                shape=tuple(state["sv_shape"]))
+            self.vector_norms = np.asarray(self.vectors.multiply(self.vectors).sum(axis=1)).ravel()
+        else:
+            self.vectors = state["support_vectors"].numpy()
+            self.vector_norms = np.einsum("ij,ij->i", self.vectors, self.vectors)
+
+    def predict(self, x: Any) -> np.ndarray:
+        if self.mean is not None:
+            x = (np.asarray(x, dtype=np.float64) - self.mean) / self.scale
+        if self.kind == "ridge":
+            return np.asarray(x @ self.coef, dtype=np.float64).ravel() + self.intercept
+        x_norms = (np.asarray(x.multiply(x).sum(axis=1)).ravel() if sparse.issparse(x)
+                   else np.einsum("ij,ij->i", np.asarray(x, np.float64), np.asarray(x, np.float64)))
+        cross = x @ self.vectors.T
+        cross = cross.toarray() if sparse.issparse(cross) else np.asarray(cross)
+        distances = np.maximum(x_norms[:, None] + self.vector_norms[None, :] - 2 * cross, 0)
+        return np.exp(-self.gamma * distances) @ self.dual_coef + self.intercept
+
+
 def head_checkpoint(fitted: FittedHead, input_size: int, target: str,
                     sparse_input: bool) -> dict[str, Any]:
-    """What the train stage saves for a scikit-learn head (torch.save'd like the LSTM's)."""
-    return {"head": fitted.kind, "estimator": pickle.dumps(fitted.model, protocol=5),
+    """What the train stage saves for a scikit-learn head (torch.save'd like the LSTM's): the
+    estimator as plain arrays (`estimator_state`), never pickled."""
+    return {"head": fitted.kind, "estimator": estimator_state(fitted.model),
             "sparse_input": bool(sparse_input),
             "strength": fitted.strength, "input_size": input_size, "target": target,
             "best_epoch": None}
@@ -127,16 +204,21 @@ def head_checkpoint(fitted: FittedHead, input_size: int, target: str,
 Scorer = Callable[[Any, np.ndarray | None], np.ndarray]
 
 
-def load_scorer(path: str) -> tuple[Scorer, dict[str, Any]]:
+def load_scorer(path: str | os.PathLike) -> tuple[Scorer, dict[str, Any]]:
     """A function scoring `features[rows]` (rows None: all) with the checkpoint at `path`,
-    whichever head trained it, and the checkpoint's facts."""
+    whichever head trained it, and the checkpoint's facts. Loading runs no code: the file is
+    read with torch's weights_only loader and a head is rebuilt from arrays."""
     model, checkpoint = load_checkpoint(path)
     if model is not None:
         return (lambda features, rows=None: predict_scores(model, checkpoint, features, rows),
                 checkpoint)
-    # Written by this project's train stage: the estimator is pickled scikit-learn state (the
-    # checkpoint itself was read with torch's weights_only loader, which runs no code).
-    estimator = pickle.loads(checkpoint["estimator"])  # noqa: S301
+    if not isinstance(checkpoint.get("estimator"), dict):
+        # Checkpoints before this change held the estimator as pickled bytes: unpickling them
+        # would run whatever code they name, so they are refused, never opened.
+        raise DataError(f"checkpoint {path} stores its {checkpoint.get('head')} head as pickled "
+                        "bytes, which would run code when loaded; vidmem never unpickles. "
+                        "Retrain it (`dvc repro`) to save the head as plain arrays")
+    estimator = ArrayHead(checkpoint["estimator"])
 
     def score(features: Any, rows: np.ndarray | None = None) -> np.ndarray:
         if features.ndim != 3 or features.shape[2] != checkpoint["input_size"]:
@@ -147,4 +229,3 @@ def load_scorer(path: str) -> tuple[Scorer, dict[str, Any]]:
         return np.asarray(estimator.predict(x), dtype=np.float32)
 
     return score, checkpoint
-

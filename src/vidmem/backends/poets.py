@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import tarfile
 import tempfile
 import urllib.request
@@ -54,29 +55,51 @@ from vidmem.files import file_digest, write_bytes, write_text
 from vidmem.normalize import InputSpec
 from vidmem.params import as_int, is_url, optional_str
 
-DEFAULT_GRAPH_URL = "http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz"
+# Over https: the GraphDef is executed, so it must not be swappable on the way (the tutorial
+# used http). No public sha256 of this archive was found to pin by default (see README).
+DEFAULT_GRAPH_URL = "https://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz"
 GRAPH_FILE = "classify_image_graph_def.pb"
 JPEG_INPUT = "DecodeJpeg/contents:0"
 NORMALIZED = "Mul:0"
 BOTTLENECK = "pool_3/_reshape:0"
 
 
-def fetch_graph(source: str, download_dir: Path) -> Path:
-    """A local GraphDef path as is; a tarball URL downloaded once and unpacked (as retrain.py)."""
+def check_sha256(path: Path, expected: str | None, what: str) -> None:
+    """VidmemError naming `path` and both digests unless its sha256 is `expected` (None: no
+    pin, nothing checked)."""
+    if expected is None:
+        return
+    actual = file_digest(path)
+    if actual != expected.lower():
+        raise VidmemError(f"{what} {path} has sha256 {actual}, but params pin {expected}: the "
+                          "file is not the one pinned. Fetch it again from a source you trust, "
+                          "or update the pin if the new file is the right one")
+
+
+def fetch_graph(source: str, download_dir: Path, sha256: str | None = None) -> Path:
+    """A local GraphDef path as is; a tarball URL (https, or file) downloaded once and unpacked
+    (as retrain.py). With `sha256`, the .pb path or the downloaded archive must have that digest."""
     if "://" not in source:
         path = Path(source)
         if not path.exists():
             raise ParamsError(f"graph file {path} not found (the backend's 'graph' param)")
+        check_sha256(path, sha256, "graph file")
         return path
+    if not source.startswith(("https://", "file://")):
+        raise ParamsError(f"graph URL {source}: only https:// (or file://) is fetched, since the "
+                          "graph runs as code in TensorFlow and plain http can be swapped on the "
+                          "way; use the https address or a local .pb path")
     target = download_dir / GRAPH_FILE
     if not target.exists():
+        archive_path = download_dir / source.rsplit("/", 1)[-1]
         try:
-            with urllib.request.urlopen(source, timeout=60) as response:  # noqa: S310 - a URL param
-                data = response.read()
+            with urllib.request.urlopen(source, timeout=60) as response:  # noqa: S310 - https/file only
+                write_bytes(archive_path, response.read())
         except OSError as exc:
             raise VidmemError(f"could not download {source} ({exc}); offline, set the backend's "
                               f"'graph' to a local {GRAPH_FILE}") from exc
-        with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        check_sha256(archive_path, sha256, f"graph archive downloaded from {source} to")
+        with tarfile.open(archive_path) as archive:
             member = archive.extractfile(GRAPH_FILE)
             if member is None:
                 raise VidmemError(f"{source} holds no {GRAPH_FILE}")
@@ -98,6 +121,7 @@ class PoetsConfig:
     """`backend.<name>` for `kind: poets`."""
 
     graph: str
+    graph_sha256: str | None
     bottleneck_dir: str | None
     jpeg_quality: int
 
@@ -106,7 +130,11 @@ class PoetsConfig:
         graph = section.get("graph", DEFAULT_GRAPH_URL)
         if not isinstance(graph, str) or not graph:
             raise ParamsError(f"params.yaml: '{where}.graph' must be a .pb path or a URL")
-        return cls(graph=graph,
+        pin = optional_str(section.get("graph_sha256"), f"{where}.graph_sha256")
+        if pin is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", pin):
+            raise ParamsError(f"params.yaml: '{where}.graph_sha256' must be 64 hex digits (the "
+                              "sha256 of the .pb file or of the downloaded archive), or null")
+        return cls(graph=graph, graph_sha256=pin,
                    bottleneck_dir=optional_str(section.get("bottleneck_dir"),
                                                f"{where}.bottleneck_dir"),
                    jpeg_quality=as_int(section.get("jpeg_quality", 95), f"{where}.jpeg_quality", 1))
@@ -130,7 +158,7 @@ class PoetsBottleneck(Backend):
             self._scratch = tempfile.TemporaryDirectory(prefix="vidmem-poets-")
             cache_root = self._scratch.name
         cache_root = Path(cache_root)
-        graph_path = fetch_graph(settings.graph, cache_root / "poets")
+        graph_path = fetch_graph(settings.graph, cache_root / "poets", settings.graph_sha256)
         graph_def = tf.compat.v1.GraphDef()
         graph_def.ParseFromString(graph_path.read_bytes())
         graph = tf.Graph()
