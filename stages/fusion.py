@@ -6,7 +6,7 @@ import pandas as pd
 from vidmem.cli import run_stage, stage_parser
 from vidmem.figures import prediction_figure
 from vidmem.files import write_csv, write_json
-from vidmem.fusion import fit_fusion, read_split_predictions
+from vidmem.fusion import fuse_split_table, read_split_predictions
 from vidmem.metrics import regression_metrics
 from vidmem.params import EvaluateConfig, backend_names
 
@@ -16,9 +16,8 @@ def main(args, params):
     names = backend_names(params)
     table, random_weights = read_split_predictions(
         {name: f"{args.predictions}/{name}.csv" for name in names})
-    val, test = table[table.split == "val"], table[table.split == "test"]
-    fusion = fit_fusion({n: val[n].to_numpy() for n in names}, val.true.to_numpy())
-    predicted = fusion.predict({n: test[n].to_numpy() for n in names})
+    fusion, test = fuse_split_table(table, names)
+    predicted = test.predicted.to_numpy()
     metrics = regression_metrics(test.true.to_numpy(), predicted, config.bootstrap_resamples,
                                  config.seed)
     metrics.update({"head": "fusion", "fit_on": "val",

@@ -29,9 +29,9 @@ from vidmem.frames import decode_step
 from vidmem.pipeline import features_for_videos
 from vidmem.shards import ShardReader
 
-from conftest import REPO, sh, tiny_project
+from conftest import REPO, pinned_or_skip, sh, tiny_project
 
-ray = pytest.importorskip("ray")
+ray = pinned_or_skip("ray")
 BACKEND = "efficientnet_lite0"
 
 

@@ -45,7 +45,26 @@ def test_prediction_and_comparison_figures(tmp_path):
     prediction_figure(true, true + rng.normal(0, 0.02, 30), metrics, "eff",
                       tmp_path / "pred.png")
     assert png_size(tmp_path / "pred.png") == (640, 400)
+    assert drawn_fraction(tmp_path / "pred.png") > 0.01  # not a blank canvas
+    # Other predictions draw other points: the figure is made from its data.
+    prediction_figure(true, rng.uniform(0.5, 1, 30), metrics, "eff", tmp_path / "other.png")
+    assert pixels(tmp_path / "other.png").tobytes() != pixels(tmp_path / "pred.png").tobytes()
     rows = [{"name": "eff", **metrics}, {"name": "fusion", "spearman": 0.93,
                                          "spearman_ci95_low": 0.8, "spearman_ci95_high": 0.97}]
     comparison_figure(rows, tmp_path / "compare.png")
     assert png_size(tmp_path / "compare.png") == (640, 400)
+    assert drawn_fraction(tmp_path / "compare.png") > 0.01
+    comparison_figure([rows[0], {**rows[1], "spearman": 0.85}], tmp_path / "compare2.png")
+    assert pixels(tmp_path / "compare2.png").tobytes() != pixels(tmp_path / "compare.png").tobytes()
+
+
+def pixels(path) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def drawn_fraction(path) -> float:
+    """Fraction of pixels that differ from the background (the corner pixel's colour)."""
+    image = pixels(path)
+    return float((image != image[0, 0]).any(axis=-1).mean())

@@ -1,3 +1,5 @@
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -81,6 +83,22 @@ def test_checkpoint_round_trip_is_weights_only(tmp_path):
     # The same contents give the same bytes, wherever and whenever saved (DVC sees no change).
     save_checkpoint(result.checkpoint, tmp_path / "again.pt")
     assert (tmp_path / "again.pt").read_bytes() == (tmp_path / "m.pt").read_bytes()
+    # weights_only: a checkpoint carrying an object that runs code when unpickled is refused,
+    # and the code never runs (with weights_only=False it would touch the marker).
+    marker = tmp_path / "code-ran"
+    save_checkpoint({**result.checkpoint, "note": _RunsCode(marker)}, tmp_path / "crafted.pt")
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        load_checkpoint(tmp_path / "crafted.pt")
+    assert not marker.exists()
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return (os.system, (f"touch {self.marker}",))
 
 
 def test_split_indices_refuse_unknown_videos():

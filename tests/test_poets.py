@@ -4,6 +4,8 @@ the classic tensor names (DecodeJpeg/contents:0 → ... → Mul:0 → pool_3/_re
 import numpy as np
 import pytest
 
+from vidmem.errors import DataError
+
 from conftest import extract_videos, tensorflow_or_skip
 from helpers import save_poets_graph
 
@@ -97,6 +99,6 @@ def test_extract_writes_bottleneck_text_and_concat_reads_it(poets, tmp_path):
     assert texts[1].read_bytes() == cached.read_bytes()
     good = cached.read_bytes()
     texts[1].write_text("0.1,0.2")  # truncated: concat refuses instead of guessing
-    with pytest.raises(Exception, match="truncated or corrupt"):
+    with pytest.raises(DataError, match=f"{texts[1].name}: truncated or corrupt bottleneck"):
         concat_features(out, ["video1.webm"], tmp_path / "x")
     assert cached.read_bytes() == good  # damaging an output did not reach the cache

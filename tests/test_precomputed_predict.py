@@ -11,11 +11,12 @@ import pytest
 from vidmem.backends import create_backend
 from vidmem.backends.precomputed import read_feature_file
 from vidmem.errors import DataError
+from vidmem.frames import decode_video
 from vidmem.heads import fit_head, head_checkpoint
-from vidmem.params import TrainConfig
+from vidmem.params import DecodeConfig, TrainConfig
 from vidmem.predict import predict_videos
 from vidmem.shards import ShardReader
-from vidmem.training import save_checkpoint, train_model
+from vidmem.training import predict_scores, save_checkpoint, train_model
 
 from conftest import REPO, grey_ramp_video
 
@@ -48,12 +49,13 @@ def test_one_row_per_video_is_a_sequence_of_length_one(tmp_path):
 
 
 @pytest.mark.parametrize("files, dim, message", [
-    ({"video1.txt": "1 2 x\n"}, None, "line 1: 'x' is not a number"),
+    ({"video1.txt": "1 2 x\n"}, None, "video1.txt.*line 1: 'x' is not a number"),
     ({"video1.txt": "1 2 3\n", "video2.txt": "1 2\n"}, None, "video2.txt: 2 values per row"),
-    ({"video1.txt": "1 2 3\n"}, 4, "expected 4"),
-    ({"video1.txt": "1 2\n", "video2.txt": "1 2\n3 4\n"}, None, "2 rows, but other videos have 1"),
-    ({"video1.txt": "1 nan\n"}, None, "NaN"),
-    ({"video1.txt": "\n"}, None, "no feature values"),
+    ({"video1.txt": "1 2 3\n"}, 4, "video1.txt.*expected 4"),
+    ({"video1.txt": "1 2\n", "video2.txt": "1 2\n3 4\n"}, None,
+     "video2.txt.*2 rows, but other videos have 1"),
+    ({"video1.txt": "1 nan\n"}, None, "video1.txt.*NaN"),
+    ({"video1.txt": "\n"}, None, "video1.txt.*no feature values"),
 ])
 def test_malformed_files_name_the_file(tmp_path, files, dim, message):
     backend = precomputed(tmp_path, files, dim)
@@ -84,9 +86,20 @@ def test_predict_scores_unlabelled_videos_through_the_training_path(tmp_path):
     result.checkpoint["backend"] = "mean"
     save_checkpoint(result.checkpoint, tmp_path / "model.pt")
 
+    # The features computed apart from the pipeline: decode each clip, then the test backend's
+    # formula (per-channel mean and max of the [0, 1] values; the frames are uniform grey).
+    decoding = DecodeConfig(n_frames=4, short_side=16, workers=1, short_video="repeat",
+                            timeout_s=30, ffmpeg=None)
+    expected_features = np.stack([
+        np.concatenate([f.mean(axis=(1, 2)), f.max(axis=(1, 2))], axis=-1)
+        for f in (decode_video(videos / f"clip{i}.webm", decoding).frames / 255.0
+                  for i in range(3))]).astype(np.float32)  # [video, frame, 6]
+
     table, skipped = predict_videos(videos, params, "mean", tmp_path / "model.pt", progress=False)
     assert list(table.video) == ["clip0.webm", "clip1.webm", "clip2.webm"]
-    assert table.predicted.notna().all() and table.predicted.nunique() == 3
+    np.testing.assert_allclose(
+        table.predicted, predict_scores(result.model, result.checkpoint, expected_features),
+        rtol=1e-4, atol=1e-5)
     assert [s["video"] for s in skipped] == ["broken.webm"]
     with pytest.raises(DataError, match="trained on backend 'mean'"):
         predict_videos(videos, params, "other", tmp_path / "model.pt", progress=False)
@@ -97,7 +110,8 @@ def test_predict_scores_unlabelled_videos_through_the_training_path(tmp_path):
                     tmp_path / "ridge.pt")
     table, _ = predict_videos(videos, params, "mean", tmp_path / "ridge.pt", progress=False)
     assert list(table.video) == ["clip0.webm", "clip1.webm", "clip2.webm"]
-    assert table.predicted.notna().all()
+    np.testing.assert_allclose(table.predicted, ridge.predict(expected_features.mean(axis=1)),
+                               rtol=1e-4, atol=1e-5)
 
 
 def test_killed_stage_leaves_no_output_and_rerun_matches(tmp_path):

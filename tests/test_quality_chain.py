@@ -13,7 +13,7 @@ from vidmem.demo import VIVID_WORDS, DemoConfig, demo_latents
 from vidmem.errors import DataError, ParamsError
 from vidmem.features import extract_step
 from vidmem.files import write_json
-from vidmem.fusion import fit_fusion
+from vidmem.fusion import fuse_split_table
 from vidmem.heads import (
     design_matrix,
     fit_head,
@@ -165,17 +165,26 @@ def test_fusion_weights_never_see_test_labels_and_beat_each_member():
     y = a + b + 0.3 * rng.normal(size=400)
     predictions = {"visual": a + 0.3 * rng.normal(size=400),
                    "captions": 3 * b + rng.normal(size=400)}  # another scale, another head
-    val, test = slice(0, 200), slice(200, 400)
-    fusion = fit_fusion({k: v[val] for k, v in predictions.items()}, y[val])
+    # The table the fusion stage reads: val and test rows, labels and every member's scores.
+    table = pd.DataFrame({"split": ["val"] * 200 + ["test"] * 200,
+                          "video": [f"v{i}" for i in range(400)], "true": y, **predictions})
+    fusion, test = fuse_split_table(table, ["visual", "captions"])
     assert 0.3 < fusion.weights["visual"] < 0.7 and sum(fusion.weights.values()) == 1
-    fused = fusion.predict({k: v[test] for k, v in predictions.items()})
-    best_single = max(spearman(y[test], v[test]) for v in predictions.values())
-    assert spearman(y[test], fused) > best_single + 0.05
-    # Scrambling every test label leaves the fitted weights (and so the predictions) unchanged.
-    y_scrambled = y.copy()
-    y_scrambled[test] = rng.permutation(y[test])
-    again = fit_fusion({k: v[val] for k, v in predictions.items()}, y_scrambled[val])
+    best_single = max(spearman(test.true, test[n]) for n in predictions)
+    assert spearman(test.true, test.predicted) > best_single + 0.05
+    # Test labels made to favour one member completely (they equal its scores): a fusion that
+    # looked at them would move to weight 1 there. The weights and test scores do not move.
+    rigged = table.copy()
+    is_test = rigged.split == "test"
+    rigged.loc[is_test, "true"] = rigged.loc[is_test, "captions"]
+    again, again_test = fuse_split_table(rigged, ["visual", "captions"])
     assert again.weights == fusion.weights
+    np.testing.assert_array_equal(again_test.predicted, test.predicted)
+    # The same change on the validation rows does move them: the check can see a leak.
+    rigged_val = table.copy()
+    is_val = rigged_val.split == "val"
+    rigged_val.loc[is_val, "true"] = rigged_val.loc[is_val, "captions"]
+    assert fuse_split_table(rigged_val, ["visual", "captions"])[0].weights["captions"] == 1
 
 
 def test_demo_grows_without_changing_existing_videos():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vidmem.cache import ItemCache
-from vidmem.errors import DataError
+from vidmem.errors import DataError, VidmemError
 from vidmem.shards import MAX_SHARD_VIDEOS, ShardReader, plan_shards, write_arrays, write_shards
 
 
@@ -98,6 +98,6 @@ def test_damaged_shard_bytes_are_an_error_naming_the_shard(tmp_path):
 
 def test_a_worker_entry_missing_from_the_cache_is_named(tmp_path):
     cache = ItemCache(tmp_path / "cache", "decode", {})
-    with pytest.raises(Exception, match="clip.webm: a worker reported its result stored"):
+    with pytest.raises(VidmemError, match="clip.webm: a worker reported its result stored"):
         write_shards(tmp_path / "out", [("clip", "nothing-here")], cache,
                      names={"nothing-here": "clip.webm"})

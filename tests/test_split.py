@@ -31,12 +31,12 @@ def test_fractions_lose_no_video_to_rounding():
     assert sum(split_sizes(7, SplitConfig(0.75, 0.125, 0.125, 0)).values()) == 7
 
 
-@pytest.mark.parametrize("config, error", [
-    (SplitConfig(0.9, 0.2, 0.1, 0), ParamsError),
-    (SplitConfig(6000, 0.5, 10, 0), ParamsError),
-    (SplitConfig(9000, 1000, 1000, 0), DataError),
-    (SplitConfig(0.98, 0.01, 0.01, 0), DataError),  # 50 videos: val rounds to 0
+@pytest.mark.parametrize("config, error, message", [
+    (SplitConfig(0.9, 0.2, 0.1, 0), ParamsError, "add up to more than 1"),
+    (SplitConfig(6000, 0.5, 10, 0), ParamsError, "use whole counts"),
+    (SplitConfig(9000, 1000, 1000, 0), DataError, "asks for 11000 videos"),
+    (SplitConfig(0.98, 0.01, 0.01, 0), DataError, "split of 50 videos gives"),  # val rounds to 0
 ])
-def test_impossible_splits_are_explained(config, error):
-    with pytest.raises(error):
+def test_impossible_splits_are_explained(config, error, message):
+    with pytest.raises(error, match=message):
         split_videos(VIDEOS[:50] if config.train < 1 else VIDEOS, config)

@@ -6,10 +6,10 @@ magnitude, covers the JPEG round trip the poets flow makes (quality 100, 4:4:4 c
 import numpy as np
 import pytest
 
-from conftest import tensorflow_or_skip
+from conftest import pinned_or_skip, tensorflow_or_skip
 
 tf = tensorflow_or_skip()
-pytest.importorskip("tensorflow_hub")
+pinned_or_skip("tensorflow_hub")
 
 SIZE = 16
 

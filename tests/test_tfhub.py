@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from conftest import extract_videos, tensorflow_or_skip
+from conftest import extract_videos, pinned_or_skip, tensorflow_or_skip
 from helpers import save_input_stats_module
 
 tf = tensorflow_or_skip()
-pytest.importorskip("tensorflow_hub")
+pinned_or_skip("tensorflow_hub")
 
 
 @pytest.fixture(scope="module")

@@ -71,6 +71,15 @@ def fit_fusion(val_predictions: dict[str, np.ndarray], val_true: np.ndarray,
                   float(intercept))
 
 
+def fuse_split_table(table: pd.DataFrame, names: list[str]) -> tuple[Fusion, pd.DataFrame]:
+    """Fit the fusion on the `val` rows of a `read_split_predictions` table (their predictions
+    and labels, nothing else) and fuse its `test` rows: the fitted fusion, and the test rows
+    with the fused score as `predicted`."""
+    val, test = table[table.split == "val"], table[table.split == "test"]
+    fusion = fit_fusion({n: val[n].to_numpy() for n in names}, val.true.to_numpy())
+    return fusion, test.assign(predicted=fusion.predict({n: test[n].to_numpy() for n in names}))
+
+
 def read_split_predictions(paths: dict[str, str]) -> tuple[pd.DataFrame, dict[str, bool]]:
     """One table of `split, video, true, <backend>...` from each backend's evaluate output
     (val and test rows), checked to hold the same videos with the same labels; and whether each

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,14 @@ def as_choice(value: Any, key: str, choices: Sequence[str]) -> str:
     if value not in choices:
         raise ParamsError(f"params.yaml: '{key}' must be one of {list(choices)}, got {value!r}")
     return str(value)
+
+
+def as_device(value: Any, key: str) -> str:
+    """auto, cpu, cuda or cuda:N (which exists is checked when the device is opened)."""
+    if not isinstance(value, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        raise ParamsError(f"params.yaml: '{key}' must be auto, cpu, cuda or cuda:N, "
+                          f"got {value!r}")
+    return value
 
 
 def as_float_list(value: Any, key: str, length: int | None = None) -> list[float]:
@@ -246,7 +255,7 @@ class TrainConfig:
             num_layers=as_int(lookup(params, "model.num_layers"), "model.num_layers", 1),
             dropout=as_float(lookup(params, "model.dropout", 0.0), "model.dropout", 0, 1),
             seed=as_int(lookup(params, "base.seed"), "base.seed", 0),
-            device=str(lookup(params, "train.device", "auto")),
+            device=as_device(lookup(params, "train.device", "auto"), "train.device"),
             shuffle_train_labels=as_bool(lookup(params, "train.shuffle_train_labels", False),
                                          "train.shuffle_train_labels"),
         )

@@ -44,7 +44,7 @@ from vidmem.backends.base import Backend
 from vidmem.devices import PRECISIONS, autocast, numerics, resolve_device
 from vidmem.errors import ParamsError, VidmemError
 from vidmem.normalize import InputSpec
-from vidmem.params import as_bool, as_choice, as_int
+from vidmem.params import as_bool, as_choice, as_device, as_int
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -114,7 +114,7 @@ class TorchConfig:
         return cls(
             model=as_choice(section.get("model"), f"{where}.model", sorted(MODELS)),
             weights=weights,
-            device=str(section.get("device", "auto")),
+            device=as_device(section.get("device", "auto"), f"{where}.device"),
             amp=as_choice(str(section.get("amp", False)).lower(), f"{where}.amp", PRECISIONS),
             seed=as_int(section.get("seed", 0), f"{where}.seed", 0),
             transform_input=as_bool(section.get("transform_input", True),
