@@ -56,6 +56,47 @@ def test_features_only_data_set_trains_evaluates_and_fuses(project, tmp_path):
     assert [row["name"] for row in table] == ["shipped", "captions", "fusion"]
 
 
+def test_test_labels_reach_only_the_reported_metrics(project):
+    """README: test labels are used only for the reported metrics. The same data with every test
+    video's labels rigged (set to one member's test predictions: a leak would show as weight 1
+    there) gives the same checkpoints byte for byte and the same fusion weights; only the test
+    metrics change."""
+    import pandas as pd
+
+    def snapshot():
+        return ({name: (project / f"models/{name}.pt").read_bytes()
+                 for name in ("shipped", "captions")},
+                json.loads((project / "metrics/eval/fusion.json").read_text()))
+
+    sh(["dvc", "repro"], project)  # a no-op after the test above
+    models_before, fusion_before = snapshot()
+    split = json.loads((project / "data/split.json").read_text())
+    truth = pd.read_csv(project / "data/demo/ground-truth.csv", encoding="utf-8-sig")
+    shipped = pd.read_csv(project / "data/predictions/shipped.csv")
+    rigged_scores = shipped[shipped.split == "test"].set_index("video").predicted
+    test_rows = truth.video.isin(split["test"])
+    for column in ("short-term_memorability", "long-term_memorability"):
+        truth.loc[test_rows, column] = truth.loc[test_rows, "video"].map(rigged_scores).clip(0, 1)
+    truth.to_csv(project / "data/rigged-ground-truth.csv", index=False)
+    yaml = YAML()
+    params = yaml.load(project / "params.yaml")
+    original = params["data"]["ground_truth"]
+    params["data"]["ground_truth"] = "data/rigged-ground-truth.csv"
+    yaml.dump(params, project / "params.yaml")
+    try:
+        sh(["dvc", "repro"], project)
+        assert json.loads((project / "data/split.json").read_text()) == split
+        models_after, fusion_after = snapshot()
+        assert models_after == models_before
+        assert fusion_after["weights"] == fusion_before["weights"]
+        assert fusion_after["val_spearman"] == fusion_before["val_spearman"]
+        shipped_metrics = json.loads((project / "metrics/eval/shipped.json").read_text())
+        assert shipped_metrics["spearman"] == pytest.approx(1.0)  # the rigged labels were read
+    finally:
+        params["data"]["ground_truth"] = original
+        yaml.dump(params, project / "params.yaml")
+
+
 def test_a_frame_backend_without_videos_is_a_clear_error(project):
     yaml = YAML()
     params = yaml.load(project / "params.yaml")
