@@ -85,7 +85,7 @@ def test_head_key_is_checked():
         head_of({"backend": {"b": {"head": "forest"}}}, "b")
 
 
-@pytest.mark.parametrize("kind", ["ridge", "svr"])
+@pytest.mark.parametrize("kind", ["ridge", "svr", "mlp"])
 def test_sklearn_head_checkpoint_round_trips(tmp_path, kind):
     rng = np.random.default_rng(1)
     features = rng.normal(size=(120, 4, 6)).astype(np.float32)
@@ -102,7 +102,7 @@ def test_sklearn_head_checkpoint_round_trips(tmp_path, kind):
         score(np.zeros((2, 4, 5), np.float32), None)
 
 
-@pytest.mark.parametrize("kind", ["ridge", "svr"])
+@pytest.mark.parametrize("kind", ["ridge", "svr", "mlp"])
 def test_sparse_head_scores_rows_of_any_density(tmp_path, kind):
     """TF-IDF rows train as a sparse matrix; dense test rows go in the same form and score as
     the fitted scikit-learn model scores them, row by row."""
@@ -133,7 +133,7 @@ class _RunsCode:
         return (os.system, (f"touch {self.marker}",))
 
 
-@pytest.mark.parametrize("kind", ["ridge", "svr"])
+@pytest.mark.parametrize("kind", ["ridge", "svr", "mlp"])
 def test_loading_a_crafted_head_checkpoint_runs_no_code(tmp_path, kind):
     import pickle
 

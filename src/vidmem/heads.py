@@ -1,6 +1,7 @@
 """Heads that turn a video's features into a score: the reference LSTM (vidmem.training), or
-ridge and RBF support-vector regression (scikit-learn) on one vector per video (mean-pooled frame
-features, or caption TF-IDF), with the regularisation strength picked by validation Spearman
+ridge, RBF support-vector regression or a one-hidden-layer MLP (scikit-learn) on one vector per
+video (mean-pooled frame features, caption TF-IDF or sentence embeddings), with the
+regularisation strength picked by validation Spearman
 only (the test split is never seen).
 
 `backend.<name>.head` in params.yaml picks the head of each backend's chain (default `lstm`).
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +27,9 @@ from typing import Any
 import numpy as np
 import torch
 from scipy import sparse
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Ridge
+from sklearn.neural_network import MLPRegressor
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
@@ -35,13 +39,17 @@ from vidmem.metrics import spearman
 from vidmem.params import as_choice, backend_params
 from vidmem.training import load_checkpoint, predict_scores
 
-HEADS = ("ridge", "svr")
+HEADS = ("ridge", "svr", "mlp")
 HEAD_CHOICES = ("lstm", *HEADS)
 # Regularisation grids: ridge's alpha (larger: smoother), SVR's C (larger: less regularised).
 # Ridge reaches 1000 because a few hundred training videos against 1,280-dimensional network
 # features need strong shrinkage (the demo's validation picks the top of a grid ending at 100).
+# The MLP's grid is its L2 penalty (alpha), from weak to strong.
 GRIDS = {"ridge": [0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0],
-         "svr": [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]}
+         "svr": [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0],
+         "mlp": [1e-3, 1e-2, 1e-1, 1.0, 10.0]}
+MLP_HIDDEN = 256  # one hidden ReLU layer
+MLP_EPOCHS = 60  # Adam passes over the training rows (fixed: the strength is what is chosen)
 POOL_CHUNK = 1024  # videos read at a time when mean-pooling a concat output
 SPARSE_BELOW = 0.1  # fraction of non-zeros under which a design matrix is kept sparse (TF-IDF)
 
@@ -81,8 +89,14 @@ def design_matrix(x: np.ndarray, as_sparse: bool) -> np.ndarray | sparse.csr_mat
 
 
 def _model(kind: str, strength: float, dense: bool) -> Any:
-    model = (Ridge(alpha=strength) if kind == "ridge" else
-             SVR(kernel="rbf", C=strength, epsilon=0.01, gamma="scale"))
+    if kind == "ridge":
+        model = Ridge(alpha=strength)
+    elif kind == "svr":
+        model = SVR(kernel="rbf", C=strength, epsilon=0.01, gamma="scale")
+    else:  # seeded, so the same data gives the same weights
+        model = MLPRegressor(hidden_layer_sizes=(MLP_HIDDEN,), alpha=strength,
+                             max_iter=MLP_EPOCHS, learning_rate_init=1e-3,
+                             random_state=0)
     # Dense inputs are network features of arbitrary scale per dimension: standardize them (on
     # the training rows, inside the pipeline). Sparse TF-IDF rows are already comparable.
     return make_pipeline(StandardScaler(), model) if dense else model
@@ -111,7 +125,9 @@ def fit_head(kind: str, x_train: Any, y_train: np.ndarray, x_val: Any, y_val: np
     best: FittedHead | None = None
     rows = []
     for strength in grid or GRIDS[kind]:
-        model = _model(kind, strength, dense).fit(x_train, y_train)
+        with warnings.catch_warnings():  # the MLP runs a fixed number of epochs by design
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model = _model(kind, strength, dense).fit(x_train, y_train)
         val_pred = model.predict(x_val)
         score = spearman(y_val, val_pred)
         rows.append({"strength": strength,
@@ -151,6 +167,12 @@ def estimator_state(model: Any) -> dict[str, Any]:
                          sv_shape=list(vectors.shape))
         else:
             state["support_vectors"] = _tensor(vectors)
+    elif isinstance(model, MLPRegressor):
+        if model.activation != "relu":
+            raise TypeError(f"no array form for an MLP with {model.activation} units")
+        state.update(kind="mlp", intercept=0.0,
+                     weights=[_tensor(w) for w in model.coefs_],
+                     biases=[_tensor(b) for b in model.intercepts_])
     else:
         raise TypeError(f"no array form for {type(model).__name__}")
     return state
@@ -168,6 +190,10 @@ class ArrayHead:
         if self.kind == "ridge":
             self.coef = state["coef"].numpy()
             return
+        if self.kind == "mlp":
+            self.layers = [(w.numpy(), b.numpy())
+                           for w, b in zip(state["weights"], state["biases"], strict=True)]
+            return
         self.dual_coef, self.gamma = state["dual_coef"].numpy(), float(state["gamma"])
         if "sv_data" in state:
             self.vectors = sparse.csr_matrix(
@@ -183,6 +209,12 @@ class ArrayHead:
             x = (np.asarray(x, dtype=np.float64) - self.mean) / self.scale
         if self.kind == "ridge":
             return np.asarray(x @ self.coef, dtype=np.float64).ravel() + self.intercept
+        if self.kind == "mlp":
+            for k, (weights, bias) in enumerate(self.layers):
+                x = np.asarray(x @ weights, dtype=np.float64) + bias
+                if k < len(self.layers) - 1:
+                    x = np.maximum(x, 0)
+            return x.ravel()
         x_norms = (np.asarray(x.multiply(x).sum(axis=1)).ravel() if sparse.issparse(x)
                    else np.einsum("ij,ij->i", np.asarray(x, np.float64), np.asarray(x, np.float64)))
         cross = x @ self.vectors.T

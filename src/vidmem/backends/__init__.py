@@ -24,6 +24,7 @@ BUILTIN_KINDS = {
     "tfhub": "vidmem.backends.tfhub:TFHubModule",
     "poets": "vidmem.backends.poets:PoetsBottleneck",
     "captions": "vidmem.backends.captions:CaptionsBackend",
+    "sentence": "vidmem.backends.captions:SentenceBackend",
 }
 
 

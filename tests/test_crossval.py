@@ -1,0 +1,63 @@
+"""k-fold splits and the summary that compares chains over the same folds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from vidmem.crossval import kfold_splits, paired_difference, summarize_chain
+from vidmem.errors import DataError, ParamsError
+
+VIDEOS = [f"video{i}.webm" for i in range(1, 104)]
+
+
+def test_every_video_is_in_exactly_one_test_fold_and_parts_are_disjoint():
+    folds = kfold_splits(VIDEOS, 5, seed=7)
+    assert len(folds) == 5
+    tested = [v for fold in folds for v in fold["test"]]
+    assert sorted(tested) == sorted(VIDEOS)  # each exactly once
+    for fold in folds:
+        parts = [set(fold[p]) for p in ("train", "val", "test")]
+        assert parts[0].isdisjoint(parts[1]) and parts[0].isdisjoint(parts[2])
+        assert parts[1].isdisjoint(parts[2])
+        assert set().union(*parts) == set(VIDEOS)
+        assert len(fold["test"]) in (20, 21)
+        assert len(fold["val"]) == round(0.125 * (103 - len(fold["test"])))
+
+
+def test_folds_depend_on_the_set_of_names_and_the_seed_only():
+    assert kfold_splits(VIDEOS[::-1], 4, 3) == kfold_splits(VIDEOS, 4, 3)
+    assert kfold_splits(VIDEOS, 4, 3) != kfold_splits(VIDEOS, 4, 4)
+
+
+@pytest.mark.parametrize("folds, error, message", [
+    (1, ParamsError, "at least 2"), (2.5, ParamsError, "integer"),
+    (50, DataError, "too few for 50 folds")])
+def test_bad_fold_counts_are_explained(folds, error, message):
+    with pytest.raises(error, match=message):
+        kfold_splits(VIDEOS, folds, 0)
+
+
+def test_chain_summary_matches_independent_numbers():
+    rng = np.random.default_rng(0)
+    true = [rng.uniform(size=40) for _ in range(4)]
+    predicted = [t + rng.normal(0, 0.3, 40) for t in true]
+    summary = summarize_chain(true, predicted, bootstrap_resamples=200)
+    per_fold = [stats.spearmanr(t, p).statistic for t, p in zip(true, predicted, strict=True)]
+    np.testing.assert_allclose(summary["folds"], per_fold, atol=1e-6)
+    assert summary["mean"] == pytest.approx(np.mean(per_fold), abs=1e-6)
+    assert summary["sd"] == pytest.approx(np.std(per_fold, ddof=1), abs=1e-6)
+    pooled = stats.spearmanr(np.concatenate(true), np.concatenate(predicted)).statistic
+    assert summary["pooled_spearman"] == pytest.approx(pooled)
+    assert summary["pooled_ci95_low"] < pooled < summary["pooled_ci95_high"]
+    assert summary["n"] == 160
+
+
+def test_paired_difference_counts_wins_fold_by_fold():
+    result = paired_difference([0.50, 0.48, 0.47, 0.52], [0.45, 0.49, 0.44, 0.50])
+    np.testing.assert_allclose(result["differences"], [0.05, -0.01, 0.03, 0.02], atol=1e-9)
+    assert result["wins"] == 3 and result["folds"] == 4
+    assert result["mean"] == pytest.approx(0.0225)
+    with pytest.raises(DataError, match="same folds"):
+        paired_difference([0.1], [0.1, 0.2])
