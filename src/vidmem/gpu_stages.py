@@ -2,9 +2,9 @@
 
 DVC has no tag filter, so this reads `meta` from the pipeline index:
 
-    python -m vidmem.gpu_stages            # list them
-    python -m vidmem.gpu_stages --run      # dvc repro them (and what they depend on)
-    python -m vidmem.gpu_stages --run -s   # dvc repro -s: only them, upstream assumed done
+    vidmem gpu-stages            # list them
+    vidmem gpu-stages --run      # dvc repro them (and what they depend on)
+    vidmem gpu-stages --run -s   # dvc repro -s: only them, upstream assumed done
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ def gpu_stages(root: str = ".") -> list[str]:
                 if isinstance(stage.meta, dict) and stage.meta.get("gpu")]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", action="store_true", help="run them with `dvc repro`")
     parser.add_argument("-s", "--single-item", action="store_true",

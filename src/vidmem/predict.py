@@ -3,7 +3,7 @@
 The videos take the training path (decode → extract with the same params and the
 same per-video cache), then the checkpoint scores them:
 
-    python -m vidmem.predict --videos data/mediaeval2018/test-set/videos \\
+    vidmem predict --videos data/mediaeval2018/test-set/videos \\
         --backend efficientnet_lite0 --out predictions/test-set.csv
 
 writes one row per video (`video,predicted`); videos that could not be decoded are listed in
@@ -52,8 +52,8 @@ def predict_videos(videos_dir: str | os.PathLike, params: dict[str, Any], backen
     return pd.DataFrame({"video": videos, "predicted": scores}), made.skipped
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", required=True,
                         help="folder of videos to score (precomputed backends: of their feature files)")

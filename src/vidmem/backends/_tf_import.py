@@ -2,7 +2,7 @@
 
 Loading triton (which torch/timm pull in) *after* TensorFlow segfaults the process (seen with
 TF 2.21 and torch 2.14.1 / triton 3.8 in one interpreter); loading it first is fine. Stage
-scripts use one backend each, but tests, notebooks and `python -m vidmem.predict` may mix them.
+scripts use one backend each, but tests, notebooks and `vidmem predict` may mix them.
 """
 
 from __future__ import annotations

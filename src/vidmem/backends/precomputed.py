@@ -6,7 +6,7 @@ params.yaml, `backend.<name>`:
     dim: null                               # expected feature dimension (null: from the first file)
     input: null                             # no frames
 
-`python -m vidmem.predict --backend <name> --videos FOLDER` reads the feature files of the videos
+`vidmem predict --backend <name> --videos FOLDER` reads the feature files of the videos
 to score from FOLDER (same layout) instead of `features_dir`.
 
 Each file (`video10.npy`, `video10.txt` or `video10.csv`) holds one row per frame, or one row for
