@@ -97,6 +97,67 @@ def test_test_labels_reach_only_the_reported_metrics(project):
         yaml.dump(params, project / "params.yaml")
 
 
+def test_cross_validation_folds_summary_and_what_a_new_backend_reruns(project, tmp_path):
+    """cv.folds=[0,1,2]: every video in exactly one test fold; each fold's TF-IDF vocabulary is
+    that of its training captions alone; each fold's fusion weights are the ones its validation
+    predictions give; the summary has each chain's folds, pooled CI and paired differences; and
+    adding a backend leaves the existing chains' per-fold stages as they are."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from vidmem.fusion import fuse_split_table, read_split_predictions
+    from vidmem.groundtruth import read_captions
+
+    yaml = YAML()
+    params = yaml.load(project / "params.yaml")
+    params["cv"]["folds"] = [0, 1, 2]
+    params["cv"]["val_fraction"] = 0.35  # 16 videos: a validation part of 4, not 1
+    yaml.dump(params, project / "params.yaml")
+    sh(["dvc", "repro"], project, env={"VIDMEM_TRACE_DIR": str(tmp_path / "trace")})
+    assert check_trace(project, tmp_path / "trace") == {}
+    folds = json.loads((project / "data/cv/folds.json").read_text())["folds"]
+    split = json.loads((project / "data/split.json").read_text())
+    everyone = sorted(v for part in split.values() for v in part)
+    assert sorted(v for fold in folds for v in fold["test"]) == everyone  # exactly once each
+    captions = read_captions(project / "data/demo/captions.txt")
+    for k, fold in enumerate(folds):
+        assert not set(fold["test"]) & (set(fold["train"]) | set(fold["val"]))
+        trained = json.loads((project / f"data/cv/train/captions-{k}.json").read_text())
+        vocabulary = TfidfVectorizer(ngram_range=(1, 2)).fit(
+            [captions[v] for v in fold["train"]]).vocabulary_
+        assert trained["feature_dim"] == len(vocabulary)  # no test (or val) caption's words
+        table, _ = read_split_predictions({b: project / f"data/cv/predictions/{b}-{k}.csv"
+                                           for b in ("shipped", "captions")})
+        fused = json.loads((project / f"data/cv/fused/{k}.json").read_text())
+        refit = fuse_split_table(table, ["shipped", "captions"])[0]
+        assert fused["weights"] == {n: round(w, 4) for n, w in refit.weights.items()}
+    summary = json.loads((project / "metrics/cv.json").read_text())
+    assert summary["folds"] == 3
+    for chain in ("shipped", "captions", "fusion"):
+        assert len(summary[chain]["folds"]) == 3 and summary[chain]["n"] == len(everyone)
+    # (16 tiny captions: a fold's test captions may share no word with its training ones, and
+    # all-tied predictions have no Spearman, so only the visual chain and fusion are checked.)
+    for chain in ("shipped", "fusion"):
+        assert None not in summary[chain]["folds"]
+        assert summary[chain]["pooled_ci95_low"] <= summary[chain]["pooled_spearman"]
+    assert summary["paired"]["fusion_vs_shipped"]["folds"] == 3
+    assert (project / "plots/cv.png").stat().st_size > 0
+    shown = sh(["dvc", "metrics", "show", "--json"], project).stdout
+    assert "fusion" in shown and "pooled_spearman" in shown
+    # A new backend: its own chains (and the fusion and summary) are to run, no one else's.
+    params["backends"] = ["shipped", "captions", "shipped_again"]
+    params["backend"]["shipped_again"] = dict(params["backend"]["shipped"])
+    yaml.dump(params, project / "params.yaml")
+    status = json.loads(sh(["dvc", "status", "--json"], project).stdout)
+    changed = {name.split(":")[-1] for name in status}
+    assert {f"cv_train@shipped_again-{k}" for k in range(3)} <= changed
+    assert not {f"cv_train@{b}-{k}" for b in ("shipped", "captions") for k in range(3)} & changed
+    params["backends"] = ["shipped", "captions"]
+    del params["backend"]["shipped_again"]
+    params["cv"]["folds"] = []
+    params["cv"]["val_fraction"] = 0.125
+    yaml.dump(params, project / "params.yaml")
+
+
 def test_a_frame_backend_without_videos_is_a_clear_error(project):
     yaml = YAML()
     params = yaml.load(project / "params.yaml")

@@ -14,10 +14,14 @@ from vidmem.errors import VidmemError
 from vidmem.params import DEFAULT_PARAMS, backend_names, load_params
 
 
-def stage_parser(description: str, backend: bool = False) -> argparse.ArgumentParser:
+def stage_parser(description: str, backend: bool = False,
+                 fold: bool = False) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     if backend:
         parser.add_argument("backend", help="backend name (a key of 'backend' in params.yaml)")
+    if fold:
+        parser.add_argument("--fold", type=int, required=True,
+                            help="cross-validation fold (an entry of cv.folds)")
     parser.add_argument("--params", default=DEFAULT_PARAMS, help="parameters file")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
@@ -34,8 +38,10 @@ def run_stage(parser: argparse.ArgumentParser,
         backend = getattr(args, "backend", None)
         if backend is not None and backend not in backend_names(params):
             print(f"note: backend {backend!r} is not in params.yaml 'backends'", file=sys.stderr)
-        # The stage's name in dvc.yaml (`extract@efficientnet_lite0`), for the optional trace.
-        stage = Path(sys.argv[0]).stem + (f"@{backend}" if backend is not None else "")
+        # The stage's name in dvc.yaml (`extract@efficientnet_lite0`, `cv_train@captions-2`,
+        # `cv_fusion@2`), for the optional trace.
+        item = "-".join(str(v) for v in (backend, getattr(args, "fold", None)) if v is not None)
+        stage = Path(sys.argv[0]).stem + (f"@{item}" if item else "")
         main(args, trace.start(stage, params))
     except VidmemError as exc:
         print(f"error: {exc}", file=sys.stderr)

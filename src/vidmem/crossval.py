@@ -61,7 +61,9 @@ def summarize_chain(fold_true: Sequence[np.ndarray], fold_predicted: Sequence[np
     pooled = regression_metrics(np.concatenate(fold_true), np.concatenate(fold_predicted),
                                 bootstrap_resamples, seed)
     usable = [s for s in scores if not math.isnan(s)]
-    return {"folds": [round(s, 6) for s in scores],
+    # A fold whose predictions (or labels) are all tied has no Spearman: None, left out of the
+    # mean and of paired differences.
+    return {"folds": [None if math.isnan(s) else round(s, 6) for s in scores],
             "mean": round(float(np.mean(usable)), 6) if usable else None,
             "sd": round(float(np.std(usable, ddof=1)), 6) if len(usable) > 1 else None,
             "pooled_spearman": pooled["spearman"],
@@ -69,13 +71,16 @@ def summarize_chain(fold_true: Sequence[np.ndarray], fold_predicted: Sequence[np
             "pooled_ci95_high": pooled["spearman_ci95_high"], "n": pooled["n"]}
 
 
-def paired_difference(a: Sequence[float], b: Sequence[float]) -> dict[str, object]:
+def paired_difference(a: Sequence[float | None], b: Sequence[float | None]) -> dict[str, object]:
     """Chain a against chain b over the same folds: the per-fold differences a - b, their mean
-    and standard deviation, and in how many folds a wins."""
+    and standard deviation, and in how many folds a wins (over the folds where both have a
+    Spearman: `folds` counts them)."""
     if len(a) != len(b):
         raise DataError("paired differences need the same folds for both chains")
-    diffs = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    both = [(x, y) for x, y in zip(a, b, strict=True) if x is not None and y is not None
+            and not (math.isnan(x) or math.isnan(y))]
+    diffs = np.asarray([x - y for x, y in both], dtype=np.float64)
     return {"differences": [round(float(d), 6) for d in diffs],
-            "mean": round(float(diffs.mean()), 6),
+            "mean": round(float(diffs.mean()), 6) if len(diffs) else None,
             "sd": round(float(diffs.std(ddof=1)), 6) if len(diffs) > 1 else None,
             "wins": int((diffs > 0).sum()), "folds": len(diffs)}

@@ -91,3 +91,26 @@ def comparison_figure(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -
         axes.set(ylabel="test Spearman ρ (95% CI)", title="Test Spearman by backend")
         axes.axhline(0, color="black", linewidth=0.8)
         _save(figure, path)
+
+
+def folds_figure(per_fold: dict[str, Sequence[float]], path: str | os.PathLike) -> None:
+    """Test Spearman of each chain on each cross-validation fold (the same folds for every
+    chain, so lines that cross are folds where the order of two chains changes), with each
+    chain's mean in the legend. With no folds, a figure that says cross-validation is off."""
+    with plt.rc_context(STYLE):
+        figure, axes = plt.subplots(figsize=SIZE)
+        if not per_fold:
+            axes.text(0.5, 0.5, "cross-validation off: set cv.folds, e.g.\n"
+                      "dvc exp run -S 'cv.folds=[0,1,2,3,4]'", ha="center", va="center")
+            axes.set_axis_off()
+        for name, scores in per_fold.items():
+            values = np.array([np.nan if s is None else s for s in scores], dtype=float)
+            folds = np.arange(len(values))
+            mean = f"{np.nanmean(values):.3f}" if np.isfinite(values).any() else "n/a"
+            axes.plot(folds, values, marker="o", label=f"{name} (mean {mean})")
+            axes.set_xticks(folds)
+        if per_fold:
+            axes.set(xlabel="fold", ylabel="test Spearman ρ",
+                     title="Test Spearman per cross-validation fold")
+            axes.legend(loc="best")
+        _save(figure, path)

@@ -275,6 +275,30 @@ class EvaluateConfig:
         )
 
 
+@dataclass(frozen=True)
+class CVConfig:
+    """`cv`: k-fold cross-validation beside the reference split. `folds` lists the folds, one
+    entry each (DVC fans the per-fold stages out over this list): [] is off, [0, 1, 2, 3, 4] is
+    5-fold. Each fold's validation part is `val_fraction` of the videos outside its test part."""
+
+    folds: int
+    val_fraction: float
+    seed: int
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> CVConfig:
+        folds = lookup(params, "cv.folds", [])
+        if not isinstance(folds, list) or (folds and (folds != list(range(len(folds)))
+                                                      or len(folds) < 2)):
+            raise ParamsError(f"params.yaml: 'cv.folds' must be [] (off) or the fold numbers "
+                              f"[0, 1, ..., k-1] with k >= 2, e.g. "
+                              f"`dvc exp run -S 'cv.folds=[0,1,2,3,4]'`; got {folds!r}")
+        return cls(folds=len(folds),
+                   val_fraction=as_float(lookup(params, "cv.val_fraction", 0.125),
+                                         "cv.val_fraction", 0.01, 0.9),
+                   seed=as_int(lookup(params, "base.seed"), "base.seed", 0))
+
+
 def backend_names(params: dict[str, Any]) -> list[str]:
     names = lookup(params, "backends")
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):

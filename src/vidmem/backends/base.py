@@ -93,6 +93,9 @@ class Backend(ABC):
     # False for backends that import per-video files instead of reading frames: they need no
     # decoded frames, take no `input` section, and override `extract_videos`.
     uses_frames: bool = True
+    # True for a backend that fits on the training split's data (TF-IDF on captions): the
+    # cross-validation stage refits it on each fold's training part.
+    fits_on_split: bool = False
     # False for a backend whose `save_video` writes its own files (TF-for-Poets bottlenecks).
     sharded_output: bool = True
     frames: ShardReader  # the decode output being read (set by `extract_videos`)

@@ -44,6 +44,7 @@ class CaptionsBackend(Backend):
     """TF-IDF of captions; it reads no frames."""
 
     uses_frames = False
+    fits_on_split = True
     weights = "TF-IDF fit on the training split's captions"
 
     def __init__(self, name: str, spec: InputSpec | None, config: dict[str, Any],
@@ -128,6 +129,7 @@ class SentenceBackend(CaptionsBackend):
     """
 
     weights = "sentence embedding (pretrained, not fit on this data)"
+    fits_on_split = False
 
     def __init__(self, name: str, spec: InputSpec | None, config: dict[str, Any],
                  cache_root: str | os.PathLike | None = None) -> None:

@@ -1,0 +1,31 @@
+"""Stage cv_fusion: late fusion on one cross-validation fold, weights fit on that fold's
+validation predictions only (vidmem.fusion), applied to its test videos."""
+
+from vidmem.cli import run_stage, stage_parser
+from vidmem.files import write_csv, write_json
+from vidmem.fusion import fuse_split_table, read_split_predictions
+from vidmem.params import backend_names
+
+
+def main(args, params):
+    names = backend_names(params)
+    table, random_weights = read_split_predictions(
+        {name: f"{args.predictions}/{name}-{args.fold}.csv" for name in names})
+    fusion, test = fuse_split_table(table, names)
+    write_csv(args.out, test[["split", "video", "true", "predicted"]])
+    write_json(args.report, {"fold": args.fold, "fit_on": "val",
+                             "weights": {n: round(w, 4) for n, w in fusion.weights.items()},
+                             "val_spearman": round(fusion.val_spearman, 6),
+                             "random_weights": any(random_weights[n] for n, w in
+                                                   fusion.weights.items() if w > 0)})
+    print(f"cv_fusion fold {args.fold}: weights " +
+          ", ".join(f"{n} {w:.2f}" for n, w in fusion.weights.items()))
+
+
+if __name__ == "__main__":
+    parser = stage_parser(__doc__, fold=True)
+    parser.add_argument("--predictions", required=True,
+                        help="folder of the cv_train stages' <backend>-<fold>.csv")
+    parser.add_argument("--out", required=True, help="CSV of the fold's fused test scores")
+    parser.add_argument("--report", required=True, help="JSON of the fold's fusion weights")
+    run_stage(parser, main)

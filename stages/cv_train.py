@@ -1,0 +1,75 @@
+"""Stage cv_train: one backend's chain on one cross-validation fold: its head fit on the fold's
+training part and chosen on its validation part, then its validation and test predictions.
+A backend that fits on data (TF-IDF captions) is refit on the fold's training captions, so no
+fold's vocabulary sees its test captions."""
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from vidmem.backends import create_backend
+from vidmem.backends.base import DatasetFiles
+from vidmem.chain import fit_chain
+from vidmem.cli import run_stage, stage_parser
+from vidmem.concatenated import load_concat
+from vidmem.features import concat_features, extract_step
+from vidmem.files import read_json, write_csv, write_json
+from vidmem.groundtruth import read_ground_truth
+from vidmem.heads import head_of, load_scorer
+from vidmem.metrics import spearman
+from vidmem.params import CacheConfig, DataConfig, TrainConfig
+from vidmem.training import save_checkpoint, split_indices
+
+
+def main(args, params):
+    config = TrainConfig.from_params(params)
+    data = DataConfig.from_params(params)
+    head = head_of(params, args.backend)
+    fold = read_json(args.folds)["folds"][args.fold]
+    truth = read_ground_truth(data.ground_truth, data.on_bad_input)
+    with tempfile.TemporaryDirectory(prefix="vidmem-cv-") as work:
+        backend = create_backend(params, args.backend,
+                                 cache_root=CacheConfig.from_params(params).dir)
+        info = read_json(Path(args.features_info))
+        if backend.fits_on_split:
+            write_json(Path(work) / "split.json", fold)
+            backend.use_dataset(DatasetFiles(data.captions, str(Path(work) / "split.json"),
+                                             data.on_bad_input))
+            info = extract_step(Path(work) / "none", Path(work) / "features", backend,
+                                progress=False).info
+            videos = [v for part in ("train", "val", "test") for v in fold[part]]
+            concat_features(Path(work) / "features", videos, Path(work) / "concat")
+            features, videos = load_concat(Path(work) / "concat")
+        else:
+            features, videos = load_concat(args.features)
+        targets = truth.scores(videos, config.target)
+        index = split_indices(videos, fold)
+        fit = fit_chain(head, config, features, targets, index, progress=False)
+        save_checkpoint({**fit.checkpoint, "head": head}, Path(work) / "model.pt")
+        score, _ = load_scorer(Path(work) / "model.pt")
+        rows = pd.concat([pd.DataFrame({"split": part, "video": [videos[i] for i in index[part]],
+                                        "true": targets[index[part]],
+                                        "predicted": score(features, index[part]),
+                                        "random_weights": info["random_weights"]})
+                          for part in ("val", "test")])
+        features.close()
+    write_csv(args.out, rows)
+    test = rows[rows.split == "test"]
+    write_json(args.report, {"backend": args.backend, "fold": args.fold, "head": head,
+                             **fit.metrics, "feature_dim": int(info["feature_dim"]),
+                             "n_train": len(index["train"]), "n_val": len(index["val"]),
+                             "n_test": len(index["test"]),
+                             "test_spearman": spearman(test.true.to_numpy(),
+                                                       test.predicted.to_numpy())})
+    print(f"cv_train {args.backend} fold {args.fold}: {fit.summary}")
+
+
+if __name__ == "__main__":
+    parser = stage_parser(__doc__, backend=True, fold=True)
+    parser.add_argument("--folds", required=True, help="cv_split stage JSON")
+    parser.add_argument("--features", required=True, help="concat stage output folder")
+    parser.add_argument("--features-info", required=True, help="extract stage info.json")
+    parser.add_argument("--out", required=True, help="CSV of split, video, true, predicted")
+    parser.add_argument("--report", required=True, help="JSON of the chain's fit on this fold")
+    run_stage(parser, main)
