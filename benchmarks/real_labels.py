@@ -86,6 +86,7 @@ def main() -> None:
                                 "strengths": strengths,
                                 "seconds": round(time.perf_counter() - start, 1)}
                 row = results[key]
+                args.out.write_text(json.dumps(results, indent=2) + "\n")  # kept if stopped
                 print(f"{key}: mean {row['mean']:.3f} ± {row['sd']:.3f} (folds "
                       f"{', '.join(f'{s:.3f}' for s in row['folds'])}); pooled "
                       f"{row['pooled_spearman']:.3f} [{row['pooled_ci95_low']:.3f}, "

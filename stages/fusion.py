@@ -8,7 +8,7 @@ from vidmem.figures import prediction_figure
 from vidmem.files import write_csv, write_json
 from vidmem.fusion import fuse_split_table, read_split_predictions
 from vidmem.metrics import regression_metrics
-from vidmem.params import EvaluateConfig, backend_names
+from vidmem.params import TARGETS, EvaluateConfig, as_choice, backend_names, lookup
 
 
 def main(args, params):
@@ -17,6 +17,7 @@ def main(args, params):
     table, random_weights = read_split_predictions(
         {name: f"{args.predictions}/{name}.csv" for name in names})
     fusion, test = fuse_split_table(table, names)
+    target = as_choice(lookup(params, "target"), "target", TARGETS)
     predicted = test.predicted.to_numpy()
     metrics = regression_metrics(test.true.to_numpy(), predicted, config.bootstrap_resamples,
                                  config.seed)
@@ -26,6 +27,7 @@ def main(args, params):
                     "random_weights": any(random_weights[n] for n, w in fusion.weights.items()
                                           if w > 0)})
     write_json(args.metrics, metrics)
+    write_json(args.model, {**fusion.state(), "backends": names, "target": target})
     write_csv(args.table, pd.DataFrame({"video": test.video, "true": test.true,
                                         "predicted": predicted}))
     prediction_figure(test.true.to_numpy(), predicted, metrics, "fusion", args.figure)
@@ -41,6 +43,8 @@ if __name__ == "__main__":
     parser.add_argument("--predictions", required=True,
                         help="folder of the evaluate stages' <backend>.csv (val and test rows)")
     parser.add_argument("--metrics", required=True, help="JSON metrics file to write")
+    parser.add_argument("--model", required=True,
+                        help="JSON of the fitted fusion (weights, z-score statistics, line)")
     parser.add_argument("--table", required=True, help="CSV of video, true, predicted (test)")
     parser.add_argument("--figure", required=True, help="PNG of predicted vs true")
     run_stage(parser, main)

@@ -1,6 +1,9 @@
 """Stage train: fit one backend's head (`backend.<name>.head`: the LSTM by default, or ridge /
 SVR on mean-pooled features), chosen on the validation split (best epoch, or best strength)."""
 
+from pathlib import Path
+
+from vidmem.captions import TEXT_MODEL
 from vidmem.chain import fit_chain
 from vidmem.cli import run_stage, stage_parser
 from vidmem.concatenated import load_concat
@@ -25,6 +28,9 @@ def main(args, params):
     checkpoint, history, best, metrics = fit.checkpoint, fit.history, fit.best_step, fit.metrics
     checkpoint["backend"] = args.backend
     checkpoint["head"] = head
+    text_model = Path(args.extracted) / TEXT_MODEL
+    if text_model.exists():  # a caption backend: how captions become features travels too
+        checkpoint["text_features"] = read_json(text_model)
     save_checkpoint(checkpoint, args.model)
     write_csv(f"{args.plots}/train_loss.csv", history[["epoch", "train_loss", "val_loss"]])
     write_csv(f"{args.plots}/val_spearman.csv", history[["epoch", "val_spearman"]])
@@ -38,6 +44,8 @@ def main(args, params):
 if __name__ == "__main__":
     parser = stage_parser(__doc__, backend=True)
     parser.add_argument("--features", required=True, help="concat stage output folder")
+    parser.add_argument("--extracted", required=True,
+                        help="extract stage output folder (a caption backend's text model)")
     parser.add_argument("--split", required=True, help="split stage JSON")
     parser.add_argument("--model", required=True, help="checkpoint file to write")
     parser.add_argument("--metrics", required=True, help="JSON metrics file to write")

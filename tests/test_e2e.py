@@ -76,7 +76,8 @@ def test_dag_lists_the_stages_in_pipeline_order(project):
                 "extract@efficientnet_lite0", "extract@captions",
                 "concat@efficientnet_lite0", "concat@captions", "split",
                 "train@efficientnet_lite0", "train@captions",
-                "evaluate@efficientnet_lite0", "evaluate@captions", "fusion", "compare"]
+                "evaluate@efficientnet_lite0", "evaluate@captions", "fusion", "compare",
+                "cv_split", "cv_summary"]  # cv.folds: [] adds no per-fold stage
     assert stages == expected
     mermaid = sh(["dvc", "dag", "--md"], project).stdout
     names = dict(re.findall(r'(node\d+)\["([^"]+)"\]', mermaid))
@@ -90,3 +91,43 @@ def test_dag_lists_the_stages_in_pipeline_order(project):
                  ("evaluate@efficientnet_lite0", "fusion"), ("evaluate@captions", "fusion"),
                  ("fusion", "compare")]:
         assert edge in edges, edge
+
+
+def test_predict_scores_held_out_videos_as_evaluate_and_fusion_did(project, tmp_path):
+    """The test split's videos, copied out as "new" videos with their own captions file, get
+    from `vidmem predict` the scores the evaluate and fusion stages gave them."""
+    import shutil
+
+    import numpy as np
+    import pandas as pd
+
+    sh(["dvc", "repro"], project)  # whatever the tests above left, a consistent workspace
+    test_videos = json.loads((project / "data/split.json").read_text())["test"]
+    new = tmp_path / "new_videos"
+    new.mkdir()
+    for video in test_videos:
+        shutil.copy2(project / "data/demo/videos" / video, new / video)
+    # One more video, left out of the captions file: scored by the frame backend only.
+    uncaptioned = json.loads((project / "data/split.json").read_text())["train"][0]
+    shutil.copy2(project / "data/demo/videos" / uncaptioned, new / uncaptioned)
+    lines = (project / "data/demo/captions.txt").read_text().splitlines()
+    (tmp_path / "new_captions.txt").write_text(
+        "".join(f"{line}\n" for line in lines if line.split("\t")[0] in test_videos))
+    sh(["vidmem", "predict", "--videos", str(new), "--captions",
+        str(tmp_path / "new_captions.txt"), "--out", str(tmp_path / "preds.csv"),
+        "--no-progress"], project)
+    predicted = pd.read_csv(tmp_path / "preds.csv").set_index("video")
+    assert sorted(predicted.index) == sorted([*test_videos, uncaptioned])
+    assert predicted.loc[uncaptioned].isna().tolist() == [False, True, True]  # no 0-vector score
+    skipped = pd.read_csv(tmp_path / "preds.csv.skipped.csv")
+    assert skipped.video.tolist() == [uncaptioned, uncaptioned]
+    assert skipped.stage.tolist() == ["captions", "fusion"]
+    assert list(predicted.columns) == ["efficientnet_lite0", "captions", "fusion"]
+    for backend in ("efficientnet_lite0", "captions"):
+        table = pd.read_csv(project / f"data/predictions/{backend}.csv")
+        expected = table[table.split == "test"].set_index("video").predicted
+        np.testing.assert_allclose(predicted.loc[expected.index, backend], expected,
+                                   rtol=1e-5, atol=1e-6)
+    fused = pd.read_csv(project / "plots/fusion/test_predictions.csv").set_index("video")
+    np.testing.assert_allclose(predicted.loc[fused.index, "fusion"], fused.predicted,
+                               rtol=1e-5, atol=1e-6)

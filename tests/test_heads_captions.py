@@ -64,3 +64,33 @@ def test_unknown_head_and_mean_pooling():
         fit_head("tree", np.zeros((2, 1)), np.zeros(2), np.zeros((2, 1)), np.zeros(2))
     features = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
     np.testing.assert_array_equal(mean_pooled(features), features.mean(axis=1))
+
+
+def test_captions_model_reloaded_in_a_fresh_process_scores_new_captions_the_same(tmp_path):
+    """The fitted TF-IDF travels in the checkpoint as plain values; reloaded by another process
+    it gives the training-time vectors, and the scored captions add nothing to the vocabulary."""
+    import subprocess
+    import sys
+
+    from vidmem.training import save_checkpoint
+
+    fitted = CaptionFeatures().fit(CAPTIONS, ["a.webm", "b.webm", "c.webm"])
+    new = {"n1.webm": "red car crossing a zebra bridge", "n2.webm": "unicorn galaxy parade",
+           "n3.webm": "dog at night on a beach"}
+    expected = fitted.transform(new, sorted(new)).toarray()
+    save_checkpoint({"head": "ridge", "text_features": fitted.state()}, tmp_path / "m.pt")
+    script = (
+        "import sys, json, numpy as np, torch\n"
+        "from vidmem.captions import text_features\n"
+        "state = torch.load(sys.argv[1], weights_only=True)['text_features']\n"
+        "new = json.loads(sys.argv[2])\n"
+        "np.save(sys.argv[3], text_features(state, new, sorted(new))[:, 0])\n"
+        "print(len(state['terms']))\n")
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "m.pt"),
+                             __import__("json").dumps(new), str(tmp_path / "x.npy")],
+                            capture_output=True, text=True, check=True)
+    np.testing.assert_array_equal(np.load(tmp_path / "x.npy"), expected)
+    assert int(result.stdout) == len(fitted.vocabulary)  # nothing was added by scoring
+    terms = set(fitted.state()["terms"])
+    assert not {"unicorn", "galaxy", "parade", "zebra", "bridge"} & terms
+    assert not np.load(tmp_path / "x.npy")[1].any()  # only unseen words: the empty row

@@ -3,6 +3,7 @@ training split only, so nothing about validation or test captions leaks into the
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,10 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from vidmem.errors import DataError, ParamsError
 from vidmem.params import as_int
+
+# Beside a caption backend's features: what turns a caption into its features (the fitted TF-IDF,
+# or the embedding model's name and digest), which train copies into the checkpoint.
+TEXT_MODEL = "text_model.json"
 
 
 @dataclass(frozen=True)
@@ -75,3 +80,38 @@ class CaptionFeatures:
     @property
     def vocabulary(self) -> dict[str, Any]:
         return self.vectorizer.vocabulary_
+
+    def state(self) -> dict[str, Any]:
+        """Everything the fitted TF-IDF needs to transform new captions, as plain values (the
+        terms in column order, their IDF weights, the settings): what a checkpoint carries."""
+        terms = sorted(self.vectorizer.vocabulary_, key=self.vectorizer.vocabulary_.__getitem__)
+        return {"kind": "tfidf", "terms": terms,
+                "idf": [float(v) for v in self.vectorizer.idf_],
+                "ngram_max": self.vectorizer.ngram_range[1],
+                "sublinear_tf": self.vectorizer.sublinear_tf}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> CaptionFeatures:
+        """The fitted TF-IDF back from `state()`: the same vectors for the same captions, and
+        nothing refit (new captions' unseen words get no column)."""
+        features = cls.__new__(cls)
+        features.vectorizer = TfidfVectorizer(
+            ngram_range=(1, int(state["ngram_max"])), sublinear_tf=bool(state["sublinear_tf"]),
+            vocabulary={term: i for i, term in enumerate(state["terms"])}, dtype=np.float32)
+        features.vectorizer.idf_ = np.asarray(state["idf"], dtype=np.float64)
+        return features
+
+
+def text_features(state: dict[str, Any], captions: dict[str, Any], videos: list[str],
+                  cache_root: str | os.PathLike | None = None) -> np.ndarray:
+    """float32 [len(videos), 1, dim]: the features a checkpoint's caption backend gives these
+    videos' captions, from the `text_features` the checkpoint carries (nothing is refit)."""
+    if state["kind"] == "tfidf":
+        matrix = CaptionFeatures.from_state(state).transform(captions, videos).toarray()
+    else:
+        from vidmem.sentences import SentenceConfig, SentenceEncoder
+
+        encoder = SentenceEncoder(SentenceConfig(model=state["model"], sha256=state["sha256"]),
+                                  cache_root)
+        matrix = encoder.encode_videos(captions, videos)
+    return matrix.astype(np.float32)[:, None, :]

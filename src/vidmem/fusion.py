@@ -35,6 +35,18 @@ class Fusion:
     slope: float  # fused z-score → score units, fit on validation
     intercept: float
 
+    def state(self) -> dict[str, object]:
+        """Everything fitted, as plain numbers (`models/fusion.json`): enough to fuse new
+        videos' scores (vidmem predict)."""
+        return {"weights": self.weights, "val_spearman": self.val_spearman,
+                "center": self.center, "scale": self.scale, "slope": self.slope,
+                "intercept": self.intercept}
+
+    @classmethod
+    def from_state(cls, state: dict[str, object]) -> Fusion:
+        return cls(**{key: state[key] for key in ("weights", "val_spearman", "center", "scale",
+                                                  "slope", "intercept")})
+
     def predict(self, predictions: dict[str, np.ndarray]) -> np.ndarray:
         fused = sum(w * (predictions[name] - self.center[name]) / self.scale[name]
                     for name, w in self.weights.items() if w > 0)

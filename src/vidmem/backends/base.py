@@ -96,6 +96,8 @@ class Backend(ABC):
     # True for a backend that fits on the training split's data (TF-IDF on captions): the
     # cross-validation stage refits it on each fold's training part.
     fits_on_split: bool = False
+    # True for a backend that turns captions into features (predict reads --captions for it).
+    reads_captions: bool = False
     # False for a backend whose `save_video` writes its own files (TF-for-Poets bottlenecks).
     sharded_output: bool = True
     frames: ShardReader  # the decode output being read (set by `extract_videos`)

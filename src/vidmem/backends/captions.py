@@ -29,9 +29,9 @@ import numpy as np
 from tqdm import tqdm
 
 from vidmem.backends.base import Backend, DatasetFiles, ExtractResult
-from vidmem.captions import CaptionFeatures, CaptionsConfig, caption_texts
+from vidmem.captions import TEXT_MODEL, CaptionFeatures, CaptionsConfig, caption_texts
 from vidmem.errors import DataError, ParamsError
-from vidmem.files import read_json
+from vidmem.files import read_json, write_json
 from vidmem.groundtruth import read_captions
 from vidmem.normalize import InputSpec
 from vidmem.sentences import SentenceConfig, SentenceEncoder
@@ -45,6 +45,7 @@ class CaptionsBackend(Backend):
 
     uses_frames = False
     fits_on_split = True
+    reads_captions = True
     weights = "TF-IDF fit on the training split's captions"
 
     def __init__(self, name: str, spec: InputSpec | None, config: dict[str, Any],
@@ -96,6 +97,9 @@ class CaptionsBackend(Backend):
                     bar.update(len(chunk))
 
         write_arrays(out_dir, rows())
+        # The fitted vocabulary and IDF weights travel on: train puts them in the checkpoint,
+        # so a checkpoint alone scores new captions (vidmem predict).
+        write_json(Path(out_dir) / TEXT_MODEL, tfidf.state())
         return ExtractResult(videos=len(videos), cache_hits=0,
                              info={**self.describe(), "videos": len(videos)})
 
@@ -154,6 +158,8 @@ class SentenceBackend(CaptionsBackend):
         self.feature_dim = int(vectors.shape[1])
         write_arrays(out_dir, ((Path(v).stem, row[None]) for v, row in
                                zip(videos, vectors, strict=True)))
+        write_json(Path(out_dir) / TEXT_MODEL, {"kind": "sentence", "model": self.sentence.model,
+                                                "sha256": self.encoder.digest})
         return ExtractResult(videos=len(videos), cache_hits=0,
                              info={**self.describe(), "videos": len(videos)})
 
@@ -168,3 +174,4 @@ class SentenceBackend(CaptionsBackend):
                 "model": self.encoder.name, "model_sha256": self.encoder.digest,
                 "videos_without_caption": self.without_caption, "warnings": warnings,
                 "input_range_matches": None}
+
