@@ -9,7 +9,8 @@ from vidmem.params import ConcatConfig, DataConfig
 def main(args, params):
     data = DataConfig.from_params(params)
     config = ConcatConfig.from_params(params)
-    dataset = dataset_from_reports(data.ground_truth, args.decode_report, data.on_bad_input)
+    dataset = dataset_from_reports(data.ground_truth, args.decode_report, data.on_bad_input,
+                                   data.format)
     shape = concat_features(args.features, dataset.videos, args.out,
                             misalign_seed=config.seed if config.misalign_control else None,
                             progress=not args.no_progress)

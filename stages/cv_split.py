@@ -13,7 +13,8 @@ def main(args, params):
     data = DataConfig.from_params(params)
     folds = []
     if config.folds:
-        dataset = dataset_from_reports(data.ground_truth, args.decode_report, data.on_bad_input)
+        dataset = dataset_from_reports(data.ground_truth, args.decode_report, data.on_bad_input,
+                                   data.format)
         folds = kfold_splits(dataset.videos, config.folds, config.seed, config.val_fraction)
     write_json(args.out, {"folds": folds})
     print(f"cv_split: {config.folds} fold(s)" + (

@@ -27,7 +27,7 @@ def main(args, params):
     data = DataConfig.from_params(params)
     head = head_of(params, args.backend)
     fold = read_json(args.folds)["folds"][args.fold]
-    truth = read_ground_truth(data.ground_truth, data.on_bad_input)
+    truth = read_ground_truth(data.ground_truth, data.on_bad_input, data.format)
     with tempfile.TemporaryDirectory(prefix="vidmem-cv-") as work:
         backend = create_backend(params, args.backend,
                                  cache_root=CacheConfig.from_params(params).dir)
@@ -35,7 +35,7 @@ def main(args, params):
         if backend.fits_on_split:
             write_json(Path(work) / "split.json", fold)
             backend.use_dataset(DatasetFiles(data.captions, str(Path(work) / "split.json"),
-                                             data.on_bad_input))
+                                             data.on_bad_input, data.format))
             info = extract_step(Path(work) / "none", Path(work) / "features", backend,
                                 progress=False).info
             videos = [v for part in ("train", "val", "test") for v in fold[part]]

@@ -21,7 +21,7 @@ def main(args, params):
     features, videos = load_concat(args.features)
     index = split_indices(videos, read_json(args.split))
     target = checkpoint["target"]
-    truth = read_ground_truth(data.ground_truth, data.on_bad_input)
+    truth = read_ground_truth(data.ground_truth, data.on_bad_input, data.format)
     info = read_json(args.info)
     tables = {}
     for part in ("val", "test"):

@@ -8,7 +8,14 @@ from vidmem.backends.base import DatasetFiles
 from vidmem.cli import run_stage, stage_parser
 from vidmem.errors import DataError
 from vidmem.features import extract_step
-from vidmem.params import BAD_INPUT_POLICIES, CacheConfig, as_choice, lookup, optional_str
+from vidmem.params import (
+    BAD_INPUT_POLICIES,
+    DATA_FORMATS,
+    CacheConfig,
+    as_choice,
+    lookup,
+    optional_str,
+)
 from vidmem.shards import ShardReader
 
 
@@ -25,7 +32,9 @@ def main(args, params):
         captions=optional_str(lookup(params, "data.captions", None), "data.captions"),
         split_file=args.split,
         on_bad_input=as_choice(lookup(params, "data.on_bad_input", "skip"), "data.on_bad_input",
-                               BAD_INPUT_POLICIES)))
+                               BAD_INPUT_POLICIES),
+        data_format=as_choice(lookup(params, "data.format", "mediaeval2018"), "data.format",
+                              DATA_FORMATS)))
     result = extract_step(args.frames, args.out, backend, progress=not args.no_progress)
     if result.info["random_weights"]:
         print(f"WARNING: backend {args.backend} uses RANDOM weights; its features and every "

@@ -5,16 +5,19 @@ from vidmem.dataset import dataset_from_reports
 from vidmem.files import write_json
 from vidmem.groundtruth import read_captions
 from vidmem.params import DataConfig, SplitConfig
-from vidmem.split import split_videos
+from vidmem.split import official_split, split_videos
 
 
 def main(args, params):
     data = DataConfig.from_params(params)
-    dataset = dataset_from_reports(data.ground_truth, args.decode_report, data.on_bad_input)
-    parts = split_videos(dataset.videos, SplitConfig.from_params(params))
+    dataset = dataset_from_reports(data.ground_truth, args.decode_report, data.on_bad_input,
+                                   data.format)
+    config = SplitConfig.from_params(params)
+    parts = (official_split(dataset, config) if config.source == "official"
+             else split_videos(dataset.videos, config))
     counts = {**dataset.counts(), **{f"n_{k}": len(v) for k, v in parts.items()}}
     if data.captions:  # checked now so a broken captions file is found before anyone uses it
-        captions = read_captions(data.captions)
+        captions = read_captions(data.captions, data.format)
         counts["videos_without_caption"] = sum(v not in captions for v in dataset.videos)
     write_json(args.out, parts)
     write_json(args.report, {"counts": dataset.counts(), "skipped": dataset.skipped})

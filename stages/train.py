@@ -21,7 +21,8 @@ def main(args, params):
     head = head_of(params, args.backend)
     features, videos = load_concat(args.features)
     split = read_json(args.split)
-    targets = read_ground_truth(data.ground_truth, data.on_bad_input).scores(videos, config.target)
+    targets = read_ground_truth(data.ground_truth, data.on_bad_input,
+                                data.format).scores(videos, config.target)
     index = split_indices(videos, split)
     fit = fit_chain(head, config, features, targets, index, progress=not args.no_progress)
     print(f"train {args.backend}: {fit.summary}")

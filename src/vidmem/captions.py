@@ -44,11 +44,14 @@ class CaptionsConfig:
                    as_int(max_features, f"{where}.max_features", 1))
 
 
-def caption_texts(captions: dict[str, str], videos: Sequence[str]) -> tuple[list[str], list[str]]:
-    """The caption of each video, in order, and the videos that have none (to report: a video
-    without a caption is never paired with another's text or silently given an empty one)."""
+def caption_texts(captions: dict[str, str | list[str]],
+                  videos: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The caption of each video, in order (several descriptions joined into one text), and the
+    videos that have none (to report: a video without a caption is never paired with another's
+    text or silently given an empty one)."""
     missing = [v for v in videos if v not in captions]
-    return [captions.get(v, "") for v in videos], missing
+    texts = [captions.get(v, "") for v in videos]
+    return [t if isinstance(t, str) else " ".join(t) for t in texts], missing
 
 
 class CaptionFeatures:

@@ -12,10 +12,13 @@ from vidmem.groundtruth import GroundTruth, read_ground_truth
 
 @dataclass
 class DatasetReport:
-    """Every video the run will use, and every one it dropped with the reason."""
+    """Every video the run will use, and every one it dropped with the reason (and the data
+    set's own split, where it defines one)."""
 
     videos: list[str]
     skipped: list[dict[str, str]] = field(default_factory=list)
+    official: dict[str, list[str]] | None = None
+    dataset: str = "mediaeval2018"
 
     def counts(self) -> dict[str, int]:
         by_stage: dict[str, int] = {}
@@ -52,11 +55,19 @@ def labelled_videos(ground_truth: GroundTruth, decoded: list[str],
 
 
 def dataset_from_reports(ground_truth_csv: str, decode_report: str | os.PathLike,
-                         on_bad_input: str) -> DatasetReport:
+                         on_bad_input: str, data_format: str = "mediaeval2018") -> DatasetReport:
     """`labelled_videos` for a ground-truth CSV and the decode stage's JSON report. When the
     videos folder held no video at all (`features_only`), the videos are the ground truth's:
     backends that need no frames (precomputed features, captions) then have every video."""
     report = read_json(decode_report)
-    truth = read_ground_truth(ground_truth_csv, on_bad_input)
+    truth = read_ground_truth(ground_truth_csv, on_bad_input, data_format)
     decoded = truth.videos if report.get("features_only") else report["decoded"]
-    return labelled_videos(truth, decoded, report["skipped"], on_bad_input)
+    # Official test videos whose labels are withheld are expected to have no row.
+    decoded = [v for v in decoded if v not in set(truth.withheld)]
+    result = labelled_videos(truth, decoded, report["skipped"], on_bad_input)
+    result.dataset = data_format
+    if truth.official is not None:
+        used = set(result.videos)
+        result.official = {part: [v for v in names if v in used]
+                           for part, names in truth.official.items()}
+    return result

@@ -113,6 +113,8 @@ def optional_str(value: Any, key: str) -> str | None:
 
 
 BAD_INPUT_POLICIES = ("skip", "fail")
+# Mirrors vidmem.groundtruth.FORMATS (params.py imports no data code).
+DATA_FORMATS = ("mediaeval2018", "videomem", "mediaeval2020", "mediaeval2021", "memento10k")
 TARGETS = ("short-term_memorability", "long-term_memorability")
 
 
@@ -122,6 +124,7 @@ class DataConfig:
     ground_truth: str
     captions: str | None
     on_bad_input: str
+    format: str = "mediaeval2018"  # the data set's layout (vidmem.groundtruth.FORMATS)
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> DataConfig:
@@ -131,6 +134,8 @@ class DataConfig:
             captions=optional_str(lookup(params, "data.captions", None), "data.captions"),
             on_bad_input=as_choice(lookup(params, "data.on_bad_input", "skip"),
                                    "data.on_bad_input", BAD_INPUT_POLICIES),
+            format=as_choice(lookup(params, "data.format", "mediaeval2018"), "data.format",
+                             DATA_FORMATS),
         )
 
 
@@ -223,12 +228,17 @@ class SplitConfig:
     val: float
     test: float
     seed: int
+    # random: the seeded train/val/test cut; official: the data set's own train and test parts
+    # (validation carved from its train part), where the data set defines them.
+    source: str = "random"
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> SplitConfig:
         sizes = [as_float(lookup(params, f"split.{part}"), f"split.{part}", 0)
                  for part in ("train", "val", "test")]
-        return cls(*sizes, seed=as_int(lookup(params, "base.seed"), "base.seed", 0))
+        return cls(*sizes, seed=as_int(lookup(params, "base.seed"), "base.seed", 0),
+                   source=as_choice(lookup(params, "split.source", "random"), "split.source",
+                                    ("random", "official")))
 
 
 @dataclass(frozen=True)

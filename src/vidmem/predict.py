@@ -36,7 +36,7 @@ from vidmem.frames import list_videos
 from vidmem.fusion import Fusion
 from vidmem.groundtruth import read_captions
 from vidmem.heads import load_scorer
-from vidmem.params import CacheConfig, backend_names, backend_params, load_params
+from vidmem.params import CacheConfig, DataConfig, backend_names, backend_params, load_params
 from vidmem.pipeline import features_for_videos
 
 
@@ -78,7 +78,7 @@ def _predict_captions(videos_dir: str | os.PathLike, params: dict[str, Any], bac
     if "text_features" not in checkpoint:
         raise DataError(f"{checkpoint_path} does not carry its text features (trained before "
                         "they were saved with the checkpoint): retrain it with `dvc repro`")
-    captions = read_captions(captions_path)
+    captions = read_captions(captions_path, DataConfig.from_params(params).format)
     listed = [video.name for video in list_videos(videos_dir)]
     videos = listed or sorted(captions)  # no video files: score the captions file's videos
     scored = [v for v in videos if v in captions]

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from vidmem.dataset import DatasetReport
 from vidmem.errors import DataError, ParamsError
 from vidmem.params import SplitConfig
 
@@ -33,6 +34,24 @@ def split_sizes(n: int, config: SplitConfig) -> dict[str, int]:
         raise DataError(f"split of {n} videos gives {dict(zip(PARTS, counts, strict=True))}: each "
                         "part needs at least one video (use more videos or other split sizes)")
     return dict(zip(PARTS, counts, strict=True))
+
+
+def official_split(dataset: DatasetReport, config: SplitConfig) -> dict[str, list[str]]:
+    """The data set's own train and test parts (`split.source: official`), with the validation
+    part carved (seeded) from its train part: `split.val` of it as a fraction, or as a count."""
+    if dataset.official is None:
+        raise ParamsError(f"split.source: official, but data set {dataset.dataset} defines no "
+                          "official split here (it needs the data set's folder with its parts "
+                          "as data.ground_truth); use split.source: random")
+    train, test = sorted(dataset.official["train"]), sorted(dataset.official["test"])
+    n_val = (int(round(config.val * len(train))) if config.val <= 1 else int(config.val))
+    if not train or not test or not 1 <= n_val < len(train):
+        raise DataError(f"official split of {dataset.dataset}: {len(train)} training and "
+                        f"{len(test)} test videos with labels and features, validation "
+                        f"{n_val}: each part needs at least one video (check split.val)")
+    order = np.random.default_rng(config.seed).permutation(len(train))
+    val = sorted(train[i] for i in order[:n_val])
+    return {"train": sorted(train[i] for i in order[n_val:]), "val": val, "test": test}
 
 
 def split_videos(videos: Sequence[str], config: SplitConfig) -> dict[str, list[str]]:

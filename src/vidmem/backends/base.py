@@ -53,6 +53,7 @@ class DatasetFiles:
     captions: str | None
     split_file: str | None
     on_bad_input: str = "skip"
+    data_format: str = "mediaeval2018"  # the captions file's layout (data.format)
 
 
 def _prefetch(items: Sequence[str], depth: int,

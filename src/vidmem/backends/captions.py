@@ -70,7 +70,8 @@ class CaptionsBackend(Backend):
         if not dataset.split_file or not Path(dataset.split_file).exists():
             raise DataError(f"backend {self.name} fits on the training split, but the split file "
                             f"{dataset.split_file} does not exist: run `dvc repro split` first")
-        return read_captions(dataset.captions), read_json(dataset.split_file)
+        return (read_captions(dataset.captions, dataset.data_format),
+                read_json(dataset.split_file))
 
     def extract_videos(self, frames_dir: str | os.PathLike, out_dir: str | os.PathLike,
                        batch_size: int | None = None, progress: bool = True) -> ExtractResult:
