@@ -262,14 +262,16 @@ PARAM_KEYS = ["lr", "epochs", "batch_size", "target", "model.hidden_size", "mode
               "backend.efficientnet_lite0.weights", "backend.efficientnet_lite0.seed"]
 
 
-@given(st.sampled_from(PARAM_KEYS), VALUES)
-def test_any_params_value_is_accepted_or_a_params_error_naming_its_key(key, value):
+def params_readers(key: str, value) -> list:
+    """Every typed reader of params.yaml's sections, over the repo's params with `key` set to
+    `value`; each a function that parses its section (or raises ParamsError)."""
     from vidmem.backends.torch_backbones import TorchConfig
     from vidmem.demo import DemoConfig
     from vidmem.normalize import InputSpec
     from vidmem.params import (
         CacheConfig,
         ConcatConfig,
+        CVConfig,
         DataConfig,
         DecodeConfig,
         EvaluateConfig,
@@ -281,9 +283,14 @@ def test_any_params_value_is_accepted_or_a_params_error_naming_its_key(key, valu
     section = params["backend"]["efficientnet_lite0"]
     readers = [lambda: TorchConfig.from_section(section, "backend.efficientnet_lite0"),
                lambda: InputSpec.from_params(section["input"], "backend.efficientnet_lite0.input")]
-    readers += [lambda c=config: c.from_params(params) for config in (
+    return readers + [lambda c=config: c.from_params(params) for config in (
         CacheConfig, ConcatConfig, DataConfig, DecodeConfig, EvaluateConfig, SplitConfig,
-        TrainConfig, DemoConfig)]
+        TrainConfig, DemoConfig, CVConfig)]
+
+
+@given(st.sampled_from(PARAM_KEYS), VALUES)
+def test_any_params_value_is_accepted_or_a_params_error_naming_its_key(key, value):
+    readers = params_readers(key, value)
     for read in readers:
         try:
             read()
@@ -305,31 +312,14 @@ INVALID_PARAMS = [
     ("backend.efficientnet_lite0.input.value", "sideways"),
     ("backend.efficientnet_lite0.input.resize", "stretch-ish"),
     ("backend.efficientnet_lite0.device", "gpu0"), ("backend.efficientnet_lite0.amp", "fp8"),
+    ("data.format", "kinetics"), ("split.source", "mine"), ("cv.folds", [0, 2]),
+    ("cv.folds", [0]), ("cv.val_fraction", 1.5),
 ]
 
 
 @pytest.mark.parametrize("key, value", INVALID_PARAMS)
 def test_each_invalid_params_value_is_refused_naming_its_key(key, value):
-    from vidmem.backends.torch_backbones import TorchConfig
-    from vidmem.demo import DemoConfig
-    from vidmem.normalize import InputSpec
-    from vidmem.params import (
-        CacheConfig,
-        ConcatConfig,
-        DataConfig,
-        DecodeConfig,
-        EvaluateConfig,
-        SplitConfig,
-        TrainConfig,
-    )
-
-    params = set_key(repo_params(), key, value)
-    section = params["backend"]["efficientnet_lite0"]
-    readers = [lambda: TorchConfig.from_section(section, "backend.efficientnet_lite0"),
-               lambda: InputSpec.from_params(section["input"], "backend.efficientnet_lite0.input")]
-    readers += [lambda c=config: c.from_params(params) for config in (
-        CacheConfig, ConcatConfig, DataConfig, DecodeConfig, EvaluateConfig, SplitConfig,
-        TrainConfig, DemoConfig)]
+    readers = params_readers(key, value)
     errors = []
     for read in readers:
         try:

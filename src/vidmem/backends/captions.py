@@ -62,7 +62,9 @@ class CaptionsBackend(Backend):
     def _extract(self, frames: np.ndarray) -> np.ndarray:
         raise DataError(f"backend {self.name} reads captions; it takes no frames")
 
-    def _inputs(self) -> tuple[dict[str, str], dict[str, list[str]]]:
+    def _inputs(self) -> tuple[dict[str, Any], dict[str, list[str]], list[str]]:
+        """The captions, the split, and its videos in order (train, val, test); the videos
+        without a caption are noted (`without_caption`), or stop the run under `fail`."""
         dataset = self.dataset
         if dataset is None or not dataset.captions:
             raise ParamsError(f"backend {self.name} (kind: captions) needs a captions file: set "
@@ -70,21 +72,22 @@ class CaptionsBackend(Backend):
         if not dataset.split_file or not Path(dataset.split_file).exists():
             raise DataError(f"backend {self.name} fits on the training split, but the split file "
                             f"{dataset.split_file} does not exist: run `dvc repro split` first")
-        return (read_captions(dataset.captions, dataset.data_format),
-                read_json(dataset.split_file))
+        captions, split = read_captions(dataset.captions, dataset.data_format), \
+            read_json(dataset.split_file)
+        videos = [v for part in ("train", "val", "test") for v in split.get(part, [])]
+        _, self.without_caption = caption_texts(captions, videos)
+        if self.without_caption and dataset.on_bad_input == "fail":
+            raise DataError(f"{len(self.without_caption)} video(s) have no caption in "
+                            f"{dataset.captions}, e.g. {self.without_caption[:3]}; add "
+                            "them or set data.on_bad_input: skip (they then get an empty caption)")
+        return captions, split, videos
 
     def extract_videos(self, frames_dir: str | os.PathLike, out_dir: str | os.PathLike,
                        batch_size: int | None = None, progress: bool = True) -> ExtractResult:
         """TF-IDF fit on the split's training captions; one `<stem>.npy` per split video
         (`frames_dir` is unused: there are no frames)."""
-        captions, split = self._inputs()
-        videos = [v for part in ("train", "val", "test") for v in split.get(part, [])]
+        captions, split, videos = self._inputs()
         tfidf = CaptionFeatures(self.settings).fit(captions, split.get("train", []))
-        _, self.without_caption = caption_texts(captions, videos)
-        if self.without_caption and self.dataset.on_bad_input == "fail":
-            raise DataError(f"{len(self.without_caption)} video(s) have no caption in "
-                            f"{self.dataset.captions}, e.g. {self.without_caption[:3]}; add "
-                            "them or set data.on_bad_input: skip (they then get an empty caption)")
         self.feature_dim = len(tfidf.vocabulary)
 
         def rows() -> Iterator[tuple[str, np.ndarray]]:
@@ -105,16 +108,21 @@ class CaptionsBackend(Backend):
                              info={**self.describe(), "videos": len(videos)})
 
     def describe(self) -> dict[str, Any]:
-        warnings = []
-        if self.without_caption:
-            warnings.append(f"{len(self.without_caption)} video(s) have no caption and got an "
-                            f"all-zero vector, e.g. {self.without_caption[:3]}")
-        return {"backend": self.name, "kind": "captions", "feature_dim": self.feature_dim,
-                "weights": self.weights, "random_weights": False,
-                "captions": self.dataset.captions if self.dataset else None,
+        return {**self._described("captions", "an all-zero vector"),
                 "tfidf": {"ngram_max": self.settings.ngram_max, "min_df": self.settings.min_df,
                           "sublinear_tf": self.settings.sublinear_tf,
-                          "max_features": self.settings.max_features},
+                          "max_features": self.settings.max_features}}
+
+    def _described(self, kind: str, missing_gets: str) -> dict[str, Any]:
+        """What every caption backend's info.json says: the captions read, and the videos that
+        had none (named, with what they got instead)."""
+        warnings = []
+        if self.without_caption:
+            warnings.append(f"{len(self.without_caption)} video(s) have no caption and got "
+                            f"{missing_gets}, e.g. {self.without_caption[:3]}")
+        return {"backend": self.name, "kind": kind, "feature_dim": self.feature_dim,
+                "weights": self.weights, "random_weights": False,
+                "captions": self.dataset.captions if self.dataset else None,
                 "videos_without_caption": self.without_caption, "warnings": warnings,
                 "input_range_matches": None}
 
@@ -147,13 +155,7 @@ class SentenceBackend(CaptionsBackend):
 
     def extract_videos(self, frames_dir: str | os.PathLike, out_dir: str | os.PathLike,
                        batch_size: int | None = None, progress: bool = True) -> ExtractResult:
-        captions, split = self._inputs()
-        videos = [v for part in ("train", "val", "test") for v in split.get(part, [])]
-        _, self.without_caption = caption_texts(captions, videos)
-        if self.without_caption and self.dataset.on_bad_input == "fail":
-            raise DataError(f"{len(self.without_caption)} video(s) have no caption in "
-                            f"{self.dataset.captions}, e.g. {self.without_caption[:3]}; add "
-                            "them or set data.on_bad_input: skip (they then get an empty caption)")
+        captions, _, videos = self._inputs()
         vectors = self.encoder.encode_videos({v: captions.get(v, "") for v in videos}, videos,
                                              progress)
         self.feature_dim = int(vectors.shape[1])
@@ -165,14 +167,6 @@ class SentenceBackend(CaptionsBackend):
                              info={**self.describe(), "videos": len(videos)})
 
     def describe(self) -> dict[str, Any]:
-        warnings = []
-        if self.without_caption:
-            warnings.append(f"{len(self.without_caption)} video(s) have no caption and got the "
-                            f"empty caption's embedding, e.g. {self.without_caption[:3]}")
-        return {"backend": self.name, "kind": "sentence", "feature_dim": self.feature_dim,
-                "weights": self.weights, "random_weights": False,
-                "captions": self.dataset.captions if self.dataset else None,
-                "model": self.encoder.name, "model_sha256": self.encoder.digest,
-                "videos_without_caption": self.without_caption, "warnings": warnings,
-                "input_range_matches": None}
+        return {**self._described("sentence", "the empty caption's embedding"),
+                "model": self.encoder.name, "model_sha256": self.encoder.digest}
 
