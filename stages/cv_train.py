@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from vidmem.backends import create_backend
+from vidmem.backends import backend_class, create_backend
 from vidmem.backends.base import DatasetFiles
 from vidmem.chain import fit_chain
 from vidmem.cli import run_stage, stage_parser
@@ -18,7 +18,7 @@ from vidmem.files import read_json, write_csv, write_json
 from vidmem.groundtruth import read_ground_truth
 from vidmem.heads import head_of, load_scorer
 from vidmem.metrics import spearman
-from vidmem.params import CacheConfig, DataConfig, TrainConfig
+from vidmem.params import CacheConfig, DataConfig, TrainConfig, backend_params
 from vidmem.training import save_checkpoint, split_indices
 
 
@@ -29,10 +29,12 @@ def main(args, params):
     fold = read_json(args.folds)["folds"][args.fold]
     truth = read_ground_truth(data.ground_truth, data.on_bad_input, data.format)
     with tempfile.TemporaryDirectory(prefix="vidmem-cv-") as work:
-        backend = create_backend(params, args.backend,
-                                 cache_root=CacheConfig.from_params(params).dir)
         info = read_json(Path(args.features_info))
-        if backend.fits_on_split:
+        # Only a backend that fits on data is built (a frame backend would load its network
+        # for nothing: its features are the concat stage's, whatever the fold).
+        if backend_class(backend_params(params, args.backend)["kind"]).fits_on_split:
+            backend = create_backend(params, args.backend,
+                                     cache_root=CacheConfig.from_params(params).dir)
             write_json(Path(work) / "split.json", fold)
             backend.use_dataset(DatasetFiles(data.captions, str(Path(work) / "split.json"),
                                              data.on_bad_input, data.format))
