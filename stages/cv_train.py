@@ -10,13 +10,12 @@ import pandas as pd
 
 from vidmem.backends import backend_class, create_backend
 from vidmem.backends.base import DatasetFiles
-from vidmem.chain import fit_chain
+from vidmem.chain import create_head, head_of, load_scorer
 from vidmem.cli import run_stage, stage_parser
 from vidmem.concatenated import load_concat
 from vidmem.features import concat_features, extract_step
 from vidmem.files import read_json, write_csv, write_json
 from vidmem.groundtruth import read_ground_truth
-from vidmem.heads import head_of, load_scorer
 from vidmem.metrics import spearman
 from vidmem.params import CacheConfig, DataConfig, TrainConfig, backend_params
 from vidmem.training import save_checkpoint, split_indices
@@ -47,8 +46,8 @@ def main(args, params):
             features, videos = load_concat(args.features)
         targets = truth.scores(videos, config.target)
         index = split_indices(videos, fold)
-        fit = fit_chain(head, config, features, targets, index, progress=False)
-        save_checkpoint({**fit.checkpoint, "head": head}, Path(work) / "model.pt")
+        fit = create_head(head).fit(config, features, targets, index, progress=False)
+        save_checkpoint(fit.checkpoint, Path(work) / "model.pt")
         score, _ = load_scorer(Path(work) / "model.pt")
         rows = pd.concat([pd.DataFrame({"split": part, "video": [videos[i] for i in index[part]],
                                         "true": targets[index[part]],

@@ -3,12 +3,12 @@ validation and test predictions that the fusion stage combines."""
 
 import pandas as pd
 
+from vidmem.chain import create_head, load_scorer
 from vidmem.cli import run_stage, stage_parser
 from vidmem.concatenated import load_concat
 from vidmem.figures import prediction_figure
 from vidmem.files import read_json, write_csv, write_json
 from vidmem.groundtruth import read_ground_truth
-from vidmem.heads import load_scorer
 from vidmem.metrics import regression_metrics
 from vidmem.params import DataConfig, EvaluateConfig
 from vidmem.training import split_indices
@@ -43,8 +43,7 @@ def main(args, params):
     print(f"RESULT {args.backend} ({target}): test Spearman {metrics['spearman']:.3f} "
           f"[95% CI {metrics['spearman_ci95_low']:.3f}, {metrics['spearman_ci95_high']:.3f}], "
           f"Pearson {metrics['pearson']:.3f}, MSE {metrics['mse']:.5f}, n {metrics['n']}, "
-          f"head {head}" + (f", best epoch {checkpoint['best_epoch']}" if head == "lstm" else
-                            f", strength {checkpoint['strength']}")
+          f"head {head}, {create_head(head).describe(checkpoint)}"
           + (" — RANDOM WEIGHTS" if info["random_weights"] else ""))
 
 

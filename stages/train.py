@@ -4,13 +4,12 @@ SVR on mean-pooled features), chosen on the validation split (best epoch, or bes
 from pathlib import Path
 
 from vidmem.captions import TEXT_MODEL
-from vidmem.chain import fit_chain
+from vidmem.chain import create_head, head_of
 from vidmem.cli import run_stage, stage_parser
 from vidmem.concatenated import load_concat
 from vidmem.figures import training_figures
 from vidmem.files import read_json, write_csv, write_json
 from vidmem.groundtruth import read_ground_truth
-from vidmem.heads import head_of
 from vidmem.params import DataConfig, TrainConfig
 from vidmem.training import save_checkpoint, split_indices
 
@@ -18,27 +17,25 @@ from vidmem.training import save_checkpoint, split_indices
 def main(args, params):
     config = TrainConfig.from_params(params)
     data = DataConfig.from_params(params)
-    head = head_of(params, args.backend)
+    head = create_head(head_of(params, args.backend))
     features, videos = load_concat(args.features)
     split = read_json(args.split)
     targets = read_ground_truth(data.ground_truth, data.on_bad_input,
                                 data.format).scores(videos, config.target)
     index = split_indices(videos, split)
-    fit = fit_chain(head, config, features, targets, index, progress=not args.no_progress)
+    fit = head.fit(config, features, targets, index, progress=not args.no_progress)
     print(f"train {args.backend}: {fit.summary}")
     checkpoint, history, best, metrics = fit.checkpoint, fit.history, fit.best_step, fit.metrics
     checkpoint["backend"] = args.backend
-    checkpoint["head"] = head
     text_model = Path(args.extracted) / TEXT_MODEL
     if text_model.exists():  # a caption backend: how captions become features travels too
         checkpoint["text_features"] = read_json(text_model)
     save_checkpoint(checkpoint, args.model)
     write_csv(f"{args.plots}/train_loss.csv", history[["epoch", "train_loss", "val_loss"]])
     write_csv(f"{args.plots}/val_spearman.csv", history[["epoch", "val_spearman"]])
-    training_figures(history, best, f"{args.backend} ({head})", f"{args.plots}/loss.png",
-                     f"{args.plots}/val_spearman.png",
-                     step="epoch" if head == "lstm" else "regularisation step")
-    write_json(args.metrics, {"head": head, **metrics, "n_train": len(index["train"]),
+    training_figures(history, best, f"{args.backend} ({head.name})", f"{args.plots}/loss.png",
+                     f"{args.plots}/val_spearman.png", step=head.step)
+    write_json(args.metrics, {"head": head.name, **metrics, "n_train": len(index["train"]),
                               "n_val": len(index["val"])})
 
 

@@ -9,19 +9,13 @@ import pytest
 
 from vidmem.backends import create_backend
 from vidmem.backends.base import DatasetFiles
+from vidmem.chain import create_head, head_of, list_heads, load_scorer
 from vidmem.demo import VIVID_WORDS, DemoConfig, demo_latents
 from vidmem.errors import DataError, ParamsError
 from vidmem.features import extract_step
 from vidmem.files import write_json
 from vidmem.fusion import fuse_split_table
-from vidmem.heads import (
-    design_matrix,
-    fit_head,
-    head_checkpoint,
-    head_of,
-    is_sparse,
-    load_scorer,
-)
+from vidmem.heads import design_matrix, fit_head, head_checkpoint, is_sparse
 from vidmem.metrics import spearman
 from vidmem.shards import ShardReader
 from vidmem.training import save_checkpoint
@@ -83,6 +77,37 @@ def test_head_key_is_checked():
     assert head_of({"backend": {"b": {"kind": "torch"}}}, "b") == "lstm"
     with pytest.raises(ParamsError, match="backend.b.head"):
         head_of({"backend": {"b": {"head": "forest"}}}, "b")
+
+
+@pytest.mark.parametrize("name", list_heads())
+def test_every_registered_head_fits_saves_and_scores_like_in_memory(tmp_path, name):
+    """The contract each head keeps (as timm tests every registered model): it fits on the
+    training rows, chooses on the validation rows, never reads the test rows, and a checkpoint
+    saved and loaded through `load_scorer` scores like the fitted head."""
+    from vidmem.params import TrainConfig
+
+    rng = np.random.default_rng(5)
+    features = rng.normal(size=(90, 3, 5)).astype(np.float32)
+    targets = (0.5 + 0.1 * features.mean(axis=1)[:, 0]).astype(np.float32)
+    index = {"train": np.arange(60), "val": np.arange(60, 75), "test": np.arange(75, 90)}
+    config = TrainConfig(lr=1e-3, epochs=3, batch_size=32, target="short-term_memorability",
+                         hidden_size=8, num_layers=1, dropout=0.0, seed=0, device="cpu",
+                         shuffle_train_labels=False)
+    head = create_head(name)
+    fit = head.fit(config, features, targets, index, progress=False)
+    poisoned = targets.copy()
+    poisoned[index["test"]] = rng.permutation(poisoned[index["test"]])  # test labels unused
+    again = head.fit(config, features, poisoned, index, progress=False)
+    assert fit.best_step == again.best_step and fit.metrics == again.metrics
+    assert fit.checkpoint["head"] == name and 1 <= fit.best_step <= len(fit.history)
+    assert {"epoch", "train_loss", "val_loss", "val_spearman"} <= set(fit.history.columns)
+    save_checkpoint(fit.checkpoint, tmp_path / "m.pt")
+    score, checkpoint = load_scorer(tmp_path / "m.pt")
+    in_memory = head.scorer(fit.checkpoint, "memory")(features, index["test"])
+    np.testing.assert_allclose(score(features, index["test"]), in_memory, rtol=1e-6)
+    assert np.ptp(in_memory) > 0 and head.describe(checkpoint)
+    with pytest.raises(DataError, match="expects \\[videos, frames, 5\\]"):
+        score(np.zeros((2, 3, 4), np.float32), None)
 
 
 @pytest.mark.parametrize("kind", ["ridge", "svr", "mlp"])

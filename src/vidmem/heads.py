@@ -4,7 +4,8 @@ video (mean-pooled frame features, caption TF-IDF or sentence embeddings), with 
 regularisation strength picked by validation Spearman
 only (the test split is never seen).
 
-`backend.<name>.head` in params.yaml picks the head of each backend's chain (default `lstm`).
+`backend.<name>.head` in params.yaml picks the head of each backend's chain (default `lstm`);
+the heads are registered, fitted and loaded in vidmem.chain.
 
 A fitted scikit-learn head is saved as plain arrays (`estimator_state`): the scaler's mean and
 scale, ridge's coefficients and intercept, or SVR's support vectors, dual coefficients,
@@ -18,7 +19,6 @@ leave nothing to allow.)
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,13 +34,10 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
 
-from vidmem.errors import DataError, ParamsError
+from vidmem.errors import ParamsError
 from vidmem.metrics import spearman
-from vidmem.params import as_choice, backend_params
-from vidmem.training import load_checkpoint, predict_scores
 
 HEADS = ("ridge", "svr", "mlp")
-HEAD_CHOICES = ("lstm", *HEADS)
 # Regularisation grids: ridge's alpha (larger: smoother), SVR's C (larger: less regularised).
 # Ridge reaches 1000 because a few hundred training videos against 1,280-dimensional network
 # features need strong shrinkage (the demo's validation picks the top of a grid ending at 100).
@@ -52,12 +49,6 @@ MLP_HIDDEN = 256  # one hidden ReLU layer
 MLP_EPOCHS = 60  # Adam passes over the training rows (fixed: the strength is what is chosen)
 POOL_CHUNK = 1024  # videos read at a time when mean-pooling a concat output
 SPARSE_BELOW = 0.1  # fraction of non-zeros under which a design matrix is kept sparse (TF-IDF)
-
-
-def head_of(params: dict[str, Any], backend: str) -> str:
-    """`backend.<name>.head`: lstm (default), ridge or svr."""
-    return as_choice(backend_params(params, backend).get("head", "lstm"),
-                     f"backend.{backend}.head", HEAD_CHOICES)
 
 
 def mean_pooled(features: np.ndarray) -> np.ndarray:
@@ -120,7 +111,7 @@ def fit_head(kind: str, x_train: Any, y_train: np.ndarray, x_val: Any, y_val: np
     """Fit `kind` for each strength in the grid on the training rows; keep the one with the best
     validation Spearman."""
     if kind not in HEADS:
-        raise ParamsError(f"unknown head {kind!r}: use one of {list(HEAD_CHOICES)}")
+        raise ParamsError(f"unknown head {kind!r}: fit_head fits one of {list(HEADS)}")
     dense = not sparse.issparse(x_train)
     best: FittedHead | None = None
     rows = []
@@ -234,30 +225,3 @@ def head_checkpoint(fitted: FittedHead, input_size: int, target: str,
 
 
 Scorer = Callable[[Any, np.ndarray | None], np.ndarray]
-
-
-def load_scorer(path: str | os.PathLike) -> tuple[Scorer, dict[str, Any]]:
-    """A function scoring `features[rows]` (rows None: all) with the checkpoint at `path`,
-    whichever head trained it, and the checkpoint's facts. Loading runs no code: the file is
-    read with torch's weights_only loader and a head is rebuilt from arrays."""
-    model, checkpoint = load_checkpoint(path)
-    if model is not None:
-        return (lambda features, rows=None: predict_scores(model, checkpoint, features, rows),
-                checkpoint)
-    if not isinstance(checkpoint.get("estimator"), dict):
-        # Checkpoints before this change held the estimator as pickled bytes: unpickling them
-        # would run whatever code they name, so they are refused, never opened.
-        raise DataError(f"checkpoint {path} stores its {checkpoint.get('head')} head as pickled "
-                        "bytes, which would run code when loaded; vidmem never unpickles. "
-                        "Retrain it (`dvc repro`) to save the head as plain arrays")
-    estimator = ArrayHead(checkpoint["estimator"])
-
-    def score(features: Any, rows: np.ndarray | None = None) -> np.ndarray:
-        if features.ndim != 3 or features.shape[2] != checkpoint["input_size"]:
-            raise DataError(f"features {list(features.shape)} do not fit this checkpoint, which "
-                            f"expects [videos, frames, {checkpoint['input_size']}]")
-        rows = np.arange(len(features)) if rows is None else np.asarray(rows)
-        x = design_matrix(pooled_rows(features, rows), checkpoint["sparse_input"])
-        return np.asarray(estimator.predict(x), dtype=np.float32)
-
-    return score, checkpoint

@@ -29,13 +29,13 @@ import pandas as pd
 
 from vidmem.backends import backend_class
 from vidmem.captions import text_features
+from vidmem.chain import load_scorer
 from vidmem.errors import DataError, VidmemError
 from vidmem.features import concat_features, feature_stems, load_concat
 from vidmem.files import read_json, write_csv
 from vidmem.frames import list_videos
 from vidmem.fusion import Fusion
 from vidmem.groundtruth import read_captions
-from vidmem.heads import load_scorer
 from vidmem.params import CacheConfig, DataConfig, backend_names, backend_params, load_params
 from vidmem.pipeline import features_for_videos
 
