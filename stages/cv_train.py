@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from vidmem.backends import backend_class, create_backend
+from vidmem.backends import backend_type, create_backend
 from vidmem.backends.base import DatasetFiles
 from vidmem.chain import create_head, head_of, load_scorer
 from vidmem.cli import run_stage, stage_parser
@@ -17,7 +17,7 @@ from vidmem.features import concat_features, extract_step
 from vidmem.files import read_json, write_csv, write_json
 from vidmem.groundtruth import read_ground_truth
 from vidmem.metrics import spearman
-from vidmem.params import CacheConfig, DataConfig, TrainConfig, backend_params
+from vidmem.params import CacheConfig, DataConfig, TrainConfig
 from vidmem.training import save_checkpoint, split_indices
 
 
@@ -31,7 +31,7 @@ def main(args, params):
         info = read_json(Path(args.features_info))
         # Only a backend that fits on data is built (a frame backend would load its network
         # for nothing: its features are the concat stage's, whatever the fold).
-        if backend_class(backend_params(params, args.backend)["kind"]).fits_on_split:
+        if backend_type(params, args.backend).fits_on_split:
             backend = create_backend(params, args.backend,
                                      cache_root=CacheConfig.from_params(params).dir)
             write_json(Path(work) / "split.json", fold)

@@ -13,12 +13,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from vidmem.errors import DataError
 from vidmem.heads import (
@@ -31,9 +29,14 @@ from vidmem.heads import (
     is_sparse,
     pooled_rows,
 )
-from vidmem.model import MemorabilityLSTM
 from vidmem.params import TrainConfig, as_choice, backend_params
-from vidmem.training import predict_scores, train_model
+from vidmem.training import (
+    check_features_fit,
+    lstm_from_checkpoint,
+    predict_scores,
+    read_checkpoint,
+    train_model,
+)
 
 
 @dataclass
@@ -90,12 +93,6 @@ def head_of(params: dict[str, Any], backend: str) -> str:
                      f"backend.{backend}.head", list_heads())
 
 
-def _check_shape(features: Any, checkpoint: dict[str, Any]) -> None:
-    if features.ndim != 3 or features.shape[2] != checkpoint["input_size"]:
-        raise DataError(f"features {list(features.shape)} do not fit this checkpoint, which "
-                        f"expects [videos, frames, {checkpoint['input_size']}]")
-
-
 @register_head("lstm")
 class LSTMHead(Head):
     """The reference LSTM v2.1 (vidmem.training), best epoch by validation Spearman."""
@@ -116,10 +113,7 @@ class LSTMHead(Head):
                         f"{result.checkpoint['trained_on']})")
 
     def scorer(self, checkpoint: dict[str, Any], path: str | os.PathLike) -> Scorer:
-        model = MemorabilityLSTM(checkpoint["input_size"], checkpoint["hidden_size"],
-                                 checkpoint["num_layers"])
-        model.load_state_dict(checkpoint["state_dict"])
-        model.eval()
+        model = lstm_from_checkpoint(checkpoint)
         return lambda features, rows=None: predict_scores(model, checkpoint, features, rows)
 
     def describe(self, checkpoint: dict[str, Any]) -> str:
@@ -166,7 +160,7 @@ class SklearnHead(Head):
         estimator = ArrayHead(checkpoint["estimator"])
 
         def score(features: Any, rows: np.ndarray | None = None) -> np.ndarray:
-            _check_shape(features, checkpoint)
+            check_features_fit(features, checkpoint)
             rows = np.arange(len(features)) if rows is None else np.asarray(rows)
             x = design_matrix(pooled_rows(features, rows), checkpoint["sparse_input"])
             return np.asarray(estimator.predict(x), dtype=np.float32)
@@ -179,15 +173,6 @@ class SklearnHead(Head):
 
 for _kind in GRIDS:
     register_head(_kind)(lambda kind=_kind: SklearnHead(kind))
-
-
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """A checkpoint's values, read with torch's weights_only loader: tensors, numbers, strings,
-    lists and dicts only, so reading it runs no code."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"checkpoint {path} not found: run the train stage first (`dvc repro`)")
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def load_scorer(path: str | os.PathLike) -> tuple[Scorer, dict[str, Any]]:

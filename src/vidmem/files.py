@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vidmem.errors import DataError
+from vidmem.errors import DataError, VidmemError
 
 # mkstemp creates files as 0600; outputs should get the usual permissions instead.
 _UMASK = os.umask(0)
@@ -190,3 +190,14 @@ def read_json(path: str | os.PathLike) -> Any:
     if not path.exists():
         raise DataError(f"{path} not found: run the stage that writes it first (`dvc repro`)")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def check_pinned_digest(path: str | os.PathLike, expected: str | None, what: str) -> str:
+    """The file's sha256; VidmemError naming the file and both digests when params pin another
+    (`expected`; None: not pinned, nothing refused)."""
+    actual = file_digest(path)
+    if expected is not None and actual != expected.lower():
+        raise VidmemError(f"{what} {path} has sha256 {actual}, but params pin {expected}: the "
+                          "file is not the one pinned. Fetch or reinstall it from a source you "
+                          "trust, or update the pin if the new file is the right one")
+    return actual

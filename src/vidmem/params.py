@@ -87,6 +87,15 @@ def as_choice(value: Any, key: str, choices: Sequence[str]) -> str:
     return str(value)
 
 
+def as_sha256(value: Any, key: str, of: str) -> str | None:
+    """A pinned sha256 (64 hex digits) of `of`, or None (not pinned)."""
+    pin = optional_str(value, key)
+    if pin is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", pin):
+        raise ParamsError(f"params.yaml: '{key}' must be the 64-hex-digit sha256 of {of}, "
+                          f"or null; got {value!r}")
+    return pin
+
+
 def as_device(value: Any, key: str) -> str:
     """auto, cpu, cuda or cuda:N (which exists is checked when the device is opened)."""
     if not isinstance(value, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):

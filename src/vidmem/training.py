@@ -182,28 +182,44 @@ def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike) -> None
         torch.save(checkpoint, f)
 
 
-def load_checkpoint(path: str | os.PathLike) -> tuple[MemorabilityLSTM | None, dict[str, Any]]:
-    """Load a checkpoint safely (weights_only: no code runs) and rebuild its LSTM; the model is
-    None for another head's checkpoint (`vidmem.heads.load_scorer` reads every kind)."""
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """A checkpoint's values, read with torch's weights_only loader: tensors, numbers, strings,
+    lists and dicts only, so reading it runs no code."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"checkpoint {path} not found: run the train stage first (`dvc repro`)")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    if checkpoint.get("head", "lstm") != "lstm":
-        return None, checkpoint
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def lstm_from_checkpoint(checkpoint: dict[str, Any]) -> MemorabilityLSTM:
+    """The trained LSTM rebuilt from an LSTM checkpoint's values, in eval mode."""
     model = MemorabilityLSTM(checkpoint["input_size"], checkpoint["hidden_size"],
                              checkpoint["num_layers"])
     model.load_state_dict(checkpoint["state_dict"])
-    return model.eval(), checkpoint
+    return model.eval()
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[MemorabilityLSTM | None, dict[str, Any]]:
+    """Load a checkpoint safely (weights_only: no code runs) and rebuild its LSTM; the model is
+    None for another head's checkpoint (`vidmem.chain.load_scorer` reads every kind)."""
+    checkpoint = read_checkpoint(path)
+    if checkpoint.get("head", "lstm") != "lstm":
+        return None, checkpoint
+    return lstm_from_checkpoint(checkpoint), checkpoint
+
+
+def check_features_fit(features: Any, checkpoint: dict[str, Any]) -> None:
+    """DataError unless `features` are [videos, frames, dim] with the checkpoint's dim."""
+    if features.ndim != 3 or features.shape[2] != checkpoint["input_size"]:
+        raise DataError(f"features {list(features.shape)} do not fit this checkpoint, which "
+                        f"expects [videos, frames, {checkpoint['input_size']}]")
 
 
 def predict_scores(model: MemorabilityLSTM, checkpoint: dict[str, Any], features: Any,
                    rows: np.ndarray | None = None, batch_size: int = 1000) -> np.ndarray:
     """Scores for `features[rows]` (default: every row) of a [videos, frames, dim] array or
     ConcatFeatures, standardized as in training, read a batch at a time (on the CPU)."""
-    if features.ndim != 3 or features.shape[2] != checkpoint["input_size"]:
-        raise DataError(f"features {list(features.shape)} do not fit this checkpoint, which "
-                        f"expects [videos, frames, {checkpoint['input_size']}]")
+    check_features_fit(features, checkpoint)
     rows = np.arange(len(features)) if rows is None else np.asarray(rows)
     return _predict(model, features, rows, checkpoint["feature_mean"].numpy(),
                     checkpoint["feature_std"].numpy(), batch_size, torch.device("cpu"))

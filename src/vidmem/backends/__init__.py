@@ -47,9 +47,15 @@ def _kind(params: dict[str, Any], name: str) -> str:
     return kind
 
 
+def backend_type(params: dict[str, Any], name: str) -> type[Backend]:
+    """The class of backend `name` as params.yaml configures it (imports no heavy module beyond
+    the class's own), for its class facts: `uses_frames`, `fits_on_split`, `reads_captions`."""
+    return backend_class(_kind(params, name))
+
+
 def uses_frames(params: dict[str, Any], name: str) -> bool:
     """Whether backend `name` reads decoded frames (False: precomputed features, captions)."""
-    return backend_class(_kind(params, name)).uses_frames
+    return backend_type(params, name).uses_frames
 
 
 def input_spec(params: dict[str, Any], name: str) -> InputSpec | None:

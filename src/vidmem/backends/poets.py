@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import re
 import tarfile
 import tempfile
 import urllib.request
@@ -51,9 +50,9 @@ from vidmem.bottlenecks import (
 )
 from vidmem.cache import ItemCache
 from vidmem.errors import ParamsError, VidmemError
-from vidmem.files import file_digest, write_bytes, write_text
+from vidmem.files import check_pinned_digest, file_digest, write_bytes, write_text
 from vidmem.normalize import InputSpec
-from vidmem.params import as_int, is_url, optional_str
+from vidmem.params import as_int, as_sha256, is_url, optional_str
 
 # Over https: the GraphDef is executed, so it must not be swappable on the way (the tutorial
 # used http). No public sha256 of this archive was found to pin by default (see README).
@@ -64,18 +63,6 @@ NORMALIZED = "Mul:0"
 BOTTLENECK = "pool_3/_reshape:0"
 
 
-def check_sha256(path: Path, expected: str | None, what: str) -> None:
-    """VidmemError naming `path` and both digests unless its sha256 is `expected` (None: no
-    pin, nothing checked)."""
-    if expected is None:
-        return
-    actual = file_digest(path)
-    if actual != expected.lower():
-        raise VidmemError(f"{what} {path} has sha256 {actual}, but params pin {expected}: the "
-                          "file is not the one pinned. Fetch it again from a source you trust, "
-                          "or update the pin if the new file is the right one")
-
-
 def fetch_graph(source: str, download_dir: Path, sha256: str | None = None) -> Path:
     """A local GraphDef path as is; a tarball URL (https, or file) downloaded once and unpacked
     (as retrain.py). With `sha256`, the .pb path or the downloaded archive must have that digest."""
@@ -83,7 +70,7 @@ def fetch_graph(source: str, download_dir: Path, sha256: str | None = None) -> P
         path = Path(source)
         if not path.exists():
             raise ParamsError(f"graph file {path} not found (the backend's 'graph' param)")
-        check_sha256(path, sha256, "graph file")
+        check_pinned_digest(path, sha256, "graph file")
         return path
     if not source.startswith(("https://", "file://")):
         raise ParamsError(f"graph URL {source}: only https:// (or file://) is fetched, since the "
@@ -98,7 +85,7 @@ def fetch_graph(source: str, download_dir: Path, sha256: str | None = None) -> P
         except OSError as exc:
             raise VidmemError(f"could not download {source} ({exc}); offline, set the backend's "
                               f"'graph' to a local {GRAPH_FILE}") from exc
-        check_sha256(archive_path, sha256, f"graph archive downloaded from {source} to")
+        check_pinned_digest(archive_path, sha256, f"graph archive downloaded from {source} to")
         with tarfile.open(archive_path) as archive:
             member = archive.extractfile(GRAPH_FILE)
             if member is None:
@@ -130,10 +117,8 @@ class PoetsConfig:
         graph = section.get("graph", DEFAULT_GRAPH_URL)
         if not isinstance(graph, str) or not graph:
             raise ParamsError(f"params.yaml: '{where}.graph' must be a .pb path or a URL")
-        pin = optional_str(section.get("graph_sha256"), f"{where}.graph_sha256")
-        if pin is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", pin):
-            raise ParamsError(f"params.yaml: '{where}.graph_sha256' must be 64 hex digits (the "
-                              "sha256 of the .pb file or of the downloaded archive), or null")
+        pin = as_sha256(section.get("graph_sha256"), f"{where}.graph_sha256",
+                        "the .pb file or of the downloaded archive")
         return cls(graph=graph, graph_sha256=pin,
                    bottleneck_dir=optional_str(section.get("bottleneck_dir"),
                                                f"{where}.bottleneck_dir"),
