@@ -5,13 +5,22 @@ Four latent values are drawn per video: the disc's radius (`size`, 0..1), the ba
 level (`brightness`, 0..1), a `story` value (0..1) that only the caption shows, and nuisance
 values (disc hue, direction, speed) that carry no signal. The scores are
 
-    short-term = 0.55 + 0.40 * (0.40 * size + 0.30 * brightness + 0.30 * story) + N(0, noise)
-    long-term  = 0.45 + 0.45 * (0.25 * size + 0.45 * brightness + 0.30 * story) + N(0, 1.5 * noise)
+    short-term = 0.55 + 0.40 * (0.50 * size + 0.30 * brightness + 0.20 * story) + N(0, noise)
+    long-term  = 0.45 + 0.45 * (0.30 * size + 0.50 * brightness + 0.20 * story) + N(0, 1.5 * noise)
 
 clipped to [0, 1]. A caption has `CAPTION_WORDS` topic words, each drawn from `VIVID_WORDS` with
 probability `story` and from `PLAIN_WORDS` otherwise, plus the disc's colour (a nuisance word).
 So the frames carry the size and brightness part of the score, the captions the story part, and
-only a model that uses both (fusion) can reach the whole signal. A pipeline that keeps features
+only a model that uses both (fusion) can reach the whole signal.
+
+The weights are chosen so that the reference LSTM visibly learns on 180 training videos. With
+the story part at 0.30 and noise 0.03, the frames left a third of the score's variance
+unexplainable; the LSTM (one Adam step per epoch at batch_size 1000) reached its best validation
+Spearman after the first step and then fit that remainder, so validation fell from epoch 2 on
+(and with 600 videos the best epoch moved only to 3). With the story part at 0.20 and noise 0.02,
+validation rises for about ten epochs (best epoch 9-17 over three label-noise draws and two
+model seeds, measured on the demo's EfficientNet-Lite0 features) while the captions still add
+to the fusion. A pipeline that keeps features
 and labels aligned reaches a clearly positive Spearman on held-out videos; one that misaligns
 them gets about 0.
 
@@ -47,7 +56,7 @@ class DemoConfig:
     fps: int = 12
     width: int = 192
     height: int = 108
-    noise: float = 0.03
+    noise: float = 0.02
     seed: int = 0
 
     @classmethod
@@ -81,9 +90,9 @@ def demo_video(config: DemoConfig, number: int) -> dict[str, Any]:
     size, brightness, story, hue = rng.uniform(0, 1, 4)
     angle = rng.uniform(0, 2 * np.pi)
     speed = rng.uniform(0.1, 0.4)
-    short = 0.55 + 0.40 * (0.40 * size + 0.30 * brightness + 0.30 * story) \
+    short = 0.55 + 0.40 * (0.50 * size + 0.30 * brightness + 0.20 * story) \
         + rng.normal(0, config.noise)
-    long = 0.45 + 0.45 * (0.25 * size + 0.45 * brightness + 0.30 * story) \
+    long = 0.45 + 0.45 * (0.30 * size + 0.50 * brightness + 0.20 * story) \
         + rng.normal(0, 1.5 * config.noise)
     vivid = rng.uniform(0, 1, CAPTION_WORDS) < story
     words = [str(rng.choice(VIVID_WORDS if v else PLAIN_WORDS)) for v in vivid]
