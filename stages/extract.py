@@ -1,5 +1,6 @@
-"""Stage extract: each video's decoded frames resized to one backend's input, one feature vector
-per frame → shards of per-video .npy arrays (the resized frames are not stored)."""
+"""Stage extract: one feature vector per frame of each video's network input (the normalize
+stage's frames, already at the backend's geometry), or per video for caption backends → shards
+of per-video .npy arrays."""
 
 import sys
 
@@ -22,7 +23,7 @@ from vidmem.shards import ShardReader
 def main(args, params):
     spec = input_spec(params, args.backend)
     if spec is not None and not len(ShardReader(args.frames)):
-        raise DataError(f"backend {args.backend} needs frames, but the decode stage wrote none "
+        raise DataError(f"backend {args.backend} needs frames, but decode and normalize wrote none "
                         f"({args.frames} is empty; see data/reports/decode.json). Point "
                         "data.videos_dir at your videos, or for a features-only data set list "
                         "only backends that need no frames (precomputed, captions)")
@@ -52,7 +53,8 @@ def main(args, params):
 
 if __name__ == "__main__":
     parser = stage_parser(__doc__, backend=True)
-    parser.add_argument("--frames", required=True, help="decode stage output folder")
+    parser.add_argument("--frames", required=True,
+                        help="normalize stage output folder (the backend's network-input frames)")
     parser.add_argument("--out", required=True, help="folder for the features (shards + index.json)")
     parser.add_argument("--split", help="split stage JSON (for backends that fit on training data)")
     run_stage(parser, main)

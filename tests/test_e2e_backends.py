@@ -57,10 +57,29 @@ def test_all_backends_run_and_are_evaluated_side_by_side(project, tmp_path):
     assert poets["input_range_matches"] is True and poets["feature_dim"] == 3
     latents = json.loads((project / "data/features/latents/info.json").read_text())
     assert latents["feature_dim"] == 3 and latents["kind"] == "precomputed"
+    normalized = {name: json.loads((project / f"metrics/normalize/{name}.json").read_text())
+                  for name in BACKENDS}
+    assert normalized["hub_stats"]["input_range_matches"] is True
+    assert normalized["efficientnet_lite0"]["input_range_matches"] is True
+    assert normalized["latents"] == {"reads_frames": False}
+    # decode → normalize → extract for every frame backend, in DVC's own graph.
+    edges = sh(["dvc", "dag", "--dot"], project).stdout
+    for name in ("efficientnet_lite0", "hub_stats", "poets_stats"):
+        assert f'"decode" -> "normalize@{name}"' in edges, edges
+        assert f'"normalize@{name}" -> "extract@{name}"' in edges, edges
     commit_all(project, "run")
 
     # The reference TF-Hub run's mistake, on purpose: feed (x-128)/128 instead of [0, 1].
-    sh(["dvc", "exp", "run", "-S", "backend.hub_stats.input.value=tf_inception"], project)
+    run = sh(["dvc", "exp", "run", "-S", "backend.hub_stats.input.value=tf_inception"], project)
+    # Seen at the normalize stage, before the network runs: a metric and a warning.
+    normalized = json.loads((project / "metrics/normalize/hub_stats.json").read_text())
+    assert normalized["input_range_matches"] is False
+    assert normalized["observed_input_range"][0] < -0.5  # (x-128)/128 of dark pixels
+    assert normalized["expected_input_range"] == [0, 1]
+    assert "WARNING: backend hub_stats would be fed values in" in run.stderr
+    shown = json.dumps(json.loads(sh(["dvc", "metrics", "show", "--json"], project).stdout))
+    assert "metrics/normalize/hub_stats.json" in shown
+    assert '"input_range_matches": false' in shown
     hub = json.loads((project / "data/features/hub_stats/info.json").read_text())
     assert hub["input_range_matches"] is False
     assert hub["observed_input_range"][0] < -0.5  # what the 'network' really received

@@ -3,7 +3,9 @@ import pytest
 import torch
 
 from vidmem.errors import ParamsError
-from vidmem.normalize import InputSpec, resize_frames
+from vidmem.framestore import FrameFormat
+from vidmem.normalize import InputSpec, normalize_step, resize_frames
+from vidmem.shards import ShardReader, write_arrays
 
 
 def spec(value, size=8, resize="squash"):
@@ -64,3 +66,84 @@ def test_fed_range_equals_the_range_of_the_mapped_batch(value):
     frames = np.random.default_rng(0).integers(0, 256, (3, 4, 4, 3), dtype=np.uint8)
     mapped = s.to_network_values(torch.from_numpy(frames))
     assert s.fed_range(frames) == pytest.approx((float(mapped.min()), float(mapped.max())))
+
+
+# --- the normalize stage --------------------------------------------------------------------
+
+def decoded(tmp_path, size=(16, 16), videos=3, seed=0):
+    """A decode-like output: `videos` videos of 4 random frames at `size`, stored as TIFF."""
+    rng = np.random.default_rng(seed)
+    arrays = {f"video{i}": rng.integers(0, 256, (4, *size, 3), dtype=np.uint8)
+              for i in range(videos)}
+    write_arrays(tmp_path / "frames", arrays.items(), FrameFormat("tiff"))
+    return arrays
+
+
+def test_frames_already_at_the_geometry_are_decodes_own_files(tmp_path):
+    arrays = decoded(tmp_path)
+    metrics = normalize_step(tmp_path / "frames", tmp_path / "out", spec("unit_range", 16),
+                             (0.0, 1.0), FrameFormat("tiff"), progress=False)
+    assert metrics["stored_as_decoded"] and metrics["resized"] == 0 and metrics["videos"] == 3
+    for source in (tmp_path / "frames").iterdir():  # one file on disk, so one in DVC's cache
+        assert (tmp_path / "out" / source.name).samefile(source)
+    reader = ShardReader(tmp_path / "out")
+    for stem, frames in arrays.items():
+        assert np.array_equal(reader.load(stem), frames)
+
+
+def test_frames_at_another_size_are_stored_at_the_network_input(tmp_path):
+    arrays = decoded(tmp_path, size=(12, 20))
+    s = spec("symmetric_range", 8, resize="center_crop")
+    metrics = normalize_step(tmp_path / "frames", tmp_path / "out", s, (-1.0, 1.0),
+                             FrameFormat("tiff"), progress=False)
+    assert metrics["resized"] == 3 and not metrics["stored_as_decoded"]
+    reader = ShardReader(tmp_path / "out")
+    assert reader.suffix == ".tif"
+    for stem, frames in arrays.items():
+        assert np.array_equal(reader.load(stem), resize_frames(frames, s))
+
+
+def test_the_fed_values_statistics_are_those_of_the_mapped_frames(tmp_path):
+    arrays = decoded(tmp_path, size=(8, 8))
+    s = spec("imagenet", 8)
+    metrics = normalize_step(tmp_path / "frames", tmp_path / "out", s, None,
+                             FrameFormat("tiff"), progress=False)
+    mapped = torch.cat([s.to_network_values(torch.from_numpy(f)) for f in arrays.values()])
+    for c, name in enumerate("RGB"):
+        channel = mapped[:, c].double()
+        stats = metrics["channels"][name]
+        assert stats["min"] == pytest.approx(channel.min().item(), abs=1e-4)
+        assert stats["max"] == pytest.approx(channel.max().item(), abs=1e-4)
+        assert stats["mean"] == pytest.approx(channel.mean().item(), abs=1e-4)
+        assert stats["std"] == pytest.approx(channel.std(unbiased=False).item(), abs=1e-4)
+    assert metrics["input_range_matches"] is None  # no expected range: not known, not "fine"
+
+
+@pytest.mark.parametrize(("value", "expected", "matches"), [
+    ("unit_range", (0.0, 1.0), True),
+    ("tf_inception", (0.0, 1.0), False),   # the reference TF-Hub run's mistake
+    ("unit_range", (-1.0, 1.0), False),    # inside the range, but covers half of it
+    ("symmetric_range", (-1.0, 1.0), True),
+])
+def test_the_value_contract_is_checked_before_any_network(tmp_path, value, expected, matches):
+    decoded(tmp_path)
+    metrics = normalize_step(tmp_path / "frames", tmp_path / "out", spec(value, 16), expected,
+                             FrameFormat("tiff"), progress=False)
+    assert metrics["input_range_matches"] is matches
+    assert metrics["expected_input_range"] == list(expected)
+
+
+def test_registered_torch_models_declare_their_input_range_without_building():
+    from vidmem.backends.torch_backbones import MODELS, TorchBackbone
+
+    section = {"weights": "random"}
+    assert TorchBackbone.weights_input_range("b", {**section, "model": "efficientnet_lite0"}) \
+        == (-1.0, 1.0)
+    low, high = TorchBackbone.weights_input_range("b", {**section, "model": "inception_v3"})
+    assert low < -2 and high > 2.5  # ImageNet mean/std on [0, 1]: about [-2.1, 2.6]
+    assert TorchBackbone.weights_input_range(
+        "b", {**section, "model": "inception_v3", "transform_input": False}) == (-1.0, 1.0)
+    for model in MODELS:  # and what the built network reports is the same
+        config = {**section, "model": model}
+        built = TorchBackbone("b", spec("symmetric_range", 8), config)
+        assert built.expected_range == TorchBackbone.weights_input_range("b", config), model

@@ -1,33 +1,41 @@
-"""Per-backend input preparation: the size and value range each network expects.
+"""Per-backend input preparation (the normalize stage): the size and value range each network
+expects.
 
 The contract has two halves, both declared per backend in params.yaml (`backend.<name>.input`):
 - geometry (size, squash or centre-crop, interpolation), applied by `resize_frames`: by decode
   when every listed backend has the same geometry (`shrink_to_input`: frames are stored at the
-  network's input size), else as the extract stage loads each video's decoded frames (uint8
-  at the network's input size, never float32 copies of every frame);
+  network's input size), else by the normalize stage (`normalize_step`), which stores each
+  frame backend's uint8 input at its geometry;
 - values (a [lo, hi] range, TF-style `(x - subtract) / divide`, or torchvision-style mean/std),
   applied batch by batch just before the network, by `InputSpec.to_network_values`.
 
-No backend stores a resized copy of the frames of its own: when backends differ, each resizes the
-shared frames as it loads them (1.5 ms per video), where a stored copy cost 0.49 MB per video
-and backend (BENCHMARKS.md, storage).
+When decode already stored the frames at a backend's geometry (the default: one shared input
+geometry), normalize's output is decode's files, linked: no second copy on disk or in DVC's cache.
 
 Getting the value range wrong fails silently and costs a lot of accuracy (the reference TF-Hub run
-fed (x-128)/128 to a module that expects [0,1]), so backends also declare the range their weights
-were trained with, and extraction records what it actually fed.
+fed (x-128)/128 to a module that expects [0,1]), so backends declare the range their weights were
+trained with, the normalize stage checks the mapped values against it before any network runs
+(`metrics/normalize/<backend>.json`), and extraction records what it actually fed.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from vidmem.errors import DataError, ParamsError
+from vidmem.files import atomic_dir
+from vidmem.framestore import FrameFormat
 from vidmem.params import as_bool, as_choice, as_float, as_float_list, as_int
+from vidmem.shards import ShardReader, write_arrays
 
 RESIZE_MODES = ("squash", "center_crop")
 # Named value conventions, so one `dvc exp run -S backend.<b>.input.value=<name>` switches them.
@@ -189,3 +197,113 @@ def shrink_to_input(frames: np.ndarray, spec: InputSpec) -> np.ndarray:
     if height >= spec.height and width >= spec.width:
         return resize_frames(frames, spec)
     return frames
+
+
+# --- the normalize stage ----------------------------------------------------------------------
+
+def range_matches(observed: tuple[float, float] | None, expected: tuple[float, float] | None,
+                  tolerance: float = 0.05, min_coverage: float = 0.6) -> bool | None:
+    """Whether values spanning `observed` fit the range `expected` by the weights (None: either
+    is unknown).
+
+    Fitting means staying inside that range (with a small margin) *and* covering most of it
+    (`min_coverage`): [0, 1] fed to a network trained on [-1, 1] stays inside but is wrong,
+    while real frames hold both dark and bright pixels and so span nearly all of the right range.
+    """
+    if expected is None or observed is None:
+        return None
+    lo, hi = expected
+    low, high = observed
+    margin = tolerance * (hi - lo)
+    inside = low >= lo - margin and high <= hi + margin
+    return bool(inside and (high - low) / (hi - lo) >= min_coverage)
+
+
+class ValueStats:
+    """Per-channel minimum, maximum, mean and standard deviation of uint8 RGB frames, streamed
+    video by video (float64 sums of uint8 values: exact far beyond any data set's pixel count)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = np.zeros(3)
+        self.squares = np.zeros(3)
+        self.low = np.full(3, 255.0)
+        self.high = np.zeros(3)
+
+    def add(self, frames: np.ndarray) -> None:
+        pixels = frames.reshape(-1, 3)
+        if not len(pixels):
+            return
+        as_float = pixels.astype(np.float64)
+        self.count += len(pixels)
+        self.total += as_float.sum(axis=0)
+        self.squares += np.square(as_float).sum(axis=0)
+        self.low = np.minimum(self.low, pixels.min(axis=0))
+        self.high = np.maximum(self.high, pixels.max(axis=0))
+
+    def fed(self, spec: InputSpec) -> dict[str, dict[str, float]] | None:
+        """Per channel (R, G, B), the min, max, mean and std of the values the network is fed:
+        `spec`'s mapping of these pixels. None before any pixel."""
+        if not self.count:
+            return None
+        mean = self.total / self.count
+        std = np.sqrt(np.maximum(self.squares / self.count - mean**2, 0))
+        channels = {}
+        for c, name in enumerate("RGB"):
+            scale, offset = spec.scale[c], spec.offset[c]
+            low, high = sorted((scale * self.low[c] + offset, scale * self.high[c] + offset))
+            channels[name] = {"min": round(float(low), 4), "max": round(float(high), 4),
+                              "mean": round(float(scale * mean[c] + offset), 4),
+                              "std": round(float(abs(scale) * std[c]), 4)}
+        return channels
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or links not allowed
+        shutil.copyfile(source, target)
+
+
+def normalize_step(frames_dir: str | os.PathLike, out_dir: str | os.PathLike, spec: InputSpec,
+                   expected_range: tuple[float, float] | None, fmt: FrameFormat,
+                   progress: bool = True) -> dict[str, Any]:
+    """The normalize stage of one frame backend; returns its metrics.
+
+    Writes every video's frames at the network's input geometry (uint8, in `fmt`, decode's
+    storage format) into `out_dir`, and measures the values the network will be fed (`spec`'s
+    mapping of those pixels) per channel against `expected_range`, the range its weights were
+    trained on, before any network runs.
+
+    When decode already stored every video at this geometry (one shared input geometry, the
+    default), the output's files are decode's files (hard links, else copies): the same bytes,
+    so DVC's cache keeps one copy, and extract's per-video cache keys (the frames' sha256)
+    do not change.
+    """
+    frames = ShardReader(frames_dir)
+    stats = ValueStats()
+    resized = 0
+    for stem in tqdm(frames.stems(), desc="normalize", unit="video", disable=not progress):
+        video = frames.load(stem)
+        network_input = resize_frames(video, spec)
+        resized += network_input.shape != video.shape
+        stats.add(network_input)
+    with atomic_dir(out_dir) as out:
+        if resized:
+            write_arrays(out, ((stem, resize_frames(frames.load(stem), spec))
+                               for stem in frames.stems()), fmt)
+        else:
+            for source in frames.folder.iterdir():
+                if source.is_file():
+                    _link_or_copy(source, out / source.name)
+    channels = stats.fed(spec)
+    observed = None if channels is None else (min(c["min"] for c in channels.values()),
+                                              max(c["max"] for c in channels.values()))
+    return {
+        "videos": len(frames), "resized": resized, "stored_as_decoded": not resized,
+        "geometry": f"{spec.height}x{spec.width} {spec.resize}", "values": spec.values,
+        "expected_input_range": list(expected_range) if expected_range else None,
+        "observed_input_range": list(observed) if observed else None,
+        "input_range_matches": range_matches(observed, expected_range),
+        "channels": channels,
+    }

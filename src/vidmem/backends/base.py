@@ -26,7 +26,7 @@ from tqdm import tqdm
 from vidmem.cache import ItemCache
 from vidmem.errors import VidmemError
 from vidmem.executor import chunked, get_executor
-from vidmem.normalize import InputSpec, resize_frames
+from vidmem.normalize import InputSpec, range_matches, resize_frames
 from vidmem.params import as_int
 from vidmem.shards import ShardReader, write_shards
 
@@ -298,21 +298,24 @@ class Backend(ABC):
         self.observed_min = min(self.observed_min, float(low))
         self.observed_max = max(self.observed_max, float(high))
 
-    def range_matches(self, tolerance: float = 0.05, min_coverage: float = 0.6) -> bool | None:
-        """Whether what was fed fits the range the weights expect (None: not known).
-
-        Fitting means staying inside that range (with a small margin) *and* covering most of it
-        (`min_coverage`): [0, 1] fed to a network trained on [-1, 1] stays inside but is wrong,
-        while batches of real frames hold both dark and bright pixels and so span nearly all of
-        the right range.
-        """
-        if self.expected_range is None or self.observed_min > self.observed_max:
+    def observed_range(self) -> tuple[float, float] | None:
+        """The min and max value fed to the network so far (None: nothing fed)."""
+        if self.observed_min > self.observed_max:
             return None
-        lo, hi = self.expected_range
-        margin = tolerance * (hi - lo)
-        inside = self.observed_min >= lo - margin and self.observed_max <= hi + margin
-        coverage = (self.observed_max - self.observed_min) / (hi - lo)
-        return inside and coverage >= min_coverage
+        return self.observed_min, self.observed_max
+
+    def range_matches(self) -> bool | None:
+        """Whether what was fed fits the range the weights expect (None: not known); see
+        `vidmem.normalize.range_matches`."""
+        return range_matches(self.observed_range(), self.expected_range)
+
+    @classmethod
+    def weights_input_range(cls, name: str, config: dict[str, Any]) -> tuple[float, float] | None:
+        """The input value range the weights of backend `name` configured by `config` (its
+        `backend.<name>` section) were trained on, known without loading them: what the
+        normalize stage checks before any network runs. Defaults to the class's
+        `expected_range`; a backend whose range depends on its config overrides this."""
+        return cls.expected_range
 
     def describe(self) -> dict[str, Any]:
         """Facts stored beside the features: what produced them, and what was fed."""

@@ -22,8 +22,8 @@ Weights:
 - `random`: untrained weights (seeded). Only when asked for, and labelled `random_weights: true`
   in every output, because such features say nothing about memorability.
 
-Adding a model is one builder function decorated with `@register("name")` that returns a
-`Backbone`, plus a params entry with `model: name`.
+Adding a model is one builder function decorated with `@register("name", input_range=...)`
+that returns a `Backbone`, plus a params entry with `model: name`.
 """
 
 from __future__ import annotations
@@ -136,18 +136,34 @@ class Backbone:
 
 
 MODELS: dict[str, Callable[[TorchConfig], Backbone]] = {}
+# The input value range each model's weights were trained on, as a function of the config,
+# declared beside the builder so it is known without building the network (normalize stage).
+INPUT_RANGES: dict[str, Callable[[TorchConfig], tuple[float, float]]] = {}
 
 
-def register(name: str) -> Callable[[Callable[[TorchConfig], Backbone]],
-                                    Callable[[TorchConfig], Backbone]]:
-    """Make a builder available as `model: <name>`."""
+def register(name: str, input_range: Callable[[TorchConfig], tuple[float, float]]
+             ) -> Callable[[Callable[[TorchConfig], Backbone]], Callable[[TorchConfig], Backbone]]:
+    """Make a builder available as `model: <name>`, with the input value range its weights
+    expect (`input_range(config)`; the builder's Backbone reports the same)."""
     def add(builder: Callable[[TorchConfig], Backbone]) -> Callable[[TorchConfig], Backbone]:
         MODELS[name] = builder
+        INPUT_RANGES[name] = input_range
         return builder
     return add
 
 
-@register("efficientnet_lite0")
+def _symmetric_range(config: TorchConfig) -> tuple[float, float]:
+    return (-1.0, 1.0)  # TF EfficientNet-Lite weights: [-1, 1]
+
+
+def _inception_range(config: TorchConfig) -> tuple[float, float]:
+    if config.transform_input:  # ImageNet mean/std input, as torchvision's preset feeds it
+        return ((0 - max(IMAGENET_MEAN)) / min(IMAGENET_STD),
+                (1 - min(IMAGENET_MEAN)) / min(IMAGENET_STD))
+    return (-1.0, 1.0)
+
+
+@register("efficientnet_lite0", input_range=_symmetric_range)
 def efficientnet_lite0(config: TorchConfig) -> Backbone:
     import timm
 
@@ -175,10 +191,10 @@ def efficientnet_lite0(config: TorchConfig) -> Backbone:
                     features=lambda x: model.forward_head(model.forward_features(x),
                                                           pre_logits=True),
                     head=model.classifier, feature_dim=model.num_features, weights=label,
-                    random_weights=random_weights, expected_range=(-1.0, 1.0))
+                    random_weights=random_weights, expected_range=_symmetric_range(config))
 
 
-@register("inception_v3")
+@register("inception_v3", input_range=_inception_range)
 def inception_v3(config: TorchConfig) -> Backbone:
     from torchvision.models import Inception_V3_Weights
     from torchvision.models import inception_v3 as build
@@ -206,13 +222,9 @@ def inception_v3(config: TorchConfig) -> Backbone:
     model.AuxLogits = None
     head = model.fc
     model.fc = nn.Identity()  # the 2048-d pool features
-    if transform_input:  # ImageNet mean/std input, as torchvision's preset feeds it
-        expected = ((0 - max(IMAGENET_MEAN)) / min(IMAGENET_STD),
-                    (1 - min(IMAGENET_MEAN)) / min(IMAGENET_STD))
-    else:
-        expected = (-1.0, 1.0)
     return Backbone(model=model, features=model, head=head, feature_dim=head.in_features,
-                    weights=label, random_weights=random_weights, expected_range=expected)
+                    weights=label, random_weights=random_weights,
+                    expected_range=_inception_range(config))
 
 
 class TorchBackbone(Backend):
@@ -236,6 +248,11 @@ class TorchBackbone(Backend):
         self.model = backbone.model.eval().to(self.device, memory_format=torch.channels_last)
         self._head = backbone.head.to(self.device)  # inception's fc is no longer inside model
         self._features = backbone.features
+
+    @classmethod
+    def weights_input_range(cls, name: str, config: dict[str, Any]) -> tuple[float, float]:
+        settings = TorchConfig.from_section(config, f"backend.{name}")
+        return INPUT_RANGES[settings.model](settings)
 
     def network_input(self, frames: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device, non_blocking=True)
