@@ -1,5 +1,5 @@
 """Text chains on the real MediaEval 2018 dev-set labels and captions, under k-fold
-cross-validation (the pipeline's own `vidmem.crossval` folds), short- and long-term.
+cross-validation (the pipeline's own `vidmem.learn.crossval` folds), short- and long-term.
 
     python benchmarks/real_labels.py                          # 5 folds, every chain
     python benchmarks/real_labels.py --features tfidf --heads ridge
@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from vidmem.captions import CaptionFeatures, CaptionsConfig
-from vidmem.crossval import kfold_splits, paired_difference, summarize_chain
-from vidmem.groundtruth import read_captions, read_ground_truth
-from vidmem.heads import HEADS, fit_head
-from vidmem.sentences import SentenceConfig, SentenceEncoder
+from vidmem.backends.sentences import SentenceConfig, SentenceEncoder
+from vidmem.backends.text import CaptionFeatures, CaptionsConfig
+from vidmem.data.groundtruth import read_captions, read_ground_truth
+from vidmem.learn.crossval import kfold_splits, paired_difference, summarize_chain
+from vidmem.learn.heads import HEADS, fit_head
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"short": "short-term_memorability", "long": "long-term_memorability"}

@@ -18,7 +18,7 @@ public functions:
   precision (bf16, fp16) vs fp32 (relative L2 error, cosine, frames/s);
 - `train`: seconds per epoch of the reference model, on the CPU and on CUDA when present;
 - `repro`: a no-op `dvc repro` in this repo, and decode + extract
-  (`vidmem.pipeline.features_for_videos`) after adding 1% more videos, with the per-video cache,
+  (`vidmem.app.pipeline.features_for_videos`) after adding 1% more videos, with the per-video cache,
   vs the full run;
 - `footprint`: bytes per video on disk (workspace, DVC cache, per-video cache; `du`, hard links
   once) after `dvc repro` on clips panning across sample photographs, now and at an older

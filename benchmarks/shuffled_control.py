@@ -16,12 +16,12 @@ import json
 
 import numpy as np
 
-from vidmem.features import load_concat
-from vidmem.files import read_json
-from vidmem.groundtruth import read_ground_truth
-from vidmem.metrics import spearman
-from vidmem.params import DataConfig, TrainConfig, load_params
-from vidmem.training import predict_scores, split_indices, train_model
+from vidmem.core.files import read_json
+from vidmem.core.params import DataConfig, TrainConfig, load_params
+from vidmem.data.groundtruth import read_ground_truth
+from vidmem.learn.metrics import spearman
+from vidmem.learn.training import predict_scores, split_indices, train_model
+from vidmem.store.features import load_concat
 
 
 def main() -> None:

@@ -1,9 +1,9 @@
 """Stage compare: test Spearman of every backend side by side, with CIs (one figure, one table)."""
 
-from vidmem.cli import run_stage, stage_parser
-from vidmem.figures import comparison_figure
-from vidmem.files import read_json, write_json
-from vidmem.params import backend_names
+from vidmem.core.cli import run_stage, stage_parser
+from vidmem.core.files import read_json, write_json
+from vidmem.core.params import backend_names
+from vidmem.learn.figures import comparison_figure
 
 
 def main(args, params):

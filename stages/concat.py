@@ -1,9 +1,9 @@
 """Stage concat: per-video features → one [videos, frames, dim] array, ids aligned with labels."""
 
-from vidmem.cli import run_stage, stage_parser
-from vidmem.dataset import dataset_from_reports
-from vidmem.features import concat_features
-from vidmem.params import ConcatConfig, DataConfig
+from vidmem.core.cli import run_stage, stage_parser
+from vidmem.core.params import ConcatConfig, DataConfig
+from vidmem.data.dataset import dataset_from_reports
+from vidmem.store.features import concat_features
 
 
 def main(args, params):

@@ -1,10 +1,10 @@
 """Stage cv_fusion: late fusion on one cross-validation fold, weights fit on that fold's
-validation predictions only (vidmem.fusion), applied to its test videos."""
+validation predictions only (vidmem.learn.fusion), applied to its test videos."""
 
-from vidmem.cli import run_stage, stage_parser
-from vidmem.files import write_csv, write_json
-from vidmem.fusion import fuse_split_table, read_split_predictions
-from vidmem.params import backend_names
+from vidmem.core.cli import run_stage, stage_parser
+from vidmem.core.files import write_csv, write_json
+from vidmem.core.params import backend_names
+from vidmem.learn.fusion import fuse_split_table, read_split_predictions
 
 
 def main(args, params):

@@ -1,11 +1,11 @@
 """Stage cv_split: the k seeded cross-validation folds of the labelled, decoded videos (`cv.folds`;
 an empty list writes no fold and the per-fold stages do not exist)."""
 
-from vidmem.cli import run_stage, stage_parser
-from vidmem.crossval import kfold_splits
-from vidmem.dataset import dataset_from_reports
-from vidmem.files import write_json
-from vidmem.params import CVConfig, DataConfig
+from vidmem.core.cli import run_stage, stage_parser
+from vidmem.core.files import write_json
+from vidmem.core.params import CVConfig, DataConfig
+from vidmem.data.dataset import dataset_from_reports
+from vidmem.learn.crossval import kfold_splits
 
 
 def main(args, params):

@@ -7,11 +7,11 @@ from itertools import combinations
 
 import pandas as pd
 
-from vidmem.cli import run_stage, stage_parser
-from vidmem.crossval import paired_difference, summarize_chain
-from vidmem.figures import folds_figure
-from vidmem.files import read_json, write_json
-from vidmem.params import TARGETS, EvaluateConfig, as_choice, backend_names, lookup
+from vidmem.core.cli import run_stage, stage_parser
+from vidmem.core.files import read_json, write_json
+from vidmem.core.params import TARGETS, EvaluateConfig, as_choice, backend_names, lookup
+from vidmem.learn.crossval import paired_difference, summarize_chain
+from vidmem.learn.figures import folds_figure
 
 
 def main(args, params):

@@ -10,15 +10,15 @@ import pandas as pd
 
 from vidmem.backends import backend_type, create_backend
 from vidmem.backends.base import DatasetFiles
-from vidmem.chain import create_head, head_of, load_scorer
-from vidmem.cli import run_stage, stage_parser
-from vidmem.concatenated import load_concat
-from vidmem.features import concat_features, extract_step
-from vidmem.files import read_json, write_csv, write_json
-from vidmem.groundtruth import read_ground_truth
-from vidmem.metrics import spearman
-from vidmem.params import CacheConfig, DataConfig, TrainConfig
-from vidmem.training import save_checkpoint, split_indices
+from vidmem.core.cli import run_stage, stage_parser
+from vidmem.core.files import read_json, write_csv, write_json
+from vidmem.core.params import CacheConfig, DataConfig, TrainConfig
+from vidmem.data.groundtruth import read_ground_truth
+from vidmem.learn.chain import create_head, head_of, load_scorer
+from vidmem.learn.metrics import spearman
+from vidmem.learn.training import save_checkpoint, split_indices
+from vidmem.store.concatenated import load_concat
+from vidmem.store.features import concat_features, extract_step
 
 
 def main(args, params):

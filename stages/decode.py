@@ -1,11 +1,11 @@
 """Stage decode: N evenly spaced RGB frames per video → shards of one item per video (uint8 frames in
-`decode.format`, vidmem.framestore)."""
+`decode.format`, vidmem.store.framestore)."""
 
 from vidmem.backends import decode_config
-from vidmem.cli import run_stage, stage_parser
-from vidmem.files import write_json
-from vidmem.frames import decode_step, ignored_entries
-from vidmem.params import CacheConfig, DataConfig
+from vidmem.core.cli import run_stage, stage_parser
+from vidmem.core.files import write_json
+from vidmem.core.params import CacheConfig, DataConfig
+from vidmem.video.frames import decode_step, ignored_entries
 
 
 def main(args, params):
@@ -14,7 +14,7 @@ def main(args, params):
                          data.on_bad_input, CacheConfig.from_params(params).dir,
                          progress=not args.no_progress)
     # A folder without a single video is a features-only data set: every backend reads
-    # features or captions, and the videos are the ground truth's (vidmem.dataset).
+    # features or captions, and the videos are the ground truth's (vidmem.data.dataset).
     features_only = not report.decoded and not report.skipped
     write_json(args.report, {"counts": report.counts(), "decoded": report.decoded,
                              "skipped": report.skipped, "repeated_frames": report.repeated,

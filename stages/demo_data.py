@@ -1,7 +1,7 @@
 """Stage demo_data: write the synthetic demo videos, their MediaEval-format ground truth and captions."""
 
-from vidmem.cli import run_stage, stage_parser
-from vidmem.demo import DemoConfig, make_demo_dataset
+from vidmem.core.cli import run_stage, stage_parser
+from vidmem.data.demo import DemoConfig, make_demo_dataset
 
 
 def main(args, params):

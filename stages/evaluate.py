@@ -3,15 +3,15 @@ validation and test predictions that the fusion stage combines."""
 
 import pandas as pd
 
-from vidmem.chain import create_head, load_scorer
-from vidmem.cli import run_stage, stage_parser
-from vidmem.concatenated import load_concat
-from vidmem.figures import prediction_figure
-from vidmem.files import read_json, write_csv, write_json
-from vidmem.groundtruth import read_ground_truth
-from vidmem.metrics import regression_metrics
-from vidmem.params import DataConfig, EvaluateConfig
-from vidmem.training import split_indices
+from vidmem.core.cli import run_stage, stage_parser
+from vidmem.core.files import read_json, write_csv, write_json
+from vidmem.core.params import DataConfig, EvaluateConfig
+from vidmem.data.groundtruth import read_ground_truth
+from vidmem.learn.chain import create_head, load_scorer
+from vidmem.learn.figures import prediction_figure
+from vidmem.learn.metrics import regression_metrics
+from vidmem.learn.training import split_indices
+from vidmem.store.concatenated import load_concat
 
 
 def main(args, params):

@@ -6,10 +6,9 @@ import sys
 
 from vidmem.backends import create_backend, input_spec
 from vidmem.backends.base import DatasetFiles
-from vidmem.cli import run_stage, stage_parser
-from vidmem.errors import DataError
-from vidmem.features import extract_step
-from vidmem.params import (
+from vidmem.core.cli import run_stage, stage_parser
+from vidmem.core.errors import DataError
+from vidmem.core.params import (
     BAD_INPUT_POLICIES,
     DATA_FORMATS,
     CacheConfig,
@@ -17,7 +16,8 @@ from vidmem.params import (
     lookup,
     optional_str,
 )
-from vidmem.shards import ShardReader
+from vidmem.store.features import extract_step
+from vidmem.store.shards import ShardReader
 
 
 def main(args, params):

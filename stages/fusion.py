@@ -1,14 +1,14 @@
 """Stage fusion: late fusion of every backend's predictions, weights fit on the validation split
-(ensemble selection, vidmem.fusion); test Spearman with its bootstrap CI, like evaluate."""
+(ensemble selection, vidmem.learn.fusion); test Spearman with its bootstrap CI, like evaluate."""
 
 import pandas as pd
 
-from vidmem.cli import run_stage, stage_parser
-from vidmem.figures import prediction_figure
-from vidmem.files import write_csv, write_json
-from vidmem.fusion import fuse_split_table, read_split_predictions
-from vidmem.metrics import regression_metrics
-from vidmem.params import TARGETS, EvaluateConfig, as_choice, backend_names, lookup
+from vidmem.core.cli import run_stage, stage_parser
+from vidmem.core.files import write_csv, write_json
+from vidmem.core.params import TARGETS, EvaluateConfig, as_choice, backend_names, lookup
+from vidmem.learn.figures import prediction_figure
+from vidmem.learn.fusion import fuse_split_table, read_split_predictions
+from vidmem.learn.metrics import regression_metrics
 
 
 def main(args, params):

@@ -6,12 +6,12 @@ min, max, mean, std) against the range its weights expect → metrics/normalize/
 import sys
 
 from vidmem.backends import backend_type, decode_config, input_spec
-from vidmem.cli import run_stage, stage_parser
-from vidmem.files import atomic_dir, write_json
-from vidmem.framestore import FrameFormat
-from vidmem.normalize import normalize_step
-from vidmem.params import backend_params
-from vidmem.shards import write_arrays
+from vidmem.backends.normalize import normalize_step
+from vidmem.core.cli import run_stage, stage_parser
+from vidmem.core.files import atomic_dir, write_json
+from vidmem.core.params import backend_params
+from vidmem.store.framestore import FrameFormat
+from vidmem.store.shards import write_arrays
 
 
 def main(args, params):

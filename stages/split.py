@@ -1,11 +1,11 @@
 """Stage split: deterministic train/val/test lists of the labelled, decoded videos."""
 
-from vidmem.cli import run_stage, stage_parser
-from vidmem.dataset import dataset_from_reports
-from vidmem.files import write_json
-from vidmem.groundtruth import read_captions
-from vidmem.params import DataConfig, SplitConfig
-from vidmem.split import official_split, split_videos
+from vidmem.core.cli import run_stage, stage_parser
+from vidmem.core.files import write_json
+from vidmem.core.params import DataConfig, SplitConfig
+from vidmem.data.dataset import dataset_from_reports
+from vidmem.data.groundtruth import read_captions
+from vidmem.data.split import official_split, split_videos
 
 
 def main(args, params):

@@ -1,17 +1,21 @@
 """Stage train: fit one backend's head (`backend.<name>.head`: the LSTM by default, or ridge /
-SVR on mean-pooled features), chosen on the validation split (best epoch, or best strength)."""
+SVR / MLP on mean-pooled features), chosen on the validation split (best epoch, or best strength).
+Per-step loss and validation Spearman are logged with DVCLive as they come (`dvc exp show` and
+`dvc plots` read them); its summary holds the chosen step's metrics."""
 
 from pathlib import Path
 
-from vidmem.captions import TEXT_MODEL
-from vidmem.chain import create_head, head_of
-from vidmem.cli import run_stage, stage_parser
-from vidmem.concatenated import load_concat
-from vidmem.figures import training_figures
-from vidmem.files import read_json, write_csv, write_json
-from vidmem.groundtruth import read_ground_truth
-from vidmem.params import DataConfig, TrainConfig
-from vidmem.training import save_checkpoint, split_indices
+from dvclive import Live
+
+from vidmem.backends.text import TEXT_MODEL
+from vidmem.core.cli import run_stage, stage_parser
+from vidmem.core.files import read_json
+from vidmem.core.params import DataConfig, TrainConfig
+from vidmem.data.groundtruth import read_ground_truth
+from vidmem.learn.chain import create_head, head_of
+from vidmem.learn.figures import training_figures
+from vidmem.learn.training import save_checkpoint, split_indices
+from vidmem.store.concatenated import load_concat
 
 
 def main(args, params):
@@ -23,20 +27,27 @@ def main(args, params):
     targets = read_ground_truth(data.ground_truth, data.on_bad_input,
                                 data.format).scores(videos, config.target)
     index = split_indices(videos, split)
-    fit = head.fit(config, features, targets, index, progress=not args.no_progress)
+    with Live(args.live, dvcyaml=None, save_dvc_exp=False) as live:
+        def log_step(row: dict[str, float]) -> None:
+            live.step = int(row["epoch"])  # steps count from 1, like epochs
+            for key in ("train_loss", "val_loss", "val_spearman"):
+                live.log_metric(key, float(row[key]))
+            live.next_step()
+
+        fit = head.fit(config, features, targets, index, progress=not args.no_progress,
+                       on_step=log_step)
+        # The summary (what `dvc exp show` lists) is the chosen step, not the last one.
+        live.summary = {"head": head.name, **fit.metrics, "n_train": len(index["train"]),
+                        "n_val": len(index["val"])}
     print(f"train {args.backend}: {fit.summary}")
-    checkpoint, history, best, metrics = fit.checkpoint, fit.history, fit.best_step, fit.metrics
+    checkpoint, history, best = fit.checkpoint, fit.history, fit.best_step
     checkpoint["backend"] = args.backend
     text_model = Path(args.extracted) / TEXT_MODEL
     if text_model.exists():  # a caption backend: how captions become features travels too
         checkpoint["text_features"] = read_json(text_model)
     save_checkpoint(checkpoint, args.model)
-    write_csv(f"{args.plots}/train_loss.csv", history[["epoch", "train_loss", "val_loss"]])
-    write_csv(f"{args.plots}/val_spearman.csv", history[["epoch", "val_spearman"]])
     training_figures(history, best, f"{args.backend} ({head.name})", f"{args.plots}/loss.png",
                      f"{args.plots}/val_spearman.png", step=head.step)
-    write_json(args.metrics, {"head": head.name, **metrics, "n_train": len(index["train"]),
-                              "n_val": len(index["val"])})
 
 
 if __name__ == "__main__":
@@ -46,7 +57,7 @@ if __name__ == "__main__":
                         help="extract stage output folder (a caption backend's text model)")
     parser.add_argument("--split", required=True, help="split stage JSON")
     parser.add_argument("--model", required=True, help="checkpoint file to write")
-    parser.add_argument("--metrics", required=True, help="JSON metrics file to write")
-    parser.add_argument("--plots", required=True,
-                        help="folder for the per-epoch CSV plots and their PNG figures")
+    parser.add_argument("--live", required=True,
+                        help="DVCLive folder: metrics.json and per-step plots/metrics/*.tsv")
+    parser.add_argument("--plots", required=True, help="folder for the PNG figures")
     run_stage(parser, main)

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 from ruamel.yaml import YAML
 
-from vidmem.demo import encode_webm
-from vidmem.ffmpeg_bin import ffmpeg_executable
-from vidmem.params import DecodeConfig
+from vidmem.core.params import DecodeConfig
+from vidmem.data.demo import encode_webm
+from vidmem.video.ffmpeg_bin import ffmpeg_executable
 
 # Property-based tests: a fixed example budget in CI (a few seconds per test); `deep` for a long
 # search by hand (HYPOTHESIS_PROFILE=deep). Fixtures are reset per test, not per example, which
@@ -101,7 +101,7 @@ def write_demo_latents(params: dict, folder: Path, suffix: str = ".txt",
                        separator: str = " ") -> None:
     """"Features that come with the data set" for a tiny project: the demo's own latent values
     (size, brightness, hue), one file per video with one row, named after the video's stem."""
-    from vidmem.demo import DemoConfig, demo_latents
+    from vidmem.data.demo import DemoConfig, demo_latents
 
     demo = params["demo"]
     latents = demo_latents(DemoConfig(**{key: demo[key] for key in (
@@ -153,8 +153,8 @@ def tensorflow_or_skip():
 def extract_videos(backend, videos: list[np.ndarray], folder: Path):
     """Run `videos` (uint8 frames each) through the real extract driver; return the features
     per video and the info it records (fed range and all)."""
-    from vidmem.features import open_features
-    from vidmem.shards import write_arrays
+    from vidmem.store.features import open_features
+    from vidmem.store.shards import write_arrays
 
     frames_dir, out = folder / "frames", folder / "features"
     frames_dir.mkdir(parents=True)

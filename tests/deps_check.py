@@ -1,6 +1,6 @@
 """Does dvc.yaml declare everything a stage reads? Shared by test_dvc_deps.py (static import
 closure of each stage script) and the end-to-end tests (what a real `dvc repro` run read, from
-vidmem.trace records)."""
+vidmem.core.trace records)."""
 
 from __future__ import annotations
 

@@ -4,10 +4,10 @@ import torch
 from skimage import data
 
 from vidmem.backends import create_backend
+from vidmem.backends.normalize import resize_frames
 from vidmem.backends.torch_backbones import IMAGENET_MEAN, IMAGENET_STD
-from vidmem.errors import ParamsError
-from vidmem.normalize import resize_frames
-from vidmem.shards import ShardReader, write_arrays
+from vidmem.core.errors import ParamsError
+from vidmem.store.shards import ShardReader, write_arrays
 
 from conftest import extract_videos
 
@@ -75,8 +75,8 @@ def test_mixed_precision_is_close_to_fp32_and_cached_apart(precision, tmp_path):
 
 
 def test_unknown_or_missing_device_is_a_clear_error():
-    from vidmem.devices import resolve_device
-    from vidmem.errors import VidmemError
+    from vidmem.core.devices import resolve_device
+    from vidmem.core.errors import VidmemError
 
     with pytest.raises(VidmemError, match="unknown device 'tpu'"):
         resolve_device("tpu")
@@ -141,7 +141,7 @@ def test_inception_v3_torchvision_weights_come_from_the_torch_hub_cache(tmp_path
 
 
 def test_wrong_frame_size_is_a_clear_error(efficientnet):
-    from vidmem.errors import VidmemError
+    from vidmem.core.errors import VidmemError
 
     with pytest.raises(VidmemError, match=r"expected uint8 frames \[B, 224, 224, 3\]"):
         efficientnet.extract(np.zeros((1, 100, 100, 3), np.uint8))

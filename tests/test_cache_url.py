@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from vidmem.cache import ItemCache
-from vidmem.frames import decode_videos, list_videos
-from vidmem.framestore import FrameFormat, decode_item
+from vidmem.store.cache import ItemCache
+from vidmem.store.framestore import FrameFormat, decode_item
+from vidmem.video.frames import decode_videos, list_videos
 
 from conftest import grey_ramp_video
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from vidmem.crossval import kfold_splits, paired_difference, summarize_chain
-from vidmem.errors import DataError, ParamsError
+from vidmem.core.errors import DataError, ParamsError
+from vidmem.learn.crossval import kfold_splits, paired_difference, summarize_chain
 
 VIDEOS = [f"video{i}.webm" for i in range(1, 104)]
 

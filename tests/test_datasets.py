@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from vidmem.dataset import DatasetReport
-from vidmem.errors import DataError, ParamsError
-from vidmem.groundtruth import read_captions, read_ground_truth
-from vidmem.params import SplitConfig
-from vidmem.split import official_split
+from vidmem.core.errors import DataError, ParamsError
+from vidmem.core.params import SplitConfig
+from vidmem.data.dataset import DatasetReport
+from vidmem.data.groundtruth import read_captions, read_ground_truth
+from vidmem.data.split import official_split
 
 ME2021_SCORES = ("video_id,annotations_short_term,annotations_long_term,scores_raw_short_term,"
                  "scores_raw_long_term,scores_normalized_short_term,decay_alpha\n")

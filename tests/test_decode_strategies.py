@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vidmem.errors import VideoError
-from vidmem.ffmpeg_bin import ffmpeg_executable
-from vidmem.frames import StreamIndex, choose_strategy, decode_video, index_stream
-from vidmem.params import DecodeConfig
+from vidmem.core.errors import VideoError
+from vidmem.core.params import DecodeConfig
+from vidmem.video.ffmpeg_bin import ffmpeg_executable
+from vidmem.video.frames import StreamIndex, choose_strategy, decode_video, index_stream
 
 SOURCE = ["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=30:duration=4"]
 X264 = ["-c:v", "libx264", "-preset", "veryfast", "-g", "40", "-bf", "3", "-pix_fmt", "yuv420p"]

@@ -20,7 +20,7 @@ def project(tmp_path_factory) -> Path:
 
 
 def test_repro_then_noop_then_exp_run_and_metrics_diff(project, tmp_path):
-    # Traced (vidmem.trace): every params key, file and module a stage read must be declared.
+    # Traced (vidmem.core.trace): every params key, file and module a stage read must be declared.
     run = sh(["dvc", "repro"], project, env={"VIDMEM_TRACE_DIR": str(tmp_path / "trace")})
     assert check_trace(project, tmp_path / "trace") == {}
     # The result in one line at the end of the run, without opening JSON.
@@ -30,7 +30,11 @@ def test_repro_then_noop_then_exp_run_and_metrics_diff(project, tmp_path):
     metrics = json.loads((project / "metrics/eval/efficientnet_lite0.json").read_text())
     assert set(metrics) >= {"spearman", "pearson", "mse", "spearman_ci95_low"}
     assert metrics["random_weights"] is False and metrics["n"] == 4
-    assert (project / "plots/efficientnet_lite0/train_loss.csv").read_text().count("\n") == 4
+    # DVCLive's per-step history: a header and one row per epoch (TINY_PARAMS: 3).
+    live = project / "metrics/train/efficientnet_lite0"
+    assert (live / "plots/metrics/val_spearman.tsv").read_text().splitlines()[0] == \
+        "step\tval_spearman"
+    assert (live / "plots/metrics/train_loss.tsv").read_text().count("\n") == 4
     sh(["git", "add", "-A"], project)
     sh(["git", "commit", "-qm", "demo run"], project)
 
@@ -42,7 +46,7 @@ def test_repro_then_noop_then_exp_run_and_metrics_diff(project, tmp_path):
     sh(["dvc", "exp", "run", "-S", "lr=1e-5"], project)
     assert "lr: 1e-05" in (project / "params.yaml").read_text()
     diff = json.loads(sh(["dvc", "metrics", "diff", "--json"], project).stdout)
-    train_diff = diff["metrics/train/efficientnet_lite0.json"]
+    train_diff = diff["metrics/train/efficientnet_lite0/metrics.json"]
     assert "final_train_loss" in train_diff
     assert train_diff["final_train_loss"]["old"] != train_diff["final_train_loss"]["new"]
     params_diff = json.loads(sh(["dvc", "params", "diff", "--json"], project).stdout)
@@ -54,10 +58,19 @@ def test_repro_then_noop_then_exp_run_and_metrics_diff(project, tmp_path):
     # Each chain's head is a params column; the fusion's result a metrics column.
     assert {"backend.efficientnet_lite0.head", "backend.captions.head"} <= set(header)
     assert "metrics/eval/fusion.json:spearman" in header
+    # The train stage's DVCLive summary, read the standard way: the chosen epoch, not the last.
+    experiments = json.loads(sh(["dvc", "exp", "show", "--json"], project).stdout)
+    workspace = experiments[0]["data"]
+    assert workspace["rev"] == "workspace"
+    summary = workspace["metrics"]["metrics/train/efficientnet_lite0/metrics.json"]["data"]
+    assert summary["head"] == "lstm" and 1 <= summary["best_epoch"] <= summary["step"] == 3
+    history = (live / "plots/metrics/val_spearman.tsv").read_text().splitlines()[1:]
+    best = max(history, key=lambda row: float(row.split("\t")[1]))
+    assert summary["best_val_spearman"] == pytest.approx(float(best.split("\t")[1]), abs=1e-5)
 
     sh(["dvc", "plots", "show", "-o", str(tmp_path / "page")], project)
     html = (tmp_path / "page" / "index.html").read_text()
-    assert "training loss per epoch" in html and "validation Spearman per epoch" in html
+    assert "plots/metrics/train_loss.tsv" in html and "plots/metrics/val_spearman.tsv" in html
     assert "predicted vs true" in html
     # Offline: no script comes from the network (the template inlines vega), and the stages'
     # figures are embedded as images.
@@ -72,7 +85,7 @@ def test_repro_then_noop_then_exp_run_and_metrics_diff(project, tmp_path):
 
 def test_dag_lists_the_stages_in_pipeline_order(project):
     stages = sh(["dvc", "stage", "list", "--name-only"], project).stdout.split()
-    expected = ["demo_data", "decode",
+    expected = ["demo_data", "decode", "normalize@efficientnet_lite0", "normalize@captions",
                 "extract@efficientnet_lite0", "extract@captions",
                 "concat@efficientnet_lite0", "concat@captions", "split",
                 "train@efficientnet_lite0", "train@captions",

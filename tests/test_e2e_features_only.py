@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from vidmem.shards import ShardReader
+from vidmem.store.shards import ShardReader
 
 from conftest import sh, tiny_project, write_demo_latents
 from deps_check import check_trace
@@ -104,8 +104,8 @@ def test_cross_validation_folds_summary_and_what_a_new_backend_reruns(project, t
     adding a backend leaves the existing chains' per-fold stages as they are."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    from vidmem.fusion import fuse_split_table, read_split_predictions
-    from vidmem.groundtruth import read_captions
+    from vidmem.data.groundtruth import read_captions
+    from vidmem.learn.fusion import fuse_split_table, read_split_predictions
 
     yaml = YAML()
     params = yaml.load(project / "params.yaml")

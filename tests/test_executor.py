@@ -21,13 +21,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from vidmem.app.pipeline import features_for_videos
 from vidmem.backends import decode_config
-from vidmem.demo import DemoConfig, make_demo_dataset
-from vidmem.errors import ParamsError
-from vidmem.executor import EXECUTOR_ENV, get_executor
-from vidmem.frames import decode_step
-from vidmem.pipeline import features_for_videos
-from vidmem.shards import ShardReader
+from vidmem.core.errors import ParamsError
+from vidmem.data.demo import DemoConfig, make_demo_dataset
+from vidmem.store.executor import EXECUTOR_ENV, get_executor
+from vidmem.store.shards import ShardReader
+from vidmem.video.frames import decode_step
 
 from conftest import REPO, pinned_or_skip, sh, tiny_project
 
@@ -69,9 +69,9 @@ def ray_executor(monkeypatch) -> Iterator[None]:
     monkeypatch.setenv(EXECUTOR_ENV, "ray")
     yield
     ray.shutdown()
-    import vidmem.executor
+    import vidmem.store.executor
 
-    vidmem.executor._RAY = None
+    vidmem.store.executor._RAY = None
 
 
 def test_an_unknown_executor_is_named_with_the_choices(monkeypatch):
@@ -160,7 +160,7 @@ def kill_session(session: int) -> None:
 DRIVER = """
 import sys, yaml
 from vidmem.backends import decode_config
-from vidmem.frames import decode_step
+from vidmem.video.frames import decode_step
 params = yaml.safe_load(open(sys.argv[1]))
 report = decode_step(sys.argv[2], sys.argv[3], decode_config(params), "skip", sys.argv[4],
                      progress=False)

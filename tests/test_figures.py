@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pandas as pd
 
-from vidmem.figures import comparison_figure, prediction_figure, training_figures
+from vidmem.learn.figures import comparison_figure, prediction_figure, training_figures
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from vidmem.errors import DataError, VidmemError
-from vidmem.frames import decode_video, decode_videos, evenly_spaced_indices, list_videos
-from vidmem.shards import ShardReader
+from vidmem.core.errors import DataError, VidmemError
+from vidmem.store.shards import ShardReader
+from vidmem.video.frames import decode_video, decode_videos, evenly_spaced_indices, list_videos
 
 from conftest import REPO, frame_number, grey_ramp_video
 
@@ -44,7 +44,7 @@ def test_a_video_smaller_than_short_side_is_never_upscaled(tmp_path, decode_conf
 
 def test_auto_short_side_is_the_largest_backend_input():
     from vidmem.backends import decode_config as resolve
-    from vidmem.params import load_params
+    from vidmem.core.params import load_params
 
     params = load_params(REPO / "params.yaml")
     assert params["decode"]["short_side"] == "auto"
@@ -110,9 +110,9 @@ def test_hanging_ffmpeg_hits_the_timeout(tmp_path, decode_config):
 
     fifo = tmp_path / "stuck.webm"
     os.mkfifo(fifo)
-    from vidmem.errors import VideoError
-    from vidmem.ffmpeg_bin import ffmpeg_executable
-    from vidmem.frames import count_frames
+    from vidmem.core.errors import VideoError
+    from vidmem.video.ffmpeg_bin import ffmpeg_executable
+    from vidmem.video.frames import count_frames
 
     with pytest.raises(VideoError, match="did not finish within 1 s"):
         count_frames(fifo, ffmpeg_executable(), timeout=1)
@@ -159,9 +159,9 @@ def test_non_ascii_video_names_decode(tmp_path, decode_config):
 
 
 def test_matroska_packet_count_matches_ffmpeg(tmp_path):
-    from vidmem.ffmpeg_bin import ffmpeg_executable
-    from vidmem.frames import count_frames
-    from vidmem.matroska import video_packet_count
+    from vidmem.video.ffmpeg_bin import ffmpeg_executable
+    from vidmem.video.frames import count_frames
+    from vidmem.video.matroska import video_packet_count
 
     for n in (1, 5, 37):
         video = grey_ramp_video(tmp_path / f"v{n}.webm", n_frames=n, step=5)
@@ -175,7 +175,7 @@ def test_matroska_packet_count_matches_ffmpeg(tmp_path):
 
 @pytest.mark.parametrize("kind", ["tiff", "webp", "png", "npy"])
 def test_lossless_frame_formats_round_trip_exactly(kind):
-    from vidmem.framestore import FrameFormat, decode_item, encode_frames
+    from vidmem.store.framestore import FrameFormat, decode_item, encode_frames
 
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (5, 37, 21, 3), dtype=np.uint8)  # odd sizes on purpose
@@ -186,7 +186,7 @@ def test_lossless_frame_formats_round_trip_exactly(kind):
 
 
 def test_jpeg_frames_keep_shape_and_quality_and_damage_is_reported():
-    from vidmem.framestore import FrameFormat, decode_item, encode_frames
+    from vidmem.store.framestore import FrameFormat, decode_item, encode_frames
 
     frames = np.tile(np.linspace(0, 255, 21, dtype=np.uint8)[None, None, :, None], (3, 13, 1, 3))
     data = encode_frames(frames, FrameFormat("jpeg", 90))
@@ -197,7 +197,7 @@ def test_jpeg_frames_keep_shape_and_quality_and_damage_is_reported():
 
 
 def test_tiff_frames_keep_one_frame_and_damage_is_reported():
-    from vidmem.framestore import FrameFormat, decode_item, encode_frames
+    from vidmem.store.framestore import FrameFormat, decode_item, encode_frames
 
     frames = np.random.default_rng(1).integers(0, 256, (1, 9, 7, 3), dtype=np.uint8)
     data = encode_frames(frames, FrameFormat("tiff"))
@@ -222,7 +222,7 @@ def _tiff_of(array: np.ndarray) -> bytes:
 
 
 def test_decode_stores_lossless_tiff_by_default(tmp_path, decode_config):
-    from vidmem.params import load_params
+    from vidmem.core.params import load_params
 
     assert load_params(REPO / "params.yaml")["decode"]["format"] == "tiff"
     videos = tmp_path / "videos"
@@ -240,10 +240,10 @@ def test_decode_stores_lossless_tiff_by_default(tmp_path, decode_config):
 def test_frames_are_stored_at_the_backends_shared_input_size_never_upscaled(tmp_path,
                                                                             decode_config):
     from vidmem.backends import decode_config as resolve
-    from vidmem.demo import encode_webm
-    from vidmem.ffmpeg_bin import ffmpeg_executable
-    from vidmem.normalize import InputSpec, resize_frames
-    from vidmem.params import load_params
+    from vidmem.backends.normalize import InputSpec, resize_frames
+    from vidmem.core.params import load_params
+    from vidmem.data.demo import encode_webm
+    from vidmem.video.ffmpeg_bin import ffmpeg_executable
 
     params = load_params(REPO / "params.yaml")
     params["backends"] = ["efficientnet_lite0", "captions"]
@@ -278,7 +278,7 @@ def test_every_entry_of_the_videos_folder_is_accounted_for(tmp_path, decode_conf
     import os
     import socket
 
-    from vidmem.frames import ignored_entries
+    from vidmem.video.frames import ignored_entries
 
     videos = tmp_path / "videos"
     videos.mkdir()

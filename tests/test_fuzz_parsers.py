@@ -20,11 +20,11 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from vidmem import matroska
 from vidmem.backends.precomputed import read_feature_file
-from vidmem.errors import DataError, ParamsError, VidmemError
-from vidmem.frames import decode_videos, list_videos
-from vidmem.groundtruth import COLUMNS, read_captions, read_ground_truth
+from vidmem.core.errors import DataError, ParamsError, VidmemError
+from vidmem.data.groundtruth import COLUMNS, read_captions, read_ground_truth
+from vidmem.video import matroska
+from vidmem.video.frames import decode_videos, list_videos
 
 from conftest import grey_ramp_video
 
@@ -236,7 +236,7 @@ VALUES = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10
 
 
 def repo_params() -> dict:
-    from vidmem.params import load_params
+    from vidmem.core.params import load_params
 
     return load_params(Path(__file__).resolve().parents[1] / "params.yaml")
 
@@ -265,10 +265,9 @@ PARAM_KEYS = ["lr", "epochs", "batch_size", "target", "model.hidden_size", "mode
 def params_readers(key: str, value) -> list:
     """Every typed reader of params.yaml's sections, over the repo's params with `key` set to
     `value`; each a function that parses its section (or raises ParamsError)."""
+    from vidmem.backends.normalize import InputSpec
     from vidmem.backends.torch_backbones import TorchConfig
-    from vidmem.demo import DemoConfig
-    from vidmem.normalize import InputSpec
-    from vidmem.params import (
+    from vidmem.core.params import (
         CacheConfig,
         ConcatConfig,
         CVConfig,
@@ -278,6 +277,7 @@ def params_readers(key: str, value) -> list:
         SplitConfig,
         TrainConfig,
     )
+    from vidmem.data.demo import DemoConfig
 
     params = set_key(repo_params(), key, value)
     section = params["backend"]["efficientnet_lite0"]
@@ -332,7 +332,7 @@ def test_each_invalid_params_value_is_refused_naming_its_key(key, value):
 
 @given(st.binary(max_size=80))
 def test_params_file_of_any_bytes_is_read_or_a_params_error(tmp_path, data):
-    from vidmem.params import load_params
+    from vidmem.core.params import load_params
 
     path = tmp_path / "params.yaml"
     path.write_bytes(data)
@@ -354,7 +354,7 @@ def test_damaged_stored_frames_raise_only_data_errors_naming_the_item(kind, flip
     """Shard readers check each item's sha256 first, so damage should never get this far; if
     it does (a bug, a reader without the index), it is a DataError naming the item or frames
     of the stored shape, never another exception or a huge allocation."""
-    from vidmem.framestore import FrameFormat, decode_item, encode_frames
+    from vidmem.store.framestore import FrameFormat, decode_item, encode_frames
 
     fmt = FrameFormat(kind)
     data = bytearray(encode_frames(STORED_FRAMES, fmt))

@@ -1,9 +1,9 @@
 import pandas as pd
 import pytest
 
-from vidmem.dataset import labelled_videos
-from vidmem.errors import DataError
-from vidmem.groundtruth import COLUMNS, read_captions, read_ground_truth
+from vidmem.core.errors import DataError
+from vidmem.data.dataset import labelled_videos
+from vidmem.data.groundtruth import COLUMNS, read_captions, read_ground_truth
 
 from conftest import TEST_DATA
 
@@ -88,7 +88,7 @@ def test_scores_refuse_unknown_videos(tmp_path):
 
 
 def test_demo_ground_truth_round_trips(tmp_path):
-    from vidmem.demo import DemoConfig, demo_latents
+    from vidmem.data.demo import DemoConfig, demo_latents
 
     table = demo_latents(DemoConfig(n_videos=5))[COLUMNS]
     table.to_csv(tmp_path / "gt.csv", index=False)

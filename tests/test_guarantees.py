@@ -16,14 +16,14 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vidmem.concatenated import load_concat
-from vidmem.dataset import dataset_from_reports
-from vidmem.features import concat_features
-from vidmem.files import write_json
-from vidmem.frames import decode_videos, list_videos
-from vidmem.groundtruth import read_ground_truth
-from vidmem.pipeline import features_for_videos
-from vidmem.shards import ShardReader
+from vidmem.app.pipeline import features_for_videos
+from vidmem.core.files import write_json
+from vidmem.data.dataset import dataset_from_reports
+from vidmem.data.groundtruth import read_ground_truth
+from vidmem.store.concatenated import load_concat
+from vidmem.store.features import concat_features
+from vidmem.store.shards import ShardReader
+from vidmem.video.frames import decode_videos, list_videos
 
 from conftest import grey_ramp_video
 

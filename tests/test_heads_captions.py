@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vidmem.captions import CaptionFeatures
-from vidmem.errors import DataError, ParamsError
-from vidmem.groundtruth import read_captions, read_ground_truth
-from vidmem.heads import fit_head, mean_pooled
-from vidmem.metrics import spearman
+from vidmem.backends.text import CaptionFeatures
+from vidmem.core.errors import DataError, ParamsError
+from vidmem.data.groundtruth import read_captions, read_ground_truth
+from vidmem.learn.heads import fit_head, mean_pooled
+from vidmem.learn.metrics import spearman
 
 from conftest import TEST_DATA
 
@@ -72,7 +72,7 @@ def test_captions_model_reloaded_in_a_fresh_process_scores_new_captions_the_same
     import subprocess
     import sys
 
-    from vidmem.training import save_checkpoint
+    from vidmem.learn.training import save_checkpoint
 
     fitted = CaptionFeatures().fit(CAPTIONS, ["a.webm", "b.webm", "c.webm"])
     new = {"n1.webm": "red car crossing a zebra bridge", "n2.webm": "unicorn galaxy parade",
@@ -81,7 +81,7 @@ def test_captions_model_reloaded_in_a_fresh_process_scores_new_captions_the_same
     save_checkpoint({"head": "ridge", "text_features": fitted.state()}, tmp_path / "m.pt")
     script = (
         "import sys, json, numpy as np, torch\n"
-        "from vidmem.captions import text_features\n"
+        "from vidmem.backends.text import text_features\n"
         "state = torch.load(sys.argv[1], weights_only=True)['text_features']\n"
         "new = json.loads(sys.argv[2])\n"
         "np.save(sys.argv[3], text_features(state, new, sorted(new))[:, 0])\n"

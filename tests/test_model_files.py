@@ -10,7 +10,7 @@ import tarfile
 import pytest
 
 from vidmem.backends.poets import GRAPH_FILE, PoetsConfig, fetch_graph
-from vidmem.errors import ParamsError, VidmemError
+from vidmem.core.errors import ParamsError, VidmemError
 
 
 def graph_archive(path, payload=b"not really a GraphDef"):

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from vidmem.metrics import regression_metrics, spearman
-from vidmem.model import MemorabilityLSTM
-from vidmem.params import TrainConfig
-from vidmem.training import load_checkpoint, predict_scores, save_checkpoint, split_indices, train_model
+from vidmem.core.params import TrainConfig
+from vidmem.learn.metrics import regression_metrics, spearman
+from vidmem.learn.model import MemorabilityLSTM
+from vidmem.learn.training import load_checkpoint, predict_scores, save_checkpoint, split_indices, train_model
 
 
 def config(**overrides):
@@ -102,7 +102,7 @@ class _RunsCode:
 
 
 def test_split_indices_refuse_unknown_videos():
-    from vidmem.errors import DataError
+    from vidmem.core.errors import DataError
 
     index = split_indices(["a", "b", "c"], {"train": ["c", "a"], "test": ["b"]})
     assert index["train"].tolist() == [2, 0]

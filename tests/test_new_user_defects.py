@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from vidmem.backends import create_backend
-from vidmem.errors import DataError, ParamsError
-from vidmem.ffmpeg_bin import ffmpeg_executable
-from vidmem.frames import decode_videos, list_videos
-from vidmem.groundtruth import COLUMNS, read_ground_truth
+from vidmem.core.errors import DataError, ParamsError
+from vidmem.data.groundtruth import COLUMNS, read_ground_truth
+from vidmem.video.ffmpeg_bin import ffmpeg_executable
+from vidmem.video.frames import decode_videos, list_videos
 
 from conftest import REPO, grey_ramp_video
 
@@ -97,9 +97,9 @@ def test_poets_honours_cache_dir_null_and_ignores_no_undocumented_key(tmp_path, 
 
 
 def test_predict_with_a_precomputed_backend_reads_the_given_folder(tmp_path):
-    from vidmem.params import TrainConfig
-    from vidmem.predict import predict_videos
-    from vidmem.training import save_checkpoint, train_model
+    from vidmem.app.predict import predict_videos
+    from vidmem.core.params import TrainConfig
+    from vidmem.learn.training import save_checkpoint, train_model
 
     training, to_score = tmp_path / "training", tmp_path / "new"
     for folder, names in ((training, ["a", "b"]), (to_score, ["x", "y", "z"])):
@@ -143,4 +143,4 @@ def test_readme_tables_have_no_blank_line_inside():
 def test_readme_says_how_webm_frames_are_counted():
     text = (REPO / "README.md").read_text()
     assert "stream copy counts WebM" not in text
-    assert "vidmem.matroska" in text
+    assert "vidmem.video.matroska" in text

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from vidmem.errors import ParamsError
-from vidmem.framestore import FrameFormat
-from vidmem.normalize import InputSpec, normalize_step, resize_frames
-from vidmem.shards import ShardReader, write_arrays
+from vidmem.backends.normalize import InputSpec, normalize_step, resize_frames
+from vidmem.core.errors import ParamsError
+from vidmem.store.framestore import FrameFormat
+from vidmem.store.shards import ShardReader, write_arrays
 
 
 def spec(value, size=8, resize="squash"):

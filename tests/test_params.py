@@ -1,7 +1,7 @@
 import pytest
 
-from vidmem.errors import ParamsError
-from vidmem.params import TrainConfig, as_float, as_int, backend_params, load_params
+from vidmem.core.errors import ParamsError
+from vidmem.core.params import TrainConfig, as_float, as_int, backend_params, load_params
 
 from conftest import REPO
 

@@ -19,9 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vidmem.errors import VideoError
-from vidmem.ffmpeg_bin import ffmpeg_executable
-from vidmem.frames import _parse_ppm_stream, decode_video
+from vidmem.core.errors import VideoError
+from vidmem.video.ffmpeg_bin import ffmpeg_executable
+from vidmem.video.frames import _parse_ppm_stream, decode_video
 
 # (name, codec, pixel format, container, extra ffmpeg output args); all near-lossless.
 FORMATS = {

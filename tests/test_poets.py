@@ -4,7 +4,7 @@ the classic tensor names (DecodeJpeg/contents:0 → ... → Mul:0 → pool_3/_re
 import numpy as np
 import pytest
 
-from vidmem.errors import DataError
+from vidmem.core.errors import DataError
 
 from conftest import extract_videos, tensorflow_or_skip
 from helpers import save_poets_graph
@@ -45,7 +45,7 @@ def test_graph_does_the_tutorials_pixel_handling(poets, tmp_path):
 
 def test_a_graph_that_normalizes_otherwise_is_refused(tmp_path):
     from vidmem.backends import create_backend
-    from vidmem.errors import VidmemError
+    from vidmem.core.errors import VidmemError
 
     config = {"kind": "poets", "graph": str(build_graph(tmp_path / "g.pb", subtract=64.0)),
               "bottleneck_dir": str(tmp_path / "b"), "input": {"size": 16, "value": "tf_inception"}}
@@ -70,7 +70,7 @@ def test_bottleneck_files_are_reused_and_corrupt_ones_recomputed(poets):
 
 def test_other_declared_values_are_refused(tmp_path):
     from vidmem.backends import create_backend
-    from vidmem.errors import ParamsError
+    from vidmem.core.errors import ParamsError
 
     config = {"kind": "poets", "graph": str(build_graph(tmp_path / "g.pb")),
               "input": {"size": 16, "value": {"range": [0, 1]}}}
@@ -79,8 +79,8 @@ def test_other_declared_values_are_refused(tmp_path):
 
 
 def test_extract_writes_bottleneck_text_and_concat_reads_it(poets, tmp_path):
-    from vidmem.features import concat_features, load_concat
-    from vidmem.shards import write_arrays
+    from vidmem.store.features import concat_features, load_concat
+    from vidmem.store.shards import write_arrays
 
     frames_dir, out = tmp_path / "frames", tmp_path / "features"
     frames_dir.mkdir()

@@ -8,15 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from vidmem.app.predict import predict_videos
 from vidmem.backends import create_backend
 from vidmem.backends.precomputed import read_feature_file
-from vidmem.errors import DataError
-from vidmem.frames import decode_video
-from vidmem.heads import fit_head, head_checkpoint
-from vidmem.params import DecodeConfig, TrainConfig
-from vidmem.predict import predict_videos
-from vidmem.shards import ShardReader
-from vidmem.training import predict_scores, save_checkpoint, train_model
+from vidmem.core.errors import DataError
+from vidmem.core.params import DecodeConfig, TrainConfig
+from vidmem.learn.heads import fit_head, head_checkpoint
+from vidmem.learn.training import predict_scores, save_checkpoint, train_model
+from vidmem.store.shards import ShardReader
+from vidmem.video.frames import decode_video
 
 from conftest import REPO, grey_ramp_video
 

@@ -9,16 +9,16 @@ import pytest
 
 from vidmem.backends import create_backend
 from vidmem.backends.base import DatasetFiles
-from vidmem.chain import create_head, head_of, list_heads, load_scorer
-from vidmem.demo import VIVID_WORDS, DemoConfig, demo_latents
-from vidmem.errors import DataError, ParamsError
-from vidmem.features import extract_step
-from vidmem.files import write_json
-from vidmem.fusion import fuse_split_table
-from vidmem.heads import design_matrix, fit_head, head_checkpoint, is_sparse
-from vidmem.metrics import spearman
-from vidmem.shards import ShardReader
-from vidmem.training import save_checkpoint
+from vidmem.core.errors import DataError, ParamsError
+from vidmem.core.files import write_json
+from vidmem.data.demo import VIVID_WORDS, DemoConfig, demo_latents
+from vidmem.learn.chain import create_head, head_of, list_heads, load_scorer
+from vidmem.learn.fusion import fuse_split_table
+from vidmem.learn.heads import design_matrix, fit_head, head_checkpoint, is_sparse
+from vidmem.learn.metrics import spearman
+from vidmem.learn.training import save_checkpoint
+from vidmem.store.features import extract_step
+from vidmem.store.shards import ShardReader
 
 CAPTIONS = {"a.webm": "red car on a road", "b.webm": "blue car at night",
             "c.webm": "dog on a beach", "d.webm": "zebra crossing savanna",
@@ -84,7 +84,7 @@ def test_every_registered_head_fits_saves_and_scores_like_in_memory(tmp_path, na
     """The contract each head keeps (as timm tests every registered model): it fits on the
     training rows, chooses on the validation rows, never reads the test rows, and a checkpoint
     saved and loaded through `load_scorer` scores like the fitted head."""
-    from vidmem.params import TrainConfig
+    from vidmem.core.params import TrainConfig
 
     rng = np.random.default_rng(5)
     features = rng.normal(size=(90, 3, 5)).astype(np.float32)
@@ -222,11 +222,17 @@ def test_demo_captions_carry_the_story_part_of_the_score():
     table = demo_latents(DemoConfig(n_videos=400))
     vivid = table.caption.map(lambda c: sum(w in VIVID_WORDS for w in c.split("-")))
     assert spearman(table.story.to_numpy(), vivid.to_numpy()) > 0.8
-    assert spearman(table["short-term_memorability"].to_numpy(), vivid.to_numpy()) > 0.4
+    # The story carries 0.2 of the short-term score's weights (about 0.26 Spearman with the
+    # caption's vivid words; unrelated columns give 0 ± 0.05 on 400 videos) ...
+    score = table["short-term_memorability"].to_numpy()
+    assert spearman(score, vivid.to_numpy()) > 0.15
+    # ... and what the frames show the rest, so the frame chain can learn most of it.
+    visible = (0.5 * table["size"] + 0.3 * table.brightness).to_numpy()
+    assert spearman(score, visible) > 0.85
 
 
 def test_demo_videos_keep_their_bytes_when_the_demo_grows(tmp_path):
-    from vidmem.demo import make_demo_dataset
+    from vidmem.data.demo import make_demo_dataset
 
     for n in (3, 4):
         make_demo_dataset(tmp_path / f"v{n}", tmp_path / f"gt{n}.csv",

@@ -11,17 +11,17 @@ import pytest
 
 from vidmem.backends import create_backend
 from vidmem.backends.base import DatasetFiles
-from vidmem.errors import ParamsError, VidmemError
-from vidmem.features import extract_step
-from vidmem.files import write_json
-from vidmem.sentences import (
+from vidmem.backends.sentences import (
     DEFAULT_SHA256,
     WEIGHTS_FILE,
     SentenceConfig,
     SentenceEncoder,
     model_folder,
 )
-from vidmem.shards import ShardReader
+from vidmem.core.errors import ParamsError, VidmemError
+from vidmem.core.files import write_json
+from vidmem.store.features import extract_step
+from vidmem.store.shards import ShardReader
 
 from conftest import pinned_or_skip
 

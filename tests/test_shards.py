@@ -1,4 +1,4 @@
-"""Stage outputs as shards (vidmem.shards): few files per output, stable boundaries, one copy
+"""Stage outputs as shards (vidmem.store.shards): few files per output, stable boundaries, one copy
 linked with the per-video cache, damage detected."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import tarfile
 import numpy as np
 import pytest
 
-from vidmem.cache import ItemCache
-from vidmem.errors import DataError, VidmemError
-from vidmem.shards import MAX_SHARD_VIDEOS, ShardReader, plan_shards, write_arrays, write_shards
+from vidmem.core.errors import DataError, VidmemError
+from vidmem.store.cache import ItemCache
+from vidmem.store.shards import MAX_SHARD_VIDEOS, ShardReader, plan_shards, write_arrays, write_shards
 
 
 def stems(n: int, start: int = 0) -> list[str]:

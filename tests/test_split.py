@@ -1,8 +1,8 @@
 import pytest
 
-from vidmem.errors import DataError, ParamsError
-from vidmem.params import SplitConfig
-from vidmem.split import split_sizes, split_videos
+from vidmem.core.errors import DataError, ParamsError
+from vidmem.core.params import SplitConfig
+from vidmem.data.split import split_sizes, split_videos
 
 VIDEOS = [f"video{i}.webm" for i in range(1, 8001)]
 

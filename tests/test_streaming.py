@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from vidmem import training
-from vidmem.features import concat_features, load_concat
-from vidmem.params import TrainConfig
-from vidmem.shards import ShardReader, write_arrays
-from vidmem.training import feature_stats, predict_scores, train_model
+from vidmem.core.params import TrainConfig
+from vidmem.learn import training
+from vidmem.learn.training import feature_stats, predict_scores, train_model
+from vidmem.store.features import concat_features, load_concat
+from vidmem.store.shards import ShardReader, write_arrays
 
 from conftest import REPO
 
@@ -111,7 +111,7 @@ def test_killed_concat_leaves_no_output_that_looks_complete(tmp_path):
 def test_bootstrap_in_chunks_gives_the_same_interval(monkeypatch):
     """The CI's resamples are drawn in chunks (memory bounded by the chunk, not the test set):
     the same random stream, so the same interval as drawing them all at once."""
-    from vidmem import metrics
+    from vidmem.learn import metrics
 
     rng = np.random.default_rng(3)
     true = rng.uniform(size=500)

@@ -49,7 +49,7 @@ def test_reference_mistake_is_fed_and_flagged(module_dir, tmp_path):
 
 
 def test_missing_module_folder_is_a_clear_error(tmp_path):
-    from vidmem.errors import ParamsError
+    from vidmem.core.errors import ParamsError
 
     with pytest.raises(ParamsError, match="not found"):
         backend(tmp_path / "nope", "unit_range")

@@ -14,13 +14,13 @@ from pathlib import Path
 import ffmpeg
 
 from bench.harness import WORK, bench_params, timed
-from vidmem.shards import ShardReader
+from vidmem.store.shards import ShardReader
 
 
 def bench_decode(args: argparse.Namespace, videos_dir: Path) -> dict:
     from vidmem.backends import decode_config
-    from vidmem.ffmpeg_bin import ffmpeg_executable
-    from vidmem.frames import count_frames, decode_step, evenly_spaced_indices, frame_filter
+    from vidmem.video.ffmpeg_bin import ffmpeg_executable
+    from vidmem.video.frames import count_frames, decode_step, evenly_spaced_indices, frame_filter
 
     config = decode_config(bench_params(args))  # as the decode stage resolves params.yaml
     binary = ffmpeg_executable()

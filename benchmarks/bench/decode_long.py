@@ -19,7 +19,7 @@ SOURCES = ["testsrc2=size=1280x720:rate=30", "testsrc=size=1280x720:rate=30",
 def make_long_clips(args: argparse.Namespace, folder: Path) -> list[Path]:
     """`--long-clips` H.264 clips, 1280×720, 30 fps, a keyframe every 250 frames, B-frames
     (the issue's case), `--long-seconds` long, from ffmpeg's test sources."""
-    from vidmem.ffmpeg_bin import ffmpeg_executable
+    from vidmem.video.ffmpeg_bin import ffmpeg_executable
 
     folder.mkdir(parents=True, exist_ok=True)
     clips = []
@@ -37,8 +37,8 @@ def make_long_clips(args: argparse.Namespace, folder: Path) -> list[Path]:
 
 def bench_decode_long(args: argparse.Namespace) -> dict:
     from vidmem.backends import decode_config
-    from vidmem.ffmpeg_bin import ffmpeg_executable
-    from vidmem.frames import (
+    from vidmem.video.ffmpeg_bin import ffmpeg_executable
+    from vidmem.video.frames import (
         decode_video,
         evenly_spaced_indices,
         index_stream,

@@ -1,7 +1,7 @@
 """How DVC's own commands scale with the number of files in one stage output: `dvc commit`,
 `dvc status` (nothing changed) and `dvc checkout` (output deleted) on a directory output of N
 per-video files (the layout before shards), against an output of the same N videos written by
-the stages' shard writer (vidmem.shards: about N / 128 shards plus index.json)."""
+the stages' shard writer (vidmem.store.shards: about N / 128 shards plus index.json)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def _dvc(args: list[str], cwd: Path) -> None:
 def time_layout(root: Path, videos: int, size: int, sharded: bool) -> dict:
     """A DVC repo whose stage writes `videos` videos of `size` bytes into one output folder,
     one file each or in shards."""
-    from vidmem.shards import write_arrays
+    from vidmem.store.shards import write_arrays
 
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)

@@ -23,8 +23,8 @@ from bench.harness import (
     timed,
 )
 from vidmem.backends import input_spec
-from vidmem.normalize import resize_frames
-from vidmem.shards import ShardReader
+from vidmem.backends.normalize import resize_frames
+from vidmem.store.shards import ShardReader
 
 
 class Floor:

@@ -41,7 +41,7 @@ def make_natural_clips(folder: Path, count: int, seconds: float, fps: int = 30) 
     path and speed), so frames have the statistics of camera footage rather than flat colour."""
     from PIL import Image
 
-    from vidmem.ffmpeg_bin import ffmpeg_executable
+    from vidmem.video.ffmpeg_bin import ffmpeg_executable
 
     folder.mkdir(parents=True, exist_ok=True)
     photos = _photos()
@@ -147,7 +147,7 @@ def footprint_of(rev: str | None, clips: list[Path], backend: str, work: Path,
 def feature_drift(stored: Path, raw: Path, backend: str) -> dict:
     """How far features made from the stored (compressed) frames are from features made from the
     raw decoded frames: relative L2 error and cosine per frame, as for the fp16 tolerance."""
-    from vidmem.features import open_features
+    from vidmem.store.features import open_features
 
     errors, cosines = [], []
     reference = open_features(raw / "data" / "features" / backend)
@@ -165,7 +165,7 @@ def feature_drift(stored: Path, raw: Path, backend: str) -> dict:
 def files_per_1000_videos(work: Path) -> int:
     """Files in an extract output of 1,000 videos named as MediaEval's (video1 ... video1000),
     written by the stages' own shard writer: its shards, index.json, and info.json."""
-    from vidmem.shards import write_arrays
+    from vidmem.store.shards import write_arrays
 
     out = work / "files_1000"
     shutil.rmtree(out, ignore_errors=True)
@@ -206,6 +206,6 @@ def bench_footprint(args: argparse.Namespace) -> dict:
 
 
 def _default_format() -> str:
-    from vidmem.params import load_params
+    from vidmem.core.params import load_params
 
     return load_params(ROOT / "params.yaml")["decode"]["format"]

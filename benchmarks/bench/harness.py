@@ -57,7 +57,7 @@ def in_child(phase: str, args: argparse.Namespace, backend: str, source: Path,
 
 def bench_params(args: argparse.Namespace, cache_dir: Path | None = None) -> dict[str, Any]:
     """params.yaml with the benchmark's decode settings (all cores), batch size and cache."""
-    from vidmem.params import load_params
+    from vidmem.core.params import load_params
 
     params = load_params(ROOT / "params.yaml")
     params["decode"].update(n_frames=args.frames, short_side=args.short_side,
@@ -76,7 +76,7 @@ def load_backend(params: dict[str, Any], name: str):
     since the speed of a forward pass does not depend on the weight values, and
     `random_weights` says so in every result."""
     from vidmem.backends import create_backend
-    from vidmem.errors import VidmemError
+    from vidmem.core.errors import VidmemError
 
     try:
         return create_backend(params, name)
@@ -89,8 +89,8 @@ def load_backend(params: dict[str, Any], name: str):
 
 def copy_videos(source: Path, stems: list[str], dest: Path) -> None:
     """A stage output of just `stems` from the stage output `source`, in its format."""
-    from vidmem.framestore import SUFFIXES, FrameFormat
-    from vidmem.shards import ShardReader, write_arrays
+    from vidmem.store.framestore import SUFFIXES, FrameFormat
+    from vidmem.store.shards import ShardReader, write_arrays
 
     reader = ShardReader(source)
     kind = {suffix: kind for kind, suffix in SUFFIXES.items()}[reader.suffix]
@@ -102,7 +102,7 @@ def copy_videos(source: Path, stems: list[str], dest: Path) -> None:
 
 def frame_count(folder: Path) -> int:
     """Frames in a folder of per-video frames files (any stored format)."""
-    from vidmem.shards import ShardReader
+    from vidmem.store.shards import ShardReader
 
     reader = ShardReader(folder)
     return sum(len(reader.load(stem)) for stem in reader.stems())
@@ -111,7 +111,7 @@ def frame_count(folder: Path) -> int:
 def versions() -> dict:
     import torch
 
-    from vidmem.ffmpeg_bin import ffmpeg_executable
+    from vidmem.video.ffmpeg_bin import ffmpeg_executable
 
     ffmpeg_version = subprocess.run([ffmpeg_executable(), "-version"], capture_output=True,
                                     text=True).stdout.split("\n")[0]

@@ -36,7 +36,7 @@ def make_features(folder: Path, count: int) -> list[str]:
 
 
 def _train_config(args: argparse.Namespace, epochs: int):
-    from vidmem.params import TrainConfig
+    from vidmem.core.params import TrainConfig
 
     return TrainConfig(lr=1e-4, epochs=epochs, batch_size=1000, target="short-term_memorability",
                        hidden_size=args.memory_hidden, num_layers=3, dropout=0.0, seed=0,
@@ -55,7 +55,7 @@ def _targets(count: int) -> np.ndarray:
 
 
 def phase_memory_concat(args: argparse.Namespace) -> dict:
-    from vidmem.features import concat_features
+    from vidmem.store.features import concat_features
 
     names = [f"video{i:06d}.webm" for i in range(args.memory_n)]
     out = WORK / f"memory_concat_{args.memory_n}"
@@ -65,8 +65,8 @@ def phase_memory_concat(args: argparse.Namespace) -> dict:
 
 
 def phase_memory_train(args: argparse.Namespace) -> dict:
-    from vidmem.features import load_concat
-    from vidmem.training import save_checkpoint, train_model
+    from vidmem.learn.training import save_checkpoint, train_model
+    from vidmem.store.features import load_concat
 
     features, _ = load_concat(WORK / f"memory_concat_{args.memory_n}")
     split = _split(len(features))
@@ -80,9 +80,9 @@ def phase_memory_train(args: argparse.Namespace) -> dict:
 
 
 def phase_memory_evaluate(args: argparse.Namespace) -> dict:
-    from vidmem.features import load_concat
-    from vidmem.metrics import regression_metrics
-    from vidmem.training import load_checkpoint, predict_scores
+    from vidmem.learn.metrics import regression_metrics
+    from vidmem.learn.training import load_checkpoint, predict_scores
+    from vidmem.store.features import load_concat
 
     features, _ = load_concat(WORK / f"memory_concat_{args.memory_n}")
     test = _split(len(features))["test"]
@@ -96,8 +96,8 @@ def phase_memory_evaluate(args: argparse.Namespace) -> dict:
 def phase_memory_throughput(args: argparse.Namespace) -> dict:
     """One epoch with the features streamed from disk and one with the whole array in memory
     (today's in-memory path: the same `train_model`, handed a NumPy array), taking turns."""
-    from vidmem.features import load_concat
-    from vidmem.training import train_model
+    from vidmem.learn.training import train_model
+    from vidmem.store.features import load_concat
 
     on_disk, _ = load_concat(WORK / f"memory_concat_{args.memory_n}")
     in_memory = np.asarray(on_disk)

@@ -1,5 +1,5 @@
 """`dvc repro` in this repo with nothing to do, and an incremental run: decode →
-extract (`vidmem.pipeline.features_for_videos`) after adding 1% more videos, with the per-video
+extract (`vidmem.app.pipeline.features_for_videos`) after adding 1% more videos, with the per-video
 cache, vs the full run and vs a from-scratch run."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def front_half(args: argparse.Namespace, videos_dir: Path, out: Path, backend: s
                cache: Path | None) -> tuple[float, Path]:
     """Seconds for decode → extract of every video in `videos_dir`, and the
     features folder."""
-    from vidmem.pipeline import features_for_videos
+    from vidmem.app.pipeline import features_for_videos
 
     params = bench_params(args, cache)
     load_backend(params, backend)  # offline: random weights for timing, in params from now on
@@ -38,7 +38,7 @@ def front_half(args: argparse.Namespace, videos_dir: Path, out: Path, backend: s
 
 
 def bench_incremental(args: argparse.Namespace, videos: list[Path], backend: str) -> dict:
-    from vidmem.features import open_features
+    from vidmem.store.features import open_features
 
     cache = WORK / "cache"
     shutil.rmtree(cache, ignore_errors=True)

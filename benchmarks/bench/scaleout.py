@@ -1,4 +1,4 @@
-"""Scale-out: the same decode → extract work (`vidmem.pipeline.features_for_videos`,
+"""Scale-out: the same decode → extract work (`vidmem.app.pipeline.features_for_videos`,
 per-video cache on, starting empty) with VIDMEM_EXECUTOR=local, and on an embedded Ray with 1 and
 with 2 CPUs; plus Ray's own cost per task, measured through the executor on no-op work.
 
@@ -30,9 +30,9 @@ def _digest(folder: Path) -> str:
 
 
 def phase_scaleout(args: argparse.Namespace) -> dict:
-    from vidmem.executor import EXECUTOR_ENV, get_executor
-    from vidmem.pipeline import features_for_videos
-    from vidmem.shards import ShardReader
+    from vidmem.app.pipeline import features_for_videos
+    from vidmem.store.executor import EXECUTOR_ENV, get_executor
+    from vidmem.store.shards import ShardReader
 
     executor, cpus = CONFIGS[args.scaleout_config]
     os.environ[EXECUTOR_ENV] = executor

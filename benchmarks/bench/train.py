@@ -12,7 +12,7 @@ from bench.harness import synchronize
 def train_epoch_seconds(args: argparse.Namespace, device: str) -> float:
     import torch
 
-    from vidmem.model import MemorabilityLSTM
+    from vidmem.learn.model import MemorabilityLSTM
 
     torch.manual_seed(0)
     model = MemorabilityLSTM(1280, 1024, 3).to(device)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 def make_videos(args: argparse.Namespace, folder: Path, first: int, count: int) -> list[Path]:
     """Videos `first` .. `first + count - 1` of a fixed synthetic set (seed 1), in `folder`."""
-    from vidmem.demo import DemoConfig, demo_latents, encode_webm, render_frames
-    from vidmem.ffmpeg_bin import ffmpeg_executable
+    from vidmem.data.demo import DemoConfig, demo_latents, encode_webm, render_frames
+    from vidmem.video.ffmpeg_bin import ffmpeg_executable
 
     config = DemoConfig(n_videos=first + count, seconds=args.seconds, fps=args.fps,
                         width=args.width, height=args.height, seed=1)

@@ -13,9 +13,9 @@ import os
 from typing import Any
 
 from vidmem.backends.base import Backend
-from vidmem.errors import ParamsError
-from vidmem.normalize import InputSpec
-from vidmem.params import DecodeConfig, backend_names, backend_params
+from vidmem.backends.normalize import InputSpec
+from vidmem.core.errors import ParamsError
+from vidmem.core.params import DecodeConfig, backend_names, backend_params
 
 # Imported lazily, so a torch-only run never imports TensorFlow.
 BUILTIN_KINDS = {

@@ -26,6 +26,6 @@ def import_tensorflow() -> ModuleType:
 
 def tensorflow_numerics(tf: ModuleType) -> dict[str, str]:
     """Where TensorFlow will run the network (it places ops on a GPU whenever it sees one), in
-    the shape of `vidmem.devices.numerics`. TF backends always run in float32."""
+    the shape of `vidmem.core.devices.numerics`. TF backends always run in float32."""
     return {"device": "gpu" if tf.config.list_physical_devices("GPU") else "cpu",
             "precision": "false"}

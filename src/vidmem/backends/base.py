@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from vidmem.cache import ItemCache
-from vidmem.errors import VidmemError
-from vidmem.executor import chunked, get_executor
-from vidmem.normalize import InputSpec, range_matches, resize_frames
-from vidmem.params import as_int
-from vidmem.shards import ShardReader, write_shards
+from vidmem.backends.normalize import InputSpec, range_matches, resize_frames
+from vidmem.core.errors import VidmemError
+from vidmem.core.params import as_int
+from vidmem.store.cache import ItemCache
+from vidmem.store.executor import chunked, get_executor
+from vidmem.store.shards import ShardReader, write_shards
 
 EXTRACT_VERSION = 4  # 2: fed range in entries; 3: keyed by decoded frames; 4: uint8 resize
 DEFAULT_BATCH_SIZE = 32
@@ -114,7 +114,7 @@ class Backend(ABC):
         self.observed_min = math.inf
         self.observed_max = -math.inf
         # Where and in which precision the network runs ({"device": "cpu", "precision": "false"},
-        # see vidmem.devices.numerics): part of the extract cache key and of info.json, since
+        # see vidmem.core.devices.numerics): part of the extract cache key and of info.json, since
         # the same weights give slightly different features on another device or precision.
         self.numerics: dict[str, Any] = {}
 
@@ -306,7 +306,7 @@ class Backend(ABC):
 
     def range_matches(self) -> bool | None:
         """Whether what was fed fits the range the weights expect (None: not known); see
-        `vidmem.normalize.range_matches`."""
+        `vidmem.backends.normalize.range_matches`."""
         return range_matches(self.observed_range(), self.expected_range)
 
     @classmethod

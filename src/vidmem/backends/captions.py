@@ -29,13 +29,13 @@ import numpy as np
 from tqdm import tqdm
 
 from vidmem.backends.base import Backend, DatasetFiles, ExtractResult
-from vidmem.captions import TEXT_MODEL, CaptionFeatures, CaptionsConfig, caption_texts
-from vidmem.errors import DataError, ParamsError
-from vidmem.files import read_json, write_json
-from vidmem.groundtruth import read_captions
-from vidmem.normalize import InputSpec
-from vidmem.sentences import SentenceConfig, SentenceEncoder
-from vidmem.shards import write_arrays
+from vidmem.backends.normalize import InputSpec
+from vidmem.backends.sentences import SentenceConfig, SentenceEncoder
+from vidmem.backends.text import TEXT_MODEL, CaptionFeatures, CaptionsConfig, caption_texts
+from vidmem.core.errors import DataError, ParamsError
+from vidmem.core.files import read_json, write_json
+from vidmem.data.groundtruth import read_captions
+from vidmem.store.shards import write_arrays
 
 CHUNK = 1024  # videos made dense at a time (the TF-IDF matrix itself stays sparse)
 
@@ -128,7 +128,7 @@ class CaptionsBackend(Backend):
 
 
 class SentenceBackend(CaptionsBackend):
-    """Sentence embeddings of captions (vidmem.sentences): all-MiniLM-L6-v2 by default, from a
+    """Sentence embeddings of captions (vidmem.backends.sentences): all-MiniLM-L6-v2 by default, from a
     pinned wheel, checked by sha256. Nothing is fit on data, so no split part can leak into
     another; the split is read only to know which videos to write.
 

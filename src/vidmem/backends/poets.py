@@ -42,17 +42,17 @@ from PIL import Image
 
 from vidmem.backends._tf_import import import_tensorflow, tensorflow_numerics
 from vidmem.backends.base import Backend
-from vidmem.bottlenecks import (
+from vidmem.backends.normalize import InputSpec
+from vidmem.core.errors import ParamsError, VidmemError
+from vidmem.core.files import check_pinned_digest, file_digest, write_bytes, write_text
+from vidmem.core.params import as_int, as_sha256, is_url, optional_str
+from vidmem.store.bottlenecks import (
     BOTTLENECK_SUFFIX,
     format_bottleneck,
     parse_bottleneck,
     write_video_bottlenecks,
 )
-from vidmem.cache import ItemCache
-from vidmem.errors import ParamsError, VidmemError
-from vidmem.files import check_pinned_digest, file_digest, write_bytes, write_text
-from vidmem.normalize import InputSpec
-from vidmem.params import as_int, as_sha256, is_url, optional_str
+from vidmem.store.cache import ItemCache
 
 # Over https: the GraphDef is executed, so it must not be swappable on the way (the tutorial
 # used http). No public sha256 of this archive was found to pin by default (see README).

@@ -30,11 +30,11 @@ import numpy as np
 from tqdm import tqdm
 
 from vidmem.backends.base import Backend, ExtractResult
-from vidmem.errors import DataError, ParamsError
-from vidmem.files import load_npy
-from vidmem.normalize import InputSpec
-from vidmem.params import as_int
-from vidmem.shards import write_arrays
+from vidmem.backends.normalize import InputSpec
+from vidmem.core.errors import DataError, ParamsError
+from vidmem.core.files import load_npy
+from vidmem.core.params import as_int
+from vidmem.store.shards import write_arrays
 
 FEATURE_SUFFIXES = (".npy", ".txt", ".csv")
 

@@ -41,10 +41,10 @@ import torch
 from torch import nn
 
 from vidmem.backends.base import Backend
-from vidmem.devices import PRECISIONS, autocast, numerics, resolve_device
-from vidmem.errors import ParamsError, VidmemError
-from vidmem.normalize import InputSpec
-from vidmem.params import as_bool, as_choice, as_device, as_int
+from vidmem.backends.normalize import InputSpec
+from vidmem.core.devices import PRECISIONS, autocast, numerics, resolve_device
+from vidmem.core.errors import ParamsError, VidmemError
+from vidmem.core.params import as_bool, as_choice, as_device, as_int
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -1,0 +1,170 @@
+"""Score videos that have no labels (the official test set, new videos) with what `dvc repro`
+trained: every backend listed in params.yaml and their fusion, or one backend.
+
+    vidmem predict --videos data/mediaeval2018/test-set/videos \\
+        --captions data/mediaeval2018/test-set/test-set_video-captions.txt --out test-set.csv
+
+writes one row per video: `video`, one column per backend (its checkpoint's score) and `fusion`
+(the fused score, from `models/fusion.json`). Frame backends take the training path (decode →
+extract with the same params and the same per-video cache); caption backends (`kind: captions`,
+`kind: sentence`) turn `--captions` (MediaEval format) into features with what their checkpoint
+carries (the fitted TF-IDF vocabulary and IDF weights, or the embedding model and its digest):
+nothing is refit on the scored videos. A video a backend cannot score (undecodable, no caption)
+is listed in `<out>.skipped.csv` with the reason; its fused score is left empty, never made from
+a zero vector. `--backend NAME` scores with one backend. For a backend that reads no frames
+(`kind: precomputed`), `--videos` is the folder of the videos' feature files, in its layout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vidmem.app.pipeline import features_for_videos
+from vidmem.backends import backend_type
+from vidmem.backends.text import text_features
+from vidmem.core.errors import DataError, VidmemError
+from vidmem.core.files import read_json, write_csv
+from vidmem.core.params import CacheConfig, DataConfig, backend_names, load_params
+from vidmem.data.groundtruth import read_captions
+from vidmem.learn.chain import load_scorer
+from vidmem.learn.fusion import Fusion
+from vidmem.store.features import concat_features, feature_stems, load_concat
+from vidmem.video.frames import list_videos
+
+
+def predict_videos(videos_dir: str | os.PathLike, params: dict[str, Any], backend_name: str,
+                   checkpoint_path: str | os.PathLike, progress: bool = True,
+                   captions_path: str | os.PathLike | None = None,
+                   ) -> tuple[pd.DataFrame, list[dict[str, str]]]:
+    """One backend's predicted scores (`video`, `predicted`) for every video in `videos_dir`
+    (a caption backend: every one of them with a caption in `captions_path`), and the videos
+    skipped with reasons."""
+    score, checkpoint = load_scorer(checkpoint_path)  # any head: LSTM, ridge, SVR, MLP
+    if checkpoint.get("backend") not in (None, backend_name):
+        raise DataError(f"{checkpoint_path} was trained on backend {checkpoint['backend']!r}, "
+                        f"not {backend_name!r}: pass the matching --backend or --model")
+    if backend_type(params, backend_name).reads_captions:
+        return _predict_captions(videos_dir, params, backend_name, checkpoint_path, score,
+                                 checkpoint, captions_path)
+    with tempfile.TemporaryDirectory(prefix="vidmem-predict-") as work:
+        made = features_for_videos(videos_dir, work, params, backend_name, progress)
+        stems = feature_stems(made.features_dir)
+        if not stems:
+            raise DataError(f"no video in {videos_dir} could be scored")
+        videos = [made.video_names.get(stem, stem) for stem in stems]
+        # The same packing as the concat stage, so scoring streams in batches too.
+        concat_features(made.features_dir, videos, Path(work) / "concat", stems=stems)
+        features, _ = load_concat(Path(work) / "concat")
+        scores = score(features, None)
+        features.close()
+    return pd.DataFrame({"video": videos, "predicted": scores}), made.skipped
+
+
+def _predict_captions(videos_dir: str | os.PathLike, params: dict[str, Any], backend_name: str,
+                      checkpoint_path: str | os.PathLike, score: Any, checkpoint: dict[str, Any],
+                      captions_path: str | os.PathLike | None,
+                      ) -> tuple[pd.DataFrame, list[dict[str, str]]]:
+    if captions_path is None:
+        raise DataError(f"backend {backend_name} scores captions: pass the scored videos' "
+                        "captions with --captions FILE (MediaEval format: video<TAB>caption)")
+    if "text_features" not in checkpoint:
+        raise DataError(f"{checkpoint_path} does not carry its text features (trained before "
+                        "they were saved with the checkpoint): retrain it with `dvc repro`")
+    captions = read_captions(captions_path, DataConfig.from_params(params).format)
+    listed = [video.name for video in list_videos(videos_dir)]
+    videos = listed or sorted(captions)  # no video files: score the captions file's videos
+    scored = [v for v in videos if v in captions]
+    skipped = [{"video": v, "stage": backend_name, "reason": f"no caption in {captions_path}"}
+               for v in videos if v not in captions]
+    if not scored:
+        raise DataError(f"none of the videos in {videos_dir} has a caption in {captions_path}")
+    features = text_features(checkpoint["text_features"], captions, scored,
+                             CacheConfig.from_params(params).dir)
+    return pd.DataFrame({"video": scored, "predicted": score(features, None)}), skipped
+
+
+def predict_all(videos_dir: str | os.PathLike, params: dict[str, Any],
+                backends: list[str] | None = None, models_dir: str | os.PathLike = "models",
+                captions_path: str | os.PathLike | None = None, progress: bool = True,
+                ) -> tuple[pd.DataFrame, list[dict[str, str]]]:
+    """Every backend's score (`models/<b>.pt`) and, with all of params' backends, the fused
+    score (`models/fusion.json`), one row per video; and what was skipped, with reasons."""
+    names = backends or backend_names(params)
+    table: pd.DataFrame | None = None
+    skipped: list[dict[str, str]] = []
+    for name in names:
+        part, missed = predict_videos(videos_dir, params, name, Path(models_dir) / f"{name}.pt",
+                                      progress, captions_path)
+        part = part.rename(columns={"predicted": name})
+        table = part if table is None else table.merge(part, on="video", how="outer")
+        skipped += missed
+    fusion_file = Path(models_dir) / "fusion.json"
+    if backends is None and len(names) > 1:
+        if not fusion_file.exists():
+            raise DataError(f"{fusion_file} not found: run `dvc repro` (the fusion stage writes "
+                            "it), or score one backend with --backend")
+        state = read_json(fusion_file)
+        if state["backends"] != names:
+            raise DataError(f"{fusion_file} fuses {state['backends']}, but params.yaml lists "
+                            f"{names}: run `dvc repro` so the fusion matches")
+        fusion = Fusion.from_state(state)
+        complete = table[names].notna().all(axis=1)
+        table["fusion"] = np.nan
+        table.loc[complete, "fusion"] = fusion.predict(
+            {n: table.loc[complete, n].to_numpy(np.float64) for n in names})
+        skipped += [{"video": row["video"], "stage": "fusion",
+                     "reason": "no score from " + ", ".join(n for n in names if pd.isna(row[n]))}
+                    for _, row in table[~complete].iterrows()]
+    return table.sort_values("video", ignore_index=True), skipped
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--videos", required=True,
+                        help="folder of videos to score (precomputed backends: of their feature files)")
+    parser.add_argument("--captions", help="the videos' captions (MediaEval format), for caption "
+                                           "backends")
+    parser.add_argument("--backend", help="score with this backend only (default: every backend "
+                                          "in params.yaml and their fusion)")
+    parser.add_argument("--model", help="checkpoint, with --backend (default: models/<backend>.pt)")
+    parser.add_argument("--models", default="models",
+                        help="folder of the checkpoints and fusion.json (default: models)")
+    parser.add_argument("--out", required=True, help="CSV to write")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        params = load_params(args.params)
+        if args.backend:
+            table, skipped = predict_videos(
+                args.videos, params, args.backend,
+                args.model or Path(args.models) / f"{args.backend}.pt",
+                progress=not args.no_progress, captions_path=args.captions)
+            table = table.rename(columns={"predicted": args.backend})
+        else:
+            if args.model:
+                raise DataError("--model needs --backend (it is one backend's checkpoint)")
+            table, skipped = predict_all(args.videos, params, None, args.models, args.captions,
+                                         progress=not args.no_progress)
+    except VidmemError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    write_csv(args.out, table)
+    if skipped:
+        write_csv(f"{args.out}.skipped.csv", pd.DataFrame(skipped))
+        print(f"{len(skipped)} video(s) skipped: see {args.out}.skipped.csv", file=sys.stderr)
+    print(f"wrote {len(table)} row(s) to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

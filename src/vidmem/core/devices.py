@@ -1,0 +1,49 @@
+"""Where PyTorch work runs, and in which precision: one rule for the extract and train stages."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import torch
+
+from vidmem.core.errors import VidmemError
+
+PRECISIONS = ("false", "bf16", "fp16")
+
+
+def resolve_device(requested: str = "auto") -> torch.device:
+    """`auto` → CUDA when PyTorch sees a GPU, else the CPU; asking for CUDA without one is an error
+    (not a silent fallback), since timings and results would not be what was asked for."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise VidmemError(f"device {requested!r} asked for, but PyTorch sees no CUDA GPU; "
+                          "use device: auto to fall back to the CPU")
+    try:
+        return torch.device(requested)
+    except RuntimeError as exc:
+        raise VidmemError(f"unknown device {requested!r}; use auto, cpu or cuda") from exc
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """Mixed precision on `device` (`bf16`/`fp16`), or nothing for `false`. Works on the CPU too,
+    so the tolerance BENCHMARKS.md reports can be measured wherever the benchmark runs."""
+    if precision == "false":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def numerics(device: torch.device, precision: str) -> dict[str, Any]:
+    """What decides the exact bits of a result besides the inputs and config: the kind of device
+    (and GPU model), the precision, and on a CPU the number of threads (oneDNN splits some
+    convolutions differently: EfficientNet-Lite0 on a batch of 8 differs by up to 9e-6 between 1
+    and 2 threads). Part of cache keys, so features computed on a CPU are not reused by a GPU
+    run (or fp16 ones by an fp32 run), and written beside the results."""
+    facts: dict[str, Any] = {"device": device.type, "precision": precision}
+    if device.type == "cuda":
+        facts["gpu"] = torch.cuda.get_device_name(device)
+    else:
+        facts["threads"] = torch.get_num_threads()
+    return facts

@@ -1,0 +1,338 @@
+"""Reading params.yaml with types checked.
+
+`dvc exp run -S lr=1e-5` writes `lr: 1e-05`, which PyYAML (YAML 1.1) reads as the *string*
+'1e-05'. We read with ruamel.yaml (YAML 1.2, where that is a float) and still cast and check
+every value we use, so a wrong type fails with the key's name instead of deep inside torch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from vidmem.core.errors import ParamsError
+
+if TYPE_CHECKING:
+    from vidmem.backends.normalize import InputSpec
+
+DEFAULT_PARAMS = "params.yaml"
+_MISSING = object()
+
+
+def load_params(path: str | os.PathLike = DEFAULT_PARAMS) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path} not found: run stages from the project root")
+    try:
+        data = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+    except (YAMLError, UnicodeDecodeError) as exc:
+        raise ParamsError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def lookup(params: dict[str, Any], key: str, default: Any = _MISSING) -> Any:
+    """Value at dotted `key` ('decode.n_frames'); `default` if absent, else ParamsError."""
+    node: Any = params
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            if default is not _MISSING:
+                return default
+            raise ParamsError(f"params.yaml: missing key '{key}'")
+        node = node[part]
+    return node
+
+
+def as_float(value: Any, key: str, minimum: float | None = None,
+             maximum: float | None = None) -> float:
+    if isinstance(value, bool):
+        raise ParamsError(f"params.yaml: '{key}' must be a number, got {value!r}")
+    try:
+        number = float(value)  # also accepts the string '1e-05' that -S can produce
+    except (TypeError, ValueError):
+        raise ParamsError(f"params.yaml: '{key}' must be a number, got {value!r}") from None
+    if math.isnan(number) or (minimum is not None and number < minimum) or (
+            maximum is not None and number > maximum):
+        raise ParamsError(f"params.yaml: '{key}' = {value!r} is outside [{minimum}, {maximum}]")
+    return number
+
+
+def as_int(value: Any, key: str, minimum: int | None = None) -> int:
+    number = as_float(value, key, minimum)
+    if not float(number).is_integer():
+        raise ParamsError(f"params.yaml: '{key}' must be a whole number, got {value!r}")
+    return int(number)
+
+
+def as_bool(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ParamsError(f"params.yaml: '{key}' must be true or false, got {value!r}")
+
+
+def as_choice(value: Any, key: str, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ParamsError(f"params.yaml: '{key}' must be one of {list(choices)}, got {value!r}")
+    return str(value)
+
+
+def as_sha256(value: Any, key: str, of: str) -> str | None:
+    """A pinned sha256 (64 hex digits) of `of`, or None (not pinned)."""
+    pin = optional_str(value, key)
+    if pin is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", pin):
+        raise ParamsError(f"params.yaml: '{key}' must be the 64-hex-digit sha256 of {of}, "
+                          f"or null; got {value!r}")
+    return pin
+
+
+def as_device(value: Any, key: str) -> str:
+    """auto, cpu, cuda or cuda:N (which exists is checked when the device is opened)."""
+    if not isinstance(value, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        raise ParamsError(f"params.yaml: '{key}' must be auto, cpu, cuda or cuda:N, "
+                          f"got {value!r}")
+    return value
+
+
+def as_float_list(value: Any, key: str, length: int | None = None) -> list[float]:
+    if not isinstance(value, list | tuple):
+        raise ParamsError(f"params.yaml: '{key}' must be a list of numbers, got {value!r}")
+    values = [as_float(v, key) for v in value]
+    if length is not None and len(values) != length:
+        raise ParamsError(f"params.yaml: '{key}' must have {length} numbers, got {len(values)}")
+    return values
+
+
+def optional_str(value: Any, key: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ParamsError(f"params.yaml: '{key}' must be a string or null, got {value!r}")
+    return value
+
+
+BAD_INPUT_POLICIES = ("skip", "fail")
+# Mirrors vidmem.data.groundtruth.FORMATS (params.py imports no data code).
+DATA_FORMATS = ("mediaeval2018", "videomem", "mediaeval2020", "mediaeval2021", "memento10k")
+TARGETS = ("short-term_memorability", "long-term_memorability")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    videos_dir: str
+    ground_truth: str
+    captions: str | None
+    on_bad_input: str
+    format: str = "mediaeval2018"  # the data set's layout (vidmem.data.groundtruth.FORMATS)
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> DataConfig:
+        return cls(
+            videos_dir=str(lookup(params, "data.videos_dir")),
+            ground_truth=str(lookup(params, "data.ground_truth")),
+            captions=optional_str(lookup(params, "data.captions", None), "data.captions"),
+            on_bad_input=as_choice(lookup(params, "data.on_bad_input", "skip"),
+                                   "data.on_bad_input", BAD_INPUT_POLICIES),
+            format=as_choice(lookup(params, "data.format", "mediaeval2018"), "data.format",
+                             DATA_FORMATS),
+        )
+
+
+def as_quality(value: Any, key: str) -> int:
+    quality = as_int(value, key, 1)
+    if quality > 100:
+        raise ParamsError(f"params.yaml: '{key}' is a JPEG quality, 1 to 100; got {value!r}")
+    return quality
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    n_frames: int
+    # Frames are scaled down so the shorter side is at most this (never up). None: `auto`, the
+    # largest input of the listed backends (vidmem.backends.decode_config resolves it).
+    short_side: int | None
+    workers: int
+    short_video: str
+    timeout_s: float
+    ffmpeg: str | None
+    format: str = "npy"  # how frames are stored (vidmem.store.framestore): tiff | webp | png | jpeg | npy
+    jpeg_quality: int = 95
+    # With `short_side: auto` and every listed frame backend sharing one input geometry, frames
+    # are stored already resized to it, wherever that scales them down (never up): extract's
+    # resize then has nothing to do, and the stored frames are as small as a backend can use.
+    # Set by vidmem.backends.decode_config; None: frames keep their aspect ratio.
+    input_geometry: InputSpec | None = None
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> DecodeConfig:
+        workers = as_int(lookup(params, "decode.workers", 0), "decode.workers", 0)
+        return cls(
+            n_frames=as_int(lookup(params, "decode.n_frames"), "decode.n_frames", 1),
+            short_side=None if lookup(params, "decode.short_side", "auto") == "auto" else
+            as_int(lookup(params, "decode.short_side"), "decode.short_side", 8),
+            workers=workers or (os.cpu_count() or 1),
+            short_video=as_choice(lookup(params, "decode.short_video", "repeat"),
+                                  "decode.short_video", ("repeat", "skip", "fail")),
+            timeout_s=as_float(lookup(params, "decode.timeout_s", 120), "decode.timeout_s", 1),
+            ffmpeg=optional_str(lookup(params, "decode.ffmpeg", None), "decode.ffmpeg"),
+            format=as_choice(lookup(params, "decode.format", "npy"), "decode.format",
+                             ("tiff", "webp", "png", "jpeg", "npy")),
+            jpeg_quality=as_quality(lookup(params, "decode.jpeg_quality", 95),
+                                    "decode.jpeg_quality"),
+        )
+
+
+def is_url(location: str | os.PathLike) -> bool:
+    """Whether a location is an fsspec URL (`s3://bucket/prefix`, `gs://...`), not a path."""
+    return "://" in str(location)
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """Where per-video results are cached (`cache.dir`: a folder, an fsspec URL such as
+    `s3://bucket/prefix` that workers on several machines share, or None: no cache). Read once
+    by each stage and passed down to whatever caches."""
+
+    dir: str | None
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> CacheConfig:
+        folder = optional_str(lookup(params, "cache.dir", None), "cache.dir")
+        # `dvc exp run --temp` and queued experiments run in a copy of the repo under
+        # .dvc/tmp/exps, where the git-ignored cache folder does not exist; DVC_ROOT names the
+        # repo they came from, so a relative cache.dir means the same folder in every run.
+        root = os.environ.get("DVC_ROOT")
+        if folder is not None and root and not os.path.isabs(folder) and not is_url(folder):
+            folder = os.path.join(root, folder)
+        return cls(dir=folder)
+
+
+@dataclass(frozen=True)
+class ConcatConfig:
+    misalign_control: bool  # control experiment: pair each video with another's features
+    seed: int
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> ConcatConfig:
+        return cls(
+            misalign_control=as_bool(lookup(params, "concat.misalign_control", False),
+                                     "concat.misalign_control"),
+            seed=as_int(lookup(params, "base.seed"), "base.seed", 0),
+        )
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    train: float
+    val: float
+    test: float
+    seed: int
+    # random: the seeded train/val/test cut; official: the data set's own train and test parts
+    # (validation carved from its train part), where the data set defines them.
+    source: str = "random"
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> SplitConfig:
+        sizes = [as_float(lookup(params, f"split.{part}"), f"split.{part}", 0)
+                 for part in ("train", "val", "test")]
+        return cls(*sizes, seed=as_int(lookup(params, "base.seed"), "base.seed", 0),
+                   source=as_choice(lookup(params, "split.source", "random"), "split.source",
+                                    ("random", "official")))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    lr: float
+    epochs: int
+    batch_size: int
+    target: str
+    hidden_size: int
+    num_layers: int
+    dropout: float
+    seed: int
+    device: str
+    shuffle_train_labels: bool
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> TrainConfig:
+        return cls(
+            lr=as_float(lookup(params, "lr"), "lr", 0),
+            epochs=as_int(lookup(params, "epochs"), "epochs", 1),
+            batch_size=as_int(lookup(params, "batch_size"), "batch_size", 1),
+            target=as_choice(lookup(params, "target"), "target", TARGETS),
+            hidden_size=as_int(lookup(params, "model.hidden_size"), "model.hidden_size", 1),
+            num_layers=as_int(lookup(params, "model.num_layers"), "model.num_layers", 1),
+            dropout=as_float(lookup(params, "model.dropout", 0.0), "model.dropout", 0, 1),
+            seed=as_int(lookup(params, "base.seed"), "base.seed", 0),
+            device=as_device(lookup(params, "train.device", "auto"), "train.device"),
+            shuffle_train_labels=as_bool(lookup(params, "train.shuffle_train_labels", False),
+                                         "train.shuffle_train_labels"),
+        )
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    bootstrap_resamples: int
+    seed: int
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> EvaluateConfig:
+        return cls(
+            bootstrap_resamples=as_int(lookup(params, "evaluate.bootstrap_resamples", 1000),
+                                       "evaluate.bootstrap_resamples", 0),
+            seed=as_int(lookup(params, "base.seed"), "base.seed", 0),
+        )
+
+
+@dataclass(frozen=True)
+class CVConfig:
+    """`cv`: k-fold cross-validation beside the reference split. `folds` lists the folds, one
+    entry each (DVC fans the per-fold stages out over this list): [] is off, [0, 1, 2, 3, 4] is
+    5-fold. Each fold's validation part is `val_fraction` of the videos outside its test part."""
+
+    folds: int
+    val_fraction: float
+    seed: int
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> CVConfig:
+        folds = lookup(params, "cv.folds", [])
+        if not isinstance(folds, list) or (folds and (folds != list(range(len(folds)))
+                                                      or len(folds) < 2)):
+            raise ParamsError(f"params.yaml: 'cv.folds' must be [] (off) or the fold numbers "
+                              f"[0, 1, ..., k-1] with k >= 2, e.g. "
+                              f"`dvc exp run -S 'cv.folds=[0,1,2,3,4]'`; got {folds!r}")
+        return cls(folds=len(folds),
+                   val_fraction=as_float(lookup(params, "cv.val_fraction", 0.125),
+                                         "cv.val_fraction", 0.01, 0.9),
+                   seed=as_int(lookup(params, "base.seed"), "base.seed", 0))
+
+
+def backend_names(params: dict[str, Any]) -> list[str]:
+    names = lookup(params, "backends")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise ParamsError("params.yaml: 'backends' must be a non-empty list of backend names")
+    if "fusion" in names:
+        raise ParamsError("params.yaml: 'backends' lists 'fusion', the name of the fusion "
+                          "stage's results; rename that backend")
+    return names
+
+
+def backend_params(params: dict[str, Any], name: str) -> dict[str, Any]:
+    """The `backend.<name>` section, which every backend stage reads."""
+    section = lookup(params, f"backend.{name}", None)
+    if not isinstance(section, dict):
+        known = sorted(lookup(params, "backend", {}) or {})
+        raise ParamsError(f"params.yaml: no section 'backend.{name}' for backend '{name}' "
+                          f"(configured: {known}); add one or remove '{name}' from 'backends'")
+    return section

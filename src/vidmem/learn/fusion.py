@@ -1,0 +1,113 @@
+"""Late fusion of the backends' predictions, with weights fit on the validation split only.
+
+Weights come from ensemble selection (Caruana et al., ICML 2004): start from nothing, and
+`steps` times add (with replacement) the backend whose addition gives the best validation
+Spearman of the average; a backend's weight is the fraction of steps that picked it. It starts
+from the best single backend on validation, never needs a gradient of the rank metric, and
+gives sparse, readable weights. Each backend's predictions are z-scored with their own
+validation mean and standard deviation first (predictions only, no labels), since heads predict
+on different scales; the fused score is then mapped back to the score scale by a least-squares
+line fit on validation (increasing, so ranks and Spearman are unchanged).
+
+The test split is used only to report the result.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from vidmem.core.errors import DataError
+from vidmem.learn.metrics import spearman
+
+DEFAULT_STEPS = 20
+
+
+@dataclass
+class Fusion:
+    weights: dict[str, float]
+    val_spearman: float
+    center: dict[str, float]  # validation mean of each backend's predictions
+    scale: dict[str, float]  # and their standard deviation
+    slope: float  # fused z-score → score units, fit on validation
+    intercept: float
+
+    def state(self) -> dict[str, object]:
+        """Everything fitted, as plain numbers (`models/fusion.json`): enough to fuse new
+        videos' scores (vidmem predict)."""
+        return {"weights": self.weights, "val_spearman": self.val_spearman,
+                "center": self.center, "scale": self.scale, "slope": self.slope,
+                "intercept": self.intercept}
+
+    @classmethod
+    def from_state(cls, state: dict[str, object]) -> Fusion:
+        return cls(**{key: state[key] for key in ("weights", "val_spearman", "center", "scale",
+                                                  "slope", "intercept")})
+
+    def predict(self, predictions: dict[str, np.ndarray]) -> np.ndarray:
+        fused = sum(w * (predictions[name] - self.center[name]) / self.scale[name]
+                    for name, w in self.weights.items() if w > 0)
+        return self.intercept + self.slope * np.asarray(fused, dtype=np.float64)
+
+
+def fit_fusion(val_predictions: dict[str, np.ndarray], val_true: np.ndarray,
+               steps: int = DEFAULT_STEPS) -> Fusion:
+    """Fusion weights from validation predictions and labels only."""
+    names = list(val_predictions)
+    if not names:
+        raise DataError("no backend predictions to fuse")
+    center = {n: float(np.mean(val_predictions[n])) for n in names}
+    scale = {n: float(np.std(val_predictions[n])) or 1.0 for n in names}
+    z = {n: (val_predictions[n] - center[n]) / scale[n] for n in names}
+    counts = dict.fromkeys(names, 0)
+    total = np.zeros(len(val_true))
+    for _ in range(steps):
+        best_name, best_score = None, -math.inf
+        for name in names:  # ties go to the earlier backend in `backends`: deterministic
+            score = spearman(val_true, total + z[name])
+            if not math.isnan(score) and score > best_score:
+                best_name, best_score = name, score
+        if best_name is None:
+            best_name = names[0]  # constant predictions everywhere: nothing to choose on
+        counts[best_name] += 1
+        total = total + z[best_name]
+    weights = {n: counts[n] / steps for n in names}
+    fused = sum(weights[n] * z[n] for n in names)
+    slope, intercept = np.polyfit(fused, val_true, 1) if np.std(fused) > 0 else (0.0, 0.0)
+    if slope <= 0:  # keep the map increasing, so it never reverses the ranks
+        slope, intercept = 1e-12, float(np.mean(val_true))
+    return Fusion(weights, spearman(val_true, fused), center, scale, float(slope),
+                  float(intercept))
+
+
+def fuse_split_table(table: pd.DataFrame, names: list[str]) -> tuple[Fusion, pd.DataFrame]:
+    """Fit the fusion on the `val` rows of a `read_split_predictions` table (their predictions
+    and labels, nothing else) and fuse its `test` rows: the fitted fusion, and the test rows
+    with the fused score as `predicted`."""
+    val, test = table[table.split == "val"], table[table.split == "test"]
+    fusion = fit_fusion({n: val[n].to_numpy() for n in names}, val.true.to_numpy())
+    return fusion, test.assign(predicted=fusion.predict({n: test[n].to_numpy() for n in names}))
+
+
+def read_split_predictions(paths: dict[str, str]) -> tuple[pd.DataFrame, dict[str, bool]]:
+    """One table of `split, video, true, <backend>...` from each backend's evaluate output
+    (val and test rows), checked to hold the same videos with the same labels; and whether each
+    backend's features came from random weights."""
+    table, random_weights = None, {}
+    for name, path in paths.items():
+        part = pd.read_csv(path)
+        random_weights[name] = bool(part.get("random_weights", pd.Series([False])).any())
+        part = part[["split", "video", "true", "predicted"]].rename(columns={"predicted": name})
+        if table is None:
+            table = part
+            continue
+        merged = table.merge(part, on=["split", "video"], how="outer", suffixes=("", "_other"),
+                             indicator=True)
+        if (merged["_merge"] != "both").any() or not np.allclose(merged.true, merged.true_other):
+            raise DataError(f"{path} does not predict the same videos (or labels) as the other "
+                            "backends: re-run `dvc repro` so every evaluate uses the same split")
+        table = merged.drop(columns=["true_other", "_merge"])
+    return table.sort_values(["split", "video"], ignore_index=True), random_weights

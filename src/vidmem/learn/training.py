@@ -1,0 +1,243 @@
+"""Training the LSTM (train stage) and scoring with a checkpoint (evaluate, predict).
+
+Features come as anything indexable by an array of rows, `features[rows] -> float32
+[len(rows), frames, dim]`: a NumPy array, or a concat output read from disk on demand
+(`vidmem.store.features.ConcatFeatures`), so memory holds a batch, not the data set. Both give the
+same numbers: the same rows are standardized the same way in the same order.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from vidmem.core.devices import resolve_device
+from vidmem.core.errors import DataError
+from vidmem.core.files import atomic_path
+from vidmem.core.params import TrainConfig
+from vidmem.learn.metrics import spearman
+from vidmem.learn.model import MemorabilityLSTM
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    # Two CPU runs with the same seed must give identical metrics.
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+@dataclass
+class TrainResult:
+    model: MemorabilityLSTM
+    checkpoint: dict[str, Any]
+    history: pd.DataFrame  # epoch, train_loss, val_loss, val_spearman
+    best_epoch: int
+    best_val_spearman: float
+
+
+STATS_BATCH = 1024  # videos per read when computing the standardization statistics
+
+
+def feature_stats(features: Any, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension mean and standard deviation (ddof 0) over every frame of `rows`, in one
+    streaming pass of float64 batches combined with Chan et al.'s parallel update (stable, and
+    the memory of one batch). Returned as float32, the precision the features are used in."""
+    count, mean, m2 = 0, None, None
+    for start in range(0, len(rows), STATS_BATCH):
+        x = features[rows[start:start + STATS_BATCH]].astype(np.float64)
+        x = x.reshape(-1, x.shape[-1])
+        batch_mean = x.mean(axis=0)
+        batch_m2 = ((x - batch_mean) ** 2).sum(axis=0)
+        if mean is None:
+            count, mean, m2 = len(x), batch_mean, batch_m2
+            continue
+        total = count + len(x)
+        delta = batch_mean - mean
+        mean = mean + delta * (len(x) / total)
+        m2 = m2 + batch_m2 + delta**2 * (count * len(x) / total)
+        count = total
+    if mean is None:
+        raise DataError("no training videos to compute feature statistics from")
+    std = np.sqrt(m2 / count) + 1e-6
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def standardized_batches(features: Any, rows: np.ndarray, mean: np.ndarray, std: np.ndarray,
+                         batch_size: int, device: torch.device) -> Iterator[torch.Tensor]:
+    """`features[rows]` standardized, `batch_size` videos at a time, as tensors on `device`.
+    The next batch is read (and, for CUDA, pinned) in a background thread while the current one
+    is used, so disk reads overlap compute."""
+    def load(start: int) -> torch.Tensor:
+        batch = torch.from_numpy(((features[rows[start:start + batch_size]] - mean) / std)
+                                 .astype(np.float32))
+        return batch.pin_memory() if device.type == "cuda" else batch
+
+    starts = range(0, len(rows), batch_size)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(load, starts[0]) if starts else None
+        for k in range(len(starts)):
+            batch = pending.result()
+            if k + 1 < len(starts):
+                pending = pool.submit(load, starts[k + 1])
+            yield batch.to(device, non_blocking=True)
+
+
+def _predict(model: nn.Module, features: Any, rows: np.ndarray, mean: np.ndarray,
+             std: np.ndarray, batch_size: int, device: torch.device) -> np.ndarray:
+    model.eval()
+    with torch.no_grad():
+        scores = [model(x).cpu() for x in
+                  standardized_batches(features, rows, mean, std, batch_size, device)]
+    return torch.cat(scores).numpy() if scores else np.empty(0, np.float32)
+
+
+def train_model(features: Any, targets: np.ndarray, train_idx: np.ndarray,
+                val_idx: np.ndarray, config: TrainConfig, progress: bool = True,
+                on_epoch: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
+    """Fit MemorabilityLSTM on features[train_idx] with MSE and Adam; keep the epoch with the
+    best validation Spearman (the reference's model selection). `features` is a [videos, frames,
+    dim] array or a ConcatFeatures: rows are read a batch at a time. `on_epoch` gets each
+    epoch's history row as the epoch ends."""
+    if features.ndim != 3:
+        raise DataError(f"features must be [videos, frames, dim], got {list(features.shape)}")
+    seed_everything(config.seed)
+    device = resolve_device(config.device)
+    train_y = targets[train_idx].astype(np.float32)
+    val_y = targets[val_idx].astype(np.float32)
+    if config.shuffle_train_labels:
+        # Control experiment: break the link between videos and labels for everything the
+        # model sees or is selected on (train and validation; the test labels stay true).
+        # Test Spearman should then be near 0; if it is not, labels leak into the features.
+        rng = np.random.default_rng(config.seed + 1)
+        train_y, val_y = rng.permutation(train_y), rng.permutation(val_y)
+    # Standardize features with training-set statistics (saved in the checkpoint), so the LSTM
+    # sees inputs of similar scale whatever backbone produced them.
+    mean, std = feature_stats(features, train_idx)
+    y_train = torch.from_numpy(train_y).to(device)
+
+    model = MemorabilityLSTM(features.shape[2], config.hidden_size, config.num_layers,
+                             config.dropout).to(device)
+    with torch.no_grad():
+        # Start the head at the mean training score: memorability scores sit near 0.85, and
+        # without this the first epochs are spent learning that offset.
+        model.head.bias.fill_(float(train_y.mean()))
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    loss_fn = nn.MSELoss()
+    shuffler = torch.Generator().manual_seed(config.seed)
+    history = []
+    best_state, best_epoch, best_val = None, 0, -math.inf
+    for epoch in tqdm(range(1, config.epochs + 1), desc="train", unit="epoch",
+                      disable=not progress):
+        model.train()
+        order = torch.randperm(len(train_idx), generator=shuffler)
+        total = 0.0
+        batches = standardized_batches(features, train_idx[order.numpy()], mean, std,
+                                       config.batch_size, device)
+        for start, x in zip(range(0, len(order), config.batch_size), batches, strict=True):
+            batch = order[start:start + config.batch_size].to(device)
+            optimizer.zero_grad()
+            loss = loss_fn(model(x), y_train[batch])
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(batch)
+        val_pred = _predict(model, features, val_idx, mean, std, config.batch_size, device)
+        val_spearman = spearman(val_y, val_pred)
+        history.append({"epoch": epoch, "train_loss": total / len(train_idx),
+                        "val_loss": float(np.mean((val_pred - val_y) ** 2)),
+                        "val_spearman": val_spearman})
+        if on_epoch is not None:
+            on_epoch(history[-1])
+        score = -math.inf if math.isnan(val_spearman) else val_spearman
+        if best_state is None or score > best_val:
+            best_state, best_epoch, best_val = copy.deepcopy(model.state_dict()), epoch, score
+    model.load_state_dict(best_state)
+    checkpoint = {
+        "state_dict": {k: v.cpu() for k, v in best_state.items()},
+        "input_size": int(features.shape[2]),
+        "hidden_size": config.hidden_size,
+        "num_layers": config.num_layers,
+        "feature_mean": torch.from_numpy(mean),
+        "feature_std": torch.from_numpy(std),
+        "target": config.target,
+        "best_epoch": best_epoch,
+        "trained_on": device.type,
+    }
+    return TrainResult(model, checkpoint, pd.DataFrame(history), best_epoch,
+                       best_val if best_val > -math.inf else math.nan)
+
+
+def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
+    """Write the checkpoint atomically, the same bytes for the same contents: torch.save names the
+    archive's inner folder after a path it is given (here a random temporary name), but uses a
+    fixed one for a file object, so DVC sees no change when a re-run trains the same weights."""
+    with atomic_path(path, suffix=".pt") as tmp, open(tmp, "wb") as f:
+        torch.save(checkpoint, f)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """A checkpoint's values, read with torch's weights_only loader: tensors, numbers, strings,
+    lists and dicts only, so reading it runs no code."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"checkpoint {path} not found: run the train stage first (`dvc repro`)")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def lstm_from_checkpoint(checkpoint: dict[str, Any]) -> MemorabilityLSTM:
+    """The trained LSTM rebuilt from an LSTM checkpoint's values, in eval mode."""
+    model = MemorabilityLSTM(checkpoint["input_size"], checkpoint["hidden_size"],
+                             checkpoint["num_layers"])
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval()
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[MemorabilityLSTM | None, dict[str, Any]]:
+    """Load a checkpoint safely (weights_only: no code runs) and rebuild its LSTM; the model is
+    None for another head's checkpoint (`vidmem.learn.chain.load_scorer` reads every kind)."""
+    checkpoint = read_checkpoint(path)
+    if checkpoint.get("head", "lstm") != "lstm":
+        return None, checkpoint
+    return lstm_from_checkpoint(checkpoint), checkpoint
+
+
+def check_features_fit(features: Any, checkpoint: dict[str, Any]) -> None:
+    """DataError unless `features` are [videos, frames, dim] with the checkpoint's dim."""
+    if features.ndim != 3 or features.shape[2] != checkpoint["input_size"]:
+        raise DataError(f"features {list(features.shape)} do not fit this checkpoint, which "
+                        f"expects [videos, frames, {checkpoint['input_size']}]")
+
+
+def predict_scores(model: MemorabilityLSTM, checkpoint: dict[str, Any], features: Any,
+                   rows: np.ndarray | None = None, batch_size: int = 1000) -> np.ndarray:
+    """Scores for `features[rows]` (default: every row) of a [videos, frames, dim] array or
+    ConcatFeatures, standardized as in training, read a batch at a time (on the CPU)."""
+    check_features_fit(features, checkpoint)
+    rows = np.arange(len(features)) if rows is None else np.asarray(rows)
+    return _predict(model, features, rows, checkpoint["feature_mean"].numpy(),
+                    checkpoint["feature_std"].numpy(), batch_size, torch.device("cpu"))
+
+
+def split_indices(videos: list[str], split: dict[str, list[str]]) -> dict[str, np.ndarray]:
+    """Row indices of each split's videos in a concat array; a split video missing from the
+    features is an error, never a silent shift of rows."""
+    position = {v: i for i, v in enumerate(videos)}
+    result = {}
+    for part, names in split.items():
+        missing = [v for v in names if v not in position]
+        if missing:
+            raise DataError(f"{len(missing)} '{part}' video(s) have no features, e.g. "
+                            f"{missing[:3]}: re-run `dvc repro` so concat and split agree")
+        result[part] = np.array([position[v] for v in names], dtype=np.int64)
+    return result

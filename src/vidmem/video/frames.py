@@ -1,0 +1,490 @@
+"""Decoding N evenly spaced frames per video with ffmpeg (built through ffmpeg-python).
+
+One ffmpeg process per video decodes the stream once and keeps only the wanted frames with the
+`select` filter; per-frame `-ss` seeks would start N processes per video and only pay off on long
+videos. The frames are counted first, because WebM duration metadata is optional: for
+WebM/Matroska by walking the container in Python (`vidmem.video.matroska`), which saves a process per
+video; other formats, and any file that walk is unsure of, by a quick ffmpeg stream copy.
+
+ffmpeg scales the frames down (never up) to the short side. When the listed backends share one
+input geometry (`DecodeConfig.input_geometry`), the frames are then resized to it with the
+extract loader's own `resize_frames`, so they are stored at the size the network takes and the
+features are the same, bit for bit, as when the extract stage resized them.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import stat
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+import ffmpeg
+import numpy as np
+from tqdm import tqdm
+
+from vidmem.backends.normalize import shrink_to_input
+from vidmem.core.errors import DataError, ShortVideoError, VideoError, VidmemError
+from vidmem.core.files import atomic_dir
+from vidmem.core.params import DecodeConfig
+from vidmem.store.cache import ItemCache
+from vidmem.store.executor import get_executor
+from vidmem.store.framestore import FrameFormat
+from vidmem.store.shards import ShardWriter
+from vidmem.video.ffmpeg_bin import ffmpeg_executable
+from vidmem.video.matroska import video_packet_count
+
+VIDEO_EXTENSIONS = (".webm", ".mp4", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv",
+                    ".gif")
+# Bump when decoding logic changes, so cached frames from older code are not reused.
+DECODE_VERSION = 3  # 2: frames are never upscaled; 3: rgb24 forced (deep-colour frames were misread)
+
+_PPM_HEADER = re.compile(rb"P6\s+(\d+)\s+(\d+)\s+(\d+)\s")
+_FRAME_COUNT = re.compile(r"frame=\s*(\d+)")
+
+
+def list_videos(videos_dir: str | os.PathLike) -> list[Path]:
+    """Every entry directly in `videos_dir` whose name has a video extension, sorted by name,
+    whatever it is: a file, a link, but also a FIFO, socket, device or folder so named, which
+    decode then reports as skipped with the reason (`check_inside_folder`) instead of leaving
+    it out without a word. Entries with other names are `ignored_entries`."""
+    videos_dir = Path(videos_dir)
+    if not videos_dir.is_dir():
+        raise DataError(f"videos folder {videos_dir} not found: check 'data.videos_dir' in "
+                        "params.yaml")
+    videos = sorted(p for p in videos_dir.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
+    stems: dict[str, Path] = {}
+    for video in videos:
+        if video.stem in stems:
+            raise DataError(f"{videos_dir}: {stems[video.stem].name} and {video.name} have the "
+                            "same name stem; outputs are keyed by stem, so rename one")
+        stems[video.stem] = video
+    return videos
+
+
+def ignored_entries(videos_dir: str | os.PathLike) -> list[dict[str, str]]:
+    """The entries of `videos_dir` that `list_videos` leaves out, each with why, so the decode
+    report accounts for every entry of the folder."""
+    return [{"entry": p.name, "reason": f"not a video name (extensions: "
+                                        f"{' '.join(VIDEO_EXTENSIONS)})"}
+            for p in sorted(Path(videos_dir).iterdir())
+            if p.suffix.lower() not in VIDEO_EXTENSIONS]
+
+
+def _kind_of(path: Path) -> str:
+    """What a non-regular entry is, in words (following a link)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return "a link to nothing"
+    for test, kind in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def check_inside_folder(video: Path) -> None:
+    """VideoError unless `video` is a regular file of its own folder: a symbolic link in the
+    videos folder that points elsewhere (`/etc/passwd`, `/dev/zero`, another project) is
+    refused before anything reads it, and so is a FIFO, socket, device or folder (opening a
+    FIFO would block). The folder itself may be a link."""
+    if video.is_symlink() and video.resolve().parent != video.parent.resolve():
+        raise VideoError(video.name, f"symbolic link to {os.readlink(video)}, outside the videos "
+                                     "folder; copy the file into the folder or link its folder "
+                                     "as data.videos_dir instead")
+    if not video.is_file():
+        raise VideoError(video.name, f"{_kind_of(video)}, not a regular file: not opened")
+
+
+def evenly_spaced_indices(total: int, n: int) -> list[int]:
+    """Indices of the centres of `n` equal segments of `total` frames (repeats when total < n)."""
+    return [min(total - 1, int((k + 0.5) * total / n)) for k in range(n)]
+
+
+def _timed_out(video: Path, timeout: float) -> VideoError:
+    return VideoError(video.name, f"ffmpeg did not finish within {timeout:g} s (decode.timeout_s)")
+
+
+def _run(args: list[str], video: Path, timeout: float) -> subprocess.CompletedProcess:
+    try:
+        result = subprocess.run(args, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise _timed_out(video, timeout) from None
+    if result.returncode != 0:
+        message = result.stderr.decode(errors="replace").strip()
+        if "matches no streams" in message:  # `-map 0:v:0` on a file without video
+            raise VideoError(video.name, "no video stream (audio only, or not a video file)")
+        lines = message.splitlines()
+        raise VideoError(video.name, f"ffmpeg failed: {lines[-1] if lines else 'no message'}")
+    return result
+
+
+def count_frames(video: Path, ffmpeg_bin: str, timeout: float, decode: bool = False) -> int:
+    """Number of video frames: packets by stream copy (fast), or decoded frames if `decode`."""
+    stream = ffmpeg.input(str(video), threads=1).output(
+        "-", format="null", map="0:v:0", **({} if decode else {"c": "copy"}))
+    args = stream.global_args("-hide_banner", "-nostdin").compile(cmd=ffmpeg_bin)
+    result = _run(args, video, timeout)
+    counts = _FRAME_COUNT.findall(result.stderr.decode(errors="replace"))
+    if not counts:
+        raise VideoError(video.name, "no video stream found")
+    return int(counts[-1])
+
+
+def _parse_ppm_stream(data: bytes, video: str = "video") -> list[np.ndarray]:
+    """The 8-bit RGB frames of a PPM stream, each checked against its own header: any header that
+    is not 8-bit (maxval 255: ffmpeg writes 16-bit samples, maxval 65535, for a high bit depth
+    source unless told rgb24), a frame cut short, or bytes after the last frame are a
+    VideoError naming `video`, never a frame made of misread bytes."""
+    frames = []
+    offset = 0
+    while offset < len(data):
+        match = _PPM_HEADER.match(data, offset)
+        if not match:
+            raise VideoError(video, f"ffmpeg wrote {len(data) - offset} byte(s) that are not an "
+                                    f"RGB PPM frame (at byte {offset})")
+        width, height, maxval = int(match[1]), int(match[2]), int(match[3])
+        if maxval != 255 or width == 0 or height == 0:
+            raise VideoError(video, f"ffmpeg wrote a {width}x{height} frame with maxval "
+                                    f"{maxval}, not 8-bit RGB (maxval 255)")
+        start = match.end()
+        end = start + width * height * 3
+        if end > len(data):
+            raise VideoError(video, f"ffmpeg's frame {len(frames) + 1} ({width}x{height}) is cut "
+                                    f"short: {len(data) - start} of {end - start} bytes")
+        frames.append(np.frombuffer(data, np.uint8, width * height * 3, start)
+                      .reshape(height, width, 3))
+        offset = end
+    return frames
+
+
+def scale_filter(short_side: int) -> str:
+    """Scale down so the shorter side is at most `short_side`, keeping the aspect ratio; a
+    smaller video keeps its size (upscaling adds bytes, not information: each backend resizes
+    to its own input size anyway)."""
+    return (f"scale='if(lte(iw,ih),min(iw,{short_side}),-1)':"
+            f"'if(lte(iw,ih),-1,min(ih,{short_side}))':flags=area")
+
+
+def frame_filter(indices: Sequence[int], short_side: int) -> str:
+    """The ffmpeg video filter of the whole-stream pass: keep the frames at `indices` (0-based,
+    in presentation order), then `scale_filter`."""
+    select = "+".join(f"eq(n\\,{i})" for i in indices)
+    return f"select='{select}',{scale_filter(short_side)}"
+
+
+@dataclass(frozen=True)
+class StreamIndex:
+    """What the container says about a video stream's frames, read without decoding (PyAV
+    demuxes the packets): presentation times in seconds, in presentation order, and which of
+    them are keyframes (where a decoder can start)."""
+
+    times: np.ndarray  # float64 [frames], increasing
+    keyframe: np.ndarray  # bool [frames]
+    pixels: int  # width × height of the coded frames
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+
+def index_stream(video: Path) -> StreamIndex | None:
+    """The stream's packet times and keyframes, or None when they cannot be trusted for seeking
+    (no timestamps, repeated timestamps, or a file PyAV cannot read: decode then reads the whole
+    stream, as it always could)."""
+    try:
+        with av.open(str(video)) as container:
+            if not container.streams.video:
+                return None
+            stream = container.streams.video[0]
+            pts, keys = [], []
+            for packet in container.demux(stream):
+                if packet.size == 0:  # the demuxer's flush packet
+                    continue
+                if packet.pts is None:
+                    return None
+                pts.append(packet.pts)
+                keys.append(packet.is_keyframe)
+            pixels = (stream.codec_context.width or 0) * (stream.codec_context.height or 0)
+            time_base = float(stream.time_base)
+    except (av.FFmpegError, OSError, ValueError, IndexError):
+        return None
+    pts_array = np.asarray(pts, dtype=np.int64)
+    order = np.argsort(pts_array, kind="stable")
+    if len(order) == 0 or np.any(np.diff(pts_array[order]) <= 0):
+        return None
+    return StreamIndex(pts_array[order] * time_base, np.asarray(keys, dtype=bool)[order],
+                       pixels)
+
+
+# The cost model that picks a strategy, in seconds, measured with the bundled ffmpeg on a 2-core
+# machine (BENCHMARKS.md, "Long clips"): starting one ffmpeg process and seeking costs about
+# PROCESS_S; decoding and scaling cost about PIXEL_S per pixel of a frame (720p H.264, one
+# thread: 1.1 ms a frame).
+PROCESS_S = 0.04
+PIXEL_S = 1.2e-9
+
+
+def choose_strategy(index: StreamIndex | None, wanted: Sequence[int]) -> str:
+    """"seek" (one ffmpeg per wanted frame, each starting at the keyframe before it) when that
+    decodes clearly less than the whole stream, else "whole" (one pass with `select`)."""
+    if index is None or len(index) == 0 or not index.keyframe[0]:
+        return "whole"
+    frame_s = PIXEL_S * max(index.pixels, 1)
+    keyframes = np.flatnonzero(index.keyframe)
+    start = keyframes[np.searchsorted(keyframes, np.asarray(wanted), side="right") - 1]
+    seek_s = len(wanted) * PROCESS_S + float(np.sum(np.asarray(wanted) - start + 1)) * frame_s
+    whole_s = PROCESS_S + len(index) * frame_s
+    return "seek" if seek_s < 0.8 * whole_s else "whole"
+
+
+def seek_times(index: StreamIndex, wanted: Sequence[int]) -> list[float | None]:
+    """Where to seek for each wanted frame: halfway between it and the frame before, so rounding
+    of either time cannot pick a neighbour (None: the first frame, no seek needed). ffmpeg's
+    input seeking starts decoding at the keyframe before that time and drops the frames before
+    it, so the first frame out is the wanted one, decoded exactly as in a whole-stream pass."""
+    return [None if i == 0 else float((index.times[i - 1] + index.times[i]) / 2) for i in wanted]
+
+
+def _seek_frames(video: Path, times: Sequence[float | None], short_side: int, ffmpeg_bin: str,
+                 timeout: float) -> list[np.ndarray]:
+    """One frame per time, each from its own ffmpeg seeking to it (all within `timeout`)."""
+    deadline = time.monotonic() + timeout
+    frames = []
+    for start in times:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _timed_out(video, timeout)
+        frames += _ppm_frames(video, ffmpeg_bin, remaining,
+                              {} if start is None else {"ss": f"{start:.6f}"},
+                              vf=scale_filter(short_side), **{"frames:v": 1})
+    return frames
+
+
+def _select_frames(video: Path, indices: Sequence[int], short_side: int, ffmpeg_bin: str,
+                   timeout: float) -> list[np.ndarray]:
+    return _ppm_frames(video, ffmpeg_bin, timeout, {}, vf=frame_filter(indices, short_side),
+                       fps_mode="vfr")
+
+
+def _ppm_frames(video: Path, ffmpeg_bin: str, timeout: float, input_args: dict[str, Any],
+                **output_args: Any) -> list[np.ndarray]:
+    """RGB frames from one ffmpeg run over the first video stream, as a PPM stream on a pipe."""
+    # pix_fmt rgb24: whatever the source (10/12-bit, 4:2:2, 4:4:4, grey, palette, alpha), ffmpeg
+    # converts to 8-bit RGB after the scale; left to choose, it writes 16-bit PPM for deep input.
+    stream = ffmpeg.input(str(video), threads=1, **input_args).output(
+        "pipe:", format="image2pipe", vcodec="ppm", pix_fmt="rgb24", map="0:v:0",
+        filter_threads=1, **output_args)
+    args = stream.global_args("-hide_banner", "-nostdin", "-loglevel", "error").compile(
+        cmd=ffmpeg_bin)
+    return _parse_ppm_stream(_run(args, video, timeout).stdout, video.name)
+
+
+@dataclass
+class DecodedVideo:
+    frames: np.ndarray  # uint8 [n_frames, H, W, 3]
+    total_frames: int
+    indices: list[int]
+    repeated: bool  # the video had fewer than n_frames frames and some were repeated
+    strategy: str = "whole"  # "whole" stream pass or keyframe "seek"s (same frames either way)
+
+
+def decode_video(video: str | os.PathLike, config: DecodeConfig,
+                 ffmpeg_bin: str | None = None, strategy: str = "auto") -> DecodedVideo:
+    """Exactly `config.n_frames` evenly spaced RGB frames of one video, or VideoError.
+
+    `strategy` "auto" picks per video (`choose_strategy`): one pass over the whole stream when
+    the wanted frames are dense, keyframe seeks when they are sparse (long clips). Both give the
+    same frames, byte for byte (tests), so the choice is not part of the cache key. "whole" and
+    "seek" force one (tests, benchmarks)."""
+    video = Path(video)
+    ffmpeg_bin = ffmpeg_bin or ffmpeg_executable(config.ffmpeg)
+    check_inside_folder(video)
+    if video.stat().st_size == 0:
+        raise VideoError(video.name, "file is empty (0 bytes)")
+    n = config.n_frames
+    # WebM/Matroska: count packets in Python (no second process); else ask ffmpeg.
+    total = video_packet_count(video) if video.suffix.lower() in (".webm", ".mkv") else None
+    index = index_stream(video) if strategy != "whole" else None
+    if total is None:
+        total = len(index) if index is not None else count_frames(video, ffmpeg_bin,
+                                                                  config.timeout_s)
+    if index is not None and len(index) != total:
+        index = None  # packets and frames disagree (hidden frames): only a full pass is exact
+    frames: list[np.ndarray] = []
+    for attempt in range(2):
+        if total == 0:
+            raise VideoError(video.name, "no decodable video frames")
+        if total < n and config.short_video != "repeat":
+            raise ShortVideoError(video.name, f"only {total} frame(s), fewer than decode.n_frames={n} "
+                                         f"(decode.short_video: {config.short_video})")
+        indices = evenly_spaced_indices(total, n)
+        unique = sorted(set(indices))
+        chosen = "whole" if index is None else (
+            choose_strategy(index, unique) if strategy == "auto" else strategy)
+        if chosen == "seek":
+            frames = _seek_frames(video, seek_times(index, unique), config.short_side,
+                                  ffmpeg_bin, config.timeout_s)
+        else:
+            frames = _select_frames(video, unique, config.short_side, ffmpeg_bin,
+                                    config.timeout_s)
+        if len(frames) == len(unique):
+            break
+        index = None  # retry with a whole pass over an exact count
+        if attempt == 0:
+            # Packet count and decodable frames differ (hidden frames, a damaged tail):
+            # count by decoding, which is exact, and select again.
+            total = count_frames(video, ffmpeg_bin, config.timeout_s, decode=True)
+    else:
+        raise VideoError(video.name, f"ffmpeg returned {len(frames)} of {len(unique)} selected "
+                                     "frames; the file may be truncated or corrupt")
+    if len({f.shape for f in frames}) != 1:
+        raise VideoError(video.name, "frame size changes within the video")
+    by_index = dict(zip(unique, frames, strict=True))
+    stacked = np.stack([by_index[i] for i in indices])
+    if config.input_geometry is not None:
+        stacked = shrink_to_input(stacked, config.input_geometry)
+    return DecodedVideo(stacked, total, indices, repeated=len(unique) < n, strategy=chosen)
+
+
+@dataclass
+class DecodeReport:
+    decoded: list[str] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    repeated: list[str] = field(default_factory=list)
+    cache_hits: int = 0  # printed for the user; not written to outputs (it varies by run)
+
+    def add(self, outcome: DecodeOutcome) -> None:
+        if outcome.error is None:
+            self.decoded.append(outcome.video.name)
+            if outcome.repeated:
+                self.repeated.append(outcome.video.name)
+        else:
+            self.skipped.append({"video": outcome.video.name, "stage": "decode",
+                                 "reason": outcome.error})
+        self.cache_hits += outcome.from_cache
+
+    def sort(self, videos: Sequence[Path]) -> None:
+        """List the videos in the order of `videos` (the folder's), whatever order they were
+        decoded in."""
+        position = {video.name: k for k, video in enumerate(videos)}
+        self.decoded.sort(key=position.__getitem__)
+        self.repeated.sort(key=position.__getitem__)
+        self.skipped.sort(key=lambda skipped: position[skipped["video"]])
+
+    def counts(self) -> dict[str, int]:
+        return {"videos_found": len(self.decoded) + len(self.skipped),
+                "videos_decoded": len(self.decoded), "videos_skipped": len(self.skipped),
+                "videos_with_repeated_frames": len(self.repeated)}
+
+
+def decode_videos(videos: Sequence[Path], out_dir: str | os.PathLike, config: DecodeConfig,
+                  on_bad_input: str = "skip", cache_root: str | os.PathLike | None = None,
+                  progress: bool = True) -> DecodeReport:
+    """Decode every video into the shards of `out_dir` (vidmem.store.shards; uint8
+    [n_frames, H, W, 3] per video in `decode.format`), in parallel.
+
+    A video that cannot be decoded is skipped and reported (`on_bad_input: skip`) or stops the
+    run with its name and the reason (`fail`). `decode.short_video: fail` always stops the run.
+    """
+    out_dir = Path(out_dir)
+    if config.short_side is None:
+        raise ValueError("decode.short_side is 'auto': resolve it with "
+                         "vidmem.backends.decode_config(params) first")
+    ffmpeg_bin = ffmpeg_executable(config.ffmpeg)
+    cache_config = {"version": DECODE_VERSION, "n_frames": config.n_frames,
+                    "short_side": config.short_side, "short_video": config.short_video,
+                    "ffmpeg": os.path.basename(ffmpeg_bin),
+                    "input_geometry": None if config.input_geometry is None
+                    else config.input_geometry.geometry()}
+    fmt = FrameFormat(config.format, config.jpeg_quality)
+    cache = ItemCache(cache_root, "decode", cache_config, fmt)
+    cache.use_scratch(out_dir / ".entries")
+    report = DecodeReport()
+    executor = get_executor()
+    executor.check_handover(cache.enabled)
+    # In the order of the shards, so each shard is written while later videos decode.
+    order = sorted(videos, key=lambda video: video.stem)
+    outcomes = executor.map(
+        functools.partial(_decode_one, config=config, ffmpeg_bin=ffmpeg_bin, cache=cache,
+                          on_bad_input=on_bad_input),
+        order, threads=config.workers)
+    names: dict[str, str] = {}
+    writer = ShardWriter(out_dir, cache, names)
+    try:
+        for outcome in tqdm(outcomes, total=len(order), desc="decode", unit="video",
+                            disable=not progress):
+            if outcome.error is None:
+                names[outcome.digest] = outcome.video.name
+                writer.add(outcome.video.stem, outcome.digest)
+            report.add(outcome)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
+    report.sort(videos)
+    return report
+
+
+@dataclass(frozen=True)
+class DecodeOutcome:
+    video: Path
+    digest: str
+    error: str | None  # why the video was skipped; None: decoded
+    repeated: bool = False
+    from_cache: bool = False
+
+
+def _decode_one(video: Path, config: DecodeConfig, ffmpeg_bin: str, cache: ItemCache,
+                on_bad_input: str) -> DecodeOutcome:
+    """Decode one video into the cache (or the stage's scratch folder), from where the stage
+    writes it into its shards."""
+    digest = ""
+    try:
+        check_inside_folder(video)  # before the cache key reads the file
+        digest = cache.key(video)
+
+        def make() -> tuple[np.ndarray, dict[str, Any]]:
+            decoded = decode_video(video, config, ffmpeg_bin)
+            return decoded.frames, {"repeated": decoded.repeated,
+                                    "total_frames": decoded.total_frames}
+
+        facts, from_cache = cache.fetch_or_make(digest, make)
+        return DecodeOutcome(video, digest, None, bool(facts["repeated"]), from_cache)
+    except ShortVideoError as exc:
+        if config.short_video == "fail":
+            raise VidmemError(f"{video}: {exc.reason}. Set decode.short_video to 'repeat' "
+                              "or 'skip' to accept such videos") from exc
+        return DecodeOutcome(video, digest, exc.reason)
+    except VideoError as exc:
+        return DecodeOutcome(video, digest, _bad_input(video, exc.reason, exc, on_bad_input))
+    except (OSError, ValueError, IndexError, EOFError) as exc:
+        # Any other per-file problem (unreadable file, a parser bug on crafted bytes) is
+        # still one bad video: reported under `skip`, never the end of the whole stage.
+        return DecodeOutcome(video, digest, _bad_input(video, f"{type(exc).__name__}: {exc}", exc,
+                                                       on_bad_input))
+
+
+def _bad_input(video: Path, reason: str, exc: Exception, on_bad_input: str) -> str:
+    if on_bad_input == "fail":
+        raise VidmemError(f"cannot decode {video}: {reason}. Fix or remove the file, "
+                          "or set data.on_bad_input: skip to skip and report it") from exc
+    return reason
+
+
+def decode_step(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, config: DecodeConfig,
+                on_bad_input: str = "skip", cache_dir: str | os.PathLike | None = None,
+                progress: bool = True) -> DecodeReport:
+    """The decode stage: every video in `videos_dir` → the shards of `out_dir`, written whole
+    or not at all; bad videos reported."""
+    videos = list_videos(videos_dir)
+    with atomic_dir(out_dir) as out:
+        return decode_videos(videos, out, config, on_bad_input, cache_dir, progress)
