@@ -11,7 +11,8 @@ public functions:
   /dev/null (the floor, same filter), and vs the naive approach (one ffmpeg seek per frame);
 - `decode_long`: the same on 5-minute 720p H.264 clips (`--long-clips`, `--long-seconds`),
   against the seek floor (8 ffmpeg processes per clip, `-ss` before `-i`) and a whole-stream pass;
-- `extract`, per backend (`--backends`; default: params.yaml's `backends`): frames/s through
+- `extract`, per backend (`--backends`; default: params.yaml's listed backends that read
+  frames): frames/s through
   `Backend.extract_videos` vs the bare forward pass on pre-made tensors of the same batch size,
   taking turns on `--chunks` chunks of the videos in one process; peak RSS of each side from a
   separate run; peak RSS on a quarter of the videos vs all of them; features under mixed
@@ -41,6 +42,8 @@ import datetime
 import json
 import shutil
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.decode import bench_decode
@@ -57,6 +60,8 @@ from bench.scaleout import PHASES as SCALEOUT_PHASES
 from bench.scaleout import bench_scaleout
 from bench.train import bench_train
 from bench.videos import folder_of, make_videos
+
+from vidmem.backends import uses_frames
 
 BENCHMARKS = ["decode", "decode_long", "extract", "train", "repro", "memory", "footprint",
               "dvc_layout", "scaleout"]
@@ -116,6 +121,70 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+@dataclass
+class Run:
+    """What every benchmark may use: the arguments, the params the stages would read, the
+    backends to time and the synthetic videos (made once, for those that need them)."""
+
+    args: argparse.Namespace
+    params: dict
+    backends: list[str]
+    videos: list = field(default_factory=list)
+
+    def videos_folder(self, name: str, videos: list | None = None) -> Path:
+        folder = WORK / name
+        shutil.rmtree(folder, ignore_errors=True)
+        return folder_of(self.videos if videos is None else videos, folder)
+
+
+def run_decode(run: Run) -> dict:
+    return {"decode": bench_decode(run.args, run.videos_folder("videos_all"))}
+
+
+def run_extract(run: Run) -> dict:
+    frames = WORK / "decode_out"  # the decode stage's output, as the extract stage reads it
+    extract = {name: bench_extract(run.args, name, frames) for name in run.backends}
+    first = run.backends[0]
+    torch_backends = [n for n in run.backends if run.params["backend"][n].get("kind") == "torch"]
+    return {"extract": extract,
+            "extract_memory": bench_extract_memory(run.args, first, frames,
+                                                   extract[first]["stage"]),
+            "precision": bench_precision(run.args, torch_backends[0], frames)
+            if torch_backends else None}
+
+
+def run_repro(run: Run) -> dict:
+    return {"noop_repro": bench_noop_repro(),
+            "incremental": bench_incremental(run.args, run.videos, run.backends[0])}
+
+
+def run_scaleout(run: Run) -> dict:
+    many = make_videos(run.args, WORK / "videos", 0, run.args.scaleout_videos)
+    return {"scaleout": bench_scaleout(run.args, run.videos_folder("videos_scaleout", many),
+                                       run.backends[0])}
+
+
+# Each benchmark: what it needs run first, and the function that returns its results.json keys.
+BENCHMARK_TABLE: dict[str, tuple[list[str], Callable[[Run], dict]]] = {
+    "decode": ([], run_decode),
+    "decode_long": ([], lambda run: {"decode_long": bench_decode_long(run.args)}),
+    "extract": (["decode"], run_extract),  # extract reads what the decode benchmark wrote
+    "train": ([], lambda run: {"train": bench_train(run.args)}),
+    "repro": ([], run_repro),
+    "memory": ([], lambda run: {"memory": bench_memory(run.args)}),
+    "footprint": ([], lambda run: {"footprint": bench_footprint(run.args)}),
+    "dvc_layout": ([], lambda run: {"dvc_layout": bench_dvc_layout(run.args)}),
+    "scaleout": ([], run_scaleout),
+}
+NEEDS_VIDEOS = {"decode", "extract", "repro", "scaleout"}
+
+
+def frame_backends(params: dict) -> list[str]:
+    """params.yaml's listed backends that read frames: what the extract benchmark can time
+    (caption and precomputed backends have no frames/s, and need a split or files of their own)."""
+    return [name for name in params["backends"] if uses_frames(params, name)]
+
+
 def main() -> None:
     args = parse_args()
     if args.phase:
@@ -125,72 +194,29 @@ def main() -> None:
 
     results_file = ROOT / "benchmarks" / "results.json"
     results: dict = json.loads(results_file.read_text()) if results_file.exists() else {}
-    run = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-           "argv": " ".join(sys.argv[1:]), "versions": versions(),
-           "config": {k: getattr(args, k) for k in ("videos", "seconds", "fps", "width", "height",
-                                                    "frames", "batch_size", "precision_frames",
-                                                    "chunks")}}
+    record = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+              "argv": " ".join(sys.argv[1:]), "versions": versions(),
+              "config": {k: getattr(args, k) for k in ("videos", "seconds", "fps", "width",
+                                                       "height", "frames", "batch_size",
+                                                       "precision_frames", "chunks")}}
     if set(args.only) == set(BENCHMARKS):
-        results.update(run)
+        results.update(record)
     else:  # a partial run: say when and how its parts were made
         earlier = [r for r in results.get("partial_runs", []) if r["only"] != args.only]
-        results["partial_runs"] = [*earlier, {**run, "only": args.only}]  # latest of each kind
-    videos = make_videos(args, WORK / "videos", 0, args.videos) \
-        if {"decode", "extract", "repro", "scaleout"} & set(args.only) else []
-    if {"decode", "extract"} & set(args.only):
-        print("decode ...", flush=True)
-        videos_dir = WORK / "videos_all"
-        shutil.rmtree(videos_dir, ignore_errors=True)
-        folder_of(videos, videos_dir)
-        results["decode"] = bench_decode(args, videos_dir)
-        print(results["decode"], flush=True)
-    if "decode_long" in args.only:
-        print("decode long clips ...", flush=True)
-        results["decode_long"] = bench_decode_long(args)
-        print(results["decode_long"], flush=True)
+        results["partial_runs"] = [*earlier, {**record, "only": args.only}]  # latest of each
     params = bench_params(args)
-    names = args.backends or params["backends"]
-    first = names[0]
-    if "extract" in args.only:
-        frames = WORK / "decode_out"  # the decode stage's output, as the extract stage reads it
-        results["extract"] = {}
-        for name in names:
-            results["extract"][name] = bench_extract(args, name, frames)
-            print(name, results["extract"][name], flush=True)
-        print("extract memory ...", flush=True)
-        results["extract_memory"] = bench_extract_memory(args, first, frames,
-                                                         results["extract"][first]["stage"])
-        print(results["extract_memory"], "\nprecision ...", flush=True)
-        torch_backends = [n for n in names if params["backend"][n].get("kind") == "torch"]
-        results["precision"] = bench_precision(
-            args, torch_backends[0], frames) if torch_backends else None
-        print(results["precision"], flush=True)
-    if "train" in args.only:
-        print("train ...", flush=True)
-        results["train"] = bench_train(args)
-        print(results["train"], flush=True)
-    if "repro" in args.only:
-        print("no-op dvc repro ...", flush=True)
-        results["noop_repro"] = bench_noop_repro()
-        print(results["noop_repro"], "\nincremental ...", flush=True)
-        results["incremental"] = bench_incremental(args, videos, first)
-        print(results["incremental"], flush=True)
-    if "footprint" in args.only:
-        print("footprint ...", flush=True)
-        results["footprint"] = bench_footprint(args)
-        print(results["footprint"], flush=True)
-    if "dvc_layout" in args.only:
-        print("dvc layout ...", flush=True)
-        results["dvc_layout"] = bench_dvc_layout(args)
-    if "scaleout" in args.only:
-        print("scale-out (local vs Ray) ...", flush=True)
-        many = make_videos(args, WORK / "videos", 0, args.scaleout_videos)
-        results["scaleout"] = bench_scaleout(args, folder_of(many, WORK / "videos_scaleout"),
-                                             first)
-        print(results["scaleout"], flush=True)
-    if "memory" in args.only:
-        results["memory"] = bench_memory(args)
-        print(results["memory"], flush=True)
+    backends = args.backends or frame_backends(params)
+    if not backends and "extract" in args.only:
+        raise SystemExit("no listed backend reads frames: name one with --backends")
+    todo = [name for name in BENCHMARKS if name in args.only
+            or any(name in BENCHMARK_TABLE[wanted][0] for wanted in args.only)]
+    run = Run(args, params, backends, make_videos(args, WORK / "videos", 0, args.videos)
+              if NEEDS_VIDEOS & set(todo) else [])
+    for name in todo:
+        print(f"{name} ...", flush=True)
+        found = BENCHMARK_TABLE[name][1](run)
+        results.update(found)
+        print(found, flush=True)
     results_file.write_text(json.dumps(results, indent=2) + "\n")
     write_markdown(results, ROOT / "BENCHMARKS.md")
     print(f"wrote {ROOT / 'BENCHMARKS.md'}")

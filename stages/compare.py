@@ -1,4 +1,6 @@
-"""Stage compare: test Spearman of every backend side by side, with CIs (one figure, one table)."""
+"""Stage compare: test Spearman of every backend side by side, with CIs (one figure, one table),
+and the headline metrics file: each chain's and the fusion's test Spearman, first in
+`dvc exp show` (the stage is first in dvc.yaml, so its metrics lead the table)."""
 
 from vidmem.core.cli import run_stage, stage_parser
 from vidmem.core.files import read_json, write_json
@@ -17,6 +19,8 @@ def main(args, params):
             "random_weights": metrics.get("random_weights", False)})
     comparison_figure(rows, args.figure)
     write_json(args.table, rows)
+    write_json(args.headline, {"test_spearman": {row["name"]: round(row["spearman"], 4)
+                                                 for row in rows}})
     for row in rows:
         print(f"{row['name']}: test Spearman {row['spearman']:.3f} "
               f"[{row['spearman_ci95_low']:.3f}, {row['spearman_ci95_high']:.3f}]")
@@ -27,4 +31,6 @@ if __name__ == "__main__":
     parser.add_argument("--metrics", required=True, help="folder of the evaluate stages' JSON")
     parser.add_argument("--figure", required=True, help="PNG to write")
     parser.add_argument("--table", required=True, help="JSON list of the rows plotted")
+    parser.add_argument("--headline", required=True,
+                        help="JSON metrics: {test_spearman: {chain: value}}")
     run_stage(parser, main)

@@ -39,6 +39,7 @@ def main(args, params):
         # The summary (what `dvc exp show` lists) is the chosen step, not the last one.
         live.summary = {"head": head.name, **fit.metrics, "n_train": len(index["train"]),
                         "n_val": len(index["val"])}
+        live.step = int(fit.history.epoch.iloc[-1])  # the summary's step: the last one run
     print(f"train {args.backend}: {fit.summary}")
     checkpoint, history, best = fit.checkpoint, fit.history, fit.best_step
     checkpoint["backend"] = args.backend

@@ -60,7 +60,7 @@ TINY_PARAMS = {
     ("decode", "short_side"): 96, ("epochs",): 3, ("model", "hidden_size"): 16,
     ("model", "num_layers"): 2, ("evaluate", "bootstrap_resamples"): 50,
     ("split", "train"): 0.5, ("split", "val"): 0.25, ("split", "test"): 0.25,
-    ("backend", "efficientnet_lite0", "batch_size"): 16, ("cache", "dir"): None,
+    ("backend", "efficientnet_lite0", "frames_per_batch"): 16, ("cache", "dir"): None,
 }
 
 

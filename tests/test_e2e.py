@@ -58,6 +58,17 @@ def test_repro_then_noop_then_exp_run_and_metrics_diff(project, tmp_path):
     # Each chain's head is a params column; the fusion's result a metrics column.
     assert {"backend.efficientnet_lite0.head", "backend.captions.head"} <= set(header)
     assert "metrics/eval/fusion.json:spearman" in header
+    # The headline metrics lead the metrics columns (compare is first in dvc.yaml) ...
+    headline = ["test_spearman.efficientnet_lite0", "test_spearman.captions",
+                "test_spearman.fusion"]
+    assert header[header.index("Created") + 2:][:3] == headline, header[:10]
+    # ... and the README's short view shows them in full in a 200-column terminal.
+    table = sh(["dvc", "exp", "show", "--no-pager", *README_EXP_SHOW], project,
+               env={"COLUMNS": "200"}).stdout
+    values = json.loads((project / "metrics/test_spearman.json").read_text())["test_spearman"]
+    assert set(values) == {"efficientnet_lite0", "captions", "fusion"}
+    for column, value in zip(headline, values.values(), strict=True):
+        assert column in table and f" {value:g} " in table, (column, value, table)
     # The train stage's DVCLive summary, read the standard way: the chosen epoch, not the last.
     experiments = json.loads(sh(["dvc", "exp", "show", "--json"], project).stdout)
     workspace = experiments[0]["data"]
@@ -83,26 +94,35 @@ def test_repro_then_noop_then_exp_run_and_metrics_diff(project, tmp_path):
     assert "plots/comparison.png" in html
 
 
+# README, "Quick start": the experiments table with the columns that compare them.
+README_EXP_SHOW = ["--drop", ".*", "--keep",
+                   r"Experiment|Created|test_spearman|.*best_epoch|lr$|epochs$|backend\..*\.head",
+                   "--sort-by", "test_spearman.fusion"]
+
+
 def test_dag_lists_the_stages_in_pipeline_order(project):
+    # compare comes first in dvc.yaml so that its headline metrics lead `dvc exp show`; the
+    # graph below is what orders the run.
     stages = sh(["dvc", "stage", "list", "--name-only"], project).stdout.split()
-    expected = ["demo_data", "decode", "normalize@efficientnet_lite0", "normalize@captions",
+    expected = ["compare", "demo_data", "decode", "normalize@efficientnet_lite0", "normalize@captions",
                 "extract@efficientnet_lite0", "extract@captions",
                 "concat@efficientnet_lite0", "concat@captions", "split",
                 "train@efficientnet_lite0", "train@captions",
-                "evaluate@efficientnet_lite0", "evaluate@captions", "fusion", "compare",
+                "evaluate@efficientnet_lite0", "evaluate@captions", "fusion",
                 "cv_split", "cv_summary"]  # cv.folds: [] adds no per-fold stage
     assert stages == expected
     mermaid = sh(["dvc", "dag", "--md"], project).stdout
     names = dict(re.findall(r'(node\d+)\["([^"]+)"\]', mermaid))
     edges = {(names[a], names[b]) for a, b in re.findall(r"(node\d+)-->(node\d+)", mermaid)}
-    for edge in [("demo_data", "decode"), ("decode", "extract@efficientnet_lite0"),
+    for edge in [("demo_data", "decode"), ("decode", "normalize@efficientnet_lite0"),
+                 ("normalize@efficientnet_lite0", "extract@efficientnet_lite0"),
                  ("extract@efficientnet_lite0", "concat@efficientnet_lite0"),
                  ("concat@efficientnet_lite0", "train@efficientnet_lite0"),
                  ("split", "train@efficientnet_lite0"),
                  ("train@efficientnet_lite0", "evaluate@efficientnet_lite0"),
                  ("split", "extract@captions"), ("demo_data", "extract@captions"),
                  ("evaluate@efficientnet_lite0", "fusion"), ("evaluate@captions", "fusion"),
-                 ("fusion", "compare")]:
+                 ("fusion", "compare"), ("evaluate@captions", "compare")]:
         assert edge in edges, edge
 
 

@@ -43,7 +43,7 @@ def tree_digests(folder: Path) -> dict[str, str]:
 def demo_params() -> dict:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["backends"] = [BACKEND]
-    params["backend"][BACKEND]["batch_size"] = 8
+    params["backend"][BACKEND]["frames_per_batch"] = 8
     params["decode"]["n_frames"] = 4
     return params
 

@@ -257,7 +257,7 @@ PARAM_KEYS = ["lr", "epochs", "batch_size", "target", "model.hidden_size", "mode
               "evaluate.bootstrap_resamples", "demo.n_videos", "demo.seconds", "train.device",
               "train.shuffle_train_labels", "backend.efficientnet_lite0.input",
               "backend.efficientnet_lite0.input.size", "backend.efficientnet_lite0.input.value",
-              "backend.efficientnet_lite0.input.resize", "backend.efficientnet_lite0.batch_size",
+              "backend.efficientnet_lite0.input.resize", "backend.efficientnet_lite0.frames_per_batch",
               "backend.efficientnet_lite0.model", "backend.efficientnet_lite0.amp",
               "backend.efficientnet_lite0.weights", "backend.efficientnet_lite0.seed"]
 

@@ -85,7 +85,7 @@ def test_bad_videos_between_good_ones_never_misalign_features_and_labels(tmp_pat
     params = {"data": {"videos_dir": str(videos), "ground_truth": str(tmp_path / "gt.csv"),
                        "on_bad_input": "skip"},
               "decode": {"n_frames": 4, "short_side": 24, "workers": 2}, "cache": {"dir": None},
-              "backend": {"mean": {"kind": "helpers:MeanColour", "batch_size": 8,
+              "backend": {"mean": {"kind": "helpers:MeanColour", "frames_per_batch": 8,
                                    "input": {"size": 8, "value": {"range": [0, 1]}}}}}
     made = features_for_videos(videos, tmp_path / "work", params, "mean", progress=False)
     assert sorted(s["video"] for s in made.skipped) == ["video1.webm", "video4.webm",

@@ -73,7 +73,7 @@ def test_predict_scores_unlabelled_videos_through_the_training_path(tmp_path):
         "data": {"videos_dir": str(videos), "ground_truth": "unused.csv", "on_bad_input": "skip"},
         "decode": {"n_frames": 4, "short_side": 16, "workers": 2},
         "cache": {"dir": None},
-        "backend": {"mean": {"kind": "helpers:MeanColour", "batch_size": 8,
+        "backend": {"mean": {"kind": "helpers:MeanColour", "frames_per_batch": 8,
                              "input": {"size": 8, "value": {"range": [0, 1]}}}},
     }
     rng = np.random.default_rng(0)
@@ -134,7 +134,7 @@ def test_killed_stage_leaves_no_output_and_rerun_matches(tmp_path):
                                stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     # Decoded videos wait in the output's scratch folder (cache.dir is null) until sharded.
-    while time.time() < deadline and not any(tmp_path.glob(".frames.*.tmp/.entries/*.npy")):
+    while time.time() < deadline and not any(tmp_path.glob(".frames.*.tmp/.entries/*.tif")):
         time.sleep(0.05)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()

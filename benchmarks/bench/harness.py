@@ -66,7 +66,7 @@ def bench_params(args: argparse.Namespace, cache_dir: Path | None = None) -> dic
     params["data"]["on_bad_input"] = "skip"
     params["cache"]["dir"] = None if cache_dir is None else str(cache_dir)
     for section in params["backend"].values():
-        section["batch_size"] = args.batch_size
+        section["frames_per_batch"] = args.batch_size
     return params
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from vidmem.backends.normalize import InputSpec, range_matches, resize_frames
-from vidmem.core.errors import VidmemError
+from vidmem.core.errors import ParamsError, VidmemError
 from vidmem.core.params import as_int
 from vidmem.store.cache import ItemCache
 from vidmem.store.executor import chunked, get_executor
@@ -32,6 +32,7 @@ from vidmem.store.shards import ShardReader, write_shards
 
 EXTRACT_VERSION = 4  # 2: fed range in entries; 3: keyed by decoded frames; 4: uint8 resize
 DEFAULT_BATCH_SIZE = 32
+BATCH_KEY = "frames_per_batch"  # backend.<name>.frames_per_batch: frames per forward pass
 # Keys of `backend.<name>` that cannot change a feature: the input section is keyed in its
 # resolved form instead, and the head only matters from the train stage on.
 NOT_IN_CACHE_KEY = ("input", "head")
@@ -109,8 +110,12 @@ class Backend(ABC):
         self.spec = spec
         self.config = config
         self.cache_root = cache_root
-        self.batch_size = as_int(config.get("batch_size", DEFAULT_BATCH_SIZE),
-                                 f"backend.{name}.batch_size", 1)
+        if "batch_size" in config:  # renamed: it never meant the top-level (videos per step) one
+            raise ParamsError(f"params.yaml: 'backend.{name}.batch_size' is now "
+                              f"'backend.{name}.{BATCH_KEY}' (the number of frames, or captions, "
+                              "per forward pass); the top-level batch_size is videos per LSTM step")
+        self.batch_size = as_int(config.get(BATCH_KEY, DEFAULT_BATCH_SIZE),
+                                 f"backend.{name}.{BATCH_KEY}", 1)
         self.observed_min = math.inf
         self.observed_max = -math.inf
         # Where and in which precision the network runs ({"device": "cpu", "precision": "false"},

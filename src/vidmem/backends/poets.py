@@ -5,7 +5,7 @@ params.yaml, `backend.<name>`:
     graph: <path to classify_image_graph_def.pb, or the URL of inception-2015-12-05.tgz>
     bottleneck_dir: null    # default <cache.dir>/bottlenecks/<graph digest>-<cpu|gpu>
     jpeg_quality: 95
-    batch_size: 32
+    frames_per_batch: 32
     input: {size: 299, resize: squash, interpolation: bilinear, value: {subtract: 128, divide: 128}}
 
 Pixel handling is the tutorial's, and it happens *inside the graph*: each frame is JPEG-encoded

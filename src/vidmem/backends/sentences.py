@@ -48,7 +48,8 @@ class SentenceConfig:
         pin = as_sha256(section.get("sha256", DEFAULT_SHA256), f"{where}.sha256",
                         f"the model's {WEIGHTS_FILE}")
         return cls(model=model, sha256=pin,
-                   batch_size=as_int(section.get("batch_size", 256), f"{where}.batch_size", 1))
+                   batch_size=as_int(section.get("captions_per_batch", 256),
+                                     f"{where}.captions_per_batch", 1))
 
 
 def model_folder(model: str) -> Path:

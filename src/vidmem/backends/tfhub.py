@@ -5,7 +5,7 @@ params.yaml, `backend.<name>`:
     handle: https://tfhub.dev/google/imagenet/inception_v3/feature_vector/5
             (a URL needs the network once; a local SavedModel directory works offline, and
              downloads are cached in $TFHUB_CACHE_DIR)
-    batch_size: 32
+    frames_per_batch: 32
     input: {size: 299, resize: squash, interpolation: bilinear, value: {range: [0, 1]}}
 
 TF-Hub image modules expect RGB in [0, 1] (the Inception module maps it to [-1, 1] itself).

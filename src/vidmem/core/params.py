@@ -165,7 +165,7 @@ class DecodeConfig:
     short_video: str
     timeout_s: float
     ffmpeg: str | None
-    format: str = "npy"  # how frames are stored (vidmem.store.framestore): tiff | webp | png | jpeg | npy
+    format: str = "tiff"  # how frames are stored (vidmem.store.framestore): tiff | webp | png | jpeg | npy
     jpeg_quality: int = 95
     # With `short_side: auto` and every listed frame backend sharing one input geometry, frames
     # are stored already resized to it, wherever that scales them down (never up): extract's
@@ -185,7 +185,7 @@ class DecodeConfig:
                                   "decode.short_video", ("repeat", "skip", "fail")),
             timeout_s=as_float(lookup(params, "decode.timeout_s", 120), "decode.timeout_s", 1),
             ffmpeg=optional_str(lookup(params, "decode.ffmpeg", None), "decode.ffmpeg"),
-            format=as_choice(lookup(params, "decode.format", "npy"), "decode.format",
+            format=as_choice(lookup(params, "decode.format", "tiff"), "decode.format",
                              ("tiff", "webp", "png", "jpeg", "npy")),
             jpeg_quality=as_quality(lookup(params, "decode.jpeg_quality", 95),
                                     "decode.jpeg_quality"),
