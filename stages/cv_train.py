@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from vidmem.backends import backend_type, create_backend
+from vidmem.backends import backend_facts, create_backend
 from vidmem.backends.base import DatasetFiles
 from vidmem.core.cli import run_stage, stage_parser
 from vidmem.core.files import read_json, write_csv, write_json
@@ -31,7 +31,7 @@ def main(args, params):
         info = read_json(Path(args.features_info))
         # Only a backend that fits on data is built (a frame backend would load its network
         # for nothing: its features are the concat stage's, whatever the fold).
-        if backend_type(params, args.backend).fits_on_split:
+        if backend_facts(params, args.backend).fits_on_split:
             backend = create_backend(params, args.backend,
                                      cache_root=CacheConfig.from_params(params).dir)
             write_json(Path(work) / "split.json", fold)

@@ -36,7 +36,7 @@ def test_a_missing_module_dep_is_found():
 def test_closure_follows_lazy_and_by_name_imports_but_not_type_hints():
     closure = {p.relative_to(REPO / "src").as_posix()
                for p in import_closure(REPO / "stages" / "extract.py", REPO / "src")}
-    # BUILTIN_KINDS names modules as strings; torch_backbones imports devices inside it.
+    # The backend registry names modules as strings; torch_backbones imports devices inside it.
     assert {"vidmem/backends/poets.py", "vidmem/backends/tfhub.py",
             "vidmem/core/devices.py"} <= closure
     concat = {p.relative_to(REPO / "src").as_posix()

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from vidmem.app.pipeline import features_for_videos
-from vidmem.backends import backend_type
+from vidmem.backends import backend_facts
 from vidmem.backends.text import text_features
 from vidmem.core.errors import DataError, VidmemError
 from vidmem.core.files import read_json, write_csv
@@ -51,7 +51,7 @@ def predict_videos(videos_dir: str | os.PathLike, params: dict[str, Any], backen
     if checkpoint.get("backend") not in (None, backend_name):
         raise DataError(f"{checkpoint_path} was trained on backend {checkpoint['backend']!r}, "
                         f"not {backend_name!r}: pass the matching --backend or --model")
-    if backend_type(params, backend_name).reads_captions:
+    if backend_facts(params, backend_name).reads_captions:
         return _predict_captions(videos_dir, params, backend_name, checkpoint_path, score,
                                  checkpoint, captions_path)
     with tempfile.TemporaryDirectory(prefix="vidmem-predict-") as work:

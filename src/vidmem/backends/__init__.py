@@ -1,8 +1,12 @@
 """Feature backends and how params.yaml names them.
 
 A backend is one class implementing `vidmem.backends.base.Backend`. `backend.<name>.kind` in
-params.yaml picks the class: one of the built-in kinds below, or `package.module:ClassName` for a
-backend that lives anywhere importable (adding one needs no edit here).
+params.yaml picks the class: a registered kind (`register_backend`, `list_backends`; the
+built-in ones below), or `package.module:ClassName` for a backend that lives anywhere importable
+(adding one needs no edit here). A registered kind declares its facts (the class's import path,
+whether it reads frames, fits on the training split, reads captions), so the stages that only
+need those (decode's input sizes, normalize, predict) never import the backend's module; a
+contract test checks every registered kind's facts against its class.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
+from dataclasses import dataclass
 from typing import Any
 
 from vidmem.backends.base import Backend
@@ -17,22 +22,50 @@ from vidmem.backends.normalize import InputSpec
 from vidmem.core.errors import ParamsError
 from vidmem.core.params import DecodeConfig, backend_names, backend_params
 
+
+@dataclass(frozen=True)
+class BackendKind:
+    """A registered backend kind: where its class is (imported only when a backend is built or
+    its class is asked for), and the facts other stages need without importing it."""
+
+    kind: str
+    target: str  # "package.module:ClassName"
+    reads_frames: bool  # the class's `uses_frames`
+    fits_on_split: bool = False  # refit per cross-validation fold (TF-IDF)
+    reads_captions: bool = False  # `vidmem predict --captions` feeds it
+
+
+KINDS: dict[str, BackendKind] = {}
+
+
+def register_backend(kind: str, target: str, *, reads_frames: bool, fits_on_split: bool = False,
+                     reads_captions: bool = False) -> BackendKind:
+    """Make `backend.<name>.kind: <kind>` build the class at `target` ("module:Class")."""
+    KINDS[kind] = BackendKind(kind, target, reads_frames, fits_on_split, reads_captions)
+    return KINDS[kind]
+
+
+def list_backends() -> list[str]:
+    """The registered backend kinds."""
+    return list(KINDS)
+
+
 # Imported lazily, so a torch-only run never imports TensorFlow.
-BUILTIN_KINDS = {
-    "torch": "vidmem.backends.torch_backbones:TorchBackbone",
-    "precomputed": "vidmem.backends.precomputed:Precomputed",
-    "tfhub": "vidmem.backends.tfhub:TFHubModule",
-    "poets": "vidmem.backends.poets:PoetsBottleneck",
-    "captions": "vidmem.backends.captions:CaptionsBackend",
-    "sentence": "vidmem.backends.captions:SentenceBackend",
-}
+register_backend("torch", "vidmem.backends.torch_backbones:TorchBackbone", reads_frames=True)
+register_backend("precomputed", "vidmem.backends.precomputed:Precomputed", reads_frames=False)
+register_backend("tfhub", "vidmem.backends.tfhub:TFHubModule", reads_frames=True)
+register_backend("poets", "vidmem.backends.poets:PoetsBottleneck", reads_frames=True)
+register_backend("captions", "vidmem.backends.captions:CaptionsBackend", reads_frames=False,
+                 fits_on_split=True, reads_captions=True)
+register_backend("sentence", "vidmem.backends.captions:SentenceBackend", reads_frames=False,
+                 reads_captions=True)
 
 
 def backend_class(kind: str) -> type[Backend]:
-    target = BUILTIN_KINDS.get(kind, kind)
+    target = KINDS[kind].target if kind in KINDS else kind
     module_name, _, class_name = target.partition(":")
     if not class_name:
-        raise ParamsError(f"unknown backend kind {kind!r}: use one of {sorted(BUILTIN_KINDS)} "
+        raise ParamsError(f"unknown backend kind {kind!r}: use one of {sorted(KINDS)} "
                           "or 'package.module:ClassName'")
     cls = getattr(importlib.import_module(module_name), class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, Backend)):
@@ -53,9 +86,19 @@ def backend_type(params: dict[str, Any], name: str) -> type[Backend]:
     return backend_class(_kind(params, name))
 
 
+def backend_facts(params: dict[str, Any], name: str) -> BackendKind:
+    """What backend `name` is, from the registry (no import) for a registered kind; for a
+    `module:Class` kind, read from the class."""
+    kind = _kind(params, name)
+    if kind in KINDS:
+        return KINDS[kind]
+    cls = backend_class(kind)
+    return BackendKind(kind, kind, cls.uses_frames, cls.fits_on_split, cls.reads_captions)
+
+
 def uses_frames(params: dict[str, Any], name: str) -> bool:
     """Whether backend `name` reads decoded frames (False: precomputed features, captions)."""
-    return backend_type(params, name).uses_frames
+    return backend_facts(params, name).reads_frames
 
 
 def input_spec(params: dict[str, Any], name: str) -> InputSpec | None:

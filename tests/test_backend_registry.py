@@ -1,0 +1,88 @@
+"""One registry of backend kinds and torch models, with a contract test over every entry (as
+timm tests every model in `list_models()`)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from vidmem.backends import (
+    BackendKind,
+    backend_class,
+    backend_facts,
+    decode_config,
+    list_backends,
+    uses_frames,
+)
+from vidmem.backends.base import Backend
+from vidmem.backends.normalize import InputSpec
+from vidmem.core.params import load_params
+
+from conftest import REPO
+
+BACKEND_MODULES = ("vidmem.backends.torch_backbones", "vidmem.backends.tfhub",
+                   "vidmem.backends.poets", "vidmem.backends.captions",
+                   "vidmem.backends.precomputed", "vidmem.backends.sentences")
+
+
+@pytest.mark.parametrize("kind", list_backends())
+def test_every_registered_kind_declares_the_facts_of_its_class(kind):
+    facts = backend_facts({"backend": {"b": {"kind": kind}}}, "b")
+    cls = backend_class(kind)
+    assert issubclass(cls, Backend) and facts.kind == kind
+    assert (facts.reads_frames, facts.fits_on_split, facts.reads_captions) == \
+        (cls.uses_frames, cls.fits_on_split, cls.reads_captions), kind
+    if facts.reads_frames:  # what normalize checks the fed values against
+        assert cls.expected_range is not None or "weights_input_range" in vars(cls), kind
+
+
+def test_the_builtin_kinds_are_registered():
+    assert set(list_backends()) >= {"torch", "precomputed", "tfhub", "poets", "captions",
+                                    "sentence"}
+
+
+def test_a_backend_anywhere_importable_has_its_facts_read_from_its_class():
+    facts = backend_facts({"backend": {"b": {"kind": "helpers:MeanColour"}}}, "b")
+    assert facts == BackendKind("helpers:MeanColour", "helpers:MeanColour", True, False, False)
+
+
+def test_decode_learns_input_sizes_without_importing_any_backend_module():
+    """decode.short_side: auto reads the listed backends' input geometry; the registry's facts
+    say which backends read frames, so no backend module (torch models, TensorFlow) loads."""
+    code = ("import sys; from vidmem.core.params import load_params; "
+            "from vidmem.backends import decode_config; "
+            "params = load_params('params.yaml'); "
+            "params['backends'] = ['efficientnet_lite0', 'captions', 'tfhub_inception_v3', "
+            "'poets_inception_v3']; "
+            "print(decode_config(params).short_side); "
+            f"print(sorted(m for m in sys.modules if m.startswith({BACKEND_MODULES!r}) "
+            "or m.split('.')[0] in ('tensorflow', 'timm', 'sentence_transformers')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out == ["299", "[]"]
+    params = load_params(REPO / "params.yaml")
+    assert decode_config(params).short_side == 224
+    assert [uses_frames(params, name) for name in params["backends"]] == [True, False]
+
+
+def spec(size: int, value: str) -> InputSpec:
+    return InputSpec.from_params({"size": size, "value": value}, "test.input")
+
+
+@pytest.mark.parametrize("model", sorted(__import__(
+    "vidmem.backends.torch_backbones", fromlist=["MODELS"]).MODELS))
+def test_every_registered_torch_model_builds_extracts_and_declares_its_range(model):
+    from vidmem.backends.torch_backbones import TorchBackbone
+
+    config = {"kind": "torch", "model": model, "weights": "random", "device": "cpu"}
+    size = 80  # the smallest input every registered model takes (inception_v3: 75)
+    backend = TorchBackbone("b", spec(size, "symmetric_range"), config)
+    assert backend.random_weights  # labelled so, everywhere
+    frames = np.random.default_rng(0).integers(0, 256, (2, size, size, 3), dtype=np.uint8)
+    features = backend.extract(frames)
+    assert features.shape == (2, backend.feature_dim) and np.isfinite(features).all()
+    # The range normalize checks without building the model is the one the built model reports.
+    assert TorchBackbone.weights_input_range("b", config) == backend.expected_range
