@@ -15,7 +15,10 @@ _DYNAMIC_TARGET = re.compile(r"^(vidmem(?:\.\w+)+):\w+$")
 # Read by every stage but not a dependency: DVC tracks params.yaml per key; caches and repo
 # metadata are not inputs; code is checked through the modules a stage imported (Python's import
 # machinery also lists the folders on sys.path, `stages` among them).
-_NOT_INPUTS = ("params.yaml", ".dvc/", ".git/", ".cache/", "src/", "stages/")
+# (.gitignore and .dvcignore: DVCLive opens the repository when the train stage starts, which
+# reads its ignore rules; they change no output.)
+_NOT_INPUTS = ("params.yaml", ".dvc/", ".git/", ".cache/", "src/", "stages/", ".gitignore",
+               ".dvcignore")
 # Params read that change no output by design: where the content-addressed per-video cache
 # lives. Declaring it would re-run stages for nothing when a user moves the cache.
 _NOT_OUTPUT_PARAMS = ("cache.dir",)
