@@ -8,14 +8,7 @@ from vidmem.backends import create_backend, input_spec
 from vidmem.backends.base import DatasetFiles
 from vidmem.core.cli import run_stage, stage_parser
 from vidmem.core.errors import DataError
-from vidmem.core.params import (
-    BAD_INPUT_POLICIES,
-    DATA_FORMATS,
-    CacheConfig,
-    as_choice,
-    lookup,
-    optional_str,
-)
+from vidmem.core.params import CacheConfig, DataConfig
 from vidmem.store.features import extract_step
 from vidmem.store.shards import ShardReader
 
@@ -29,13 +22,9 @@ def main(args, params):
                         "only backends that need no frames (precomputed, captions)")
     backend = create_backend(params, args.backend, spec=spec,
                              cache_root=CacheConfig.from_params(params).dir)
-    backend.use_dataset(DatasetFiles(
-        captions=optional_str(lookup(params, "data.captions", None), "data.captions"),
-        split_file=args.split,
-        on_bad_input=as_choice(lookup(params, "data.on_bad_input", "skip"), "data.on_bad_input",
-                               BAD_INPUT_POLICIES),
-        data_format=as_choice(lookup(params, "data.format", "mediaeval2018"), "data.format",
-                              DATA_FORMATS)))
+    data = DataConfig.from_params(params)  # reads only the keys used below
+    backend.use_dataset(DatasetFiles(captions=data.captions, split_file=args.split,
+                                     on_bad_input=data.on_bad_input, data_format=data.format))
     result = extract_step(args.frames, args.out, backend, progress=not args.no_progress)
     if result.info["random_weights"]:
         print(f"WARNING: backend {args.backend} uses RANDOM weights; its features and every "

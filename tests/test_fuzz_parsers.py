@@ -282,9 +282,10 @@ def params_readers(key: str, value) -> list:
     params = set_key(repo_params(), key, value)
     section = params["backend"]["efficientnet_lite0"]
     readers = [lambda: TorchConfig.from_section(section, "backend.efficientnet_lite0"),
-               lambda: InputSpec.from_params(section["input"], "backend.efficientnet_lite0.input")]
+               lambda: InputSpec.from_params(section["input"], "backend.efficientnet_lite0.input"),
+               lambda: DataConfig.from_params(params).as_dict()]  # its keys are read lazily
     return readers + [lambda c=config: c.from_params(params) for config in (
-        CacheConfig, ConcatConfig, DataConfig, DecodeConfig, EvaluateConfig, SplitConfig,
+        CacheConfig, ConcatConfig, DecodeConfig, EvaluateConfig, SplitConfig,
         TrainConfig, DemoConfig, CVConfig)]
 
 

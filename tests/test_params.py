@@ -39,3 +39,18 @@ def test_whole_numbers_required_for_counts():
 def test_unknown_backend_section_is_a_clear_error():
     with pytest.raises(ParamsError, match="backend.nope"):
         backend_params({"backend": {"a": {}}}, "nope")
+
+
+def test_data_keys_are_read_only_when_used():
+    """A stage that uses some of `data.*` (extract: captions, on_bad_input, format) records only
+    those in its trace, so dvc.yaml can declare just them."""
+    from vidmem.core.params import DataConfig
+    from vidmem.core.trace import TrackedParams
+
+    read: set[str] = set()
+    params = TrackedParams({"data": {"videos_dir": "v", "ground_truth": "g.csv",
+                                     "captions": "c.txt", "on_bad_input": "skip"}}, read)
+    data = DataConfig.from_params(params)
+    assert (data.captions, data.on_bad_input, data.format) == ("c.txt", "skip", "mediaeval2018")
+    assert read == {"data.captions", "data.on_bad_input", "data.format"}
+    assert data.as_dict()["videos_dir"] == "v" and "data.videos_dir" in read

@@ -7,6 +7,7 @@ every value we use, so a wrong type fails with the key's name instead of deep in
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -127,25 +128,44 @@ DATA_FORMATS = ("mediaeval2018", "videomem", "mediaeval2020", "mediaeval2021", "
 TARGETS = ("short-term_memorability", "long-term_memorability")
 
 
-@dataclass(frozen=True)
 class DataConfig:
-    videos_dir: str
-    ground_truth: str
-    captions: str | None
-    on_bad_input: str
-    format: str = "mediaeval2018"  # the data set's layout (vidmem.data.groundtruth.FORMATS)
+    """`data.*`: where the videos, labels and captions are, and the bad-input policy. Each key is
+    read and checked when first used (then kept), so a stage that uses some of them (extract:
+    captions, on_bad_input, format) reads, and the stage tracer records, only those."""
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self._params = params
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> DataConfig:
-        return cls(
-            videos_dir=str(lookup(params, "data.videos_dir")),
-            ground_truth=str(lookup(params, "data.ground_truth")),
-            captions=optional_str(lookup(params, "data.captions", None), "data.captions"),
-            on_bad_input=as_choice(lookup(params, "data.on_bad_input", "skip"),
-                                   "data.on_bad_input", BAD_INPUT_POLICIES),
-            format=as_choice(lookup(params, "data.format", "mediaeval2018"), "data.format",
-                             DATA_FORMATS),
-        )
+        return cls(params)
+
+    @functools.cached_property
+    def videos_dir(self) -> str:
+        return str(lookup(self._params, "data.videos_dir"))
+
+    @functools.cached_property
+    def ground_truth(self) -> str:
+        return str(lookup(self._params, "data.ground_truth"))
+
+    @functools.cached_property
+    def captions(self) -> str | None:
+        return optional_str(lookup(self._params, "data.captions", None), "data.captions")
+
+    @functools.cached_property
+    def on_bad_input(self) -> str:
+        return as_choice(lookup(self._params, "data.on_bad_input", "skip"), "data.on_bad_input",
+                         BAD_INPUT_POLICIES)
+
+    @functools.cached_property
+    def format(self) -> str:  # the data set's layout (vidmem.data.groundtruth.FORMATS)
+        return as_choice(lookup(self._params, "data.format", "mediaeval2018"), "data.format",
+                         DATA_FORMATS)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every key, read and checked now."""
+        return {key: getattr(self, key) for key in
+                ("videos_dir", "ground_truth", "captions", "on_bad_input", "format")}
 
 
 def as_quality(value: Any, key: str) -> int:
