@@ -92,6 +92,17 @@ def test_random_weights_are_labelled():
     assert "random" in backend.weights
 
 
+def test_the_old_batch_size_key_names_its_new_name():
+    """backend.<b>.batch_size read like the top-level batch_size (videos per LSTM step); it is
+    frames per forward pass, so it was renamed, and an old params.yaml says what to write."""
+    config = {**EFFICIENTNET, "weights": "random", "batch_size": 16}
+    with pytest.raises(ParamsError, match=r"'backend.r.batch_size' is now "
+                                          r"'backend.r.frames_per_batch'"):
+        create_backend({"backend": {"r": config}}, "r")
+    config = {**EFFICIENTNET, "weights": "random", "frames_per_batch": 12}
+    assert create_backend({"backend": {"r": config}}, "r").batch_size == 12
+
+
 def test_inception_v3_from_a_local_weights_file(tmp_path):
     from torchvision.models import inception_v3
 
