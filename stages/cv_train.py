@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from vidmem.backends import backend_facts, create_backend
+from vidmem.backends import backend_config
 from vidmem.backends.base import DatasetFiles
 from vidmem.core.cli import run_stage, stage_parser
 from vidmem.core.files import read_json, write_csv, write_json
@@ -25,15 +25,15 @@ def main(args, params):
     config = TrainConfig.from_params(params)
     data = DataConfig.from_params(params)
     head = head_of(params, args.backend)
+    chain = backend_config(params, args.backend)
     fold = read_json(args.folds)["folds"][args.fold]
     truth = read_ground_truth(data.ground_truth, data.on_bad_input, data.format)
     with tempfile.TemporaryDirectory(prefix="vidmem-cv-") as work:
         info = read_json(Path(args.features_info))
         # Only a backend that fits on data is built (a frame backend would load its network
         # for nothing: its features are the concat stage's, whatever the fold).
-        if backend_facts(params, args.backend).fits_on_split:
-            backend = create_backend(params, args.backend,
-                                     cache_root=CacheConfig.from_params(params).dir)
+        if chain.facts.fits_on_split:
+            backend = chain.build(CacheConfig.from_params(params).dir)
             write_json(Path(work) / "split.json", fold)
             backend.use_dataset(DatasetFiles(data.captions, str(Path(work) / "split.json"),
                                              data.on_bad_input, data.format))

@@ -4,7 +4,7 @@ of per-video .npy arrays."""
 
 import sys
 
-from vidmem.backends import create_backend, input_spec
+from vidmem.backends import backend_config
 from vidmem.backends.base import DatasetFiles
 from vidmem.core.cli import run_stage, stage_parser
 from vidmem.core.errors import DataError
@@ -14,14 +14,13 @@ from vidmem.store.shards import ShardReader
 
 
 def main(args, params):
-    spec = input_spec(params, args.backend)
-    if spec is not None and not len(ShardReader(args.frames)):
+    config = backend_config(params, args.backend)
+    if config.spec is not None and not len(ShardReader(args.frames)):
         raise DataError(f"backend {args.backend} needs frames, but decode and normalize wrote none "
                         f"({args.frames} is empty; see data/reports/decode.json). Point "
                         "data.videos_dir at your videos, or for a features-only data set list "
                         "only backends that need no frames (precomputed, captions)")
-    backend = create_backend(params, args.backend, spec=spec,
-                             cache_root=CacheConfig.from_params(params).dir)
+    backend = config.build(CacheConfig.from_params(params).dir)
     data = DataConfig.from_params(params)  # reads only the keys used below
     backend.use_dataset(DatasetFiles(captions=data.captions, split_file=args.split,
                                      on_bad_input=data.on_bad_input, data_format=data.format))

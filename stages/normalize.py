@@ -5,17 +5,17 @@ min, max, mean, std) against the range its weights expect → metrics/normalize/
 
 import sys
 
-from vidmem.backends import backend_type, decode_config, input_spec
+from vidmem.backends import backend_config, decode_config
 from vidmem.backends.normalize import normalize_step
 from vidmem.core.cli import run_stage, stage_parser
 from vidmem.core.files import atomic_dir, write_json
-from vidmem.core.params import backend_params
 from vidmem.store.framestore import FrameFormat
 from vidmem.store.shards import write_arrays
 
 
 def main(args, params):
-    spec = input_spec(params, args.backend)
+    backend = backend_config(params, args.backend)
+    spec = backend.spec
     if spec is None:  # precomputed features, captions: nothing to normalize
         with atomic_dir(args.out) as out:
             write_arrays(out, [])
@@ -23,9 +23,7 @@ def main(args, params):
         print(f"normalize {args.backend}: reads no frames, nothing to do")
         return
     decode = decode_config(params)
-    expected = backend_type(params, args.backend).weights_input_range(
-        args.backend, backend_params(params, args.backend))
-    metrics = normalize_step(args.frames, args.out, spec, expected,
+    metrics = normalize_step(args.frames, args.out, spec, backend.weights_input_range(),
                              FrameFormat(decode.format, decode.jpeg_quality),
                              progress=not args.no_progress)
     write_json(args.metrics, {"reads_frames": True, **metrics})

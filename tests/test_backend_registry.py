@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from vidmem.backends import (
+    KINDS,
     BackendKind,
     backend_class,
     backend_facts,
@@ -30,7 +31,7 @@ BACKEND_MODULES = ("vidmem.backends.torch_backbones", "vidmem.backends.tfhub",
 
 @pytest.mark.parametrize("kind", list_backends())
 def test_every_registered_kind_declares_the_facts_of_its_class(kind):
-    facts = backend_facts({"backend": {"b": {"kind": kind}}}, "b")
+    facts = KINDS[kind]
     cls = backend_class(kind)
     assert issubclass(cls, Backend) and facts.kind == kind
     assert (facts.reads_frames, facts.fits_on_split, facts.reads_captions) == \
@@ -45,7 +46,8 @@ def test_the_builtin_kinds_are_registered():
 
 
 def test_a_backend_anywhere_importable_has_its_facts_read_from_its_class():
-    facts = backend_facts({"backend": {"b": {"kind": "helpers:MeanColour"}}}, "b")
+    section = {"kind": "helpers:MeanColour", "input": {"size": 8, "value": "unit_range"}}
+    facts = backend_facts({"backend": {"b": section}}, "b")
     assert facts == BackendKind("helpers:MeanColour", "helpers:MeanColour", True, False, False)
 
 
@@ -86,3 +88,20 @@ def test_every_registered_torch_model_builds_extracts_and_declares_its_range(mod
     assert features.shape == (2, backend.feature_dim) and np.isfinite(features).all()
     # The range normalize checks without building the model is the one the built model reports.
     assert TorchBackbone.weights_input_range("b", config) == backend.expected_range
+
+
+def test_a_backend_is_parsed_once_into_what_builds_it():
+    """backend_config reads `backend.<name>` once (kind, facts, input spec); building and the
+    normalize stage's range use that, not params.yaml again."""
+    from vidmem.backends import backend_config
+    from vidmem.core.trace import TrackedParams
+
+    read: set[str] = set()
+    params = TrackedParams(load_params(REPO / "params.yaml"), read)
+    config = backend_config(params, "efficientnet_lite0")
+    assert config.facts is KINDS["torch"] and config.spec.height == 224
+    assert config.weights_input_range() == (-1.0, 1.0)
+    backend = config.build()
+    assert backend.spec is config.spec and backend.config is config.section
+    assert {key.split(".")[0] for key in read} == {"backend"}
+    assert all(key.startswith("backend.efficientnet_lite0") for key in read)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vidmem.backends import create_backend, decode_config, input_spec
+from vidmem.backends import backend_config, decode_config
 from vidmem.core.params import CacheConfig, DataConfig
 from vidmem.store.features import extract_step
 from vidmem.video.frames import decode_step
@@ -37,8 +37,7 @@ def features_for_videos(inputs_dir: str | os.PathLike, work_dir: str | os.PathLi
     work = Path(work_dir)
     data = DataConfig.from_params(params)
     cache_dir = CacheConfig.from_params(params).dir
-    spec = input_spec(params, backend_name)
-    backend = create_backend(params, backend_name, spec, cache_dir)
+    backend = backend_config(params, backend_name).build(cache_dir)
     names: dict[str, str] = {}
     skipped: list[dict[str, str]] = []
     if backend.uses_frames:

@@ -73,27 +73,52 @@ def backend_class(kind: str) -> type[Backend]:
     return cls
 
 
-def _kind(params: dict[str, Any], name: str) -> str:
-    kind = backend_params(params, name).get("kind")
+@dataclass(frozen=True)
+class BackendConfig:
+    """One backend's params, parsed once at the stage's edge: its name, its kind's facts, its
+    `backend.<name>` section (what the backend class reads and keys its cache with) and, for a
+    frame backend, its input spec. Everything below takes this, not params.yaml."""
+
+    name: str
+    facts: BackendKind
+    section: dict[str, Any]
+    spec: InputSpec | None  # None: the backend reads no frames
+
+    def backend_class(self) -> type[Backend]:
+        """The class (its module is imported now)."""
+        return backend_class(self.facts.kind)
+
+    def build(self, cache_root: str | os.PathLike | None = None,
+              spec: InputSpec | None = None) -> Backend:
+        """The backend itself (`spec` overrides the declared input; `cache_root` is the
+        project's `cache.dir`)."""
+        return self.backend_class()(self.name, spec or self.spec, self.section, cache_root)
+
+    def weights_input_range(self) -> tuple[float, float] | None:
+        """The value range its weights expect, without loading them."""
+        return self.backend_class().weights_input_range(self.name, self.section)
+
+
+def backend_config(params: dict[str, Any], name: str) -> BackendConfig:
+    """Backend `name` as params.yaml configures it: the one place its section is parsed."""
+    section = backend_params(params, name)
+    kind = section.get("kind")
     if not isinstance(kind, str):
         raise ParamsError(f"params.yaml: 'backend.{name}.kind' is missing")
-    return kind
-
-
-def backend_type(params: dict[str, Any], name: str) -> type[Backend]:
-    """The class of backend `name` as params.yaml configures it (imports no heavy module beyond
-    the class's own), for its class facts: `uses_frames`, `fits_on_split`, `reads_captions`."""
-    return backend_class(_kind(params, name))
+    if kind in KINDS:
+        facts = KINDS[kind]
+    else:  # `module:Class`: the facts are the class's
+        cls = backend_class(kind)
+        facts = BackendKind(kind, kind, cls.uses_frames, cls.fits_on_split, cls.reads_captions)
+    spec = InputSpec.from_params(section.get("input"), f"backend.{name}.input") \
+        if facts.reads_frames else None
+    return BackendConfig(name, facts, section, spec)
 
 
 def backend_facts(params: dict[str, Any], name: str) -> BackendKind:
-    """What backend `name` is, from the registry (no import) for a registered kind; for a
+    """What backend `name` is: from the registry (no import) for a registered kind; for a
     `module:Class` kind, read from the class."""
-    kind = _kind(params, name)
-    if kind in KINDS:
-        return KINDS[kind]
-    cls = backend_class(kind)
-    return BackendKind(kind, kind, cls.uses_frames, cls.fits_on_split, cls.reads_captions)
+    return backend_config(params, name).facts
 
 
 def uses_frames(params: dict[str, Any], name: str) -> bool:
@@ -103,10 +128,7 @@ def uses_frames(params: dict[str, Any], name: str) -> bool:
 
 def input_spec(params: dict[str, Any], name: str) -> InputSpec | None:
     """The backend's declared input; None for a backend that takes no frames."""
-    if not uses_frames(params, name):
-        return None
-    return InputSpec.from_params(backend_params(params, name).get("input"),
-                                 f"backend.{name}.input")
+    return backend_config(params, name).spec
 
 
 DEFAULT_SHORT_SIDE = 224  # when no listed backend reads frames (nothing is decoded then)
@@ -122,7 +144,7 @@ def decode_config(params: dict[str, Any]) -> DecodeConfig:
     if config.short_side is not None:
         return config
     specs = [spec for name in backend_names(params)
-             if (spec := input_spec(params, name)) is not None]
+             if (spec := backend_config(params, name).spec) is not None]
     shared = specs[0] if specs and all(
         spec.geometry() == specs[0].geometry() for spec in specs) else None
     return dataclasses.replace(
@@ -133,6 +155,5 @@ def decode_config(params: dict[str, Any]) -> DecodeConfig:
 def create_backend(params: dict[str, Any], name: str, spec: InputSpec | None = None,
                    cache_root: str | os.PathLike | None = None) -> Backend:
     """The backend `name` as configured in params.yaml (`spec` overrides its input section;
-    `cache_root` is the project's `cache.dir`, see CacheConfig)."""
-    cls = backend_class(_kind(params, name))
-    return cls(name, spec or input_spec(params, name), backend_params(params, name), cache_root)
+    `cache_root` is the project's `cache.dir`, see CacheConfig): `backend_config(...).build`."""
+    return backend_config(params, name).build(cache_root, spec)
