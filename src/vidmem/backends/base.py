@@ -324,9 +324,8 @@ class Backend(ABC):
 
     def describe(self) -> dict[str, Any]:
         """Facts stored beside the features: what produced them, and what was fed."""
-        observed = None
-        if self.observed_min <= self.observed_max:
-            observed = [round(self.observed_min, 4), round(self.observed_max, 4)]
+        fed = self.observed_range()
+        observed = None if fed is None else [round(fed[0], 4), round(fed[1], 4)]
         return {
             "backend": self.name,
             "kind": self.config.get("kind"),
