@@ -62,6 +62,7 @@ from bench.train import bench_train
 from bench.videos import folder_of, make_videos
 
 from vidmem.backends import uses_frames
+from vidmem.core.params import Params
 
 BENCHMARKS = ["decode", "decode_long", "extract", "train", "repro", "memory", "footprint",
               "dvc_layout", "scaleout"]
@@ -127,7 +128,7 @@ class Run:
     backends to time and the synthetic videos (made once, for those that need them)."""
 
     args: argparse.Namespace
-    params: dict
+    params: Params
     backends: list[str]
     videos: list = field(default_factory=list)
 
@@ -145,7 +146,7 @@ def run_extract(run: Run) -> dict:
     frames = WORK / "decode_out"  # the decode stage's output, as the extract stage reads it
     extract = {name: bench_extract(run.args, name, frames) for name in run.backends}
     first = run.backends[0]
-    torch_backends = [n for n in run.backends if run.params["backend"][n].get("kind") == "torch"]
+    torch_backends = [n for n in run.backends if run.params.backend_section(n).get("kind") == "torch"]
     return {"extract": extract,
             "extract_memory": bench_extract_memory(run.args, first, frames,
                                                    extract[first]["stage"]),
@@ -179,10 +180,10 @@ BENCHMARK_TABLE: dict[str, tuple[list[str], Callable[[Run], dict]]] = {
 NEEDS_VIDEOS = {"decode", "extract", "repro", "scaleout"}
 
 
-def frame_backends(params: dict) -> list[str]:
+def frame_backends(params: Params) -> list[str]:
     """params.yaml's listed backends that read frames: what the extract benchmark can time
     (caption and precomputed backends have no frames/s, and need a split or files of their own)."""
-    return [name for name in params["backends"] if uses_frames(params, name)]
+    return [name for name in params.backends if uses_frames(params, name)]
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import json
 import numpy as np
 
 from vidmem.core.files import read_json
-from vidmem.core.params import DataConfig, TrainConfig, load_params
+from vidmem.core.params import Params
 from vidmem.data.groundtruth import read_ground_truth
 from vidmem.learn.metrics import spearman
 from vidmem.learn.training import predict_scores, split_indices, train_model
@@ -29,11 +29,11 @@ def main() -> None:
     parser.add_argument("--backend", default="efficientnet_lite0")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     args = parser.parse_args()
-    params = load_params()
+    params = Params.load()
     features, videos = load_concat(f"data/concat/{args.backend}")
     index = split_indices(videos, read_json("data/split.json"))
-    base = TrainConfig.from_params(params)
-    data = DataConfig.from_params(params)
+    base = params.train
+    data = params.data
     targets = read_ground_truth(data.ground_truth, data.on_bad_input).scores(videos, base.target)
     results = []
     for seed in args.seeds:

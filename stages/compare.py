@@ -4,13 +4,12 @@ and the headline metrics file: each chain's and the fusion's test Spearman, firs
 
 from vidmem.core.cli import run_stage, stage_parser
 from vidmem.core.files import read_json, write_json
-from vidmem.core.params import backend_names
 from vidmem.learn.figures import comparison_figure
 
 
 def main(args, params):
     rows = []
-    names = backend_names(params)
+    names = params.backends
     # Fusion of one backend is that backend; with several, it is the row to beat.
     for name in names + (["fusion"] if len(names) > 1 else []):
         metrics = read_json(f"{args.metrics}/{name}.json")

@@ -1,14 +1,13 @@
 """Stage concat: per-video features → one [videos, frames, dim] array, ids aligned with labels."""
 
 from vidmem.core.cli import run_stage, stage_parser
-from vidmem.core.params import ConcatConfig, DataConfig
 from vidmem.data.dataset import dataset_from_reports
 from vidmem.store.features import concat_features
 
 
 def main(args, params):
-    data = DataConfig.from_params(params)
-    config = ConcatConfig.from_params(params)
+    data = params.data
+    config = params.concat
     dataset = dataset_from_reports(data.ground_truth, args.decode_report, data.on_bad_input,
                                    data.format)
     shape = concat_features(args.features, dataset.videos, args.out,

@@ -3,12 +3,11 @@ validation predictions only (vidmem.learn.fusion), applied to its test videos.""
 
 from vidmem.core.cli import run_stage, stage_parser
 from vidmem.core.files import write_csv, write_json
-from vidmem.core.params import backend_names
 from vidmem.learn.fusion import fuse_split_table, read_split_predictions
 
 
 def main(args, params):
-    names = backend_names(params)
+    names = params.backends
     table, random_weights = read_split_predictions(
         {name: f"{args.predictions}/{name}-{args.fold}.csv" for name in names})
     fusion, test = fuse_split_table(table, names)

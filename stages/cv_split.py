@@ -3,14 +3,13 @@ an empty list writes no fold and the per-fold stages do not exist)."""
 
 from vidmem.core.cli import run_stage, stage_parser
 from vidmem.core.files import write_json
-from vidmem.core.params import CVConfig, DataConfig
 from vidmem.data.dataset import dataset_from_reports
 from vidmem.learn.crossval import kfold_splits
 
 
 def main(args, params):
-    config = CVConfig.from_params(params)
-    data = DataConfig.from_params(params)
+    config = params.cv
+    data = params.data
     folds = []
     if config.folds:
         dataset = dataset_from_reports(data.ground_truth, args.decode_report, data.on_bad_input,

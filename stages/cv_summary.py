@@ -9,17 +9,16 @@ import pandas as pd
 
 from vidmem.core.cli import run_stage, stage_parser
 from vidmem.core.files import read_json, write_json
-from vidmem.core.params import TARGETS, EvaluateConfig, as_choice, backend_names, lookup
 from vidmem.learn.crossval import paired_difference, summarize_chain
 from vidmem.learn.figures import folds_figure
 
 
 def main(args, params):
     folds = read_json(args.folds)["folds"]
-    names = backend_names(params)
-    config = EvaluateConfig.from_params(params)
+    names = params.backends
+    config = params.evaluate
     summary = {"folds": len(folds),
-               "target": as_choice(lookup(params, "target"), "target", TARGETS)}
+               "target": params.target}
     per_fold = {}
     if folds:
         chains = {name: [f"{args.predictions}/{name}-{k}.csv" for k in range(len(folds))]

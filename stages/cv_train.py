@@ -12,7 +12,6 @@ from vidmem.backends import backend_config
 from vidmem.backends.base import DatasetFiles
 from vidmem.core.cli import run_stage, stage_parser
 from vidmem.core.files import read_json, write_csv, write_json
-from vidmem.core.params import CacheConfig, DataConfig, TrainConfig
 from vidmem.data.groundtruth import read_ground_truth
 from vidmem.learn.chain import create_head, head_of, load_scorer
 from vidmem.learn.metrics import spearman
@@ -22,8 +21,8 @@ from vidmem.store.features import concat_features, extract_step
 
 
 def main(args, params):
-    config = TrainConfig.from_params(params)
-    data = DataConfig.from_params(params)
+    config = params.train
+    data = params.data
     head = head_of(params, args.backend)
     chain = backend_config(params, args.backend)
     fold = read_json(args.folds)["folds"][args.fold]
@@ -33,7 +32,7 @@ def main(args, params):
         # Only a backend that fits on data is built (a frame backend would load its network
         # for nothing: its features are the concat stage's, whatever the fold).
         if chain.facts.fits_on_split:
-            backend = chain.build(CacheConfig.from_params(params).dir)
+            backend = chain.build(params.cache.dir)
             write_json(Path(work) / "split.json", fold)
             backend.use_dataset(DatasetFiles(data.captions, str(Path(work) / "split.json"),
                                              data.on_bad_input, data.format))

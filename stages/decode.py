@@ -4,14 +4,13 @@
 from vidmem.backends import decode_config
 from vidmem.core.cli import run_stage, stage_parser
 from vidmem.core.files import write_json
-from vidmem.core.params import CacheConfig, DataConfig
 from vidmem.video.frames import decode_step, ignored_entries
 
 
 def main(args, params):
-    data = DataConfig.from_params(params)
+    data = params.data
     report = decode_step(data.videos_dir, args.out, decode_config(params),
-                         data.on_bad_input, CacheConfig.from_params(params).dir,
+                         data.on_bad_input, params.cache.dir,
                          progress=not args.no_progress)
     # A folder without a single video is a features-only data set: every backend reads
     # features or captions, and the videos are the ground truth's (vidmem.data.dataset).

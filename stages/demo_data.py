@@ -5,7 +5,7 @@ from vidmem.data.demo import DemoConfig, make_demo_dataset
 
 
 def main(args, params):
-    make_demo_dataset(args.videos, args.ground_truth, DemoConfig.from_params(params),
+    make_demo_dataset(args.videos, args.ground_truth, params.parsed(DemoConfig),
                       captions=args.captions)
 
 

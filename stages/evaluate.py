@@ -5,7 +5,6 @@ import pandas as pd
 
 from vidmem.core.cli import run_stage, stage_parser
 from vidmem.core.files import read_json, write_csv, write_json
-from vidmem.core.params import DataConfig, EvaluateConfig
 from vidmem.data.groundtruth import read_ground_truth
 from vidmem.learn.chain import create_head, load_scorer
 from vidmem.learn.figures import prediction_figure
@@ -15,8 +14,8 @@ from vidmem.store.concatenated import load_concat
 
 
 def main(args, params):
-    config = EvaluateConfig.from_params(params)
-    data = DataConfig.from_params(params)
+    config = params.evaluate
+    data = params.data
     score, checkpoint = load_scorer(args.model)
     features, videos = load_concat(args.features)
     index = split_indices(videos, read_json(args.split))

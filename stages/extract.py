@@ -8,7 +8,6 @@ from vidmem.backends import backend_config
 from vidmem.backends.base import DatasetFiles
 from vidmem.core.cli import run_stage, stage_parser
 from vidmem.core.errors import DataError
-from vidmem.core.params import CacheConfig, DataConfig
 from vidmem.store.features import extract_step
 from vidmem.store.shards import ShardReader
 
@@ -20,8 +19,8 @@ def main(args, params):
                         f"({args.frames} is empty; see data/reports/decode.json). Point "
                         "data.videos_dir at your videos, or for a features-only data set list "
                         "only backends that need no frames (precomputed, captions)")
-    backend = config.build(CacheConfig.from_params(params).dir)
-    data = DataConfig.from_params(params)  # reads only the keys used below
+    backend = config.build(params.cache.dir)
+    data = params.data  # reads only the keys used below
     backend.use_dataset(DatasetFiles(captions=data.captions, split_file=args.split,
                                      on_bad_input=data.on_bad_input, data_format=data.format))
     result = extract_step(args.frames, args.out, backend, progress=not args.no_progress)

@@ -5,19 +5,18 @@ import pandas as pd
 
 from vidmem.core.cli import run_stage, stage_parser
 from vidmem.core.files import write_csv, write_json
-from vidmem.core.params import TARGETS, EvaluateConfig, as_choice, backend_names, lookup
 from vidmem.learn.figures import prediction_figure
 from vidmem.learn.fusion import fuse_split_table, read_split_predictions
 from vidmem.learn.metrics import regression_metrics
 
 
 def main(args, params):
-    config = EvaluateConfig.from_params(params)
-    names = backend_names(params)
+    config = params.evaluate
+    names = params.backends
     table, random_weights = read_split_predictions(
         {name: f"{args.predictions}/{name}.csv" for name in names})
     fusion, test = fuse_split_table(table, names)
-    target = as_choice(lookup(params, "target"), "target", TARGETS)
+    target = params.target
     predicted = test.predicted.to_numpy()
     metrics = regression_metrics(test.true.to_numpy(), predicted, config.bootstrap_resamples,
                                  config.seed)

@@ -9,7 +9,6 @@ from vidmem.backends import backend_config
 from vidmem.backends.normalize import normalize_step
 from vidmem.core.cli import run_stage, stage_parser
 from vidmem.core.files import atomic_dir, write_json
-from vidmem.core.params import DecodeConfig
 from vidmem.store.framestore import FrameFormat
 from vidmem.store.shards import write_arrays
 
@@ -23,7 +22,7 @@ def main(args, params):
         write_json(args.metrics, {"reads_frames": False})
         print(f"normalize {args.backend}: reads no frames, nothing to do")
         return
-    decode = DecodeConfig.from_params(params)  # the storage format; no input sizes needed
+    decode = params.decode  # the storage format; no input sizes needed
     metrics = normalize_step(args.frames, args.out, spec, backend.weights_input_range(),
                              FrameFormat(decode.format, decode.jpeg_quality),
                              progress=not args.no_progress)

@@ -2,17 +2,16 @@
 
 from vidmem.core.cli import run_stage, stage_parser
 from vidmem.core.files import write_json
-from vidmem.core.params import DataConfig, SplitConfig
 from vidmem.data.dataset import dataset_from_reports
 from vidmem.data.groundtruth import read_captions
 from vidmem.data.split import official_split, split_videos
 
 
 def main(args, params):
-    data = DataConfig.from_params(params)
+    data = params.data
     dataset = dataset_from_reports(data.ground_truth, args.decode_report, data.on_bad_input,
                                    data.format)
-    config = SplitConfig.from_params(params)
+    config = params.split
     parts = (official_split(dataset, config) if config.source == "official"
              else split_videos(dataset.videos, config))
     counts = {**dataset.counts(), **{f"n_{k}": len(v) for k, v in parts.items()}}

@@ -10,7 +10,6 @@ from dvclive import Live
 from vidmem.backends.text import TEXT_MODEL
 from vidmem.core.cli import run_stage, stage_parser
 from vidmem.core.files import read_json
-from vidmem.core.params import DataConfig, TrainConfig
 from vidmem.data.groundtruth import read_ground_truth
 from vidmem.learn.chain import create_head, head_of
 from vidmem.learn.figures import training_figures
@@ -19,8 +18,8 @@ from vidmem.store.concatenated import load_concat
 
 
 def main(args, params):
-    config = TrainConfig.from_params(params)
-    data = DataConfig.from_params(params)
+    config = params.train
+    data = params.data
     head = create_head(head_of(params, args.backend))
     features, videos = load_concat(args.features)
     split = read_json(args.split)

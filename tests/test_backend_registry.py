@@ -20,7 +20,7 @@ from vidmem.backends import (
 )
 from vidmem.backends.base import Backend
 from vidmem.backends.normalize import InputSpec
-from vidmem.core.params import load_params
+from vidmem.core.params import Params, load_params
 
 from conftest import REPO
 
@@ -47,27 +47,27 @@ def test_the_builtin_kinds_are_registered():
 
 def test_a_backend_anywhere_importable_has_its_facts_read_from_its_class():
     section = {"kind": "helpers:MeanColour", "input": {"size": 8, "value": "unit_range"}}
-    facts = backend_facts({"backend": {"b": section}}, "b")
+    facts = backend_facts(Params({"backend": {"b": section}}), "b")
     assert facts == BackendKind("helpers:MeanColour", "helpers:MeanColour", True, False, False)
 
 
 def test_decode_learns_input_sizes_without_importing_any_backend_module():
     """decode.short_side: auto reads the listed backends' input geometry; the registry's facts
     say which backends read frames, so no backend module (torch models, TensorFlow) loads."""
-    code = ("import sys; from vidmem.core.params import load_params; "
+    code = ("import sys; from vidmem.core.params import Params, load_params; "
             "from vidmem.backends import decode_config; "
             "params = load_params('params.yaml'); "
             "params['backends'] = ['efficientnet_lite0', 'captions', 'tfhub_inception_v3', "
             "'poets_inception_v3']; "
-            "print(decode_config(params).short_side); "
+            "print(decode_config(Params(params)).short_side); "
             f"print(sorted(m for m in sys.modules if m.startswith({BACKEND_MODULES!r}) "
             "or m.split('.')[0] in ('tensorflow', 'timm', 'sentence_transformers')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                          check=True).stdout.splitlines()
     assert out == ["299", "[]"]
     params = load_params(REPO / "params.yaml")
-    assert decode_config(params).short_side == 224
-    assert [uses_frames(params, name) for name in params["backends"]] == [True, False]
+    assert decode_config(Params(params)).short_side == 224
+    assert [uses_frames(Params(params), name) for name in params["backends"]] == [True, False]
 
 
 def spec(size: int, value: str) -> InputSpec:
@@ -98,7 +98,7 @@ def test_a_backend_is_parsed_once_into_what_builds_it():
 
     read: set[str] = set()
     params = TrackedParams(load_params(REPO / "params.yaml"), read)
-    config = backend_config(params, "efficientnet_lite0")
+    config = backend_config(Params(params), "efficientnet_lite0")
     assert config.facts is KINDS["torch"] and config.spec.height == 224
     assert config.weights_input_range() == (-1.0, 1.0)
     backend = config.build()

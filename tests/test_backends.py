@@ -7,6 +7,7 @@ from vidmem.backends import create_backend
 from vidmem.backends.normalize import resize_frames
 from vidmem.backends.torch_backbones import IMAGENET_MEAN, IMAGENET_STD
 from vidmem.core.errors import ParamsError
+from vidmem.core.params import Params
 from vidmem.store.shards import ShardReader, write_arrays
 
 from conftest import extract_videos
@@ -19,7 +20,7 @@ IMAGENET_CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Eg
 
 @pytest.fixture(scope="module")
 def efficientnet():
-    return create_backend({"backend": {"eff": EFFICIENTNET}}, "eff")
+    return create_backend(Params({"backend": {"eff": EFFICIENTNET}}), "eff")
 
 
 def test_efficientnet_lite0_package_weights_see_a_cat(efficientnet):
@@ -52,12 +53,12 @@ def test_features_do_not_depend_on_batch_companions(efficientnet):
 def test_mixed_precision_is_close_to_fp32_and_cached_apart(precision, tmp_path):
     """amp runs on the CPU too; its features stay near fp32 but are never served for fp32."""
     cache = tmp_path / "cache"
-    full_backend = create_backend({"backend": {"eff": EFFICIENTNET}}, "eff", cache_root=cache)
+    full_backend = create_backend(Params({"backend": {"eff": EFFICIENTNET}}), "eff", cache_root=cache)
     folder = tmp_path / "frames"
     folder.mkdir()  # decoded frames: extract resizes them to 224²
     write_arrays(folder, [("video0", np.stack([data.chelsea(), data.astronaut()[:300, :451]]))])
     with pytest.warns(UserWarning, match="slower"):
-        mixed_backend = create_backend({"backend": {"eff": {**EFFICIENTNET, "amp": precision}}},
+        mixed_backend = create_backend(Params({"backend": {"eff": {**EFFICIENTNET, "amp": precision}}}),
                                        "eff", cache_root=cache)
     runs = {}
     for amp, backend in (("false", full_backend), (precision, mixed_backend)):
@@ -87,7 +88,7 @@ def test_unknown_or_missing_device_is_a_clear_error():
 
 def test_random_weights_are_labelled():
     config = {**EFFICIENTNET, "weights": "random"}
-    backend = create_backend({"backend": {"r": config}}, "r")
+    backend = create_backend(Params({"backend": {"r": config}}), "r")
     assert backend.random_weights and backend.describe()["random_weights"] is True
     assert "random" in backend.weights
 
@@ -98,9 +99,9 @@ def test_the_old_batch_size_key_names_its_new_name():
     config = {**EFFICIENTNET, "weights": "random", "batch_size": 16}
     with pytest.raises(ParamsError, match=r"'backend.r.batch_size' is now "
                                           r"'backend.r.frames_per_batch'"):
-        create_backend({"backend": {"r": config}}, "r")
+        create_backend(Params({"backend": {"r": config}}), "r")
     config = {**EFFICIENTNET, "weights": "random", "frames_per_batch": 12}
-    assert create_backend({"backend": {"r": config}}, "r").batch_size == 12
+    assert create_backend(Params({"backend": {"r": config}}), "r").batch_size == 12
 
 
 def test_inception_v3_from_a_local_weights_file(tmp_path):
@@ -114,7 +115,7 @@ def test_inception_v3_from_a_local_weights_file(tmp_path):
     config = {"kind": "torch", "model": "inception_v3", "weights": str(tmp_path / "inception.pth"),
               "device": "cpu", "input": {"size": 75, "value": {"mean": list(IMAGENET_MEAN),
                                                                "std": list(IMAGENET_STD)}}}
-    backend = create_backend({"backend": {"iv3": config}}, "iv3")
+    backend = create_backend(Params({"backend": {"iv3": config}}), "iv3")
     assert backend.feature_dim == 2048 and not backend.random_weights
     frames = np.random.default_rng(1).integers(0, 255, (2, 75, 75, 3), dtype=np.uint8)
     features = backend.extract(frames)
@@ -141,7 +142,7 @@ def test_inception_v3_torchvision_weights_come_from_the_torch_hub_cache(tmp_path
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     config = {"kind": "torch", "model": "inception_v3", "weights": "torchvision", "device": "cpu",
               "input": {"size": 75, "value": {"range": [0, 1]}}}
-    backend = create_backend({"backend": {"iv3": config}}, "iv3")
+    backend = create_backend(Params({"backend": {"iv3": config}}), "iv3")
     assert backend.weights == "ImageNet (torchvision IMAGENET1K_V1)"
     loaded = backend.model.state_dict()
     assert torch.equal(loaded["Conv2d_1a_3x3.conv.weight"], state["Conv2d_1a_3x3.conv.weight"])
@@ -160,8 +161,8 @@ def test_wrong_frame_size_is_a_clear_error(efficientnet):
 
 def test_unknown_kind_and_plugin_kind():
     with pytest.raises(ParamsError, match="unknown backend kind"):
-        create_backend({"backend": {"x": {"kind": "nope", "input": {"size": 8, "value": {
-            "range": [0, 1]}}}}}, "x")
-    backend = create_backend({"backend": {"m": {"kind": "helpers:MeanColour", "input": {
-        "size": 8, "value": {"range": [0, 1]}}}}}, "m")
+        create_backend(Params({"backend": {"x": {"kind": "nope", "input": {"size": 8, "value": {
+            "range": [0, 1]}}}}}), "x")
+    backend = create_backend(Params({"backend": {"m": {"kind": "helpers:MeanColour", "input": {
+        "size": 8, "value": {"range": [0, 1]}}}}}), "m")
     assert backend.extract(np.full((2, 8, 8, 3), 255, np.uint8)).tolist() == [[1.0] * 6] * 2

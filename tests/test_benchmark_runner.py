@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from vidmem.core.params import load_params
+from vidmem.core.params import Params, load_params
 
 from conftest import REPO
 
@@ -25,6 +25,6 @@ def test_the_default_backends_are_the_listed_frame_backends():
     extract with "backend captions (kind: captions) needs a captions file"."""
     params = load_params(REPO / "params.yaml")
     assert "captions" in params["backends"]
-    assert runner.frame_backends(params) == ["efficientnet_lite0"]
+    assert runner.frame_backends(Params(params)) == ["efficientnet_lite0"]
     params["backends"] = ["captions", "inception_v3", "efficientnet_lite0"]
-    assert runner.frame_backends(params) == ["inception_v3", "efficientnet_lite0"]
+    assert runner.frame_backends(Params(params)) == ["inception_v3", "efficientnet_lite0"]

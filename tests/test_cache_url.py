@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vidmem.store.cache import ItemCache
+from vidmem.store.cache import open_cache
 from vidmem.store.framestore import FrameFormat, decode_item
 from vidmem.video.frames import decode_videos, list_videos
 
@@ -14,19 +14,19 @@ from conftest import grey_ramp_video
 
 def test_entries_round_trip_through_s3_and_damage_is_a_miss(s3_cache, tmp_path):
     frames = np.random.default_rng(0).integers(0, 256, (4, 9, 7, 3), dtype=np.uint8)
-    writer = ItemCache(s3_cache, "decode", {"v": 1}, FrameFormat("webp"))
+    writer = open_cache(s3_cache, "decode", {"v": 1}, FrameFormat("webp"))
     writer.store("abc", frames, {"repeated": False})
-    reader = ItemCache(s3_cache, "decode", {"v": 1}, FrameFormat("webp"))  # another worker
+    reader = open_cache(s3_cache, "decode", {"v": 1}, FrameFormat("webp"))  # another worker
     assert reader.fetch("abc") == {"repeated": False}
     data, facts = reader.entry("abc")
     np.testing.assert_array_equal(decode_item(data, ".webp", "abc"), frames)
     assert not reader.packs  # packs are local: the output's shards are written from the entries
     assert reader.fetch("other") is None
-    assert ItemCache(s3_cache, "decode", {"v": 2}).fetch("abc") is None
-    reader.remote.pipe_file(f"{reader.dir}/abc.webp", b"damaged")
+    assert open_cache(s3_cache, "decode", {"v": 2}).fetch("abc") is None
+    reader.entries.fs.pipe_file(f"{reader.entries.dir}/abc.webp", b"damaged")
     assert reader.fetch("abc") is None  # never served
     # An upload that stopped before its facts JSON (a killed writer) is a miss too.
-    reader.remote.pipe_file(f"{reader.dir}/half.webp", b"partial")
+    reader.entries.fs.pipe_file(f"{reader.entries.dir}/half.webp", b"partial")
     assert reader.fetch("half") is None
 
 

@@ -24,6 +24,7 @@ import yaml
 from vidmem.app.pipeline import features_for_videos
 from vidmem.backends import decode_config
 from vidmem.core.errors import ParamsError
+from vidmem.core.params import Params
 from vidmem.data.demo import DemoConfig, make_demo_dataset
 from vidmem.store.executor import EXECUTOR_ENV, get_executor
 from vidmem.store.shards import ShardReader
@@ -60,7 +61,7 @@ def local_features(videos, tmp_path_factory) -> dict[str, str]:
     """Every file decode → extract writes, run by the local executor."""
     work = tmp_path_factory.mktemp("local")
     params = {**demo_params(), "cache": {"dir": str(work / "cache")}}
-    features_for_videos(videos, work / "out", params, BACKEND, progress=False)
+    features_for_videos(videos, work / "out", Params(params), BACKEND, progress=False)
     return tree_digests(work / "out")
 
 
@@ -101,16 +102,16 @@ def _kill_each(titles: list[str], stop: threading.Event, killed: list[str]) -> N
 
 def test_killed_workers_are_retried_and_the_output_is_identical(
         videos, local_features, tmp_path, ray_executor):
-    """A decode task's worker process, then the extract actor mid-chunk: Ray retries the task
-    and restarts the actor (which reloads the model), and every output byte is as local."""
-    titles = ["ray::_call", "ray::_ChunkActor.run"]
+    """A decode actor, then an extract actor, each killed mid-chunk: Ray restarts them (the
+    extract one reloads the model) and retries the chunk, and every output byte is as local."""
+    titles = ["ray::DecodeWorker.run", "ray::_ChunkExtractor.run"]
     killed: list[str] = []
     stop = threading.Event()
     killer = threading.Thread(target=_kill_each, args=(titles, stop, killed), daemon=True)
     killer.start()
     params = {**demo_params(), "cache": {"dir": str(tmp_path / "cache")}}
     try:
-        result = features_for_videos(videos, tmp_path / "out", params, BACKEND, progress=False)
+        result = features_for_videos(videos, tmp_path / "out", Params(params), BACKEND, progress=False)
     finally:
         stop.set()
         killer.join()
@@ -124,9 +125,9 @@ def test_workers_hand_results_over_through_an_s3_cache(videos, local_features, t
     """`cache.dir: s3://...`, as on a cluster: Ray's workers store entries in the bucket, the
     stage places them, and the bytes are the local run's; a second run finds every entry."""
     params = {**demo_params(), "cache": {"dir": s3_cache}}
-    features_for_videos(videos, tmp_path / "first", params, BACKEND, progress=False)
+    features_for_videos(videos, tmp_path / "first", Params(params), BACKEND, progress=False)
     assert tree_digests(tmp_path / "first") == local_features
-    again = decode_step(videos, tmp_path / "frames", decode_config(params), cache_dir=s3_cache,
+    again = decode_step(videos, tmp_path / "frames", decode_config(Params(params)), cache_dir=s3_cache,
                         progress=False)
     assert again.cache_hits == len(again.decoded) == 12
 
@@ -134,7 +135,7 @@ def test_workers_hand_results_over_through_an_s3_cache(videos, local_features, t
 def test_ray_needs_the_per_video_cache_to_hand_results_over(videos, tmp_path, ray_executor):
     params = {**demo_params(), "cache": {"dir": None}}
     with pytest.raises(ParamsError, match="cache.dir is null"):
-        decode_step(videos, tmp_path / "frames", decode_config(params), cache_dir=None,
+        decode_step(videos, tmp_path / "frames", decode_config(Params(params)), cache_dir=None,
                     progress=False)
 
 
@@ -160,9 +161,10 @@ def kill_session(session: int) -> None:
 DRIVER = """
 import sys, yaml
 from vidmem.backends import decode_config
+from vidmem.core.params import Params
 from vidmem.video.frames import decode_step
 params = yaml.safe_load(open(sys.argv[1]))
-report = decode_step(sys.argv[2], sys.argv[3], decode_config(params), "skip", sys.argv[4],
+report = decode_step(sys.argv[2], sys.argv[3], decode_config(Params(params)), "skip", sys.argv[4],
                      progress=False)
 print(f"decoded {len(report.decoded)} from cache {report.cache_hits}")
 """

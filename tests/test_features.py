@@ -3,6 +3,7 @@ import pytest
 
 from vidmem.backends import create_backend
 from vidmem.core.errors import DataError
+from vidmem.core.params import Params
 from vidmem.store.features import concat_features, load_concat
 from vidmem.store.shards import ShardReader, write_arrays
 
@@ -36,7 +37,7 @@ def features_of(out, stem: str) -> np.ndarray:
 
 def run(frames_dir, out, cache=None, batch_size=4, params=PARAMS):
     out.mkdir(exist_ok=True)
-    backend = create_backend(params, "mean", cache_root=cache)
+    backend = create_backend(Params(params), "mean", cache_root=cache)
     return backend.extract_videos(frames_dir, out, batch_size, progress=False)
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from vidmem.core.errors import DataError, VidmemError
+from vidmem.core.params import Params
 from vidmem.store.shards import ShardReader
 from vidmem.video.frames import decode_video, decode_videos, evenly_spaced_indices, list_videos
 
@@ -44,18 +45,18 @@ def test_a_video_smaller_than_short_side_is_never_upscaled(tmp_path, decode_conf
 
 def test_auto_short_side_is_the_largest_backend_input():
     from vidmem.backends import decode_config as resolve
-    from vidmem.core.params import load_params
+    from vidmem.core.params import Params, load_params
 
     params = load_params(REPO / "params.yaml")
     assert params["decode"]["short_side"] == "auto"
     params["backends"] = ["efficientnet_lite0", "captions"]
-    assert resolve(params).short_side == 224
+    assert resolve(Params(params)).short_side == 224
     params["backends"] = ["efficientnet_lite0", "inception_v3"]
-    assert resolve(params).short_side == 299
+    assert resolve(Params(params)).short_side == 299
     params["decode"]["short_side"] = 160
-    assert resolve(params).short_side == 160
+    assert resolve(Params(params)).short_side == 160
     with pytest.raises(ValueError, match="auto"):
-        decode_videos([], REPO / "nowhere", dataclasses.replace(resolve(params),
+        decode_videos([], REPO / "nowhere", dataclasses.replace(resolve(Params(params)),
                                                                 short_side=None))
 
 
@@ -247,12 +248,12 @@ def test_frames_are_stored_at_the_backends_shared_input_size_never_upscaled(tmp_
 
     params = load_params(REPO / "params.yaml")
     params["backends"] = ["efficientnet_lite0", "captions"]
-    shared = resolve(params).input_geometry
+    shared = resolve(Params(params)).input_geometry
     assert (shared.height, shared.width, shared.resize) == (224, 224, "squash")
     params["backends"] = ["efficientnet_lite0", "inception_v3"]  # 224² and 299²: aspect kept
-    assert resolve(params).input_geometry is None
+    assert resolve(Params(params)).input_geometry is None
     params["backends"], params["decode"]["short_side"] = ["efficientnet_lite0"], 224
-    assert resolve(params).input_geometry is None  # a short side set by hand: aspect kept
+    assert resolve(Params(params)).input_geometry is None  # a short side set by hand: aspect kept
 
     # A textured 96x64 video, 32x32 input: stored resized exactly as extract would resize it.
     y, x = np.mgrid[0:64, 0:96]

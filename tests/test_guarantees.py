@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from vidmem.app.pipeline import features_for_videos
 from vidmem.core.files import write_json
+from vidmem.core.params import Params
 from vidmem.data.dataset import dataset_from_reports
 from vidmem.data.groundtruth import read_ground_truth
 from vidmem.store.concatenated import load_concat
@@ -87,7 +88,7 @@ def test_bad_videos_between_good_ones_never_misalign_features_and_labels(tmp_pat
               "decode": {"n_frames": 4, "short_side": 24, "workers": 2}, "cache": {"dir": None},
               "backend": {"mean": {"kind": "helpers:MeanColour", "frames_per_batch": 8,
                                    "input": {"size": 8, "value": {"range": [0, 1]}}}}}
-    made = features_for_videos(videos, tmp_path / "work", params, "mean", progress=False)
+    made = features_for_videos(videos, tmp_path / "work", Params(params), "mean", progress=False)
     assert sorted(s["video"] for s in made.skipped) == ["video1.webm", "video4.webm",
                                                         "video7.webm"]
     write_json(tmp_path / "decode.json", {"decoded": sorted(made.video_names.values()),

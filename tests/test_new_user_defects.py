@@ -11,6 +11,7 @@ import pytest
 
 from vidmem.backends import create_backend
 from vidmem.core.errors import DataError, ParamsError
+from vidmem.core.params import Params
 from vidmem.data.groundtruth import COLUMNS, read_ground_truth
 from vidmem.video.ffmpeg_bin import ffmpeg_executable
 from vidmem.video.frames import decode_videos, list_videos
@@ -72,8 +73,8 @@ def test_torch_backend_without_weights_key_is_an_error_not_random_weights():
     section = {"kind": "torch", "model": "efficientnet_lite0", "device": "cpu",
                "input": {"size": 32, "value": "symmetric_range"}}
     with pytest.raises(ParamsError, match="'backend.b.weights' is missing.*random"):
-        create_backend({"backend": {"b": section}}, "b")
-    backend = create_backend({"backend": {"b": {**section, "weights": "random"}}}, "b")
+        create_backend(Params({"backend": {"b": section}}), "b")
+    backend = create_backend(Params({"backend": {"b": {**section, "weights": "random"}}}), "b")
     assert backend.random_weights  # asked for by name: allowed, and labelled
 
 
@@ -86,19 +87,19 @@ def test_poets_honours_cache_dir_null_and_ignores_no_undocumented_key(tmp_path, 
     monkeypatch.chdir(tmp_path)  # the old code wrote .cache/vidmem/... into the working folder
     section = {"kind": "poets", "graph": str(tmp_path / "g.pb"), "cache_dir": "ignored",
                "input": {"size": 16, "value": "tf_inception"}}
-    backend = create_backend({"backend": {"p": section}}, "p", cache_root=None)
+    backend = create_backend(Params({"backend": {"p": section}}), "p", cache_root=None)
     frames = np.full((2, 16, 16, 3), 7, np.uint8)
     backend.extract(frames)
     assert not (tmp_path / ".cache").exists() and not (tmp_path / "ignored").exists()
     assert str(backend.bottleneck_dir).startswith(backend._scratch.name)
-    cached = create_backend({"backend": {"p": section}}, "p", cache_root=tmp_path / "c")
+    cached = create_backend(Params({"backend": {"p": section}}), "p", cache_root=tmp_path / "c")
     cached.extract(frames)
     assert list((tmp_path / "c" / "bottlenecks").iterdir())  # under cache.dir when it is set
 
 
 def test_predict_with_a_precomputed_backend_reads_the_given_folder(tmp_path):
     from vidmem.app.predict import predict_videos
-    from vidmem.core.params import TrainConfig
+    from vidmem.core.params import Params, TrainConfig
     from vidmem.learn.training import save_checkpoint, train_model
 
     training, to_score = tmp_path / "training", tmp_path / "new"
@@ -117,10 +118,10 @@ def test_predict_with_a_precomputed_backend_reads_the_given_folder(tmp_path):
     result = train_model(features, features[:, 0, 0], np.arange(8), np.arange(8, 12), config, False)
     result.checkpoint["backend"] = "pre"
     save_checkpoint(result.checkpoint, tmp_path / "model.pt")
-    table, _ = predict_videos(to_score, params, "pre", tmp_path / "model.pt", progress=False)
+    table, _ = predict_videos(to_score, Params(params), "pre", tmp_path / "model.pt", progress=False)
     assert list(table.video) == ["x", "y", "z"]  # the folder given, not features_dir
     with pytest.raises(DataError, match="not found"):
-        predict_videos(tmp_path / "missing", params, "pre", tmp_path / "model.pt", progress=False)
+        predict_videos(tmp_path / "missing", Params(params), "pre", tmp_path / "model.pt", progress=False)
 
 
 def test_declared_python_version_is_the_one_the_code_needs():

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from vidmem.core.errors import DataError
+from vidmem.core.params import Params
 
 from conftest import extract_videos, tensorflow_or_skip
 from helpers import save_poets_graph
@@ -24,7 +25,7 @@ def poets(tmp_path):
     config = {"kind": "poets", "graph": str(build_graph(tmp_path / "graph.pb")),
               "bottleneck_dir": str(tmp_path / "bottlenecks"), "jpeg_quality": 100,
               "input": {"size": 16, "value": {"subtract": 128, "divide": 128}}}
-    return create_backend({"backend": {"poets": config}}, "poets")
+    return create_backend(Params({"backend": {"poets": config}}), "poets")
 
 
 def frames():
@@ -50,7 +51,7 @@ def test_a_graph_that_normalizes_otherwise_is_refused(tmp_path):
     config = {"kind": "poets", "graph": str(build_graph(tmp_path / "g.pb", subtract=64.0)),
               "bottleneck_dir": str(tmp_path / "b"), "input": {"size": 16, "value": "tf_inception"}}
     with pytest.raises(VidmemError, match="maps pixel value 0 to -0.500 at Mul:0"):
-        create_backend({"backend": {"p": config}}, "p")
+        create_backend(Params({"backend": {"p": config}}), "p")
 
 
 def test_bottleneck_files_are_reused_and_corrupt_ones_recomputed(poets):
@@ -75,7 +76,7 @@ def test_other_declared_values_are_refused(tmp_path):
     config = {"kind": "poets", "graph": str(build_graph(tmp_path / "g.pb")),
               "input": {"size": 16, "value": {"range": [0, 1]}}}
     with pytest.raises(ParamsError, match="subtract: 128"):
-        create_backend({"backend": {"p": config}}, "p")
+        create_backend(Params({"backend": {"p": config}}), "p")
 
 
 def test_extract_writes_bottleneck_text_and_concat_reads_it(poets, tmp_path):

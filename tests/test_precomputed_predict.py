@@ -12,7 +12,7 @@ from vidmem.app.predict import predict_videos
 from vidmem.backends import create_backend
 from vidmem.backends.precomputed import read_feature_file
 from vidmem.core.errors import DataError
-from vidmem.core.params import DecodeConfig, TrainConfig
+from vidmem.core.params import DecodeConfig, Params, TrainConfig
 from vidmem.learn.heads import fit_head, head_checkpoint
 from vidmem.learn.training import predict_scores, save_checkpoint, train_model
 from vidmem.store.shards import ShardReader
@@ -27,7 +27,7 @@ def precomputed(tmp_path, files: dict[str, str], dim=None):
     for name, text in files.items():
         (folder / name).write_text(text)
     config = {"kind": "precomputed", "features_dir": str(folder), "dim": dim}
-    return create_backend({"backend": {"pre": config}}, "pre")
+    return create_backend(Params({"backend": {"pre": config}}), "pre")
 
 
 def test_text_files_with_commas_or_spaces_and_npy(tmp_path):
@@ -95,20 +95,20 @@ def test_predict_scores_unlabelled_videos_through_the_training_path(tmp_path):
         for f in (decode_video(videos / f"clip{i}.webm", decoding).frames / 255.0
                   for i in range(3))]).astype(np.float32)  # [video, frame, 6]
 
-    table, skipped = predict_videos(videos, params, "mean", tmp_path / "model.pt", progress=False)
+    table, skipped = predict_videos(videos, Params(params), "mean", tmp_path / "model.pt", progress=False)
     assert list(table.video) == ["clip0.webm", "clip1.webm", "clip2.webm"]
     np.testing.assert_allclose(
         table.predicted, predict_scores(result.model, result.checkpoint, expected_features),
         rtol=1e-4, atol=1e-5)
     assert [s["video"] for s in skipped] == ["broken.webm"]
     with pytest.raises(DataError, match="trained on backend 'mean'"):
-        predict_videos(videos, params, "other", tmp_path / "model.pt", progress=False)
+        predict_videos(videos, Params(params), "other", tmp_path / "model.pt", progress=False)
     # A ridge head's checkpoint scores the same videos through the same path.
     ridge = fit_head("ridge", features[:20].mean(axis=1), targets[:20],
                      features[20:].mean(axis=1), targets[20:])
     save_checkpoint({**head_checkpoint(ridge, 6, config.target, False), "backend": "mean"},
                     tmp_path / "ridge.pt")
-    table, _ = predict_videos(videos, params, "mean", tmp_path / "ridge.pt", progress=False)
+    table, _ = predict_videos(videos, Params(params), "mean", tmp_path / "ridge.pt", progress=False)
     assert list(table.video) == ["clip0.webm", "clip1.webm", "clip2.webm"]
     np.testing.assert_allclose(table.predicted, ridge.predict(expected_features.mean(axis=1)),
                                rtol=1e-4, atol=1e-5)

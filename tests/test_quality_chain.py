@@ -11,6 +11,7 @@ from vidmem.backends import create_backend
 from vidmem.backends.base import DatasetFiles
 from vidmem.core.errors import DataError, ParamsError
 from vidmem.core.files import write_json
+from vidmem.core.params import Params
 from vidmem.data.demo import VIVID_WORDS, DemoConfig, demo_latents
 from vidmem.learn.chain import create_head, head_of, list_heads, load_scorer
 from vidmem.learn.fusion import fuse_split_table
@@ -31,7 +32,7 @@ def captions_backend(tmp_path, on_bad_input="skip"):
         "".join(f"{v}\t{c.replace(' ', '-')}\n" for v, c in CAPTIONS.items()))
     write_json(tmp_path / "split.json", SPLIT)
     params = {"backend": {"captions": {"kind": "captions", "ngram_max": 1, "input": None}}}
-    backend = create_backend(params, "captions")
+    backend = create_backend(Params(params), "captions")
     backend.use_dataset(DatasetFiles(str(tmp_path / "captions.txt"), str(tmp_path / "split.json"),
                                      on_bad_input))
     return backend
@@ -74,9 +75,9 @@ def test_captions_backend_under_fail_policy_and_without_captions(tmp_path):
 
 
 def test_head_key_is_checked():
-    assert head_of({"backend": {"b": {"kind": "torch"}}}, "b") == "lstm"
+    assert head_of(Params({"backend": {"b": {"kind": "torch"}}}), "b") == "lstm"
     with pytest.raises(ParamsError, match="backend.b.head"):
-        head_of({"backend": {"b": {"head": "forest"}}}, "b")
+        head_of(Params({"backend": {"b": {"head": "forest"}}}), "b")
 
 
 @pytest.mark.parametrize("name", list_heads())

@@ -20,6 +20,7 @@ from vidmem.backends.sentences import (
 )
 from vidmem.core.errors import ParamsError, VidmemError
 from vidmem.core.files import write_json
+from vidmem.core.params import Params
 from vidmem.store.features import extract_step
 from vidmem.store.shards import ShardReader
 
@@ -89,7 +90,7 @@ def test_sentence_backend_writes_one_vector_per_split_video(tmp_path, encoder):
     write_json(tmp_path / "split.json", {"train": ["a.webm"], "val": ["b.webm"],
                                          "test": ["c.webm", "d.webm"]})
     params = {"backend": {"sentence": {"kind": "sentence", "input": None}}}
-    backend = create_backend(params, "sentence", cache_root=encoder.cache_file.parents[1])
+    backend = create_backend(Params(params), "sentence", cache_root=encoder.cache_file.parents[1])
     backend.use_dataset(DatasetFiles(str(tmp_path / "captions.txt"), str(tmp_path / "split.json")))
     result = extract_step(tmp_path / "unused", tmp_path / "features", backend, progress=False)
     assert result.info["model_sha256"] == DEFAULT_SHA256

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vidmem.core.errors import DataError, VidmemError
-from vidmem.store.cache import ItemCache
+from vidmem.store.cache import ItemCache, open_cache
 from vidmem.store.shards import MAX_SHARD_VIDEOS, ShardReader, plan_shards, write_arrays, write_shards
 
 
@@ -48,7 +48,7 @@ def entries(cache: ItemCache, arrays: dict[str, np.ndarray]) -> list[tuple[str, 
 def test_shards_are_cache_packs_linked_into_the_output_and_reused(tmp_path):
     rng = np.random.default_rng(0)
     arrays = {stem: rng.normal(size=(8, 5)).astype(np.float32) for stem in stems(300)}
-    cache = ItemCache(tmp_path / "cache", "extract", {"v": 1})
+    cache = open_cache(tmp_path / "cache", "extract", {"v": 1})
     write_shards(tmp_path / "a", entries(cache, arrays), cache)
     reader = ShardReader(tmp_path / "a")
     assert reader.stems() == sorted(arrays)
@@ -64,7 +64,7 @@ def test_shards_are_cache_packs_linked_into_the_output_and_reused(tmp_path):
         first = tar.getnames()[0]
         assert first.endswith(".npy") and tar.extractfile(first).read() == reader.read(first[:-4])
     # Later hits come out of the packs, facts and all; the same shards are linked again.
-    again = ItemCache(tmp_path / "cache", "extract", {"v": 1})
+    again = open_cache(tmp_path / "cache", "extract", {"v": 1})
     assert again.fetch("digest-video7") == {"made": "video7"}
     write_shards(tmp_path / "b", [(stem, f"digest-{stem}") for stem in arrays], again)
     for shard in shards:
@@ -75,7 +75,7 @@ def test_shards_are_cache_packs_linked_into_the_output_and_reused(tmp_path):
 def test_without_a_cache_the_same_shards_are_written_directly(tmp_path):
     rng = np.random.default_rng(1)
     arrays = {stem: rng.normal(size=(2, 3)).astype(np.float32) for stem in stems(150)}
-    cache = ItemCache(tmp_path / "cache", "x", {})
+    cache = open_cache(tmp_path / "cache", "x", {})
     write_shards(tmp_path / "cached", entries(cache, arrays), cache)
     write_arrays(tmp_path / "direct", arrays.items())
     names = sorted(p.name for p in (tmp_path / "direct").iterdir())
@@ -97,7 +97,7 @@ def test_damaged_shard_bytes_are_an_error_naming_the_shard(tmp_path):
 
 
 def test_a_worker_entry_missing_from_the_cache_is_named(tmp_path):
-    cache = ItemCache(tmp_path / "cache", "decode", {})
+    cache = open_cache(tmp_path / "cache", "decode", {})
     with pytest.raises(VidmemError, match="clip.webm: a worker reported its result stored"):
         write_shards(tmp_path / "out", [("clip", "nothing-here")], cache,
                      names={"nothing-here": "clip.webm"})

@@ -6,6 +6,8 @@ magnitude, covers the JPEG round trip the poets flow makes (quality 100, 4:4:4 c
 import numpy as np
 import pytest
 
+from vidmem.core.params import Params
+
 from conftest import pinned_or_skip, tensorflow_or_skip
 
 tf = tensorflow_or_skip()
@@ -68,12 +70,12 @@ def test_tfhub_and_poets_agree_on_the_same_network(exported, tmp_path):
     # Smooth images (JPEG keeps them nearly intact), like video frames rather than noise.
     base = rng.integers(0, 255, (4, 4, 4, 3)).astype(np.float32)
     frames = np.repeat(np.repeat(base, 4, axis=1), 4, axis=2).astype(np.uint8)
-    hub_features = create_backend(params, "hub").extract(frames)
-    poets_features = create_backend(params, "poets").extract(frames)
+    hub_features = create_backend(Params(params), "hub").extract(frames)
+    poets_features = create_backend(Params(params), "poets").extract(frames)
     assert hub_features.shape == poets_features.shape == (4, 5)
     scale = np.abs(hub_features).max()
     np.testing.assert_allclose(poets_features, hub_features, atol=0.05 * scale)
     # ... and differ clearly under the other convention: the tolerance is not vacuous.
     params["backend"]["hub"]["input"]["value"] = {"range": [0, 1]}
-    other = create_backend(params, "hub").extract(frames)
+    other = create_backend(Params(params), "hub").extract(frames)
     assert np.abs(other - hub_features).max() > 0.2 * scale

@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+from vidmem.core.params import Params
+
 from conftest import extract_videos, pinned_or_skip, tensorflow_or_skip
 from helpers import save_input_stats_module
 
@@ -22,7 +24,7 @@ def backend(module_dir, value):
 
     config = {"kind": "tfhub", "handle": str(module_dir),
               "input": {"size": 8, "value": value}}
-    return create_backend({"backend": {"hub": config}}, "hub")
+    return create_backend(Params({"backend": {"hub": config}}), "hub")
 
 
 def frames():

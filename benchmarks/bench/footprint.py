@@ -206,6 +206,6 @@ def bench_footprint(args: argparse.Namespace) -> dict:
 
 
 def _default_format() -> str:
-    from vidmem.core.params import load_params
+    from vidmem.core.params import Params
 
-    return load_params(ROOT / "params.yaml")["decode"]["format"]
+    return Params.load(ROOT / "params.yaml").decode.format

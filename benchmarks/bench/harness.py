@@ -14,9 +14,12 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from vidmem.core.params import Params
 
 ROOT = Path(__file__).resolve().parents[2]
 WORK = ROOT / "benchmarks" / "work"
@@ -55,9 +58,10 @@ def in_child(phase: str, args: argparse.Namespace, backend: str, source: Path,
     return result
 
 
-def bench_params(args: argparse.Namespace, cache_dir: Path | None = None) -> dict[str, Any]:
-    """params.yaml with the benchmark's decode settings (all cores), batch size and cache."""
-    from vidmem.core.params import load_params
+def bench_params(args: argparse.Namespace, cache_dir: Path | None = None) -> Params:
+    """params.yaml with the benchmark's decode settings (all cores), batch size and cache,
+    parsed as a stage parses it."""
+    from vidmem.core.params import Params, load_params
 
     params = load_params(ROOT / "params.yaml")
     params["decode"].update(n_frames=args.frames, short_side=args.short_side,
@@ -67,10 +71,10 @@ def bench_params(args: argparse.Namespace, cache_dir: Path | None = None) -> dic
     params["cache"]["dir"] = None if cache_dir is None else str(cache_dir)
     for section in params["backend"].values():
         section["frames_per_batch"] = args.batch_size
-    return params
+    return Params(params)
 
 
-def load_backend(params: dict[str, Any], name: str):
+def load_backend(params: Params, name: str):
     """The backend as `params` configures it. A torch backbone whose weights cannot be had here
     (offline) gets random weights instead, and `params` says so from then on: for timing only,
     since the speed of a forward pass does not depend on the weight values, and
@@ -81,9 +85,10 @@ def load_backend(params: dict[str, Any], name: str):
     try:
         return create_backend(params, name)
     except VidmemError as exc:
-        if params["backend"][name].get("kind") != "torch":
+        section = params.backend_section(name)
+        if section.get("kind") != "torch":
             raise SystemExit(f"benchmark: backend {name} cannot be loaded here: {exc}") from exc
-        params["backend"][name]["weights"] = "random"
+        section["weights"] = "random"  # the section every later reader of `params` gets
         return create_backend(params, name)
 
 

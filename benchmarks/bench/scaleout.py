@@ -57,8 +57,9 @@ def phase_scaleout(args: argparse.Namespace) -> dict:
               "videos": len(ShardReader(made.features_dir)),
               "sha256": {part: _digest(out / part) for part in ("frames", "features")}}
     if cpus is not None:
-        # Ray's own cost per video: tasks that do nothing, through the same executor.map.
-        noop_s, _ = timed(lambda: list(get_executor().map(int, range(NOOP_TASKS), threads=1)))
+        # Ray's own cost per video: one-video chunks that do nothing, through the same actors.
+        noop_s, _ = timed(lambda: list(get_executor().map_chunks(
+            lambda: len, [[k] for k in range(NOOP_TASKS)], {"num_cpus": 1.0})))
         result["noop_task_ms"] = round(1000 * noop_s / NOOP_TASKS, 2)
     return result
 

@@ -1,6 +1,7 @@
-"""The per-video half of the DAG as one library call: decode → extract.
+"""The per-video half of the DAG as one library call: decode → normalize → extract.
 
-Each stage script runs one step (`frames.decode_step`, `features.extract_step`);
+Each stage script runs one step (`frames.decode_step`, `normalize.normalize_step`,
+`features.extract_step`);
 `predict` and the benchmarks run both into a work folder with
 `features_for_videos`. So the stages, the scoring of unlabelled videos and the timings share one
 wiring, and each step writes its output folder whole or not at all.
@@ -11,11 +12,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from vidmem.backends import backend_config, decode_config
-from vidmem.core.params import CacheConfig, DataConfig
+from vidmem.backends.normalize import normalize_step
+from vidmem.core.params import Params
 from vidmem.store.features import extract_step
+from vidmem.store.framestore import FrameFormat
 from vidmem.video.frames import decode_step
 
 
@@ -27,25 +29,30 @@ class VideoFeatures:
 
 
 def features_for_videos(inputs_dir: str | os.PathLike, work_dir: str | os.PathLike,
-                        params: dict[str, Any], backend_name: str,
+                        params: Params, backend_name: str,
                         progress: bool = True) -> VideoFeatures:
     """Features of every video in `inputs_dir` the way the training stages make them (same
-    params, same per-video cache), in `work_dir/{frames,features}`.
+    params, same per-video cache), in `work_dir/{frames,normalized,features}`.
 
     For a backend that reads no frames, `inputs_dir` holds its per-video files instead.
     """
     work = Path(work_dir)
-    data = DataConfig.from_params(params)
-    cache_dir = CacheConfig.from_params(params).dir
-    backend = backend_config(params, backend_name).build(cache_dir)
+    data = params.data
+    cache_dir = params.cache.dir
+    config = backend_config(params, backend_name)
+    backend = config.build(cache_dir)
     names: dict[str, str] = {}
     skipped: list[dict[str, str]] = []
-    if backend.uses_frames:
-        report = decode_step(inputs_dir, work / "frames", decode_config(params),
-                             data.on_bad_input, cache_dir, progress)
+    if config.spec is not None:
+        decode = decode_config(params)
+        report = decode_step(inputs_dir, work / "frames", decode, data.on_bad_input, cache_dir,
+                             progress)
         names = {Path(name).stem: name for name in report.decoded}
         skipped = report.skipped
+        normalize_step(work / "frames", work / "normalized", config.spec,
+                       config.weights_input_range(),
+                       FrameFormat(decode.format, decode.jpeg_quality), progress)
     else:
         backend.use_inputs(inputs_dir)
-    extract_step(work / "frames", work / "features", backend, progress)
+    extract_step(work / "normalized", work / "features", backend, progress)
     return VideoFeatures(work / "features", names, skipped)

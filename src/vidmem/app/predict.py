@@ -32,7 +32,7 @@ from vidmem.backends import backend_facts
 from vidmem.backends.text import text_features
 from vidmem.core.errors import DataError, VidmemError
 from vidmem.core.files import read_json, write_csv
-from vidmem.core.params import CacheConfig, DataConfig, backend_names, load_params
+from vidmem.core.params import Params
 from vidmem.data.groundtruth import read_captions
 from vidmem.learn.chain import load_scorer
 from vidmem.learn.fusion import Fusion
@@ -40,7 +40,7 @@ from vidmem.store.features import concat_features, feature_stems, load_concat
 from vidmem.video.frames import list_videos
 
 
-def predict_videos(videos_dir: str | os.PathLike, params: dict[str, Any], backend_name: str,
+def predict_videos(videos_dir: str | os.PathLike, params: Params, backend_name: str,
                    checkpoint_path: str | os.PathLike, progress: bool = True,
                    captions_path: str | os.PathLike | None = None,
                    ) -> tuple[pd.DataFrame, list[dict[str, str]]]:
@@ -68,7 +68,7 @@ def predict_videos(videos_dir: str | os.PathLike, params: dict[str, Any], backen
     return pd.DataFrame({"video": videos, "predicted": scores}), made.skipped
 
 
-def _predict_captions(videos_dir: str | os.PathLike, params: dict[str, Any], backend_name: str,
+def _predict_captions(videos_dir: str | os.PathLike, params: Params, backend_name: str,
                       checkpoint_path: str | os.PathLike, score: Any, checkpoint: dict[str, Any],
                       captions_path: str | os.PathLike | None,
                       ) -> tuple[pd.DataFrame, list[dict[str, str]]]:
@@ -78,7 +78,7 @@ def _predict_captions(videos_dir: str | os.PathLike, params: dict[str, Any], bac
     if "text_features" not in checkpoint:
         raise DataError(f"{checkpoint_path} does not carry its text features (trained before "
                         "they were saved with the checkpoint): retrain it with `dvc repro`")
-    captions = read_captions(captions_path, DataConfig.from_params(params).format)
+    captions = read_captions(captions_path, params.data.format)
     listed = [video.name for video in list_videos(videos_dir)]
     videos = listed or sorted(captions)  # no video files: score the captions file's videos
     scored = [v for v in videos if v in captions]
@@ -87,17 +87,17 @@ def _predict_captions(videos_dir: str | os.PathLike, params: dict[str, Any], bac
     if not scored:
         raise DataError(f"none of the videos in {videos_dir} has a caption in {captions_path}")
     features = text_features(checkpoint["text_features"], captions, scored,
-                             CacheConfig.from_params(params).dir)
+                             params.cache.dir)
     return pd.DataFrame({"video": scored, "predicted": score(features, None)}), skipped
 
 
-def predict_all(videos_dir: str | os.PathLike, params: dict[str, Any],
+def predict_all(videos_dir: str | os.PathLike, params: Params,
                 backends: list[str] | None = None, models_dir: str | os.PathLike = "models",
                 captions_path: str | os.PathLike | None = None, progress: bool = True,
                 ) -> tuple[pd.DataFrame, list[dict[str, str]]]:
     """Every backend's score (`models/<b>.pt`) and, with all of params' backends, the fused
     score (`models/fusion.json`), one row per video; and what was skipped, with reasons."""
-    names = backends or backend_names(params)
+    names = backends or params.backends
     table: pd.DataFrame | None = None
     skipped: list[dict[str, str]] = []
     for name in names:
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
-        params = load_params(args.params)
+        params = Params.load(args.params)
         if args.backend:
             table, skipped = predict_videos(
                 args.videos, params, args.backend,

@@ -20,7 +20,7 @@ from typing import Any
 from vidmem.backends.base import Backend
 from vidmem.backends.normalize import InputSpec
 from vidmem.core.errors import ParamsError
-from vidmem.core.params import DecodeConfig, backend_names, backend_params
+from vidmem.core.params import DecodeConfig, Params
 
 
 @dataclass(frozen=True)
@@ -99,9 +99,9 @@ class BackendConfig:
         return self.backend_class().weights_input_range(self.name, self.section)
 
 
-def backend_config(params: dict[str, Any], name: str) -> BackendConfig:
+def backend_config(params: Params, name: str) -> BackendConfig:
     """Backend `name` as params.yaml configures it: the one place its section is parsed."""
-    section = backend_params(params, name)
+    section = params.backend_section(name)
     kind = section.get("kind")
     if not isinstance(kind, str):
         raise ParamsError(f"params.yaml: 'backend.{name}.kind' is missing")
@@ -115,18 +115,18 @@ def backend_config(params: dict[str, Any], name: str) -> BackendConfig:
     return BackendConfig(name, facts, section, spec)
 
 
-def backend_facts(params: dict[str, Any], name: str) -> BackendKind:
+def backend_facts(params: Params, name: str) -> BackendKind:
     """What backend `name` is: from the registry (no import) for a registered kind; for a
     `module:Class` kind, read from the class."""
     return backend_config(params, name).facts
 
 
-def uses_frames(params: dict[str, Any], name: str) -> bool:
+def uses_frames(params: Params, name: str) -> bool:
     """Whether backend `name` reads decoded frames (False: precomputed features, captions)."""
     return backend_facts(params, name).reads_frames
 
 
-def input_spec(params: dict[str, Any], name: str) -> InputSpec | None:
+def input_spec(params: Params, name: str) -> InputSpec | None:
     """The backend's declared input; None for a backend that takes no frames."""
     return backend_config(params, name).spec
 
@@ -134,16 +134,16 @@ def input_spec(params: dict[str, Any], name: str) -> InputSpec | None:
 DEFAULT_SHORT_SIDE = 224  # when no listed backend reads frames (nothing is decoded then)
 
 
-def decode_config(params: dict[str, Any]) -> DecodeConfig:
+def decode_config(params: Params) -> DecodeConfig:
     """The decode section, with `short_side: auto` resolved to the largest input side any listed
     backend needs (224 for EfficientNet-Lite0, 299 for Inception V3): frames are never kept
     larger than some backend can use. When every listed frame backend has the same input
     geometry (size, squash or crop, interpolation), frames are stored resized to it
     (`input_geometry`), so each is resized once, by decode, and stored at the size it is used."""
-    config = DecodeConfig.from_params(params)
+    config = params.decode
     if config.short_side is not None:
         return config
-    specs = [spec for name in backend_names(params)
+    specs = [spec for name in params.backends
              if (spec := backend_config(params, name).spec) is not None]
     shared = specs[0] if specs and all(
         spec.geometry() == specs[0].geometry() for spec in specs) else None
@@ -152,7 +152,7 @@ def decode_config(params: dict[str, Any]) -> DecodeConfig:
         input_geometry=shared)
 
 
-def create_backend(params: dict[str, Any], name: str, spec: InputSpec | None = None,
+def create_backend(params: Params, name: str, spec: InputSpec | None = None,
                    cache_root: str | os.PathLike | None = None) -> Backend:
     """The backend `name` as configured in params.yaml (`spec` overrides its input section;
     `cache_root` is the project's `cache.dir`, see CacheConfig): `backend_config(...).build`."""

@@ -1,10 +1,11 @@
 """The interface every feature backend implements, and the extract loop they all share.
 
-The extract driver (`Backend.extract_videos`) knows nothing of backend kinds: it loads each
-video's decoded frames, resizes them to the backend's input (`prepare`), batches them, calls
-`extract`, and hands each video's features to `save_video`, with a per-video cache from
-`video_cache`. A backend that reads no frames (`uses_frames = False`) overrides `extract_videos`
-itself; one with its own output format overrides `save_video` (and `video_cache`).
+The extract driver (`Backend.extract_videos`, on the per-video engine of vidmem.store.engine)
+knows nothing of backend kinds: it loads each video's frames, resizes them to the backend's
+input (`prepare`), batches them, calls `extract`, and hands each video's features to
+`save_video`, with a per-video cache from `video_cache`. A backend that reads no frames
+(`uses_frames = False`) overrides `extract_videos` itself; one with its own output format
+overrides `save_video` (and `video_cache`).
 """
 
 from __future__ import annotations
@@ -21,14 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from vidmem.backends.normalize import InputSpec, range_matches, resize_frames
 from vidmem.core.errors import ParamsError, VidmemError
 from vidmem.core.params import as_int
-from vidmem.store.cache import ItemCache
-from vidmem.store.executor import chunked, get_executor
-from vidmem.store.shards import ShardReader, write_shards
+from vidmem.store.cache import ItemCache, open_cache
+from vidmem.store.engine import Todo, VideoResult, run_per_video
+from vidmem.store.shards import ShardReader
 
 EXTRACT_VERSION = 4  # 2: fed range in entries; 3: keyed by decoded frames; 4: uint8 resize
 DEFAULT_BATCH_SIZE = 32
@@ -153,20 +153,22 @@ class Backend(ABC):
         prefetch thread)."""
         return self.prepare(self.frames.load(stem))
 
-    def video_cache(self) -> ItemCache:
-        """The per-video cache of this backend's features. Keyed by the resolved input spec (not
-        its spelling in params: a preset name and its mapping are the same input), the rest of
-        the backend's config and the numerics."""
+    def video_cache(self, scratch: str | os.PathLike | None = None) -> ItemCache:
+        """The per-video cache of this backend's features (results wait in `scratch` when the
+        cache is off). Keyed by the resolved input spec (not its spelling in params: a preset
+        name and its mapping are the same input), the rest of the backend's config and the
+        numerics."""
         config = {k: v for k, v in self.config.items() if k not in NOT_IN_CACHE_KEY}
-        return ItemCache(self.cache_root, f"extract/{self.name}",
-                         {"version": EXTRACT_VERSION, "backend": config,
-                          "spec": self.spec.to_dict(), "numerics": self.numerics})
+        return open_cache(self.cache_root, f"extract/{self.name}",
+                          {"version": EXTRACT_VERSION, "backend": config,
+                           "spec": self.spec.to_dict(), "numerics": self.numerics},
+                          scratch=scratch)
 
     def save_video(self, out_dir: Path | None, stem: str, features: np.ndarray,
                    cache: ItemCache, digest: str, facts: dict[str, Any]) -> None:
         """Keep one video's features, float32 [frames, dim], in the cache, from where the
-        stage writes them into its shards (a backend with `sharded_output = False` writes its
-        own files into `out_dir` instead)."""
+        engine writes them into the stage's shards (a backend with `sharded_output = False`
+        writes its own files into `out_dir` instead)."""
         cache.store(digest, features, facts)
 
     def worker_resources(self) -> dict[str, float]:
@@ -179,74 +181,47 @@ class Backend(ABC):
 
     def extract_videos(self, frames_dir: str | os.PathLike, out_dir: str | os.PathLike,
                        batch_size: int | None = None, progress: bool = True) -> ExtractResult:
-        """Features for every video in `frames_dir` (the decode output's shards) into the
-        shards of `out_dir` (or the layout `save_video` writes).
+        """Features for every video in `frames_dir` (normalize's shards) into the shards of
+        `out_dir` (or the layout `save_video` writes), through the per-video engine
+        (vidmem.store.engine).
 
-        Each video's frames are resized to the input size as they are loaded, in a background
-        thread. Frames of several videos share a batch, so small videos do not mean small
-        batches. Videos whose (decoded frames, backend config) were seen before come from the
-        cache, found by the frames' sha256 in the decode index (nothing is hashed again).
-        The rest run here (`local`), or on the executor's workers, each of which loads the
-        model once and stores its results in the cache, from where they are written here.
+        A video's cache key is its frames' sha256 from the index (nothing is hashed again), so
+        videos whose (frames, backend config) were seen before come from the cache. The rest
+        run in chunks of a few full batches: in this process with the model loaded here, or on
+        the executor's workers, each of which loads the model once and stores its results in
+        the cache, from where they are written here.
         """
         out_dir = Path(out_dir)
         batch_size = batch_size or self.batch_size
-        self.frames = ShardReader(frames_dir)
-        cache = self.video_cache()
-        cache.use_scratch(out_dir / ".entries")
-        done: list[tuple[str, str]] = []
-        todo: list[tuple[str, str]] = []
-        for stem in self.frames.stems():
-            digest = self.frames.sha256(stem)
-            done.append((stem, digest))
-            facts = cache.fetch(digest)
-            if facts is None:
-                todo.append((stem, digest))
-            else:
-                self.record_range(*facts["fed_range"])
-        hits = cache.hits
-        bar = tqdm(total=len(done), initial=len(done) - len(todo), desc=f"extract {self.name}",
-                   unit="video", disable=not progress)
-        executor = get_executor()
-        if executor.writes_outputs or not cache.enabled:
-            # Locally; also where results cannot go through the per-video cache (a backend
-            # without one, or cache.dir null): a cluster would have no way to hand them over.
-            self.extract_chunk(todo, cache, out_dir, batch_size, bar.update)
-        else:
-            # Chunks of a few batches: small enough to spread over the workers and to lose
-            # little to a killed worker, large enough that batches stay full.
-            per_chunk = max(1, 4 * batch_size // max(1, self._frames_per_video(todo)))
-            chunks = chunked(todo, per_chunk)
-            make_worker = functools.partial(_ChunkExtractor, type(self), self.name, self.spec,
-                                            self.config, self.cache_root, batch_size,
-                                            Path(frames_dir).absolute())
-            results = executor.map_chunks(make_worker, chunks, self.worker_resources())
-            for chunk, (numerics, facts_list) in zip(chunks, results, strict=True):
-                if numerics != self.numerics:
-                    raise VidmemError(
-                        f"backend {self.name}: {executor.name} workers run it with "
-                        f"{numerics}, this process with {self.numerics}, so their cache "
-                        f"entries would not match; set backend.{self.name}.device "
-                        "explicitly, or run the stage on a machine like the workers")
-                for facts in facts_list:
-                    self.record_range(*facts["fed_range"])
-                bar.update(len(chunk))
-        bar.close()
-        if self.sharded_output:
-            write_shards(out_dir, done, cache)
-        return ExtractResult(videos=len(done), cache_hits=hits,
-                             info={**self.describe(), "videos": len(done)})
+        frames = self.frames = ShardReader(frames_dir)
+        cache = self.video_cache(scratch=out_dir / ".entries")
+        remote_worker = functools.partial(
+            _ChunkExtractor, type(self), self.name, self.spec, self.config, self.cache_root,
+            batch_size, Path(frames_dir).absolute(), self.numerics)
+        results = run_per_video(
+            [(stem, stem) for stem in frames.stems()], cache, out_dir,
+            key=lambda stem, _: frames.sha256(stem), make_worker=remote_worker,
+            local_worker=lambda chunk: self.extract_chunk(chunk, cache, out_dir, batch_size),
+            # Chunks of a few batches: small enough to spread over workers and to lose little
+            # to a killed one, large enough that batches stay full.
+            chunk_size=lambda todo: 4 * batch_size // max(1, self._frames_per_video(todo)),
+            resources=self.worker_resources(), in_process=not self.sharded_output,
+            write_output=self.sharded_output, desc=f"extract {self.name}", progress=progress)
+        for result in results:
+            self.record_range(*result.facts["fed_range"])
+        hits = sum(result.from_cache for result in results)
+        return ExtractResult(videos=len(results), cache_hits=hits,
+                             info={**self.describe(), "videos": len(results)})
 
-    def _frames_per_video(self, todo: Sequence[tuple[str, str]]) -> int:
+    def _frames_per_video(self, todo: Sequence[Todo]) -> int:
         """Frames in the first video to do (decode gives every video the same count)."""
         return len(self.frames.load(todo[0][0])) if todo else 1
 
-    def extract_chunk(self, todo: Sequence[tuple[str, str]], cache: ItemCache,
-                      out_dir: Path | None, batch_size: int,
-                      on_loaded: Callable[[int], Any] = lambda n: None) -> list[dict[str, Any]]:
-        """Run the network over the videos `todo` ((stem, cache key) pairs) in full batches,
-        saving each video's features (`save_video`); returns each video's facts."""
-        digests = dict(todo)
+    def extract_chunk(self, todo: Sequence[Todo], cache: ItemCache, out_dir: Path | None,
+                      batch_size: int) -> list[VideoResult]:
+        """Run the network over the videos `todo` ((stem, stem, cache key) triples) in full
+        batches, saving each video's features (`save_video`); returns each video's result."""
+        digests = {stem: digest for stem, _, digest in todo}
         facts_of: dict[str, dict[str, Any]] = {}
         buffer: list[tuple[str, np.ndarray]] = []  # videos whose frames wait in the batch
         buffered_frames = 0
@@ -267,22 +242,19 @@ class Backend(ABC):
             for stem, frames in buffer:
                 # The values fed for this video's real frames (padding excluded), kept with the
                 # cached features so a cache hit reports the same range as fresh work.
-                fed_range = self.spec.fed_range(frames)
-                self.record_range(*fed_range)
-                facts_of[stem] = {"fed_range": list(fed_range)}
+                facts_of[stem] = {"fed_range": list(self.spec.fed_range(frames))}
                 self.save_video(out_dir, stem, features[start:start + len(frames)], cache,
                                 digests[stem], facts_of[stem])
                 start += len(frames)
             buffer, buffered_frames = [], 0
 
-        for stem, frames in _prefetch([stem for stem, _ in todo], 8, self.load_video):
+        for stem, frames in _prefetch([stem for stem, _, _ in todo], 8, self.load_video):
             if buffer and buffered_frames + len(frames) > batch_size:
                 flush()
             buffer.append((stem, frames))
             buffered_frames += len(frames)
-            on_loaded(1)
         flush()
-        return [facts_of[stem] for stem, _ in todo]
+        return [VideoResult(stem, digest, facts_of[stem]) for stem, _, digest in todo]
 
     def use_dataset(self, dataset: DatasetFiles) -> None:  # noqa: B027 - a hook; default: nothing
         """Take the data set's other files (the extract stage calls this for every backend).
@@ -346,12 +318,17 @@ class _ChunkExtractor:
 
     def __init__(self, cls: type[Backend], name: str, spec: InputSpec | None,
                  config: dict[str, Any], cache_root: str | os.PathLike | None,
-                 batch_size: int, frames_dir: Path) -> None:
+                 batch_size: int, frames_dir: Path, stage_numerics: dict[str, Any]) -> None:
         self.backend = cls(name, spec, config, cache_root)
+        if self.backend.numerics != stage_numerics:
+            raise VidmemError(
+                f"backend {name}: the workers run it with {self.backend.numerics}, the stage's "
+                f"process with {stage_numerics}, so their cache entries would not match; set "
+                f"backend.{name}.device explicitly, or run the stage on a machine like the "
+                "workers")
         self.backend.frames = ShardReader(frames_dir)
         self.cache = self.backend.video_cache()
         self.batch_size = batch_size
 
-    def __call__(self, chunk: list[tuple[Path, str]]) -> tuple[dict[str, Any], list[dict]]:
-        facts = self.backend.extract_chunk(chunk, self.cache, None, self.batch_size)
-        return self.backend.numerics, facts
+    def __call__(self, chunk: list[Todo]) -> list[VideoResult]:
+        return self.backend.extract_chunk(chunk, self.cache, None, self.batch_size)

@@ -52,7 +52,7 @@ from vidmem.store.bottlenecks import (
     parse_bottleneck,
     write_video_bottlenecks,
 )
-from vidmem.store.cache import ItemCache
+from vidmem.store.cache import ItemCache, open_cache
 
 # Over https: the GraphDef is executed, so it must not be swappable on the way (the tutorial
 # used http). No public sha256 of this archive was found to pin by default (see README).
@@ -216,9 +216,10 @@ class PoetsBottleneck(Backend):
     # them), not shards.
     sharded_output = False
 
-    def video_cache(self) -> ItemCache:
-        """None: the per-frame bottleneck files are this backend's cache."""
-        return ItemCache(None, f"extract/{self.name}", {})
+    def video_cache(self, scratch: str | os.PathLike | None = None) -> ItemCache:
+        """Off: the per-frame bottleneck files are this backend's cache (and `save_video`
+        writes the output itself, so the scratch folder stays empty)."""
+        return open_cache(None, f"extract/{self.name}", {}, scratch=scratch)
 
     def save_video(self, out_dir: Path, stem: str, features: np.ndarray, cache: ItemCache,
                    digest: str, facts: dict[str, Any]) -> None:

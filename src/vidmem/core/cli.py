@@ -7,11 +7,10 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from vidmem.core import trace
 from vidmem.core.errors import VidmemError
-from vidmem.core.params import DEFAULT_PARAMS, backend_names, load_params
+from vidmem.core.params import DEFAULT_PARAMS, Params, backend_names, load_params
 
 
 def stage_parser(description: str, backend: bool = False,
@@ -28,9 +27,10 @@ def stage_parser(description: str, backend: bool = False,
 
 
 def run_stage(parser: argparse.ArgumentParser,
-              main: Callable[[argparse.Namespace, dict[str, Any]], None]) -> None:
-    """Parse arguments, load params and run `main`; a VidmemError exits 2 with its message only
-    (it is the user's data or config that needs fixing, and a traceback would hide that)."""
+              main: Callable[[argparse.Namespace, Params], None]) -> None:
+    """Parse arguments, load params and run `main(args, params)` with params parsed once into a
+    `Params` (sections typed on first use); a VidmemError exits 2 with its message only (it is
+    the user's data or config that needs fixing, and a traceback would hide that)."""
     args = parser.parse_args()
     started = time.perf_counter()
     try:
@@ -42,7 +42,7 @@ def run_stage(parser: argparse.ArgumentParser,
         # `cv_fusion@2`), for the optional trace.
         item = "-".join(str(v) for v in (backend, getattr(args, "fold", None)) if v is not None)
         stage = Path(sys.argv[0]).stem + (f"@{item}" if item else "")
-        main(args, trace.start(stage, params))
+        main(args, Params(trace.start(stage, params)))
     except VidmemError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from vidmem.backends.normalize import InputSpec
 
 DEFAULT_PARAMS = "params.yaml"
+SectionT = TypeVar("SectionT")
 _MISSING = object()
 
 
@@ -356,3 +357,82 @@ def backend_params(params: dict[str, Any], name: str) -> dict[str, Any]:
         raise ParamsError(f"params.yaml: no section 'backend.{name}' for backend '{name}' "
                           f"(configured: {known}); add one or remove '{name}' from 'backends'")
     return section
+
+
+class Params:
+    """params.yaml, parsed once at a stage's edge (`vidmem.core.cli.run_stage`,
+    `Params.load`) and passed down as typed sections: `params.train`, `params.decode`,
+    `params.backend_section(name)`, ... Nothing below the edge looks a key up itself.
+
+    Each section is parsed when first used, then kept, so a stage reads (and the stage tracer
+    records) exactly the keys it uses, and a wrong value fails with its key's name on first
+    use. Each key's default lives in its section's parser, and only there."""
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self._raw = raw
+        self._sections: dict[str, dict[str, Any]] = {}
+        self._parsed: dict[type, Any] = {}
+
+    @classmethod
+    def load(cls, path: str | os.PathLike = DEFAULT_PARAMS) -> Params:
+        return cls(load_params(path))
+
+    @functools.cached_property
+    def data(self) -> DataConfig:
+        return DataConfig(self._raw)
+
+    @functools.cached_property
+    def decode(self) -> DecodeConfig:
+        """As written (`short_side: auto` unresolved: vidmem.backends.decode_config)."""
+        return DecodeConfig.from_params(self._raw)
+
+    @functools.cached_property
+    def cache(self) -> CacheConfig:
+        return CacheConfig.from_params(self._raw)
+
+    @functools.cached_property
+    def concat(self) -> ConcatConfig:
+        return ConcatConfig.from_params(self._raw)
+
+    @functools.cached_property
+    def split(self) -> SplitConfig:
+        return SplitConfig.from_params(self._raw)
+
+    @functools.cached_property
+    def train(self) -> TrainConfig:
+        return TrainConfig.from_params(self._raw)
+
+    @functools.cached_property
+    def evaluate(self) -> EvaluateConfig:
+        return EvaluateConfig.from_params(self._raw)
+
+    @functools.cached_property
+    def cv(self) -> CVConfig:
+        return CVConfig.from_params(self._raw)
+
+    @functools.cached_property
+    def seed(self) -> int:
+        return as_int(lookup(self._raw, "base.seed"), "base.seed", 0)
+
+    @functools.cached_property
+    def target(self) -> str:
+        return as_choice(lookup(self._raw, "target"), "target", TARGETS)
+
+    @functools.cached_property
+    def backends(self) -> list[str]:
+        """The listed backends (`backends`), one chain each."""
+        return backend_names(self._raw)
+
+    def backend_section(self, name: str) -> dict[str, Any]:
+        """The `backend.<name>` section as written: what vidmem.backends.backend_config parses
+        into a BackendConfig."""
+        if name not in self._sections:
+            self._sections[name] = backend_params(self._raw, name)
+        return self._sections[name]
+
+    def parsed(self, section_type: type[SectionT]) -> SectionT:
+        """A section type that parses itself (`section_type.from_params(raw)`, like the ones
+        above: `DemoConfig`, a plug-in's), parsed once."""
+        if section_type not in self._parsed:
+            self._parsed[section_type] = section_type.from_params(self._raw)
+        return self._parsed[section_type]

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from vidmem.core.errors import DataError
-from vidmem.core.params import TrainConfig, as_choice, backend_params
+from vidmem.core.params import Params, TrainConfig, as_choice
 from vidmem.learn.heads import (
     GRIDS,
     ArrayHead,
@@ -93,9 +93,9 @@ def create_head(name: str) -> Head:
     return _REGISTRY[name]()
 
 
-def head_of(params: dict[str, Any], backend: str) -> str:
+def head_of(params: Params, backend: str) -> str:
     """`backend.<name>.head`: lstm (default) or another registered head."""
-    return as_choice(backend_params(params, backend).get("head", "lstm"),
+    return as_choice(params.backend_section(backend).get("head", "lstm"),
                      f"backend.{backend}.head", list_heads())
 
 

@@ -8,6 +8,12 @@ bytes under the same config, so a stale entry is never reused, and the stage's d
 is rebuilt from scratch each run (from cache hits and fresh work alike): it is exactly what an
 uncached run would write. This is the TF-for-Poets bottleneck cache, made safe.
 
+Where the entries live is a store behind one small interface (`EntryStore`): `LocalStore`
+(a folder: loose entries, then packs), `FsspecStore` (an object store every worker reaches,
+`s3://...`) and `ScratchStore` (the cache is off: the stage's own results wait inside the
+output being built, and nothing is looked up). `open_cache` picks one; `ItemCache` adds the
+keys, encoding and hit count on top and does not know which it has.
+
 Entries start loose (one file each, what workers write) and end up in packs: when a stage
 writes its output shards (vidmem.store.shards), each shard is made here as a pack and hard-linked
 into the output, and the loose entries it holds are deleted. So the cache, the stage output and
@@ -20,8 +26,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import threading
 import zlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,41 +56,48 @@ def config_digest(config: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-class ItemCache:
-    """Arrays stored as `<root>/<namespace>/<config digest>/<item digest>.<suffix>`, in `fmt`
-    (`.npy` arrays, or frames as image strips: vidmem.store.framestore), each with a small JSON of
-    facts about how it was made (so a cache hit reports the same as fresh work) and the entry's
-    checksum; or inside packs, `<...>/packs/<pack digest>.tar` with a JSON of their members.
+Entry = tuple[bytes, dict[str, Any]]  # an entry's bytes and the facts stored with it
+PackWriter = Callable[[Path, Sequence[tuple[str, str]]], list[dict[str, Any]]]
 
-    `root` is a local folder, or an fsspec URL (`s3://bucket/prefix`) that workers on other
-    machines share. Locally an entry is written under a temporary name and renamed. At a URL
-    the data object is uploaded first and the facts JSON last: an object store writes each
-    object whole, and an entry without its JSON (a writer killed in between) is a miss, so no
-    reader ever sees half an entry. Packs are local only.
 
-    `root` None turns the cache off: nothing is looked up, and a stage gives the cache a
-    scratch folder (`use_scratch`) for its results until they are written into its output.
-    """
+class EntryStore(ABC):
+    """Where one stage's per-video entries live: `<digest><suffix>` bytes, each with a JSON of
+    facts holding their checksum. Entries are written whole or not at all."""
 
-    def __init__(self, root: str | os.PathLike | None, namespace: str, config: dict[str, Any],
-                 fmt: FrameFormat | None = None):
-        self.enabled = root is not None
-        self.fmt = fmt or FrameFormat("npy")
-        digest = config_digest({**config, "format": [self.fmt.kind, self.fmt.quality]}
-                               if fmt else config)
-        self.remote = None
-        if self.enabled and is_url(root):
-            import fsspec  # only for URL caches (s3fs etc. come with dvc-s3)
+    looks_up = True  # an earlier run's entry can be found here (a scratch store: no)
+    makes_packs = False  # output shards are made here as packs and linked (a local folder)
+    slow_reads = False  # each read is a network request: read ahead in threads
 
-            # A fresh client per cache: fsspec's instance cache would keep one bound to the
-            # endpoint and credentials of the moment it was first made.
-            self.remote, base = fsspec.core.url_to_fs(str(root), skip_instance_cache=True)
-            self.dir = f"{base.rstrip('/')}/{namespace}/{digest}"
-        else:
-            # Absolute, so workers in other processes find the same folder.
-            self.dir = Path(root or ".").absolute() / namespace / digest
-        self.hits = 0
-        self.scratch = False
+    def __init__(self, where: str, suffix: str) -> None:
+        self.where = where  # for messages
+        self.suffix = suffix
+
+    @abstractmethod
+    def read(self, digest: str) -> Entry | None:
+        """The bytes and facts of an intact entry; None: none, or damaged (a miss)."""
+
+    @abstractmethod
+    def write(self, digest: str, data: bytes, facts: dict[str, Any]) -> None:
+        """Store an entry (`facts` gets its checksum)."""
+
+    def pack(self, members: Sequence[tuple[str, str]], write: PackWriter,
+             ) -> tuple[Path, list[dict[str, Any]]]:
+        raise NotImplementedError(f"{type(self).__name__} makes no packs")
+
+    def discard(self) -> None:  # noqa: B027 - a hook; default: keep the entries
+        """Called once the stage's output holds every entry (a scratch store deletes them)."""
+
+
+class LocalStore(EntryStore):
+    """A local folder: loose entries (what workers write, by temporary name and rename), and
+    packs `packs/<pack digest>.tar` with a JSON listing their members, which the stage output
+    links as its shards."""
+
+    makes_packs = True
+
+    def __init__(self, folder: Path, suffix: str) -> None:
+        super().__init__(str(folder), suffix)
+        self.dir = folder
         self._packed: dict[str, tuple[Path, int, int, str, dict[str, Any]]] | None = None
         self._lock = threading.Lock()
 
@@ -93,63 +108,36 @@ class ItemCache:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state, _lock=threading.Lock())
 
-    @property
-    def packs(self) -> bool:
-        """Whether shards are made here as packs (a local cache that is on)."""
-        return self.enabled and self.remote is None
+    def _path(self, digest: str) -> Path:
+        return self.dir / f"{digest}{self.suffix}"
 
-    def use_scratch(self, folder: str | os.PathLike) -> None:
-        """With the cache off: keep entries in `folder` (inside the output being built) until
-        the stage has written them into its shards."""
-        if not self.enabled:
-            self.dir = Path(folder).absolute()
-            self.scratch = True
-
-    def key(self, item: str | os.PathLike) -> str:
-        """The content key of an input file: its digest when the cache is on; with the cache
-        off nothing is looked up, so the (whole-file) hashing is skipped and the key only tells
-        items apart."""
-        if self.enabled:
-            return file_digest(item)
-        return hashlib.sha256(str(Path(item).absolute()).encode()).hexdigest()
-
-    def _path(self, item_digest: str) -> Path:
-        return self.dir / f"{item_digest}{self.fmt.suffix}"
-
-    # --- reading ----------------------------------------------------------------------
-
-    def entry(self, item_digest: str) -> tuple[bytes, dict[str, Any]] | None:
-        """The bytes and facts of an intact entry, loose or packed; None if there is none.
-        A damaged loose entry is deleted (a miss, recomputed and rewritten). The facts hold the
-        bytes' sha256 under `SHA256` when it was recorded."""
-        if self.remote is not None:
-            return self._entry_remote(item_digest)
-        path = self._path(item_digest)
-        facts_path = path.with_suffix(".json")
+    def _read_loose(self, digest: str, verify: bool) -> Entry | None:
+        path = self._path(digest)
         try:
-            facts = json.loads(facts_path.read_text())
+            facts = json.loads(path.with_suffix(".json").read_text())
             data = path.read_bytes()
         except (OSError, ValueError):
-            pass
-        else:
-            # Whole entries are written atomically, but a damaged one is a miss, not an error:
-            # its bytes must match the checksum recorded when it was stored.
-            # (A scratch entry was written moments ago by this very stage: not checked again.)
-            if isinstance(facts, dict) and (facts.pop(CHECKSUM, None) == checksum_of(data)
-                                            or self.scratch):
-                return data, facts
-            path.unlink(missing_ok=True)
-        return self._packed_entry(item_digest) if self.enabled else None
-
-    def _entry_remote(self, item_digest: str) -> tuple[bytes, dict[str, Any]] | None:
-        try:
-            facts = json.loads(self.remote.cat_file(f"{self.dir}/{item_digest}.json"))
-            data = self.remote.cat_file(f"{self.dir}/{item_digest}{self.fmt.suffix}")
-        except (FileNotFoundError, ValueError):
             return None
-        if facts.pop(CHECKSUM, None) != checksum_of(data):
-            return None  # damaged or half-replaced: recompute (the rewrite replaces it)
-        return data, facts
+        # Whole entries are written atomically, but a damaged one is a miss, not an error:
+        # its bytes must match the checksum recorded when it was stored.
+        if isinstance(facts, dict) and (facts.pop(CHECKSUM, None) == checksum_of(data)
+                                        or not verify):
+            return data, facts
+        path.unlink(missing_ok=True)
+        return None
+
+    def read(self, digest: str) -> Entry | None:
+        """A loose entry, else a packed one. A damaged loose entry is deleted (recomputed and
+        rewritten). The facts hold the bytes' sha256 under `SHA256`."""
+        return self._read_loose(digest, verify=True) or self._packed_entry(digest)
+
+    def write(self, digest: str, data: bytes, facts: dict[str, Any]) -> None:
+        path = self._path(digest)
+        write_bytes(path, data)
+        # The sha256 is taken here, in the worker threads, rather than by the one thread that
+        # later writes the shards.
+        write_json(path.with_suffix(".json"), {**facts, CHECKSUM: checksum_of(data),
+                                               SHA256: hashlib.sha256(data).hexdigest()})
 
     def _pack_index(self) -> dict[str, tuple[Path, int, int, str, dict[str, Any]]]:
         """Where each packed entry is: digest → (pack, offset, size, checksum, facts)."""
@@ -168,8 +156,8 @@ class ItemCache:
                 self._packed = packed
             return self._packed
 
-    def _packed_entry(self, item_digest: str) -> tuple[bytes, dict[str, Any]] | None:
-        found = self._pack_index().get(item_digest)
+    def _packed_entry(self, digest: str) -> Entry | None:
+        found = self._pack_index().get(digest)
         if found is None:
             return None
         pack, offset, size, checksum, facts = found
@@ -180,53 +168,7 @@ class ItemCache:
             return None
         return (data, dict(facts)) if checksum_of(data) == checksum else None
 
-    def fetch(self, item_digest: str) -> dict[str, Any] | None:
-        """The facts of an intact entry (a hit), or None: a miss, or the cache is off."""
-        if not self.enabled:
-            return None
-        found = self.entry(item_digest)
-        if found is None:
-            return None
-        self.hits += 1
-        found[1].pop(SHA256, None)
-        return found[1]
-
-    def fetch_or_make(self, item_digest: str,
-                      make: Callable[[], tuple[np.ndarray, dict[str, Any]]],
-                      ) -> tuple[dict[str, Any], bool]:
-        """The facts of the entry for `item_digest`, made by `make()` -> (array, facts) and
-        stored on a miss; and whether it was a hit."""
-        facts = self.fetch(item_digest)
-        if facts is not None:
-            return facts, True
-        array, facts = make()
-        self.store(item_digest, array, facts)
-        return facts, False
-
-    # --- writing ----------------------------------------------------------------------
-
-    def store(self, item_digest: str, array: np.ndarray,
-              facts: dict[str, Any] | None = None) -> None:
-        """Save `array` as a loose entry, with `facts`."""
-        if self.remote is not None:
-            data = encode_frames(array, self.fmt)
-            self.remote.pipe_file(f"{self.dir}/{item_digest}{self.fmt.suffix}", data)
-            self.remote.pipe_file(f"{self.dir}/{item_digest}.json", json.dumps(
-                {**(facts or {}), CHECKSUM: checksum_of(data)}).encode())
-            return
-        if not (self.enabled or self.scratch):
-            raise ValueError("nowhere to store: the cache is off and has no scratch folder "
-                             "(use_scratch)")
-        path = self._path(item_digest)
-        data = encode_frames(array, self.fmt)
-        write_bytes(path, data)
-        # The sha256 is taken here, in the worker threads, rather than by the one thread that
-        # later writes the shards.
-        write_json(path.with_suffix(".json"), {**(facts or {}), CHECKSUM: checksum_of(data),
-                                               SHA256: hashlib.sha256(data).hexdigest()})
-
-    def pack(self, members: Sequence[tuple[str, str]],
-             write: Callable[[Path, Sequence[tuple[str, str]]], list[dict[str, Any]]],
+    def pack(self, members: Sequence[tuple[str, str]], write: PackWriter,
              ) -> tuple[Path, list[dict[str, Any]]]:
         """The pack holding `members` ((name in the pack, entry digest) pairs, in order) and
         each member's layout (offset, size, checksum, facts, ...): an intact pack from an
@@ -262,9 +204,151 @@ class ItemCache:
             self._path(digest).unlink(missing_ok=True)
             self._path(digest).with_suffix(".json").unlink(missing_ok=True)
 
+
+class ScratchStore(LocalStore):
+    """The cache is off: the stage's own results wait in a folder inside the output being
+    built until they are written into its shards, then the folder is deleted. Nothing from an
+    earlier run is ever looked up, and an entry written moments ago is not checked again."""
+
+    looks_up = False
+    makes_packs = False
+
+    def read(self, digest: str) -> Entry | None:
+        return self._read_loose(digest, verify=False)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class FsspecStore(EntryStore):
+    """An fsspec URL (`s3://bucket/prefix`) that workers on other machines share. The data
+    object is uploaded first and the facts JSON last: an object store writes each object
+    whole, and an entry without its JSON (a writer killed in between) is a miss, so no reader
+    ever sees half an entry. No packs: shards are written in the output."""
+
+    slow_reads = True
+
+    def __init__(self, url: str, suffix: str) -> None:
+        import fsspec  # only for URL caches (s3fs etc. come with dvc-s3)
+
+        # A fresh client per cache: fsspec's instance cache would keep one bound to the
+        # endpoint and credentials of the moment it was first made.
+        self.fs, path = fsspec.core.url_to_fs(url, skip_instance_cache=True)
+        self.dir = path.rstrip("/")
+        super().__init__(url, suffix)
+
+    def read(self, digest: str) -> Entry | None:
+        try:
+            facts = json.loads(self.fs.cat_file(f"{self.dir}/{digest}.json"))
+            data = self.fs.cat_file(f"{self.dir}/{digest}{self.suffix}")
+        except (FileNotFoundError, ValueError):
+            return None
+        if facts.pop(CHECKSUM, None) != checksum_of(data):
+            return None  # damaged or half-replaced: recompute (the rewrite replaces it)
+        return data, facts
+
+    def write(self, digest: str, data: bytes, facts: dict[str, Any]) -> None:
+        self.fs.pipe_file(f"{self.dir}/{digest}{self.suffix}", data)
+        self.fs.pipe_file(f"{self.dir}/{digest}.json", json.dumps(
+            {**facts, CHECKSUM: checksum_of(data)}).encode())
+
+
+def open_cache(root: str | os.PathLike | None, namespace: str, config: dict[str, Any],
+               fmt: FrameFormat | None = None, scratch: str | os.PathLike | None = None,
+               ) -> ItemCache:
+    """The per-video cache of one stage: entries under `<root>/<namespace>/<config digest>/`
+    in `fmt` (`.npy` arrays by default, or frames as image strips: vidmem.store.framestore).
+    `root` is a local folder or an fsspec URL; None turns the cache off, and the stage's
+    results then wait in `scratch` (a folder inside the output being built)."""
+    keyed_by_format = fmt is not None  # (entries made before formats existed keep their key)
+    fmt = fmt or FrameFormat("npy")
+    if root is None:
+        if scratch is None:
+            raise ValueError("the cache is off (cache.dir null) and the stage gave no scratch "
+                             "folder for its results")
+        return ItemCache(ScratchStore(Path(scratch).absolute(), fmt.suffix), fmt)
+    digest = config_digest({**config, "format": [fmt.kind, fmt.quality]}
+                           if keyed_by_format else config)
+    if is_url(root):
+        return ItemCache(FsspecStore(f"{str(root).rstrip('/')}/{namespace}/{digest}",
+                                     fmt.suffix), fmt)
+    # Absolute, so workers in other processes find the same folder.
+    return ItemCache(LocalStore(Path(root).absolute() / namespace / digest, fmt.suffix), fmt)
+
+
+class ItemCache:
+    """A stage's per-video results, keyed by content: the input's digest (`key`), looked up
+    (`fetch`), made on a miss (`fetch_or_make`), stored (`store`) in the store `open_cache`
+    chose. Which store it is changes nothing here."""
+
+    def __init__(self, store: EntryStore, fmt: FrameFormat) -> None:
+        self.entries = store
+        self.fmt = fmt
+        self.hits = 0
+
+    @property
+    def enabled(self) -> bool:
+        """Whether entries of earlier runs are looked up (the cache is on)."""
+        return self.entries.looks_up
+
+    @property
+    def packs(self) -> bool:
+        """Whether shards are made here as packs (a local cache that is on)."""
+        return self.entries.makes_packs
+
+    @property
+    def where(self) -> str:
+        return self.entries.where
+
+    def key(self, item: str | os.PathLike) -> str:
+        """The content key of an input file: its digest when the cache is on; with the cache
+        off nothing is looked up, so the (whole-file) hashing is skipped and the key only tells
+        items apart."""
+        if self.enabled:
+            return file_digest(item)
+        return hashlib.sha256(str(Path(item).absolute()).encode()).hexdigest()
+
+    def entry(self, item_digest: str) -> Entry | None:
+        """The bytes and facts of an intact entry; None if there is none."""
+        return self.entries.read(item_digest)
+
+    def fetch(self, item_digest: str) -> dict[str, Any] | None:
+        """The facts of an intact entry (a hit), or None: a miss, or the cache is off."""
+        if not self.enabled:
+            return None
+        found = self.entries.read(item_digest)
+        if found is None:
+            return None
+        self.hits += 1
+        found[1].pop(SHA256, None)
+        return found[1]
+
+    def fetch_or_make(self, item_digest: str,
+                      make: Callable[[], tuple[np.ndarray, dict[str, Any]]],
+                      ) -> tuple[dict[str, Any], bool]:
+        """The facts of the entry for `item_digest`, made by `make()` -> (array, facts) and
+        stored on a miss; and whether it was a hit."""
+        facts = self.fetch(item_digest)
+        if facts is not None:
+            return facts, True
+        array, facts = make()
+        self.store(item_digest, array, facts)
+        return facts, False
+
+    def store(self, item_digest: str, array: np.ndarray,
+              facts: dict[str, Any] | None = None) -> None:
+        """Save `array` (encoded in `fmt`) as an entry, with `facts`."""
+        self.entries.write(item_digest, encode_frames(array, self.fmt), facts or {})
+
+    def pack(self, members: Sequence[tuple[str, str]], write: PackWriter,
+             ) -> tuple[Path, list[dict[str, Any]]]:
+        return self.entries.pack(members, write)
+
+    def discard(self) -> None:
+        self.entries.discard()
+
     def missing(self, item: str) -> VidmemError:
         """The error for an entry a worker reported stored that is not there intact."""
         return VidmemError(f"{item}: a worker reported its result stored in the cache "
-                           f"({self.dir}), but the entry is missing or damaged; check that "
+                           f"({self.where}), but the entry is missing or damaged; check that "
                            "every worker sees the same cache.dir, then re-run")
-

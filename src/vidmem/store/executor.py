@@ -1,4 +1,5 @@
-"""Where the per-video work of decode and extract runs: `local` or `ray`.
+"""Where the per-video work of decode and extract runs: `local` or `ray` (the engine that
+feeds it is vidmem.store.engine).
 
 `VIDMEM_EXECUTOR=local` (the default) runs it in threads of the stage's own process, as always.
 `VIDMEM_EXECUTOR=ray` runs it on Ray: `ray.init()` with no address starts an embedded Ray on this
@@ -10,15 +11,15 @@ executor never re-runs a stage, and both executors write byte-identical outputs 
 the sha256 of every stage output on the demo).
 
 On Ray, workers hand their results over through the per-video cache (`cache.dir`, a folder on
-one machine or an `s3://` URL that every worker reaches): a task stores its entry in the cache
-and returns only small facts, then the stage writes the entries into its output shards (16
+one machine or an `s3://` URL that every worker reaches): a worker stores its entries in the
+cache and returns only small facts, then the stage writes the entries into its output shards (16
 threads read ahead, for an object store's latency; vidmem.store.shards). No
 frames or features travel through Ray's object store, and a driver killed mid-run loses
 nothing the workers finished: the re-run takes those videos from the cache.
 
-Ray Core rather than Ray Data: the stages are separate DVC processes, so Ray Data's streaming
-between operators has nothing to stream, and it costs more to start (64 tasks of 50 ms on 2 CPUs:
-3.6 s through `Dataset.map`, 2.7 s as Ray Core tasks, measured with Ray 2.60).
+Ray Core actors rather than Ray Data: the stages are separate DVC processes, so Ray Data's
+streaming between operators has nothing to stream, and it costs more to start (64 tasks of 50 ms
+on 2 CPUs: 3.6 s through `Dataset.map`, 2.7 s as Ray Core tasks, measured with Ray 2.60).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from abc import ABC, abstractmethod
+import threading
+from abc import ABC
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -38,14 +40,13 @@ EXECUTOR_ENV = "VIDMEM_EXECUTOR"
 EXECUTORS = ("local", "ray")
 
 Item = TypeVar("Item")
-Result = TypeVar("Result")
 # A stateful worker: built once (it loads a model), then called on chunks of items.
 ChunkWorker = Callable[[list[Any]], Any]
 
 
 class Executor(ABC):
-    """Runs per-item work functions. `writes_outputs` says whether the work runs in the stage's
-    own process (locally), or elsewhere, so that results must come through the cache."""
+    """Runs the per-video engine's workers. `writes_outputs` says whether they run in the
+    stage's own process (locally), or elsewhere, so that results must come through the cache."""
 
     name: str
     writes_outputs: bool
@@ -57,20 +58,14 @@ class Executor(ABC):
                               "per-video cache, but cache.dir is null: set it to a folder (or "
                               "an s3:// URL every worker reaches)")
 
-    @abstractmethod
-    def map(self, work: Callable[[Item], Result], items: Sequence[Item],
-            threads: int) -> Iterator[Result]:
-        """`work(item)` for every item (one CPU each), results in the order of `items`.
-        `threads` bounds the local thread pool; Ray schedules by its own CPU count."""
-
     def map_chunks(self, make_worker: Callable[[], ChunkWorker], chunks: Sequence[list[Any]],
                    resources: dict[str, float]) -> Iterator[Any]:
         """Results of stateful workers over `chunks`, in order. Each worker is built once by
         `make_worker` (loading a model once, not once per chunk); `resources` is what one
         worker needs (`num_cpus`, or `num_gpus`). Only executors that run work elsewhere
-        (`writes_outputs` False) have it: locally, the stage runs its own loaded model."""
-        raise NotImplementedError(f"the {self.name} executor runs model work in the stage's "
-                                  "own process")
+        (`writes_outputs` False) have it: locally, the engine calls `local_map_chunks`."""
+        raise NotImplementedError(f"the {self.name} executor runs work in the stage's own "
+                                  "process")
 
 
 class LocalExecutor(Executor):
@@ -79,10 +74,24 @@ class LocalExecutor(Executor):
     name = "local"
     writes_outputs = True
 
-    def map(self, work: Callable[[Item], Result], items: Sequence[Item],
-            threads: int) -> Iterator[Result]:
-        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-            yield from pool.map(work, items)
+
+def local_map_chunks(make_worker: Callable[[], ChunkWorker], chunks: Sequence[list[Any]],
+                     threads: int) -> Iterator[Any]:
+    """Results of workers over `chunks`, in order, on `threads` threads of this process, each
+    with its own worker from `make_worker` (built on its first chunk)."""
+    local = threading.local()
+
+    def run(chunk: list[Any]) -> Any:
+        if not hasattr(local, "worker"):
+            local.worker = make_worker()
+        return local.worker(chunk)
+
+    pool = ThreadPoolExecutor(max_workers=max(1, threads))
+    try:
+        yield from pool.map(run, chunks)
+    finally:
+        # A stage that stops early (a bad video under `fail`) does not wait for the rest.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _ChunkActor:
@@ -95,21 +104,16 @@ class _ChunkActor:
         return self.worker(chunk)
 
 
-def _call(work: Callable[[Any], Any], item: Any) -> Any:
-    return work(item)
-
-
 class RayExecutor(Executor):
-    """Ray tasks (one CPU each) for per-video work, an actor pool for model work.
+    """A pool of Ray actors, each holding one worker (one ffmpeg runner, one loaded model).
 
-    A task whose worker process dies is retried by Ray (`max_retries`); an actor that dies is
-    restarted, reloads its model and retries its chunk (`max_restarts`, `max_task_retries`).
-    Work is idempotent (it fills a content-addressed cache), so a retry writes the same bytes.
+    An actor that dies is restarted, rebuilds its worker (reloading its model) and retries its
+    chunk (`max_restarts`, `max_task_retries`). Work is idempotent (it fills a
+    content-addressed cache), so a retry writes the same bytes.
     """
 
     name = "ray"
     writes_outputs = False
-    RETRIES = 3
 
     def __init__(self) -> None:
         import ray  # only for this executor: `local` needs no Ray installed
@@ -119,7 +123,6 @@ class RayExecutor(Executor):
             # or else a new embedded Ray with every CPU of this machine.
             ray.init(include_dashboard=False, logging_level="WARNING", log_to_driver=True)
         self.ray = ray
-        self._task = ray.remote(num_cpus=1, max_retries=self.RETRIES)(_call)
         print(f"{EXECUTOR_ENV}=ray: per-video work on Ray {ray.__version__}, {self.cpus()} CPU(s) "
               f"and {self.gpus()} GPU(s) (node {ray.util.get_node_ip_address()})",
               file=sys.stderr)
@@ -146,18 +149,6 @@ class RayExecutor(Executor):
         with self._own_errors():
             return self.ray.get(ref)
 
-    def map(self, work: Callable[[Item], Result], items: Sequence[Item],
-            threads: int) -> Iterator[Result]:
-        work_ref = self.ray.put(work)  # shipped once, not once per item
-        window = 4 * self.cpus()  # tasks in flight: enough to keep every CPU busy
-        pending: deque[Any] = deque()
-        for item in items:
-            pending.append(self._task.remote(work_ref, item))
-            if len(pending) >= window:
-                yield self._get(pending.popleft())
-        while pending:
-            yield self._get(pending.popleft())
-
     def map_chunks(self, make_worker: Callable[[], ChunkWorker], chunks: Sequence[list[Any]],
                    resources: dict[str, float]) -> Iterator[Any]:
         if not chunks:
@@ -172,8 +163,12 @@ class RayExecutor(Executor):
                               f"the model uses in this process), but the Ray cluster has "
                               f"{available}: add nodes, or run the stage with "
                               f"{EXECUTOR_ENV}=local")
+        # Named after the worker's class, so `ray list actors` (and the process title,
+        # ray::DecodeWorker.run) says what each actor does.
+        worker_class = getattr(make_worker, "func", make_worker)
+        name = getattr(worker_class, "__name__", "Worker")
         actor_class = self.ray.remote(max_restarts=-1, max_task_retries=-1, **resources)(
-            _ChunkActor)
+            type(name if name.isidentifier() else "Worker", (_ChunkActor,), {}))
         actors = [actor_class.remote(make_worker)
                   for _ in range(min(int(available // per_actor), len(chunks)))]
         try:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import shutil
 import tarfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,7 +33,7 @@ import numpy as np
 
 from vidmem.core.errors import DataError
 from vidmem.core.files import atomic_path, link_or_copy, read_json, write_json
-from vidmem.store.cache import SHA256, ItemCache, checksum_of
+from vidmem.store.cache import SHA256, ItemCache, checksum_of, open_cache
 from vidmem.store.framestore import FrameFormat, decode_item
 
 SHARD_VIDEOS = 128  # videos per shard on average (fewer where the cap cuts a long run)
@@ -72,7 +71,7 @@ def _write_tar(path: Path, members: Sequence[tuple[str, str]], cache: ItemCache,
     digests = [digest for _, digest in members]
     # An object store answers each request in tens of ms: read ahead in threads. Local files
     # are read in turn (starting threads would cost more than the reads).
-    pool = ThreadPoolExecutor(FETCH_THREADS) if cache.remote is not None else None
+    pool = ThreadPoolExecutor(FETCH_THREADS) if cache.entries.slow_reads else None
     with tarfile.open(path, "w", format=tarfile.PAX_FORMAT, copybufsize=COPY_BUFFER) as tar:
         entries = pool.map(cache.entry, digests) if pool else map(cache.entry, digests)
         for (name, digest), found in zip(members, entries, strict=True):
@@ -154,8 +153,7 @@ class ShardWriter:
                                              member["sha256"]]
         finally:
             self.pool.shutdown(cancel_futures=True)
-        if self.cache.scratch:
-            shutil.rmtree(self.cache.dir, ignore_errors=True)
+        self.cache.discard()
         write_json(self.out_dir / INDEX, index)
 
 
@@ -174,8 +172,7 @@ def write_arrays(out_dir: str | os.PathLike, arrays: Iterable[tuple[str, np.ndar
     """A sharded output of (stem, array) pairs made in this process (a stage that needs no
     per-video cache, and tests), as `.npy` or frames in `fmt`; returns the number of
     videos."""
-    cache = ItemCache(None, "arrays", {}, fmt)
-    cache.use_scratch(Path(out_dir) / ".entries")
+    cache = open_cache(None, "arrays", {}, fmt, scratch=Path(out_dir) / ".entries")
     items = []
     for stem, array in arrays:
         key = hashlib.sha256(stem.encode()).hexdigest()

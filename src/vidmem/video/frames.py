@@ -28,16 +28,14 @@ from typing import Any
 import av
 import ffmpeg
 import numpy as np
-from tqdm import tqdm
 
 from vidmem.backends.normalize import shrink_to_input
 from vidmem.core.errors import DataError, ShortVideoError, VideoError, VidmemError
 from vidmem.core.files import atomic_dir
 from vidmem.core.params import DecodeConfig
-from vidmem.store.cache import ItemCache
-from vidmem.store.executor import get_executor
+from vidmem.store.cache import ItemCache, open_cache
+from vidmem.store.engine import Skipped, Todo, VideoResult, run_per_video
 from vidmem.store.framestore import FrameFormat
-from vidmem.store.shards import ShardWriter
 from vidmem.video.ffmpeg_bin import ffmpeg_executable
 from vidmem.video.matroska import video_packet_count
 
@@ -362,15 +360,15 @@ class DecodeReport:
     repeated: list[str] = field(default_factory=list)
     cache_hits: int = 0  # printed for the user; not written to outputs (it varies by run)
 
-    def add(self, outcome: DecodeOutcome) -> None:
-        if outcome.error is None:
-            self.decoded.append(outcome.video.name)
-            if outcome.repeated:
-                self.repeated.append(outcome.video.name)
+    def add(self, video: Path, result: VideoResult) -> None:
+        if result.facts is not None:
+            self.decoded.append(video.name)
+            if result.facts["repeated"]:
+                self.repeated.append(video.name)
         else:
-            self.skipped.append({"video": outcome.video.name, "stage": "decode",
-                                 "reason": outcome.error})
-        self.cache_hits += outcome.from_cache
+            self.skipped.append({"video": video.name, "stage": "decode",
+                                 "reason": result.error or "skipped"})
+        self.cache_hits += result.from_cache
 
     def sort(self, videos: Sequence[Path]) -> None:
         """List the videos in the order of `videos` (the folder's), whatever order they were
@@ -390,7 +388,8 @@ def decode_videos(videos: Sequence[Path], out_dir: str | os.PathLike, config: De
                   on_bad_input: str = "skip", cache_root: str | os.PathLike | None = None,
                   progress: bool = True) -> DecodeReport:
     """Decode every video into the shards of `out_dir` (vidmem.store.shards; uint8
-    [n_frames, H, W, 3] per video in `decode.format`), in parallel.
+    [n_frames, H, W, 3] per video in `decode.format`), in parallel, through the per-video
+    engine (vidmem.store.engine).
 
     A video that cannot be decoded is skipped and reported (`on_bad_input: skip`) or stops the
     run with its name and the reason (`fail`). `decode.short_video: fail` always stops the run.
@@ -406,71 +405,63 @@ def decode_videos(videos: Sequence[Path], out_dir: str | os.PathLike, config: De
                     "input_geometry": None if config.input_geometry is None
                     else config.input_geometry.geometry()}
     fmt = FrameFormat(config.format, config.jpeg_quality)
-    cache = ItemCache(cache_root, "decode", cache_config, fmt)
-    cache.use_scratch(out_dir / ".entries")
+    cache = open_cache(cache_root, "decode", cache_config, fmt, scratch=out_dir / ".entries")
+    by_stem = {video.stem: video for video in videos}
+
+    def key(stem: str, video: Path) -> str:
+        try:
+            check_inside_folder(video)  # before the key reads the file
+            return cache.key(video)
+        except VideoError as exc:
+            raise Skipped(_bad_input(video, exc.reason, exc, on_bad_input)) from exc
+        except OSError as exc:
+            raise Skipped(_bad_input(video, f"{type(exc).__name__}: {exc}", exc,
+                                     on_bad_input)) from exc
+
+    results = run_per_video(
+        [(video.stem, video) for video in videos], cache, out_dir, key=key,
+        make_worker=functools.partial(DecodeWorker, config, ffmpeg_bin, cache, on_bad_input),
+        threads=config.workers, desc="decode", progress=progress)
     report = DecodeReport()
-    executor = get_executor()
-    executor.check_handover(cache.enabled)
-    # In the order of the shards, so each shard is written while later videos decode.
-    order = sorted(videos, key=lambda video: video.stem)
-    outcomes = executor.map(
-        functools.partial(_decode_one, config=config, ffmpeg_bin=ffmpeg_bin, cache=cache,
-                          on_bad_input=on_bad_input),
-        order, threads=config.workers)
-    names: dict[str, str] = {}
-    writer = ShardWriter(out_dir, cache, names)
-    try:
-        for outcome in tqdm(outcomes, total=len(order), desc="decode", unit="video",
-                            disable=not progress):
-            if outcome.error is None:
-                names[outcome.digest] = outcome.video.name
-                writer.add(outcome.video.stem, outcome.digest)
-            report.add(outcome)
-    except BaseException:
-        writer.abort()
-        raise
-    writer.close()
+    for result in results:
+        report.add(by_stem[result.stem], result)
     report.sort(videos)
     return report
 
 
-@dataclass(frozen=True)
-class DecodeOutcome:
-    video: Path
-    digest: str
-    error: str | None  # why the video was skipped; None: decoded
-    repeated: bool = False
-    from_cache: bool = False
+class DecodeWorker:
+    """Decodes chunks of videos into the cache (or the stage's scratch folder), from where the
+    engine writes them into the stage's shards."""
 
+    def __init__(self, config: DecodeConfig, ffmpeg_bin: str, cache: ItemCache,
+                 on_bad_input: str) -> None:
+        self.config = config
+        self.ffmpeg_bin = ffmpeg_bin
+        self.cache = cache
+        self.on_bad_input = on_bad_input
 
-def _decode_one(video: Path, config: DecodeConfig, ffmpeg_bin: str, cache: ItemCache,
-                on_bad_input: str) -> DecodeOutcome:
-    """Decode one video into the cache (or the stage's scratch folder), from where the stage
-    writes it into its shards."""
-    digest = ""
-    try:
-        check_inside_folder(video)  # before the cache key reads the file
-        digest = cache.key(video)
+    def __call__(self, chunk: list[Todo]) -> list[VideoResult]:
+        return [self.decode_one(stem, video, digest) for stem, video, digest in chunk]
 
-        def make() -> tuple[np.ndarray, dict[str, Any]]:
-            decoded = decode_video(video, config, ffmpeg_bin)
-            return decoded.frames, {"repeated": decoded.repeated,
-                                    "total_frames": decoded.total_frames}
-
-        facts, from_cache = cache.fetch_or_make(digest, make)
-        return DecodeOutcome(video, digest, None, bool(facts["repeated"]), from_cache)
-    except ShortVideoError as exc:
-        if config.short_video == "fail":
-            raise VidmemError(f"{video}: {exc.reason}. Set decode.short_video to 'repeat' "
-                              "or 'skip' to accept such videos") from exc
-        return DecodeOutcome(video, digest, exc.reason)
-    except VideoError as exc:
-        return DecodeOutcome(video, digest, _bad_input(video, exc.reason, exc, on_bad_input))
-    except (OSError, ValueError, IndexError, EOFError) as exc:
-        # Any other per-file problem (unreadable file, a parser bug on crafted bytes) is
-        # still one bad video: reported under `skip`, never the end of the whole stage.
-        return DecodeOutcome(video, digest, _bad_input(video, f"{type(exc).__name__}: {exc}", exc,
-                                                       on_bad_input))
+    def decode_one(self, stem: str, video: Path, digest: str) -> VideoResult:
+        try:
+            decoded = decode_video(video, self.config, self.ffmpeg_bin)
+        except ShortVideoError as exc:
+            if self.config.short_video == "fail":
+                raise VidmemError(f"{video}: {exc.reason}. Set decode.short_video to 'repeat' "
+                                  "or 'skip' to accept such videos") from exc
+            return VideoResult(stem, digest, error=exc.reason)
+        except VideoError as exc:
+            return VideoResult(stem, digest, error=_bad_input(video, exc.reason, exc,
+                                                              self.on_bad_input))
+        except (OSError, ValueError, IndexError, EOFError) as exc:
+            # Any other per-file problem (unreadable file, a parser bug on crafted bytes) is
+            # still one bad video: reported under `skip`, never the end of the whole stage.
+            return VideoResult(stem, digest, error=_bad_input(
+                video, f"{type(exc).__name__}: {exc}", exc, self.on_bad_input))
+        facts = {"repeated": decoded.repeated, "total_frames": decoded.total_frames}
+        self.cache.store(digest, decoded.frames, facts)
+        return VideoResult(stem, digest, facts)
 
 
 def _bad_input(video: Path, reason: str, exc: Exception, on_bad_input: str) -> str:
