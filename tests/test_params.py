@@ -54,3 +54,72 @@ def test_data_keys_are_read_only_when_used():
     assert (data.captions, data.on_bad_input, data.format) == ("c.txt", "skip", "mediaeval2018")
     assert read == {"data.captions", "data.on_bad_input", "data.format"}
     assert data.as_dict()["videos_dir"] == "v" and "data.videos_dir" in read
+
+
+def test_params_parses_each_section_once_when_first_used():
+    """One typed object per stage: a section is parsed on first use and kept (the same object
+    every time), and the tracer records only the keys of the sections the stage used."""
+    from vidmem.core.params import Params
+    from vidmem.core.trace import TrackedParams
+
+    read: set[str] = set()
+    params = Params(TrackedParams(load_params(REPO / "params.yaml"), read))
+    assert not read
+    train = params.train
+    assert params.train is train and train.lr == pytest.approx(1e-4)
+    assert read and all(not key.startswith(("decode.", "data.", "backend.")) for key in read)
+    before = set(read)
+    assert params.backend_section("captions")["kind"] == "captions"
+    assert params.backend_section("captions") is params.backend_section("captions")
+    assert read - before == {"backend.captions.kind"}
+
+
+# Raw params are read only by section parsers (a `from_params` of core/params.py, or a section
+# type handed to `Params.parsed`) and at a stage's edge (run_stage).
+RAW_READERS = {"lookup", "load_params", "backend_params", "backend_names"}
+EDGES = {"src/vidmem/core/params.py", "src/vidmem/core/cli.py"}
+
+
+def _raw_reads(path) -> list[str]:
+    """Calls in `path` that read params.yaml's raw mapping outside a `from_params` parser."""
+    import ast
+
+    found = []
+
+    def visit(node, in_parser: bool) -> None:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            in_parser = in_parser or node.name == "from_params"
+        if isinstance(node, ast.Call) and not in_parser:
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else \
+                func.attr if isinstance(func, ast.Attribute) else None
+            if name in RAW_READERS or (name == "from_params" and not (
+                    isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+                    and func.value.id == "InputSpec")):
+                found.append(f"{path.relative_to(REPO)}:{node.lineno} {name}()")
+        for child in ast.iter_child_nodes(node):
+            visit(child, in_parser)
+
+    visit(ast.parse(path.read_text()), False)
+    return found
+
+
+def test_only_section_parsers_and_the_edge_read_raw_params():
+    """Stages, predict, the pipeline helper and the libraries below take `Params` and its typed
+    sections; none looks a key up in the raw mapping (InputSpec parses the backend section that
+    vidmem.backends.backend_config hands it)."""
+    files = [p for p in (REPO / "src" / "vidmem").rglob("*.py")
+             if str(p.relative_to(REPO)) not in EDGES] + sorted((REPO / "stages").glob("*.py"))
+    offenders = [hit for path in files for hit in _raw_reads(path)]
+    assert not offenders, offenders
+
+
+def test_the_raw_reads_guard_finds_a_planted_lookup(tmp_path):
+    """The guard above can fail: a stage that looks a key up itself is found."""
+    planted = REPO / "stages" / "_planted_lookup_test.py"
+    planted.write_text("from vidmem.core.params import lookup\n\n"
+                       "def main(args, params):\n    return lookup(params, 'lr')\n")
+    try:
+        assert _raw_reads(planted) == ["stages/_planted_lookup_test.py:4 lookup()"]
+    finally:
+        planted.unlink()
