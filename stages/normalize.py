@@ -24,7 +24,7 @@ def main(args, params):
         return
     decode = params.decode  # the storage format; no input sizes needed
     metrics = normalize_step(args.frames, args.out, spec, backend.weights_input_range(),
-                             FrameFormat(decode.format, decode.jpeg_quality),
+                             FrameFormat(decode.format, decode.jpeg_quality), params.cache.dir,
                              progress=not args.no_progress)
     write_json(args.metrics, {"reads_frames": True, **metrics})
     if metrics["input_range_matches"] is False:

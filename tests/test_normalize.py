@@ -103,6 +103,54 @@ def test_frames_at_another_size_are_stored_at_the_network_input(tmp_path):
         assert np.array_equal(reader.load(stem), resize_frames(frames, s))
 
 
+def test_a_mix_of_sizes_is_resized_where_needed_and_a_rerun_works_on_nothing(tmp_path):
+    """Decode never upscales, so small videos sit beside videos already at the geometry: the
+    output holds decode's bytes for the latter and resized frames for the former. On the
+    per-video engine with a cache, a re-run finds every video (no frame is loaded) and writes
+    the same bytes."""
+    rng = np.random.default_rng(3)
+    arrays = {"a": rng.integers(0, 256, (2, 16, 16, 3), dtype=np.uint8),
+              "b": rng.integers(0, 256, (2, 9, 12, 3), dtype=np.uint8),
+              "c": rng.integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)}
+    write_arrays(tmp_path / "frames", arrays.items(), FrameFormat("tiff"))
+    s = spec("unit_range", 16)
+    first = normalize_step(tmp_path / "frames", tmp_path / "one", s, (0.0, 1.0),
+                           FrameFormat("tiff"), tmp_path / "cache", progress=False)
+    assert first["resized"] == 1 and not first["stored_as_decoded"]
+    reader, frames = ShardReader(tmp_path / "one"), ShardReader(tmp_path / "frames")
+    assert reader.read("a") == frames.read("a") and reader.read("c") == frames.read("c")
+    assert np.array_equal(reader.load("b"), resize_frames(arrays["b"], s))
+    assert not (tmp_path / "one" / ".entries").exists()
+
+    import vidmem.backends.normalize as module
+
+    calls = []
+    original = module.NormalizeWorker.__call__
+    module.NormalizeWorker.__call__ = lambda self, chunk: calls.append(chunk) or original(self, chunk)
+    try:
+        again = normalize_step(tmp_path / "frames", tmp_path / "two", s, (0.0, 1.0),
+                               FrameFormat("tiff"), tmp_path / "cache", progress=False)
+    finally:
+        module.NormalizeWorker.__call__ = original
+    assert not calls and again == first
+    for path in (tmp_path / "one").iterdir():
+        assert (tmp_path / "two" / path.name).read_bytes() == path.read_bytes()
+
+
+def test_with_a_cache_frames_at_the_geometry_leave_few_files_behind(tmp_path):
+    """The default case (decode stored the network input): the output is decode's files, and
+    the cache keeps each video's value sums in packs, not two loose files per video."""
+    decoded(tmp_path, videos=5)
+    normalize_step(tmp_path / "frames", tmp_path / "out", spec("unit_range", 16), (0.0, 1.0),
+                   FrameFormat("tiff"), tmp_path / "cache", progress=False)
+    for source in (tmp_path / "frames").iterdir():
+        assert (tmp_path / "out" / source.name).samefile(source)
+    left = [p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert left and all(name.endswith((".tar", ".json")) for name in left) and len(left) <= 2
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == \
+        sorted(p.name for p in (tmp_path / "frames").iterdir())
+
+
 def test_the_fed_values_statistics_are_those_of_the_mapped_frames(tmp_path):
     arrays = decoded(tmp_path, size=(8, 8))
     s = spec("imagenet", 8)

@@ -51,7 +51,7 @@ def features_for_videos(inputs_dir: str | os.PathLike, work_dir: str | os.PathLi
         skipped = report.skipped
         normalize_step(work / "frames", work / "normalized", config.spec,
                        config.weights_input_range(),
-                       FrameFormat(decode.format, decode.jpeg_quality), progress)
+                       FrameFormat(decode.format, decode.jpeg_quality), cache_dir, progress)
     else:
         backend.use_inputs(inputs_dir)
     extract_step(work / "normalized", work / "features", backend, progress)

@@ -89,7 +89,8 @@ def run_per_video(items: Sequence[tuple[str, Any]], cache: ItemCache, out_dir: s
     `chunk_size` videos (or `chunk_size(todo)`); `threads` workers run at once here, and
     `resources` is what one worker needs on a cluster. `in_process` keeps the work in this
     process whatever the executor (a backend with no per-video cache to hand results over).
-    `write_output` False: the workers write the output themselves (no shards).
+    `write_output` False: no shards are written and the cache is left as it is (the workers
+    write the output themselves, or the caller writes it from the results).
     """
     executor = get_executor()
     remote = not (executor.writes_outputs or in_process)
@@ -132,8 +133,6 @@ def run_per_video(items: Sequence[tuple[str, Any]], cache: ItemCache, out_dir: s
         chunk_results.close()
     if writer is not None:
         writer.close()
-    else:
-        cache.discard()
     return done
 
 
