@@ -1,5 +1,5 @@
-"""One registry of backend kinds and torch models, with a contract test over every entry (as
-timm tests every model in `list_models()`)."""
+"""One registry mechanism (vidmem.core.registry) for backend kinds, torch models and heads,
+with a contract test over every entry (as timm tests every model in `list_models()`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from vidmem.backends import (
-    KINDS,
+    BACKENDS,
     BackendKind,
     backend_class,
     backend_facts,
@@ -31,13 +31,37 @@ BACKEND_MODULES = ("vidmem.backends.torch_backbones", "vidmem.backends.tfhub",
 
 @pytest.mark.parametrize("kind", list_backends())
 def test_every_registered_kind_declares_the_facts_of_its_class(kind):
-    facts = KINDS[kind]
+    facts = BACKENDS.facts(kind)
     cls = backend_class(kind)
     assert issubclass(cls, Backend) and facts.kind == kind
     assert (facts.reads_frames, facts.fits_on_split, facts.reads_captions) == \
         (cls.uses_frames, cls.fits_on_split, cls.reads_captions), kind
     if facts.reads_frames:  # what normalize checks the fed values against
         assert cls.expected_range is not None or "weights_input_range" in vars(cls), kind
+
+
+def registries():
+    from vidmem.backends.torch_backbones import MODELS
+    from vidmem.learn.chain import HEADS
+
+    return {"backend kind": BACKENDS, "torch model": MODELS, "head": HEADS}
+
+
+@pytest.mark.parametrize("what", ["backend kind", "torch model", "head"])
+def test_every_registry_is_the_one_mechanism_and_every_entry_loads(what):
+    """Backend kinds, torch models and heads are all a `Registry`: each entry loads (its module
+    imported only now) to something callable, and an unknown name names the params key it came
+    from and every registered name."""
+    from vidmem.core.errors import ParamsError
+    from vidmem.core.registry import Registry
+
+    registry = registries()[what]
+    assert isinstance(registry, Registry) and registry.what == what and registry.names()
+    for name in registry.names():
+        assert callable(registry.load(name)), name
+    with pytest.raises(ParamsError, match=rf"'backend.b.x': unknown {what} 'nope': the "
+                                          rf"registered ones are \[.*'{registry.names()[0]}'"):
+        registry.entry("nope", "backend.b.x")
 
 
 def test_the_builtin_kinds_are_registered():
@@ -75,7 +99,7 @@ def spec(size: int, value: str) -> InputSpec:
 
 
 @pytest.mark.parametrize("model", sorted(__import__(
-    "vidmem.backends.torch_backbones", fromlist=["MODELS"]).MODELS))
+    "vidmem.backends.torch_backbones", fromlist=["MODELS"]).MODELS.names()))
 def test_every_registered_torch_model_builds_extracts_and_declares_its_range(model):
     from vidmem.backends.torch_backbones import TorchBackbone
 
@@ -99,7 +123,7 @@ def test_a_backend_is_parsed_once_into_what_builds_it():
     read: set[str] = set()
     params = TrackedParams(load_params(REPO / "params.yaml"), read)
     config = backend_config(Params(params), "efficientnet_lite0")
-    assert config.facts is KINDS["torch"] and config.spec.height == 224
+    assert config.facts is BACKENDS.facts("torch") and config.spec.height == 224
     assert config.weights_input_range() == (-1.0, 1.0)
     backend = config.build()
     assert backend.spec is config.spec and backend.config is config.section

@@ -191,7 +191,7 @@ def test_registered_torch_models_declare_their_input_range_without_building():
     assert low < -2 and high > 2.5  # ImageNet mean/std on [0, 1]: about [-2.1, 2.6]
     assert TorchBackbone.weights_input_range(
         "b", {**section, "model": "inception_v3", "transform_input": False}) == (-1.0, 1.0)
-    for model in MODELS:  # and what the built network reports is the same
+    for model in MODELS.names():  # and what the built network reports is the same
         config = {**section, "model": model}
         built = TorchBackbone("b", spec("symmetric_range", 8), config)
         assert built.expected_range == TorchBackbone.weights_input_range("b", config), model

@@ -12,7 +12,6 @@ contract test checks every registered kind's facts against its class.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from vidmem.backends.base import Backend
 from vidmem.backends.normalize import InputSpec
 from vidmem.core.errors import ParamsError
 from vidmem.core.params import DecodeConfig, Params
+from vidmem.core.registry import Registry, load_target
 
 
 @dataclass(frozen=True)
@@ -35,19 +35,20 @@ class BackendKind:
     reads_captions: bool = False  # `vidmem predict --captions` feeds it
 
 
-KINDS: dict[str, BackendKind] = {}
+BACKENDS: Registry[BackendKind] = Registry("backend kind")
 
 
 def register_backend(kind: str, target: str, *, reads_frames: bool, fits_on_split: bool = False,
                      reads_captions: bool = False) -> BackendKind:
     """Make `backend.<name>.kind: <kind>` build the class at `target` ("module:Class")."""
-    KINDS[kind] = BackendKind(kind, target, reads_frames, fits_on_split, reads_captions)
-    return KINDS[kind]
+    facts = BackendKind(kind, target, reads_frames, fits_on_split, reads_captions)
+    BACKENDS.add(kind, target, facts)
+    return facts
 
 
 def list_backends() -> list[str]:
     """The registered backend kinds."""
-    return list(KINDS)
+    return BACKENDS.names()
 
 
 # Imported lazily, so a torch-only run never imports TensorFlow.
@@ -61,15 +62,17 @@ register_backend("sentence", "vidmem.backends.captions:SentenceBackend", reads_f
                  reads_captions=True)
 
 
-def backend_class(kind: str) -> type[Backend]:
-    target = KINDS[kind].target if kind in KINDS else kind
-    module_name, _, class_name = target.partition(":")
-    if not class_name:
-        raise ParamsError(f"unknown backend kind {kind!r}: use one of {sorted(KINDS)} "
-                          "or 'package.module:ClassName'")
-    cls = getattr(importlib.import_module(module_name), class_name, None)
+def backend_class(kind: str, key: str = "backend.<name>.kind") -> type[Backend]:
+    """The class of a registered kind, or of a `package.module:ClassName` kind (`key`: where
+    params named it, for errors)."""
+    if kind in BACKENDS:
+        cls = BACKENDS.load(kind)
+    elif ":" in kind:
+        cls = load_target(kind)
+    else:
+        BACKENDS.entry(kind, key)  # the error naming the registered kinds
     if not (isinstance(cls, type) and issubclass(cls, Backend)):
-        raise ParamsError(f"backend kind {kind!r}: {target} is not a vidmem Backend class")
+        raise ParamsError(f"backend kind {kind!r} is not a vidmem Backend class")
     return cls
 
 
@@ -105,10 +108,10 @@ def backend_config(params: Params, name: str) -> BackendConfig:
     kind = section.get("kind")
     if not isinstance(kind, str):
         raise ParamsError(f"params.yaml: 'backend.{name}.kind' is missing")
-    if kind in KINDS:
-        facts = KINDS[kind]
+    if kind in BACKENDS:
+        facts = BACKENDS.facts(kind)
     else:  # `module:Class`: the facts are the class's
-        cls = backend_class(kind)
+        cls = backend_class(kind, f"backend.{name}.kind")
         facts = BackendKind(kind, kind, cls.uses_frames, cls.fits_on_split, cls.reads_captions)
     spec = InputSpec.from_params(section.get("input"), f"backend.{name}.input") \
         if facts.reads_frames else None

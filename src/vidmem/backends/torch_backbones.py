@@ -45,6 +45,7 @@ from vidmem.backends.normalize import InputSpec
 from vidmem.core.devices import PRECISIONS, autocast, numerics, resolve_device
 from vidmem.core.errors import ParamsError, VidmemError
 from vidmem.core.params import as_bool, as_choice, as_device, as_int
+from vidmem.core.registry import Registry
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -112,7 +113,7 @@ class TorchConfig:
                               "torchvision, a state-dict file path, or random (untrained, "
                               "labelled so)")
         return cls(
-            model=as_choice(section.get("model"), f"{where}.model", sorted(MODELS)),
+            model=as_choice(section.get("model"), f"{where}.model", sorted(MODELS.names())),
             weights=weights,
             device=as_device(section.get("device", "auto"), f"{where}.device"),
             amp=as_choice(str(section.get("amp", False)).lower(), f"{where}.amp", PRECISIONS),
@@ -135,21 +136,17 @@ class Backbone:
     expected_range: tuple[float, float]  # the input value range the weights were trained on
 
 
-MODELS: dict[str, Callable[[TorchConfig], Backbone]] = {}
-# The input value range each model's weights were trained on, as a function of the config,
-# declared beside the builder so it is known without building the network (normalize stage).
-INPUT_RANGES: dict[str, Callable[[TorchConfig], tuple[float, float]]] = {}
+# Each model's builder, with the input value range its weights were trained on as a function of
+# the config (its facts), declared beside the builder so it is known without building the
+# network (normalize stage).
+MODELS: Registry[Callable[[TorchConfig], tuple[float, float]]] = Registry("torch model")
 
 
 def register(name: str, input_range: Callable[[TorchConfig], tuple[float, float]]
              ) -> Callable[[Callable[[TorchConfig], Backbone]], Callable[[TorchConfig], Backbone]]:
     """Make a builder available as `model: <name>`, with the input value range its weights
     expect (`input_range(config)`; the builder's Backbone reports the same)."""
-    def add(builder: Callable[[TorchConfig], Backbone]) -> Callable[[TorchConfig], Backbone]:
-        MODELS[name] = builder
-        INPUT_RANGES[name] = input_range
-        return builder
-    return add
+    return MODELS.register(name, input_range)
 
 
 def _symmetric_range(config: TorchConfig) -> tuple[float, float]:
@@ -235,7 +232,7 @@ class TorchBackbone(Backend):
         super().__init__(name, spec, config, cache_root)
         settings = TorchConfig.from_section(config, f"backend.{name}")
         torch.manual_seed(settings.seed)  # random weights only: same seed, same network
-        backbone = MODELS[settings.model](settings)
+        backbone = MODELS.create(settings.model, settings)
         self.weights, self.random_weights = backbone.weights, backbone.random_weights
         self.expected_range = backbone.expected_range
         self.feature_dim = backbone.feature_dim
@@ -252,7 +249,7 @@ class TorchBackbone(Backend):
     @classmethod
     def weights_input_range(cls, name: str, config: dict[str, Any]) -> tuple[float, float]:
         settings = TorchConfig.from_section(config, f"backend.{name}")
-        return INPUT_RANGES[settings.model](settings)
+        return MODELS.facts(settings.model)(settings)
 
     def network_input(self, frames: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device, non_blocking=True)

@@ -206,9 +206,9 @@ class DecodeConfig:
                                   "decode.short_video", ("repeat", "skip", "fail")),
             timeout_s=as_float(lookup(params, "decode.timeout_s", 120), "decode.timeout_s", 1),
             ffmpeg=optional_str(lookup(params, "decode.ffmpeg", None), "decode.ffmpeg"),
-            format=as_choice(lookup(params, "decode.format", "tiff"), "decode.format",
+            format=as_choice(lookup(params, "decode.format", cls.format), "decode.format",
                              ("tiff", "webp", "png", "jpeg", "npy")),
-            jpeg_quality=as_quality(lookup(params, "decode.jpeg_quality", 95),
+            jpeg_quality=as_quality(lookup(params, "decode.jpeg_quality", cls.jpeg_quality),
                                     "decode.jpeg_quality"),
         )
 
@@ -267,7 +267,7 @@ class SplitConfig:
         sizes = [as_float(lookup(params, f"split.{part}"), f"split.{part}", 0)
                  for part in ("train", "val", "test")]
         return cls(*sizes, seed=as_int(lookup(params, "base.seed"), "base.seed", 0),
-                   source=as_choice(lookup(params, "split.source", "random"), "split.source",
+                   source=as_choice(lookup(params, "split.source", cls.source), "split.source",
                                     ("random", "official")))
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 
 from vidmem.core.errors import DataError
 from vidmem.core.params import Params, TrainConfig, as_choice
+from vidmem.core.registry import Registry
 from vidmem.learn.heads import (
     GRIDS,
     ArrayHead,
@@ -73,24 +74,23 @@ class Head:
         raise NotImplementedError
 
 
-_REGISTRY: dict[str, Callable[[], Head]] = {}
+# Heads by name: `backend.<name>.head`. No facts beyond the name (every head fits and scores
+# the same way); the factory builds a fresh Head.
+HEADS: Registry[None] = Registry("head")
 
 
 def register_head(name: str) -> Callable[[Callable[[], Head]], Callable[[], Head]]:
-    def add(factory: Callable[[], Head]) -> Callable[[], Head]:
-        _REGISTRY[name] = factory
-        return factory
-    return add
+    return HEADS.register(name, None)
 
 
 def list_heads() -> list[str]:
-    return list(_REGISTRY)
+    return HEADS.names()
 
 
 def create_head(name: str) -> Head:
-    if name not in _REGISTRY:
+    if name not in HEADS:
         raise DataError(f"unknown head {name!r}: the registered heads are {list_heads()}")
-    return _REGISTRY[name]()
+    return HEADS.create(name)
 
 
 def head_of(params: Params, backend: str) -> str:
