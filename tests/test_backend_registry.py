@@ -114,6 +114,18 @@ def test_every_registered_torch_model_builds_extracts_and_declares_its_range(mod
     assert TorchBackbone.weights_input_range("b", config) == backend.expected_range
 
 
+def test_the_torch_presets_feed_each_model_the_size_its_weights_were_trained_at():
+    """params.yaml's torch sections (listed or not) use the input size the model's registry
+    entry declares: a preset at another size would feed the weights a scale they never saw."""
+    from vidmem.backends.torch_backbones import MODELS
+
+    sections = load_params(REPO / "params.yaml")["backend"]
+    torch_sections = {n: s for n, s in sections.items() if s.get("kind") == "torch"}
+    assert {s["model"] for s in torch_sections.values()} == set(MODELS.names())
+    for name, section in torch_sections.items():
+        assert section["input"]["size"] == MODELS.facts(section["model"]).input_size, name
+
+
 def test_a_backend_is_parsed_once_into_what_builds_it():
     """backend_config reads `backend.<name>` once (kind, facts, input spec); building and the
     normalize stage's range use that, not params.yaml again."""

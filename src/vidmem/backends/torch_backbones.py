@@ -22,8 +22,9 @@ Weights:
 - `random`: untrained weights (seeded). Only when asked for, and labelled `random_weights: true`
   in every output, because such features say nothing about memorability.
 
-Adding a model is one builder function decorated with `@register("name", input_range=...)`
-that returns a `Backbone`, plus a params entry with `model: name`.
+Adding a model is one builder function decorated with
+`@register("name", input_range=..., input_size=...)` that returns a `Backbone`, plus a params
+entry with `model: name`.
 """
 
 from __future__ import annotations
@@ -136,17 +137,25 @@ class Backbone:
     expected_range: tuple[float, float]  # the input value range the weights were trained on
 
 
-# Each model's builder, with the input value range its weights were trained on as a function of
-# the config (its facts), declared beside the builder so it is known without building the
-# network (normalize stage).
-MODELS: Registry[Callable[[TorchConfig], tuple[float, float]]] = Registry("torch model")
+@dataclass(frozen=True)
+class TorchModel:
+    """What a model's weights expect, known without building the network (the normalize stage
+    checks against it; a contract test checks params.yaml's presets and the built network)."""
+
+    input_range: Callable[[TorchConfig], tuple[float, float]]  # value range, given the config
+    input_size: int  # the square input side the weights were trained at
 
 
-def register(name: str, input_range: Callable[[TorchConfig], tuple[float, float]]
+MODELS: Registry[TorchModel] = Registry("torch model")
+
+
+def register(name: str, input_range: Callable[[TorchConfig], tuple[float, float]],
+             input_size: int,
              ) -> Callable[[Callable[[TorchConfig], Backbone]], Callable[[TorchConfig], Backbone]]:
     """Make a builder available as `model: <name>`, with the input value range its weights
-    expect (`input_range(config)`; the builder's Backbone reports the same)."""
-    return MODELS.register(name, input_range)
+    expect (`input_range(config)`; the builder's Backbone reports the same) and the input size
+    they were trained at."""
+    return MODELS.register(name, TorchModel(input_range, input_size))
 
 
 def _symmetric_range(config: TorchConfig) -> tuple[float, float]:
@@ -160,7 +169,7 @@ def _inception_range(config: TorchConfig) -> tuple[float, float]:
     return (-1.0, 1.0)
 
 
-@register("efficientnet_lite0", input_range=_symmetric_range)
+@register("efficientnet_lite0", input_range=_symmetric_range, input_size=224)
 def efficientnet_lite0(config: TorchConfig) -> Backbone:
     import timm
 
@@ -191,7 +200,7 @@ def efficientnet_lite0(config: TorchConfig) -> Backbone:
                     random_weights=random_weights, expected_range=_symmetric_range(config))
 
 
-@register("inception_v3", input_range=_inception_range)
+@register("inception_v3", input_range=_inception_range, input_size=299)
 def inception_v3(config: TorchConfig) -> Backbone:
     from torchvision.models import Inception_V3_Weights
     from torchvision.models import inception_v3 as build
@@ -249,7 +258,7 @@ class TorchBackbone(Backend):
     @classmethod
     def weights_input_range(cls, name: str, config: dict[str, Any]) -> tuple[float, float]:
         settings = TorchConfig.from_section(config, f"backend.{name}")
-        return MODELS.facts(settings.model)(settings)
+        return MODELS.facts(settings.model).input_range(settings)
 
     def network_input(self, frames: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device, non_blocking=True)
