@@ -100,8 +100,10 @@ def run_per_video(items: Sequence[tuple[str, Any]], cache: ItemCache, out_dir: s
         print(f"{desc}: runs in this process, not on {executor.name} (it has no per-video cache "
               "to hand results over)", file=sys.stderr)
     order = sorted(items, key=lambda item: item[0])
+    looked: list[VideoResult | Todo] = []
     with ThreadPoolExecutor(KEY_THREADS) as pool:
-        looked = list(pool.map(lambda item: _look_up(cache, key, *item), order))
+        for some in chunked(order, 64 * KEY_THREADS):  # a bounded number of lookups in flight
+            looked += pool.map(lambda item: _look_up(cache, key, *item), some)
     todo: list[Todo] = [entry for entry in looked if not isinstance(entry, VideoResult)]
     size = chunk_size(todo) if callable(chunk_size) else chunk_size
     chunks = chunked(todo, max(1, size))
@@ -141,20 +143,22 @@ def _in_order(looked: list[VideoResult | Todo], chunks: list[list[Todo]],
     """Every video's result in stem order, and whether a worker made it: hits and skips as
     looked up, the rest as their chunks come back (chunks are consecutive runs of the misses,
     returned in order)."""
-    pending: list[VideoResult] = []
+    sizes = iter([len(chunk) for chunk in chunks])
+    pending: Iterator[VideoResult] = iter(())
+    left = 0  # results of the current chunk not yet taken
     for entry in looked:
         if isinstance(entry, VideoResult):
             yield entry, False
             continue
-        if not pending:
-            chunk = chunks[0] if chunks else []
-            pending = list(next(chunk_results))
-            if len(pending) != len(chunk):
-                raise RuntimeError(f"a worker returned {len(pending)} results for a chunk of "
-                                   f"{len(chunk)} videos")
-            chunks = chunks[1:]
-        result = pending.pop(0)
+        if not left:
+            chunk_size = next(sizes)
+            returned = list(next(chunk_results))
+            if len(returned) != chunk_size:
+                raise RuntimeError(f"a worker returned {len(returned)} results for a chunk of "
+                                   f"{chunk_size} videos")
+            pending, left = iter(returned), chunk_size
+        result = next(pending)
+        left -= 1
         if result.stem != entry[0]:
             raise RuntimeError(f"a worker returned {result.stem!r} where {entry[0]!r} was due")
         yield result, True
-

@@ -87,8 +87,15 @@ def local_map_chunks(make_worker: Callable[[], ChunkWorker], chunks: Sequence[li
         return local.worker(chunk)
 
     pool = ThreadPoolExecutor(max_workers=max(1, threads))
+    window = 4 * max(1, threads)  # chunks in flight: every thread busy, memory bounded
+    pending: deque[Any] = deque()
     try:
-        yield from pool.map(run, chunks)
+        for chunk in chunks:
+            pending.append(pool.submit(run, chunk))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
     finally:
         # A stage that stops early (a bad video under `fail`) does not wait for the rest.
         pool.shutdown(wait=True, cancel_futures=True)
