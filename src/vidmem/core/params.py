@@ -271,6 +271,11 @@ class SplitConfig:
                                     ("random", "official")))
 
 
+def parse_target(params: dict[str, Any]) -> str:
+    """`target`: which score the chains learn and are evaluated on."""
+    return as_choice(lookup(params, "target"), "target", TARGETS)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     lr: float
@@ -290,7 +295,7 @@ class TrainConfig:
             lr=as_float(lookup(params, "lr"), "lr", 0),
             epochs=as_int(lookup(params, "epochs"), "epochs", 1),
             batch_size=as_int(lookup(params, "batch_size"), "batch_size", 1),
-            target=as_choice(lookup(params, "target"), "target", TARGETS),
+            target=parse_target(params),
             hidden_size=as_int(lookup(params, "model.hidden_size"), "model.hidden_size", 1),
             num_layers=as_int(lookup(params, "model.num_layers"), "model.num_layers", 1),
             dropout=as_float(lookup(params, "model.dropout", 0.0), "model.dropout", 0, 1),
@@ -411,12 +416,8 @@ class Params:
         return CVConfig.from_params(self._raw)
 
     @functools.cached_property
-    def seed(self) -> int:
-        return as_int(lookup(self._raw, "base.seed"), "base.seed", 0)
-
-    @functools.cached_property
     def target(self) -> str:
-        return as_choice(lookup(self._raw, "target"), "target", TARGETS)
+        return parse_target(self._raw)
 
     @functools.cached_property
     def backends(self) -> list[str]:

@@ -278,8 +278,8 @@ def open_cache(root: str | os.PathLike | None, namespace: str, config: dict[str,
 
 class ItemCache:
     """A stage's per-video results, keyed by content: the input's digest (`key`), looked up
-    (`fetch`), made on a miss (`fetch_or_make`), stored (`store`) in the store `open_cache`
-    chose. Which store it is changes nothing here."""
+    (`fetch`), stored (`store`, by the worker that made it on a miss) in the store
+    `open_cache` chose. Which store it is changes nothing here."""
 
     def __init__(self, store: EntryStore, fmt: FrameFormat) -> None:
         self.entries = store
@@ -322,18 +322,6 @@ class ItemCache:
         self.hits += 1
         found[1].pop(SHA256, None)
         return found[1]
-
-    def fetch_or_make(self, item_digest: str,
-                      make: Callable[[], tuple[np.ndarray, dict[str, Any]]],
-                      ) -> tuple[dict[str, Any], bool]:
-        """The facts of the entry for `item_digest`, made by `make()` -> (array, facts) and
-        stored on a miss; and whether it was a hit."""
-        facts = self.fetch(item_digest)
-        if facts is not None:
-            return facts, True
-        array, facts = make()
-        self.store(item_digest, array, facts)
-        return facts, False
 
     def store(self, item_digest: str, array: np.ndarray,
               facts: dict[str, Any] | None = None) -> None:

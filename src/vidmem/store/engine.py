@@ -46,8 +46,9 @@ class VideoResult:
 
 
 class Skipped(Exception):  # noqa: N818 - a per-video outcome, not a failure of the stage
-    """Raised by a key function or a worker for a video the stage skips and reports (a bad
-    input under `data.on_bad_input: skip`); any other exception stops the stage."""
+    """Raised by a key function for a video the stage skips and reports (a bad input under
+    `data.on_bad_input: skip`); any other exception stops the stage. A worker reports such a
+    video as a `VideoResult` with its `error` instead."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)

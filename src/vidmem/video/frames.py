@@ -412,11 +412,8 @@ def decode_videos(videos: Sequence[Path], out_dir: str | os.PathLike, config: De
         try:
             check_inside_folder(video)  # before the key reads the file
             return cache.key(video)
-        except VideoError as exc:
-            raise Skipped(_bad_input(video, exc.reason, exc, on_bad_input)) from exc
-        except OSError as exc:
-            raise Skipped(_bad_input(video, f"{type(exc).__name__}: {exc}", exc,
-                                     on_bad_input)) from exc
+        except (VideoError, OSError) as exc:
+            raise Skipped(_bad_input(video, exc, on_bad_input)) from exc
 
     results = run_per_video(
         [(video.stem, video) for video in videos], cache, out_dir, key=key,
@@ -451,20 +448,19 @@ class DecodeWorker:
                 raise VidmemError(f"{video}: {exc.reason}. Set decode.short_video to 'repeat' "
                                   "or 'skip' to accept such videos") from exc
             return VideoResult(stem, digest, error=exc.reason)
-        except VideoError as exc:
-            return VideoResult(stem, digest, error=_bad_input(video, exc.reason, exc,
-                                                              self.on_bad_input))
-        except (OSError, ValueError, IndexError, EOFError) as exc:
-            # Any other per-file problem (unreadable file, a parser bug on crafted bytes) is
-            # still one bad video: reported under `skip`, never the end of the whole stage.
-            return VideoResult(stem, digest, error=_bad_input(
-                video, f"{type(exc).__name__}: {exc}", exc, self.on_bad_input))
+        except (VideoError, OSError, ValueError, IndexError, EOFError) as exc:
+            # Any per-file problem (unreadable file, a parser bug on crafted bytes) is one bad
+            # video: reported under `skip`, never the end of the whole stage.
+            return VideoResult(stem, digest, error=_bad_input(video, exc, self.on_bad_input))
         facts = {"repeated": decoded.repeated, "total_frames": decoded.total_frames}
         self.cache.store(digest, decoded.frames, facts)
         return VideoResult(stem, digest, facts)
 
 
-def _bad_input(video: Path, reason: str, exc: Exception, on_bad_input: str) -> str:
+def _bad_input(video: Path, exc: Exception, on_bad_input: str) -> str:
+    """Why `video` is skipped (`exc` raised while keying or decoding it); under
+    `on_bad_input: fail`, the error that stops the stage instead."""
+    reason = exc.reason if isinstance(exc, VideoError) else f"{type(exc).__name__}: {exc}"
     if on_bad_input == "fail":
         raise VidmemError(f"cannot decode {video}: {reason}. Fix or remove the file, "
                           "or set data.on_bad_input: skip to skip and report it") from exc
