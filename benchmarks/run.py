@@ -86,11 +86,17 @@ def parse_args() -> argparse.Namespace:
                              "backends' input size, frames stored at their shared geometry)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--train-samples", type=int, default=1000)
+    parser.add_argument("--train-hidden", type=int, default=1024,
+                        help="LSTM hidden size in the train benchmark (reference: 1024)")
     parser.add_argument("--footprint-videos", type=int, default=24)
+    parser.add_argument("--footprint-seconds", type=float, default=7.0)
+    parser.add_argument("--footprint-formats", nargs="*", default=["webp", "png", "jpeg"],
+                        help="other decode.format values to measure beside the default")
     parser.add_argument("--layout-videos", type=int, nargs="+", default=[1000, 10000, 50000],
                         help="stage output sizes for dvc_layout")
     parser.add_argument("--footprint-before", default="70d01e5",
-                        help="commit whose layout the footprint is compared with")
+                        help="commit whose layout the footprint is compared with ('none': "
+                             "skip the comparison)")
     parser.add_argument("--scaleout-videos", type=int, default=1024,
                         help="videos for scaleout (Ray's start-up is a fixed cost of seconds: "
                              "with too few videos the ratio measures start-up, not the engine)")
@@ -102,6 +108,9 @@ def parse_args() -> argparse.Namespace:
                         help="extract stage and floor take turns on this many chunks of videos")
     parser.add_argument("--precision-frames", type=int, default=128,
                         help="frames for the mixed-precision comparison (amp on a CPU is slow)")
+    parser.add_argument("--results-dir", type=Path, default=ROOT,
+                        help="where benchmarks/results.json and BENCHMARKS.md are read and "
+                             "written (default: this repo)")
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=BENCHMARKS,
                         help="benchmarks to run (default: all); the others keep their results")
     parser.add_argument("--memory-sizes", type=int, nargs="+", default=[2000, 8000, 32000])
@@ -193,7 +202,8 @@ def main() -> None:
         Path(args.phase_out).write_text(json.dumps(phase(args)))
         return
 
-    results_file = ROOT / "benchmarks" / "results.json"
+    results_file = args.results_dir / "benchmarks" / "results.json"
+    results_file.parent.mkdir(parents=True, exist_ok=True)
     results: dict = json.loads(results_file.read_text()) if results_file.exists() else {}
     record = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
               "argv": " ".join(sys.argv[1:]), "versions": versions(),
@@ -219,8 +229,8 @@ def main() -> None:
         results.update(found)
         print(found, flush=True)
     results_file.write_text(json.dumps(results, indent=2) + "\n")
-    write_markdown(results, ROOT / "BENCHMARKS.md")
-    print(f"wrote {ROOT / 'BENCHMARKS.md'}")
+    write_markdown(results, args.results_dir / "BENCHMARKS.md")
+    print(f"wrote {args.results_dir / 'BENCHMARKS.md'}")
 
 
 if __name__ == "__main__":

@@ -28,3 +28,34 @@ def test_the_default_backends_are_the_listed_frame_backends():
     assert runner.frame_backends(Params(params)) == ["efficientnet_lite0"]
     params["backends"] = ["captions", "inception_v3", "efficientnet_lite0"]
     assert runner.frame_backends(Params(params)) == ["inception_v3", "efficientnet_lite0"]
+
+
+# Every benchmark at the smallest sizes that still exercise its code: a refactor that breaks one
+# fails here, not in the next person's measurement run.
+SMOKE_ARGS = ["--videos", "3", "--seconds", "1", "--fps", "8", "--width", "160", "--height", "96",
+              "--frames", "2", "--batch-size", "4", "--chunks", "1", "--precision-frames", "4",
+              "--train-samples", "4", "--train-hidden", "8", "--footprint-videos", "8",
+              "--footprint-seconds", "1", "--footprint-before", "none", "--footprint-formats",
+              "--layout-videos", "20", "--scaleout-videos", "3", "--long-clips", "1",
+              "--long-seconds", "2", "--memory-sizes", "8", "16", "--memory-throughput-n", "8",
+              "--memory-hidden", "8"]
+
+
+def test_every_benchmark_runs_on_tiny_sizes(tmp_path):
+    import json
+    import os
+    import subprocess
+
+    env = {**os.environ, "VIDMEM_BENCH_WORK": str(tmp_path / "work")}
+    run = subprocess.run([sys.executable, str(REPO / "benchmarks/run.py"), *SMOKE_ARGS,
+                          "--results-dir", str(tmp_path)], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = json.loads((tmp_path / "benchmarks/results.json").read_text())
+    for key in ("decode", "decode_long", "extract", "extract_memory", "precision", "train",
+                "noop_repro", "incremental", "memory", "footprint", "dvc_layout", "scaleout"):
+        assert results.get(key), key
+    assert results["incremental"]["features_identical_to_scratch"] is True
+    assert results["scaleout"]["ray_identical_to_local"] is True
+    table = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "| extract efficientnet_lite0, batch 4" in table and "| decode 3 videos" in table

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from ruamel.yaml import YAML
 
 from conftest import sh, tiny_project
 from deps_check import check_trace
@@ -62,7 +63,7 @@ def test_repro_then_noop_then_exp_run_and_metrics_diff(project, tmp_path):
     headline = ["test_spearman.efficientnet_lite0", "test_spearman.captions",
                 "test_spearman.fusion"]
     assert header[header.index("Created") + 2:][:3] == headline, header[:10]
-    # ... and the README's short view shows them in full in a 200-column terminal.
+    # ... and a --keep view (docs/results.md) shows them in full in a 200-column terminal.
     table = sh(["dvc", "exp", "show", "--no-pager", *README_EXP_SHOW], project,
                env={"COLUMNS": "200"}).stdout
     values = json.loads((project / "metrics/test_spearman.json").read_text())["test_spearman"]
@@ -94,7 +95,7 @@ def test_repro_then_noop_then_exp_run_and_metrics_diff(project, tmp_path):
     assert "plots/comparison.png" in html
 
 
-# README, "Quick start": the experiments table with the columns that compare them.
+# docs/results.md: the experiments table with only the columns that compare them.
 README_EXP_SHOW = ["--drop", ".*", "--keep",
                    r"Experiment|Created|test_spearman|.*best_epoch|lr$|epochs$|backend\..*\.head",
                    "--sort-by", "test_spearman.fusion"]
@@ -164,3 +165,39 @@ def test_predict_scores_held_out_videos_as_evaluate_and_fusion_did(project, tmp_
     fused = pd.read_csv(project / "plots/fusion/test_predictions.csv").set_index("video")
     np.testing.assert_allclose(predicted.loc[fused.index, "fusion"], fused.predicted,
                                rtol=1e-5, atol=1e-6)
+
+
+def test_readme_commands_run_as_typed(project):
+    """Every command of README.md's bash blocks, as typed, in the order given, after `dvc repro`:
+    each exits 0 and prints what the README says it prints."""
+    from test_readme import NOT_RUN, readme_commands
+
+    sh(["dvc", "repro"], project)
+    fused = json.loads((project / "metrics/test_spearman.json").read_text())["test_spearman"]
+    stages = sh(["dvc", "stage", "list", "--name-only"], project).stdout.split()
+
+    def experiments_listed(out: str) -> bool:
+        names = sh(["dvc", "exp", "list", "--name-only"], project).stdout.split()
+        return bool(names) and all(name in out for name in names)
+
+    prints = {  # command → what the README says it shows
+        "dvc metrics show": lambda out: "metrics/test_spearman.json" in out
+        and f"{fused['fusion']:g}" in out,
+        "dvc metrics diff": lambda out: True,  # exit 0; its content depends on the workspace
+        "dvc exp run -S lr=1e-4": lambda out: float(
+            YAML().load(project / "params.yaml")["lr"]) == pytest.approx(1e-4),
+        "dvc exp show --only-changed": experiments_listed,
+        "dvc plots show": lambda out: (project / "dvc_plots/index.html").is_file(),
+        "dvc dag": lambda out: all(stage.split("@")[0] in out for stage in stages),
+        "vidmem predict --help": lambda out: "--videos" in out and "--out" in out,
+    }
+    commands = readme_commands()
+    unknown = [c for c in commands if c not in prints and c not in NOT_RUN]
+    assert unknown == [], f"README commands this test does not know how to check: {unknown}"
+    for command in commands:
+        if command in NOT_RUN:
+            continue
+        run = sh(["bash", "-c", command], project, check=False, env={"COLUMNS": "200"})
+        out = run.stdout + run.stderr
+        assert run.returncode == 0, f"README command `{command}` exited {run.returncode}:\n{out}"
+        assert prints[command](out), f"README command `{command}` printed:\n{out}"

@@ -130,18 +130,19 @@ def test_declared_python_version_is_the_one_the_code_needs():
     assert project["tool"]["ruff"]["target-version"] == "py311"
 
 
-def test_readme_tables_have_no_blank_line_inside():
+def test_readme_and_docs_tables_have_no_blank_line_inside():
     """A blank line inside a Markdown table ends it: the rows after it render as plain text."""
-    lines = (REPO / "README.md").read_text().splitlines() + [""]
-    for number, line in enumerate(lines[1:-2], 2):
-        if not line.strip():
-            before, after, next_after = lines[number - 2], lines[number], lines[number + 1]
-            new_table = next_after.replace(" ", "").startswith("|-")  # header, then |---|
-            assert not (before.startswith("|") and after.startswith("|") and not new_table), \
-                f"README.md line {number}: blank line inside a table"
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        lines = page.read_text().splitlines() + [""]
+        for number, line in enumerate(lines[1:-2], 2):
+            if not line.strip():
+                before, after, next_after = lines[number - 2], lines[number], lines[number + 1]
+                new_table = next_after.replace(" ", "").startswith("|-")  # header, then |---|
+                assert not (before.startswith("|") and after.startswith("|") and not new_table), \
+                    f"{page.name} line {number}: blank line inside a table"
 
 
-def test_readme_says_how_webm_frames_are_counted():
-    text = (REPO / "README.md").read_text()
+def test_docs_say_how_webm_frames_are_counted():
+    text = (REPO / "docs/pipeline.md").read_text()
     assert "stream copy counts WebM" not in text
     assert "vidmem.video.matroska" in text

@@ -148,7 +148,7 @@ def bench_precision(args: argparse.Namespace, backend_name: str, decoded: Path) 
     frames = frames[:args.precision_frames - args.precision_frames % args.batch_size]
     features, speed = {}, {}
     for precision in ("false", "bf16", "fp16"):
-        params["backend"][backend_name]["amp"] = precision
+        params.backend_section(backend_name)["amp"] = precision
         with warnings.catch_warnings():  # the "amp is slow on a CPU" warning: measured here
             warnings.simplefilter("ignore", UserWarning)
             backend = load_backend(params, backend_name)

@@ -131,7 +131,10 @@ def footprint_of(rev: str | None, clips: list[Path], backend: str, work: Path,
            "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
     for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "p"],
                     ["dvc", "repro", "--quiet", f"extract@{backend}"]):
-        subprocess.run(command, cwd=work, env=env, check=True, capture_output=True)
+        done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"footprint: {' '.join(command)} failed in {work}:\n"
+                             f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
     n = len(clips)
     per_location = {name: round(_du(work, paths) / n) for name, paths in LOCATIONS.items()}
     all_paths = [p for paths in LOCATIONS.values() for p in paths]
@@ -177,28 +180,30 @@ def files_per_1000_videos(work: Path) -> int:
 
 
 def bench_footprint(args: argparse.Namespace) -> dict:
-    clips = make_natural_clips(WORK / "natural_clips", args.footprint_videos, 7.0)
+    clips = make_natural_clips(WORK / "natural_clips", args.footprint_videos, args.footprint_seconds)
     backend = "efficientnet_lite0"
     after = footprint_of(None, clips, backend, WORK / "footprint_after")  # default params
     default_format = after["decode"].get("format") or _default_format()
     formats = {kind: footprint_of(None, clips, backend, WORK / f"footprint_{kind}",
-                                  {"format": kind}) for kind in ("webp", "png", "jpeg")}
+                                  {"format": kind}) for kind in args.footprint_formats}
     # The reference: raw frames as ffmpeg decodes them (aspect kept, the extract loader
     # resizes), i.e. nothing stored compressed and nothing resized at decode.
     formats["raw"] = footprint_of(None, clips, backend, WORK / "footprint_raw",
                                   {"format": "npy", "short_side": 224})
-    before = footprint_of(args.footprint_before, clips, backend, WORK / "footprint_before")
+    before = None if args.footprint_before == "none" else \
+        footprint_of(args.footprint_before, clips, backend, WORK / "footprint_before")
     drift = {kind: feature_drift(WORK / f"footprint_{kind}", WORK / "footprint_raw", backend)
-             for kind in ("webp", "png", "jpeg")}
+             for kind in args.footprint_formats}
     drift[default_format] = feature_drift(WORK / "footprint_after", WORK / "footprint_raw",
                                           backend)
     files_1000 = files_per_1000_videos(WORK)
-    return {"clips": f"{len(clips)} H.264 clips, 640x360, 7 s at 30 fps, panning across "
+    return {"clips": f"{len(clips)} H.264 clips, 640x360, {args.footprint_seconds:g} s at 30 fps, "
+                     "panning across "
                      "scikit-learn's and matplotlib's sample photographs",
             "backend": backend, "default_format": default_format, "after": after,
             "before": before, "other_formats": formats, "features_vs_raw_frames": drift,
             "bytes_per_video_all_copies": after["bytes_per_video_all_copies"],
-            "bytes_per_video_before": before["bytes_per_video_all_copies"],
+            "bytes_per_video_before": before and before["bytes_per_video_all_copies"],
             "max_files_per_output_per_1000_videos": files_1000,
             "feature_rel_l2_vs_raw": drift[default_format]["rel_l2_mean"],
             "projection_bytes": {str(n): after["bytes_per_video_all_copies"] * n

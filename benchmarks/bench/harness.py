@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from vidmem.core.params import Params
 
 ROOT = Path(__file__).resolve().parents[2]
-WORK = ROOT / "benchmarks" / "work"
+# Scratch space of every benchmark (VIDMEM_BENCH_WORK moves it, e.g. for the smoke test).
+WORK = Path(os.environ.get("VIDMEM_BENCH_WORK", ROOT / "benchmarks" / "work"))
 RUN = ROOT / "benchmarks" / "run.py"
 
 

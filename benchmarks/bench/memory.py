@@ -9,7 +9,6 @@ import argparse
 import json
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -19,20 +18,15 @@ from bench.harness import WORK, in_child
 FRAMES, DIM = 8, 1280
 
 
-def make_features(folder: Path, count: int) -> list[str]:
-    """`count` per-video feature files (as an extract or precomputed output holds them)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    names = [f"video{i:06d}.webm" for i in range(count)]
+def make_features(folder: Path, count: int) -> None:
+    """An extract output (shards + index.json, written by the library's shard writer) of
+    `count` videos of random features, each video's from its own seed: the first n videos are
+    the same at every size."""
+    from vidmem.store.shards import write_arrays
 
-    def one(i: int) -> None:
-        path = folder / f"video{i:06d}.npy"
-        if not path.exists():
-            rng = np.random.default_rng(i)
-            np.save(path, rng.standard_normal((FRAMES, DIM), dtype=np.float32))
-
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(one, range(count)))
-    return names
+    shutil.rmtree(folder, ignore_errors=True)
+    write_arrays(folder, ((f"video{i:06d}", np.random.default_rng(i).standard_normal(
+        (FRAMES, DIM), dtype=np.float32)) for i in range(count)))
 
 
 def _train_config(args: argparse.Namespace, epochs: int):
@@ -123,18 +117,12 @@ PHASES = {"memory_concat": phase_memory_concat, "memory_train": phase_memory_tra
 
 def bench_memory(args: argparse.Namespace) -> dict:
     sizes = args.memory_sizes
-    source = WORK / "memory_features"
-    names_needed = max(sizes)
-    print(f"memory: writing {names_needed} feature files ...", flush=True)
-    make_features(source, names_needed)
     result: dict = {"frames": FRAMES, "dim": DIM, "hidden_size": args.memory_hidden,
                     "per_n": {}}
     for n in sizes:
         subset = WORK / f"memory_features_{n}"
-        shutil.rmtree(subset, ignore_errors=True)
-        subset.mkdir()
-        for i in range(n):
-            (subset / f"video{i:06d}.npy").symlink_to(source / f"video{i:06d}.npy")
+        print(f"memory: writing {n} videos' features ...", flush=True)
+        make_features(subset, n)
         extra = ("--memory-n", str(n), "--memory-hidden", str(args.memory_hidden))
         row = {phase: in_child(f"memory_{phase}", args, "-", subset, extra)
                for phase in ("concat", "train", "evaluate")}

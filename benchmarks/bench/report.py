@@ -40,12 +40,14 @@ def footprint_rows(f: dict | None) -> list[str]:
     projection = ", ".join(f"{int(n):,} videos {b / 1e9:,.1f} GB"
                            for n, b in f["projection_bytes"].items())
     others = [kind for kind in ("webp", "png", "jpeg") if kind in f["other_formats"]]
+    before = f["bytes_per_video_before"]
     return [
         f"| disk per video, all copies ({f['clips']}; {f['backend']}) | "
         f"{f['bytes_per_video_all_copies']:,} B (default params: lossless {default}; "
-        f"{projection}) | {f['bytes_per_video_before']:,} B before | "
-        f"{f['bytes_per_video_before'] / f['bytes_per_video_all_copies']:.1f}× smaller | "
-        "≤ 1,000,000 B |",
+        f"{projection}) | "
+        + (f"{before:,} B before | {before / f['bytes_per_video_all_copies']:.1f}× smaller | "
+           if before else "| (no older layout measured) | ")
+        + "≤ 1,000,000 B |",
         *[f"| … with `decode.format: {kind}` | "
           f"{f['other_formats'][kind]['bytes_per_video_all_copies']:,} B | | features "
           f"{drift[kind]['rel_l2_mean']} relative L2 from raw frames' (cosine ≥ "
@@ -108,7 +110,7 @@ def write_markdown(results: dict, path: Path) -> None:
         f"{r['floor']['peak_rss_mb']} MB | {r['stage_over_floor']} of floor (taking turns in "
         f"{r['interleaved']['chunks']} chunks) | ≥ 0.8 |" for name, r in e.items()]
     train_rows = [
-        f"| train, reference LSTM (1024×3, 1280-d input), {device.upper()} | "
+        f"| train, reference LSTM ({t.get('hidden', 1024)}×3, 1280-d input), {device.upper()} | "
         f"{t[device]['seconds_per_epoch']} s/epoch for {t['samples']} videos | "
         f"≈ {t[device]['seconds_per_epoch_6000']} s/epoch for 6000 | | |"
         for device in ("cpu", "cuda") if device in t]

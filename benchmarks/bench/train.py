@@ -15,7 +15,7 @@ def train_epoch_seconds(args: argparse.Namespace, device: str) -> float:
     from vidmem.learn.model import MemorabilityLSTM
 
     torch.manual_seed(0)
-    model = MemorabilityLSTM(1280, 1024, 3).to(device)
+    model = MemorabilityLSTM(1280, args.train_hidden, 3).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     x = torch.randn(args.train_samples, 8, 1280, device=device)
     y = torch.rand(args.train_samples, device=device)
@@ -40,7 +40,7 @@ def bench_train(args: argparse.Namespace) -> dict:
     import torch
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    result: dict = {"samples": args.train_samples}
+    result: dict = {"samples": args.train_samples, "hidden": args.train_hidden}
     for device in devices:
         seconds = train_epoch_seconds(args, device)
         result[device] = {"seconds_per_epoch": round(seconds, 3),

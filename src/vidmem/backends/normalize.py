@@ -396,7 +396,9 @@ def normalize_step(frames_dir: str | os.PathLike, out_dir: str | os.PathLike, sp
                                               max(c["max"] for c in channels.values()))
     return {
         "videos": len(frames), "resized": resized, "stored_as_decoded": not resized,
-        "geometry": f"{spec.height}x{spec.width} {spec.resize}", "values": spec.values,
+        # "value_convention", not "values": DVC's metrics table answers attribute lookups with
+        # columns, and tabulate takes a table with a `.values` for a DataFrame (tests/test_readme).
+        "geometry": f"{spec.height}x{spec.width} {spec.resize}", "value_convention": spec.values,
         "expected_input_range": list(expected_range) if expected_range else None,
         "observed_input_range": list(observed) if observed else None,
         "input_range_matches": range_matches(observed, expected_range),
