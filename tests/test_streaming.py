@@ -74,6 +74,44 @@ def test_training_from_disk_equals_training_in_memory(tmp_path):
                                                             in_memory[test]))
 
 
+def test_training_with_the_data_on_the_device_equals_streaming_it(tmp_path, monkeypatch):
+    """The resident path (standardized rows kept on the device, forced here on the CPU with a
+    budget) gives the same bits as reading batches from disk every epoch; a budget too small
+    for the rows streams them."""
+    names = write_features(tmp_path / "features", 60)
+    concat_features(tmp_path / "features", names, tmp_path / "concat")
+    on_disk, _ = load_concat(tmp_path / "concat")
+    targets = np.asarray(on_disk)[:, :, 0].mean(axis=1) - 999.5
+    train, val = np.arange(0, 40), np.arange(40, 50)
+    placed = []
+    real = training.standardized_on_device
+    monkeypatch.setattr(training, "standardized_on_device",
+                        lambda *args: placed.append(len(args[1])) or real(*args))
+    streamed = train_model(on_disk, targets, train, val, config(), progress=False)
+    assert placed == []  # auto on the CPU: stream
+    tiny = train_model(on_disk, targets, train, val, config(data_on_device_mb=0), progress=False)
+    assert placed == []  # 50 rows of 4 × 6 float32 do not fit in 0 MB
+    resident = train_model(on_disk, targets, train, val, config(data_on_device_mb=1),
+                           progress=False)
+    assert placed == [40, 10]  # training and validation rows, once for all epochs
+    for run in (tiny, resident):
+        assert run.history.equals(streamed.history)
+        for key, value in streamed.checkpoint["state_dict"].items():
+            assert torch.equal(value, run.checkpoint["state_dict"][key]), key
+
+
+def test_the_device_budget_is_a_checked_param():
+    from vidmem.core.errors import ParamsError
+
+    base = {"lr": 1e-4, "epochs": 1, "batch_size": 4, "target": "short-term_memorability",
+            "model": {"hidden_size": 4, "num_layers": 1}, "base": {"seed": 0}}
+    assert TrainConfig.from_params(base).data_on_device_mb is None  # auto
+    assert TrainConfig.from_params({**base, "train": {"data_on_device_mb": 512}}
+                                   ).data_on_device_mb == 512
+    with pytest.raises(ParamsError, match="train.data_on_device_mb"):
+        TrainConfig.from_params({**base, "train": {"data_on_device_mb": -1}})
+
+
 def test_killed_concat_leaves_no_output_that_looks_complete(tmp_path):
     names = write_features(tmp_path / "data" / "features", 3000, frames=8, dim=256)
     ground_truth = tmp_path / "data" / "gt.csv"

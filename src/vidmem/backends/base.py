@@ -57,11 +57,20 @@ class DatasetFiles:
     data_format: str = "mediaeval2018"  # the captions file's layout (data.format)
 
 
-def _prefetch(items: Sequence[str], depth: int,
-              load: Callable[[str], np.ndarray]) -> Iterator[tuple[str, np.ndarray]]:
-    """`load` items in a background thread, at most `depth` ahead, so disk I/O and resizing
-    overlap compute and memory stays bounded by the lookahead, not by the data set."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
+def loader_threads() -> int:
+    """Threads that read, check and resize videos for extract: one per core this process may use
+    (at most 16), so loading keeps pace with an accelerator; reading, sha256 checks, TIFF
+    decoding and numpy reductions release the GIL."""
+    return max(1, min(16, len(os.sched_getaffinity(0))))
+
+
+def _prefetch(items: Sequence[str], workers: int,
+              load: Callable[[str], Any]) -> Iterator[tuple[str, Any]]:
+    """`load` items on `workers` threads, at most `2 * workers` ahead, yielded in order, so disk
+    I/O and resizing overlap compute and memory stays bounded by the lookahead, not by the data
+    set."""
+    depth = 2 * workers
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: deque[tuple[str, Future]] = deque()
         queue = iter(items)
         for item in queue:
@@ -74,6 +83,11 @@ def _prefetch(items: Sequence[str], depth: int,
             if next_item is not None:
                 pending.append((next_item, pool.submit(load, next_item)))
             yield item, future.result()
+
+
+# What `Backend.submit` returns: called, it waits for the batch and gives its float32 features
+# and whether they are all finite.
+PendingFeatures = Callable[[], tuple[np.ndarray, bool]]
 
 
 class Backend(ABC):
@@ -114,8 +128,9 @@ class Backend(ABC):
             raise ParamsError(f"params.yaml: 'backend.{name}.batch_size' is now "
                               f"'backend.{name}.{BATCH_KEY}' (the number of frames, or captions, "
                               "per forward pass); the top-level batch_size is videos per LSTM step")
-        self.batch_size = as_int(config.get(BATCH_KEY, DEFAULT_BATCH_SIZE),
-                                 f"backend.{name}.{BATCH_KEY}", 1)
+        batch = config.get(BATCH_KEY, DEFAULT_BATCH_SIZE)
+        # `auto`: resolved by `auto_batch_size` once the device is known (a subclass's __init__).
+        self.batch_size = 0 if batch == "auto" else as_int(batch, f"backend.{name}.{BATCH_KEY}", 1)
         self.observed_min = math.inf
         self.observed_max = -math.inf
         # Where and in which precision the network runs ({"device": "cpu", "precision": "false"},
@@ -127,20 +142,49 @@ class Backend(ABC):
     def _extract(self, frames: np.ndarray) -> np.ndarray:
         """uint8 [B, H, W, 3] → float32 [B, feature_dim]."""
 
-    def extract(self, frames: np.ndarray) -> np.ndarray:
-        """uint8 [B, H, W, 3] frames at the spec's size → float32 [B, feature_dim] features."""
+    def auto_batch_size(self) -> int:
+        """Frames per forward pass for `frames_per_batch: auto` on this backend's device."""
+        return DEFAULT_BATCH_SIZE
+
+    @property
+    def frames_per_batch(self) -> int:
+        """Frames per forward pass: `frames_per_batch` from params, `auto` resolved."""
+        return self.batch_size or self.auto_batch_size()
+
+    def _check_input(self, frames: np.ndarray) -> None:
         expected = (self.spec.height, self.spec.width, 3)
         if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != expected:
             raise VidmemError(f"backend {self.name}: expected uint8 frames [B, {expected[0]}, "
                               f"{expected[1]}, 3], got {frames.dtype} {list(frames.shape)}; "
                               "resize them with `prepare` first")
+
+    def submit(self, frames: np.ndarray) -> PendingFeatures:
+        """Start the features of uint8 [B, H, W, 3] frames at the spec's size; the returned call
+        waits for them. Here the work is done at once; a backend on an accelerator overrides
+        this to return before the device has finished, so the next batch is prepared meanwhile."""
+        self._check_input(frames)
         features = np.asarray(self._extract(frames), dtype=np.float32)
-        if features.shape != (len(frames), self.feature_dim):
+        return lambda: (features, bool(np.isfinite(features).all()))
+
+    def collect(self, pending: PendingFeatures, frames: int) -> np.ndarray:
+        """The features `submit` started for `frames` frames, checked: float32 [frames, dim],
+        all finite."""
+        features, finite = pending()
+        if features.shape != (frames, self.feature_dim):
             raise VidmemError(f"backend {self.name} returned features of shape "
-                              f"{list(features.shape)}, expected [{len(frames)}, {self.feature_dim}]")
-        if not np.isfinite(features).all():
+                              f"{list(features.shape)}, expected [{frames}, {self.feature_dim}]")
+        if not finite:
             raise VidmemError(f"backend {self.name} produced NaN or infinite features")
         return features
+
+    def extract(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 [B, H, W, 3] frames at the spec's size → float32 [B, feature_dim] features."""
+        return self.collect(self.submit(frames), len(frames))
+
+    def batch_buffer(self, frames: int) -> np.ndarray:
+        """An uninitialised uint8 [frames, H, W, 3] array a batch is assembled in (a backend on
+        an accelerator gives page-locked memory, so the copy to the device runs asynchronously)."""
+        return np.empty((frames, self.spec.height, self.spec.width, 3), np.uint8)
 
     # --- hooks of the extract loop -------------------------------------------------------
 
@@ -148,10 +192,11 @@ class Backend(ABC):
         """One video's decoded uint8 frames → the network's input size (`spec`'s geometry)."""
         return resize_frames(frames, self.spec)
 
-    def load_video(self, stem: str) -> np.ndarray:
-        """One video's decoded frames from `self.frames`, ready for `extract` (runs in the
-        prefetch thread)."""
-        return self.prepare(self.frames.load(stem))
+    def load_video(self, stem: str) -> tuple[np.ndarray, list[float]]:
+        """One video's decoded frames from `self.frames`, ready for `extract`, and the range of
+        values they become at the network's input (runs on a loader thread)."""
+        frames = self.prepare(self.frames.load(stem))
+        return frames, list(self.spec.fed_range(frames))
 
     def video_cache(self, scratch: str | os.PathLike | None = None) -> ItemCache:
         """The per-video cache of this backend's features (results wait in `scratch` when the
@@ -159,6 +204,8 @@ class Backend(ABC):
         name and its mapping are the same input), the rest of the backend's config and the
         numerics."""
         config = {k: v for k, v in self.config.items() if k not in NOT_IN_CACHE_KEY}
+        if config.get(BATCH_KEY) == "auto":  # the size it resolved to shapes the features
+            config[BATCH_KEY] = self.frames_per_batch
         return open_cache(self.cache_root, f"extract/{self.name}",
                           {"version": EXTRACT_VERSION, "backend": config,
                            "spec": self.spec.to_dict(), "numerics": self.numerics},
@@ -192,7 +239,7 @@ class Backend(ABC):
         the cache, from where they are written here.
         """
         out_dir = Path(out_dir)
-        batch_size = batch_size or self.batch_size
+        batch_size = batch_size or self.frames_per_batch
         frames = self.frames = ShardReader(frames_dir)
         cache = self.video_cache(scratch=out_dir / ".entries")
         remote_worker = functools.partial(
@@ -202,9 +249,10 @@ class Backend(ABC):
             [(stem, stem) for stem in frames.stems()], cache, out_dir,
             key=lambda stem, _: frames.sha256(stem), make_worker=remote_worker,
             local_worker=lambda chunk: self.extract_chunk(chunk, cache, out_dir, batch_size),
-            # Chunks of a few batches: small enough to spread over workers and to lose little
-            # to a killed one, large enough that batches stay full.
-            chunk_size=lambda todo: 4 * batch_size // max(1, self._frames_per_video(todo)),
+            # Chunks of 16 batches: small enough to spread over workers and to lose little to a
+            # killed one (seconds of work on a CPU), large enough that batches stay full and the
+            # pipeline's drain at each chunk's end (its last batch is waited for) costs little.
+            chunk_size=lambda todo: 16 * batch_size // max(1, self._frames_per_video(todo)),
             resources=self.worker_resources(), in_process=not self.sharded_output,
             write_output=self.sharded_output, desc=f"extract {self.name}", progress=progress)
         for result in results:
@@ -223,37 +271,55 @@ class Backend(ABC):
         batches, saving each video's features (`save_video`); returns each video's result."""
         digests = {stem: digest for stem, _, digest in todo}
         facts_of: dict[str, dict[str, Any]] = {}
-        buffer: list[tuple[str, np.ndarray]] = []  # videos whose frames wait in the batch
+        # Videos whose frames wait in the next batch: (stem, frames, fed range).
+        buffer: list[tuple[str, np.ndarray, list[float]]] = []
         buffered_frames = 0
+        # The batch on the device: its pending features, its size, and its videos' frame counts.
+        in_flight: tuple[PendingFeatures, int, list[tuple[str, int]]] | None = None
+
+        def finish(batch: tuple[PendingFeatures, int, list[tuple[str, int]]]) -> None:
+            pending, size, videos = batch
+            features = self.collect(pending, size)
+            start = 0
+            for stem, count in videos:
+                self.save_video(out_dir, stem, features[start:start + count], cache,
+                                digests[stem], facts_of[stem])
+                start += count
 
         def flush() -> None:
-            nonlocal buffer, buffered_frames
+            nonlocal buffer, buffered_frames, in_flight
             if not buffer:
                 return
-            batch = np.concatenate([frames for _, frames in buffer])
-            if len(batch) < batch_size:
-                # Always run full-size batches (zero frames pad the last one): the same shapes
-                # give the same kernels, so a video's features do not depend on which videos
-                # share its batch, and an incremental run matches a full one.
-                padding = np.zeros((batch_size - len(batch), *batch.shape[1:]), batch.dtype)
-                batch = np.concatenate([batch, padding])
-            features = self.extract(batch)
+            # Always run full-size batches (zero frames pad the last one): the same shapes give
+            # the same kernels, so a video's features do not depend on which videos share its
+            # batch, and an incremental run matches a full one. (A video longer than a batch
+            # makes a batch of its own, of its length.)
+            batch = self.batch_buffer(max(batch_size, buffered_frames))
             start = 0
-            for stem, frames in buffer:
+            for stem, frames, fed in buffer:
+                batch[start:start + len(frames)] = frames
                 # The values fed for this video's real frames (padding excluded), kept with the
                 # cached features so a cache hit reports the same range as fresh work.
-                facts_of[stem] = {"fed_range": list(self.spec.fed_range(frames))}
-                self.save_video(out_dir, stem, features[start:start + len(frames)], cache,
-                                digests[stem], facts_of[stem])
+                facts_of[stem] = {"fed_range": fed}
                 start += len(frames)
+            batch[start:] = 0
+            pending = self.submit(batch)
+            # The previous batch is collected only now, while this one runs: the device never
+            # waits for the host to save features.
+            if in_flight is not None:
+                finish(in_flight)
+            in_flight = (pending, len(batch), [(stem, len(frames)) for stem, frames, _ in buffer])
             buffer, buffered_frames = [], 0
 
-        for stem, frames in _prefetch([stem for stem, _, _ in todo], 8, self.load_video):
+        for stem, (frames, fed) in _prefetch([stem for stem, _, _ in todo], loader_threads(),
+                                             self.load_video):
             if buffer and buffered_frames + len(frames) > batch_size:
                 flush()
-            buffer.append((stem, frames))
+            buffer.append((stem, frames, fed))
             buffered_frames += len(frames)
         flush()
+        if in_flight is not None:
+            finish(in_flight)
         return [VideoResult(stem, digest, facts_of[stem]) for stem, _, digest in todo]
 
     def use_dataset(self, dataset: DatasetFiles) -> None:  # noqa: B027 - a hook; default: nothing

@@ -41,12 +41,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from vidmem.backends.base import Backend
+from vidmem.backends.base import Backend, PendingFeatures
 from vidmem.backends.normalize import InputSpec
 from vidmem.core.devices import PRECISIONS, autocast, numerics, resolve_device
 from vidmem.core.errors import ParamsError, VidmemError
 from vidmem.core.params import as_bool, as_choice, as_device, as_int
 from vidmem.core.registry import Registry
+
+# frames_per_batch: auto. The CPU's is the fastest measured on 2 cores (BENCHMARKS.md); the
+# GPU's the smallest that reaches the bare forward pass's plateau on an H200 (docs/gpu.md).
+AUTO_BATCH_CPU = 16
+AUTO_BATCH_CUDA = 256
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -254,6 +259,8 @@ class TorchBackbone(Backend):
         self.model = backbone.model.eval().to(self.device, memory_format=torch.channels_last)
         self._head = backbone.head.to(self.device)  # inception's fc is no longer inside model
         self._features = backbone.features
+        # Host-to-device copies of the next batch run here while the current one computes.
+        self._copy_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
 
     @classmethod
     def weights_input_range(cls, name: str, config: dict[str, Any]) -> tuple[float, float]:
@@ -270,9 +277,55 @@ class TorchBackbone(Backend):
         with autocast(self.device, self.amp):
             return self._features(x)
 
+    def auto_batch_size(self) -> int:
+        return AUTO_BATCH_CUDA if self.device.type == "cuda" else AUTO_BATCH_CPU
+
     @torch.inference_mode()
     def _extract(self, frames: np.ndarray) -> np.ndarray:
         return self.forward(self.network_input(frames)).float().cpu().numpy()
+
+    def batch_buffer(self, frames: int) -> np.ndarray:
+        if self.device.type != "cuda":
+            return super().batch_buffer(frames)
+        # Page-locked, so the copy to the GPU runs asynchronously (PyTorch's caching host
+        # allocator reuses the memory across batches).
+        return torch.empty((frames, self.spec.height, self.spec.width, 3), dtype=torch.uint8,
+                           pin_memory=True).numpy()
+
+    def submit(self, frames: np.ndarray) -> PendingFeatures:
+        """On a GPU: queue the copy (on a side stream, overlapping the previous batch's
+        compute), the conversion to network values, the forward pass, the finite check and the
+        copy of the features back, and return without waiting; nothing synchronizes until the
+        returned call. On the CPU: at once, as any backend."""
+        if self.device.type != "cuda":
+            return super().submit(frames)
+        self._check_input(frames)
+        compute = torch.cuda.current_stream(self.device)
+        with torch.inference_mode():
+            with torch.cuda.stream(self._copy_stream):
+                uint8 = torch.from_numpy(frames).to(self.device, non_blocking=True)
+            compute.wait_stream(self._copy_stream)
+            uint8.record_stream(compute)  # made on the copy stream, used on this one
+            x = self.spec.to_network_values(uint8).contiguous(memory_format=torch.channels_last)
+            features = self.forward(x).float()
+            finite = torch.isfinite(features).all()
+            host = torch.empty(features.shape, dtype=torch.float32, pin_memory=True)
+            host.copy_(features, non_blocking=True)
+            host_finite = torch.empty((), dtype=torch.bool, pin_memory=True)
+            host_finite.copy_(finite, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record(compute)
+
+        # The page-locked input stays referenced until its copy has run, so the host allocator
+        # cannot hand it to the next batch while the GPU still reads it.
+        inputs = [frames]
+
+        def wait() -> tuple[np.ndarray, bool]:
+            done.synchronize()
+            inputs.clear()
+            return host.numpy().copy(), bool(host_finite)
+
+        return wait
 
     @torch.inference_mode()
     def logits(self, frames: np.ndarray) -> torch.Tensor:

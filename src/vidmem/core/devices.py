@@ -10,20 +10,35 @@ import torch
 from vidmem.core.errors import VidmemError
 
 PRECISIONS = ("false", "bf16", "fp16")
+# TF32 (10-bit mantissa products in "fp32" matrix and convolution kernels on Ampere and newer)
+# stays off: fp32 features and training on a GPU are then real fp32, within rounding of the
+# CPU's, and speed comes from `amp` where it is asked for. PyTorch's own default turns it on
+# for cuDNN convolutions only, which made GPU features differ from the CPU's by relative L2
+# 0.0032 (docs/gpu.md has the measured differences).
+TF32 = False
+
+
+def use_cuda_numerics() -> None:
+    """Set the process-wide CUDA math settings vidmem's results are defined with (TF32)."""
+    torch.backends.cuda.matmul.allow_tf32 = TF32
+    torch.backends.cudnn.allow_tf32 = TF32
 
 
 def resolve_device(requested: str = "auto") -> torch.device:
     """`auto` → CUDA when PyTorch sees a GPU, else the CPU; asking for CUDA without one is an error
     (not a silent fallback), since timings and results would not be what was asked for."""
     if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
     if requested.startswith("cuda") and not torch.cuda.is_available():
         raise VidmemError(f"device {requested!r} asked for, but PyTorch sees no CUDA GPU; "
                           "use device: auto to fall back to the CPU")
     try:
-        return torch.device(requested)
+        device = torch.device(requested)
     except RuntimeError as exc:
         raise VidmemError(f"unknown device {requested!r}; use auto, cpu or cuda") from exc
+    if device.type == "cuda":
+        use_cuda_numerics()
+    return device
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -44,6 +59,7 @@ def numerics(device: torch.device, precision: str) -> dict[str, Any]:
     facts: dict[str, Any] = {"device": device.type, "precision": precision}
     if device.type == "cuda":
         facts["gpu"] = torch.cuda.get_device_name(device)
+        facts["tf32"] = TF32
     else:
         facts["threads"] = torch.get_num_threads()
     return facts

@@ -288,6 +288,9 @@ class TrainConfig:
     seed: int
     device: str
     shuffle_train_labels: bool
+    # MB of standardized features training may keep on its device; None: auto (half the GPU's
+    # free memory; none on the CPU, where features stream from disk).
+    data_on_device_mb: int | None = None
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> TrainConfig:
@@ -303,7 +306,13 @@ class TrainConfig:
             device=as_device(lookup(params, "train.device", "auto"), "train.device"),
             shuffle_train_labels=as_bool(lookup(params, "train.shuffle_train_labels", False),
                                          "train.shuffle_train_labels"),
+            data_on_device_mb=_auto_or_int(lookup(params, "train.data_on_device_mb", "auto"),
+                                           "train.data_on_device_mb"),
         )
+
+
+def _auto_or_int(value: Any, key: str) -> int | None:
+    return None if value == "auto" else as_int(value, key, 0)
 
 
 @dataclass(frozen=True)

@@ -94,13 +94,40 @@ def standardized_batches(features: Any, rows: np.ndarray, mean: np.ndarray, std:
             yield batch.to(device, non_blocking=True)
 
 
-def _predict(model: nn.Module, features: Any, rows: np.ndarray, mean: np.ndarray,
-             std: np.ndarray, batch_size: int, device: torch.device) -> np.ndarray:
+def standardized_on_device(features: Any, rows: np.ndarray, mean: np.ndarray, std: np.ndarray,
+                           device: torch.device) -> torch.Tensor:
+    """`features[rows]` standardized as `standardized_batches` does (the same numpy arithmetic,
+    so the same bits), as one float32 tensor on `device`, read `STATS_BATCH` videos at a time."""
+    out = torch.empty((len(rows), *features.shape[1:]), dtype=torch.float32, device=device)
+    for start in range(0, len(rows), STATS_BATCH):
+        chunk = ((features[rows[start:start + STATS_BATCH]] - mean) / std).astype(np.float32)
+        out[start:start + len(chunk)] = torch.from_numpy(chunk).to(device)
+    return out
+
+
+def resident_budget_bytes(config: TrainConfig, device: torch.device) -> int:
+    """How many bytes of standardized features training may keep on `device`
+    (`train.data_on_device_mb`). `auto`: on a GPU, half of its free memory; on the CPU, none,
+    so memory stays flat as the data grows (features are streamed from disk a batch at a time)."""
+    if config.data_on_device_mb is not None:
+        return config.data_on_device_mb * 2**20
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free // 2
+    return 0
+
+
+def _predict_batches(model: nn.Module, batches: Iterator[torch.Tensor]) -> np.ndarray:
     model.eval()
     with torch.no_grad():
-        scores = [model(x).cpu() for x in
-                  standardized_batches(features, rows, mean, std, batch_size, device)]
-    return torch.cat(scores).numpy() if scores else np.empty(0, np.float32)
+        scores = [model(x) for x in batches]
+    return torch.cat(scores).cpu().numpy() if scores else np.empty(0, np.float32)
+
+
+def _predict(model: nn.Module, features: Any, rows: np.ndarray, mean: np.ndarray,
+             std: np.ndarray, batch_size: int, device: torch.device) -> np.ndarray:
+    return _predict_batches(model, standardized_batches(features, rows, mean, std, batch_size,
+                                                        device))
 
 
 def train_model(features: Any, targets: np.ndarray, train_idx: np.ndarray,
@@ -108,8 +135,10 @@ def train_model(features: Any, targets: np.ndarray, train_idx: np.ndarray,
                 on_epoch: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
     """Fit MemorabilityLSTM on features[train_idx] with MSE and Adam; keep the epoch with the
     best validation Spearman (the reference's model selection). `features` is a [videos, frames,
-    dim] array or a ConcatFeatures: rows are read a batch at a time. `on_epoch` gets each
-    epoch's history row as the epoch ends."""
+    dim] array or a ConcatFeatures. When the standardized training and validation rows fit in
+    `train.data_on_device_mb` they are put on the device once and every epoch runs there with no
+    host round trip but one per epoch; else they are read a batch at a time, every epoch. Both
+    give the same bits. `on_epoch` gets each epoch's history row as the epoch ends."""
     if features.ndim != 3:
         raise DataError(f"features must be [videos, frames, dim], got {list(features.shape)}")
     seed_everything(config.seed)
@@ -126,6 +155,11 @@ def train_model(features: Any, targets: np.ndarray, train_idx: np.ndarray,
     # sees inputs of similar scale whatever backbone produced them.
     mean, std = feature_stats(features, train_idx)
     y_train = torch.from_numpy(train_y).to(device)
+    row_bytes = 4 * int(np.prod(features.shape[1:]))
+    resident = (len(train_idx) + len(val_idx)) * row_bytes <= resident_budget_bytes(config, device)
+    if resident:
+        x_train = standardized_on_device(features, train_idx, mean, std, device)
+        x_val = standardized_on_device(features, val_idx, mean, std, device)
 
     model = MemorabilityLSTM(features.shape[2], config.hidden_size, config.num_layers,
                              config.dropout).to(device)
@@ -138,21 +172,38 @@ def train_model(features: Any, targets: np.ndarray, train_idx: np.ndarray,
     shuffler = torch.Generator().manual_seed(config.seed)
     history = []
     best_state, best_epoch, best_val = None, 0, -math.inf
+    starts = range(0, len(train_idx), config.batch_size)
     for epoch in tqdm(range(1, config.epochs + 1), desc="train", unit="epoch",
                       disable=not progress):
         model.train()
         order = torch.randperm(len(train_idx), generator=shuffler)
-        total = 0.0
-        batches = standardized_batches(features, train_idx[order.numpy()], mean, std,
-                                       config.batch_size, device)
-        for start, x in zip(range(0, len(order), config.batch_size), batches, strict=True):
-            batch = order[start:start + config.batch_size].to(device)
+        on_device = order.to(device)
+        if resident:
+            batches: Iterator[torch.Tensor] = (
+                x_train.index_select(0, on_device[start:start + config.batch_size])
+                for start in starts)
+        else:
+            batches = standardized_batches(features, train_idx[order.numpy()], mean, std,
+                                           config.batch_size, device)
+        losses = []
+        for start, x in zip(starts, batches, strict=True):
+            batch = on_device[start:start + config.batch_size]
             optimizer.zero_grad()
             loss = loss_fn(model(x), y_train[batch])
             loss.backward()
             optimizer.step()
-            total += loss.item() * len(batch)
-        val_pred = _predict(model, features, val_idx, mean, std, config.batch_size, device)
+            losses.append(loss.detach())
+        # One device-to-host copy per epoch; summed in Python floats in batch order, as
+        # `loss.item()` per batch did.
+        total = 0.0
+        for start, value in zip(starts, torch.stack(losses).tolist(), strict=True):
+            total += value * len(order[start:start + config.batch_size])
+        if resident:
+            val_pred = _predict_batches(model, (x_val[start:start + config.batch_size]
+                                                for start in range(0, len(val_idx),
+                                                                   config.batch_size)))
+        else:
+            val_pred = _predict(model, features, val_idx, mean, std, config.batch_size, device)
         val_spearman = spearman(val_y, val_pred)
         history.append({"epoch": epoch, "train_loss": total / len(train_idx),
                         "val_loss": float(np.mean((val_pred - val_y) ** 2)),

