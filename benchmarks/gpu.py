@@ -1,12 +1,12 @@
 """GPU benchmark: vidmem's own code against its floors on a GPU box, in one short call each.
 
-    python benchmarks/gpu.py ratios --out DIR   # extract stage vs bare forward pass per batch size
-                                                # and precision; train_model vs a bare loop;
-                                                # GPU features vs CPU features
-    python benchmarks/gpu.py e2e --out DIR      # decode vs bare ffmpeg on every core; a
-                                                # MediaEval-scale run decode → normalize →
-                                                # extract → train (100 epochs)
-    python benchmarks/gpu.py record DIR [DIR]   # results.json's "gpu" key, BENCHMARKS.md's GPU rows
+    python benchmarks/gpu.py extract numerics train decode e2e --out DIR
+    python benchmarks/gpu.py record --folders DIR   # results.json's "gpu", BENCHMARKS.md's rows
+
+Parts: `extract`, the extract stage vs the bare forward pass per batch size and precision;
+`numerics`, GPU features vs the CPU's on photographs; `train`, train_model vs a bare loop;
+`decode`, decode_step vs bare ffmpeg on every core; `e2e`, a MediaEval-scale run decode →
+normalize → extract → train (100 epochs). Each writes `gpu_<part>.json` as it ends.
 
 Every figure is the library's own function (`Backend.extract_videos`, `train_model`,
 `decode_step`, `normalize_step`, `extract_step`) timed against a floor built from the same
@@ -239,13 +239,14 @@ def decode_ratio(work: Path, videos: int) -> dict:
 
     from vidmem.backends import decode_config
     from vidmem.video.ffmpeg_bin import ffmpeg_executable
-    from vidmem.video.frames import count_frames, decode_step
+    from vidmem.video.frames import decode_step
+    from vidmem.video.matroska import video_packet_count
 
     args = bench_args(3.0, 24, 640, 360)
     clips = make_videos(args, work / "decode_videos", 0, videos)
     config = dataclasses.replace(decode_config(bench_params(args)), format="npy")
     binary = ffmpeg_executable()
-    totals = {clip: count_frames(clip, binary, 60) for clip in clips}
+    totals = {clip: video_packet_count(clip) for clip in clips}  # WebM: the stage's own count
     start = time.perf_counter()
     decode_step(work / "decode_videos", work / "decode_out", config, "skip", None, False)
     stage = time.perf_counter() - start
@@ -313,7 +314,16 @@ def end_to_end(work: Path, clips: int, distinct: int, seconds: float, epochs: in
     step("train", train_model, features, targets, np.sort(order[:n_train]),
          np.sort(order[n_train:n_train + n_val]), train_config, False)
     total = round(time.perf_counter() - wall, 2)
-    return {"clips": clips, "distinct_clips": distinct, "seconds_per_clip": seconds,
+    # decode's floor: bare ffmpeg on each distinct clip, as many times as it is used.
+    from bench.decode import ffmpeg_floor
+
+    from vidmem.video.ffmpeg_bin import ffmpeg_executable
+    from vidmem.video.matroska import video_packet_count
+
+    floor = ffmpeg_floor(made, 8, decode.short_side, decode.workers, ffmpeg_executable(),
+                         {clip: video_packet_count(clip) for clip in made}) * clips / distinct
+    return {"decode_floor_s": round(floor, 1), "clips": clips, "distinct_clips": distinct,
+            "seconds_per_clip": seconds,
             "size": "640x360", "fps": 30, "frames_per_clip": 8, "epochs": epochs,
             "weights": weights, "frames_stored_as": "npy", "making_clips_s": round(making, 1),
             "steps_s": steps, "wall_s": total, "goal_s": 90}
@@ -327,72 +337,77 @@ def dataclasses_replace(config, **changes):
 
 # --- the parts, and recording them ---------------------------------------------------------
 
-def run_ratios(out: Path, small: bool) -> dict:
-    import torch
-
-    weights = weights_here()
-    work = Path(tempfile.mkdtemp())
-    result = {"device": device_name(), "cores": os.cpu_count(), "torch": torch.__version__,
-              "weights": weights}
-    result["extract"] = extract_ratios(work, 8 if small else 1536,
-                                       [4, 8] if small else [16, 64, 256, 1024], weights)
-    result["numerics"] = feature_differences(weights)
-    result["train"] = train_ratio(40 if small else 8000, 16 if small else 1024, 2 if small else 10)
-    shutil.rmtree(work, ignore_errors=True)
-    return result
+def part_extract(work: Path, small: bool) -> list[dict]:
+    return extract_ratios(work, 8 if small else 1024, [4, 8] if small else [64, 256, 1024],
+                          weights_here())
 
 
-def run_e2e(out: Path, small: bool) -> dict:
-    import torch
+def part_numerics(work: Path, small: bool) -> dict:
+    return feature_differences(weights_here())
 
-    work = Path(tempfile.mkdtemp())
+
+def part_train(work: Path, small: bool) -> dict:
+    return train_ratio(40 if small else 8000, 16 if small else 1024, 2 if small else 10)
+
+
+def part_decode(work: Path, small: bool) -> dict:
     os.environ["VIDMEM_BENCH_WORK"] = str(work / "bench")
-    result = {"device": device_name(), "cores": os.cpu_count(), "torch": torch.__version__}
-    result["decode"] = decode_ratio(work, 8 if small else 256)
-    result["end_to_end"] = end_to_end(work, 16 if small else 8000, 4 if small else 320,
-                                      1.0 if small else 7.0, 2 if small else 100, weights_here())
-    shutil.rmtree(work, ignore_errors=True)
-    return result
+    return decode_ratio(work, 8 if small else 256)
+
+
+def part_e2e(work: Path, small: bool) -> dict:
+    os.environ["VIDMEM_BENCH_WORK"] = str(work / "bench")
+    return end_to_end(work, 16 if small else 8000, 4 if small else 128, 1.0 if small else 7.0,
+                      2 if small else 100, weights_here())
+
+
+PARTS = {"extract": part_extract, "numerics": part_numerics, "train": part_train,
+         "decode": part_decode, "e2e": part_e2e}
 
 
 def record(folders: list[Path]) -> None:
-    """Merge the parts' JSON into benchmarks/results.json ("gpu") and write BENCHMARKS.md's GPU
-    section from it."""
+    """Merge the parts' JSON (`gpu_<part>.json`) into benchmarks/results.json ("gpu") and
+    write BENCHMARKS.md's GPU rows from it."""
     from bench.harness import ROOT
+    from bench.report import write_markdown
 
     results_file = ROOT / "benchmarks" / "results.json"
     results = json.loads(results_file.read_text())
     gpu = results.get("gpu", {})
     for folder in folders:
-        for part in ("ratios", "e2e"):
-            path = folder / f"gpu_{part}.json"
-            if path.exists():
-                gpu[part] = json.loads(path.read_text())
+        for path in sorted(folder.glob("gpu_*.json")):
+            gpu[path.stem.removeprefix("gpu_")] = json.loads(path.read_text())
     results["gpu"] = gpu
     results_file.write_text(json.dumps(results, indent=2) + "\n")
-    from bench.report import write_markdown
-
     write_markdown(results, ROOT / "BENCHMARKS.md")
 
 
 def main() -> None:
+    import torch
+
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=["ratios", "e2e", "record"])
-    parser.add_argument("folders", nargs="*", type=Path, help="record: folders of gpu_*.json")
+    parser.add_argument("parts", nargs="+", choices=[*PARTS, "record"])
+    parser.add_argument("--folders", nargs="*", type=Path, default=[],
+                        help="record: folders holding gpu_<part>.json files")
     parser.add_argument("--out", type=Path, default=Path("."))
     parser.add_argument("--small", action="store_true", help="toy sizes (tests, CPU)")
     args = parser.parse_args()
-    if args.part == "record":
+    if args.parts == ["record"]:
         record(args.folders)
         return
-    started = time.time()
-    result = (run_ratios if args.part == "ratios" else run_e2e)(args.out, args.small)
-    result["command"] = "python benchmarks/gpu.py " + " ".join(sys.argv[1:])
-    result["date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"gpu_{args.part}.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=1))
+    for part in args.parts:
+        started = time.time()
+        work = Path(tempfile.mkdtemp())
+        result = {"result": PARTS[part](work, args.small), "device": device_name(),
+                  "cores": os.cpu_count(), "torch": torch.__version__,
+                  "command": f"python benchmarks/gpu.py {part}" + (" --small" if args.small
+                                                                  else ""),
+                  "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))}
+        shutil.rmtree(work, ignore_errors=True)
+        (args.out / f"gpu_{part}.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(part, json.dumps(result["result"]), flush=True)
 
 
 if __name__ == "__main__":

@@ -209,7 +209,7 @@ class Backend(ABC):
         return open_cache(self.cache_root, f"extract/{self.name}",
                           {"version": EXTRACT_VERSION, "backend": config,
                            "spec": self.spec.to_dict(), "numerics": self.numerics},
-                          scratch=scratch)
+                          scratch=scratch, small=scratch is not None)
 
     def save_video(self, out_dir: Path | None, stem: str, features: np.ndarray,
                    cache: ItemCache, digest: str, facts: dict[str, Any]) -> None:
@@ -277,13 +277,20 @@ class Backend(ABC):
         # The batch on the device: its pending features, its size, and its videos' frame counts.
         in_flight: tuple[PendingFeatures, int, list[tuple[str, int]]] | None = None
 
+        # Each video's features are saved on writer threads: a save creates files, and file
+        # creation takes milliseconds on some disks, which one thread would pay per video
+        # while the accelerator waits. (A backend writing its own layout saves one at a time.)
+        savers = ThreadPoolExecutor(max_workers=loader_threads() if self.sharded_output else 1)
+        saved: list[Future] = []
+
         def finish(batch: tuple[PendingFeatures, int, list[tuple[str, int]]]) -> None:
             pending, size, videos = batch
             features = self.collect(pending, size)
             start = 0
             for stem, count in videos:
-                self.save_video(out_dir, stem, features[start:start + count], cache,
-                                digests[stem], facts_of[stem])
+                saved.append(savers.submit(self.save_video, out_dir, stem,
+                                           features[start:start + count], cache, digests[stem],
+                                           facts_of[stem]))
                 start += count
 
         def flush() -> None:
@@ -320,6 +327,9 @@ class Backend(ABC):
         flush()
         if in_flight is not None:
             finish(in_flight)
+        with savers:
+            for future in saved:
+                future.result()  # a failed save is the stage's error
         return [VideoResult(stem, digest, facts_of[stem]) for stem, _, digest in todo]
 
     def use_dataset(self, dataset: DatasetFiles) -> None:  # noqa: B027 - a hook; default: nothing

@@ -220,6 +220,43 @@ class ScratchStore(LocalStore):
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class MemoryStore(EntryStore):
+    """The cache is off and the results are small (features): they wait in memory until their
+    shard is written, each taken out as the shard writer reads it, so memory holds the videos
+    of the shards not yet written, not the data set. No files per video: on a GPU box, creating
+    and renaming two files per video on one thread capped extract far below the network's
+    pace. A digest written twice (two videos with the same frames) is read twice."""
+
+    looks_up = False
+
+    def __init__(self, suffix: str) -> None:
+        super().__init__("memory (cache off)", suffix)
+        self._entries: dict[str, tuple[bytes, dict[str, Any], int]] = {}
+        self._lock = threading.Lock()
+
+    def read(self, digest: str) -> Entry | None:
+        with self._lock:
+            found = self._entries.get(digest)
+            if found is None:
+                return None
+            data, facts, copies = found
+            if copies > 1:
+                self._entries[digest] = (data, facts, copies - 1)
+            else:
+                del self._entries[digest]
+        return data, dict(facts)
+
+    def write(self, digest: str, data: bytes, facts: dict[str, Any]) -> None:
+        facts = {**facts, SHA256: hashlib.sha256(data).hexdigest()}  # in the writer's thread
+        with self._lock:
+            copies = self._entries[digest][2] + 1 if digest in self._entries else 1
+            self._entries[digest] = (data, facts, copies)
+
+    def discard(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
 class FsspecStore(EntryStore):
     """An fsspec URL (`s3://bucket/prefix`) that workers on other machines share. The data
     object is uploaded first and the facts JSON last: an object store writes each object
@@ -255,14 +292,17 @@ class FsspecStore(EntryStore):
 
 def open_cache(root: str | os.PathLike | None, namespace: str, config: dict[str, Any],
                fmt: FrameFormat | None = None, scratch: str | os.PathLike | None = None,
-               ) -> ItemCache:
+               small: bool = False) -> ItemCache:
     """The per-video cache of one stage: entries under `<root>/<namespace>/<config digest>/`
     in `fmt` (`.npy` arrays by default, or frames as image strips: vidmem.store.framestore).
     `root` is a local folder or an fsspec URL; None turns the cache off, and the stage's
-    results then wait in `scratch` (a folder inside the output being built)."""
+    results then wait in `scratch` (a folder inside the output being built), or in memory when
+    they are `small` (features: tens of KB per video)."""
     keyed_by_format = fmt is not None  # (entries made before formats existed keep their key)
     fmt = fmt or FrameFormat("npy")
     if root is None:
+        if small:
+            return ItemCache(MemoryStore(fmt.suffix), fmt)
         if scratch is None:
             raise ValueError("the cache is off (cache.dir null) and the stage gave no scratch "
                              "folder for its results")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +34,8 @@ import tifffile
 from PIL import Image
 
 from vidmem.core.errors import DataError
+
+NPY_HEADER_MAX = 65536 + 10  # a .npy header's magic, length and text are at most this long
 
 SUFFIXES = {"tiff": ".tif", "webp": ".webp", "png": ".png", "jpeg": ".jpg", "npy": ".npy"}
 JPEG_BLOCK = 8  # rows; with 4:4:4 sampling a JPEG block is 8×8
@@ -96,10 +99,7 @@ def decode_item(data: bytes, suffix: str, name: str) -> np.ndarray:
     """The array in one stored item's bytes: an `.npy` array (features, raw frames) or frames
     in an image format; `name` says where the bytes came from in errors."""
     if suffix == ".npy":
-        try:
-            return np.load(io.BytesIO(data), allow_pickle=False)
-        except (OSError, ValueError, EOFError) as exc:
-            raise DataError(f"{name}: not a readable .npy array ({exc})") from exc
+        return _decode_npy(data, name)
     if suffix == ".tif":
         return _decode_tiff(data, name)
     try:
@@ -115,6 +115,28 @@ def decode_item(data: bytes, suffix: str, name: str) -> np.ndarray:
         raise DataError(f"{name}: {strip.shape[0]} rows do not hold {n} frames")
     # A writable copy of just the frames (the decoded image is read-only and padded).
     return np.array(strip.reshape(n, strip.shape[0] // n, *strip.shape[1:])[:, :height])
+
+
+def _decode_npy(data: bytes | bytearray, name: str) -> np.ndarray:
+    """The array of `.npy` bytes, as a view of them (writable when `data` is a bytearray): no
+    copy of the data, which `np.load` on a BytesIO made while holding the GIL, the largest cost
+    of the extract loader's threads."""
+    try:
+        header = io.BytesIO(bytes(memoryview(data)[:NPY_HEADER_MAX]))
+        version = np.lib.format.read_magic(header)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, fortran_order, dtype = read_header(header)
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{name}: not a readable .npy array ({exc})") from exc
+    if dtype.hasobject:
+        raise DataError(f"{name}: not a readable .npy array (object arrays are not read)")
+    count = math.prod(shape)
+    if len(data) - header.tell() != count * dtype.itemsize:
+        raise DataError(f"{name}: not a readable .npy array ({len(data) - header.tell()} bytes "
+                        f"of data for shape {list(shape)} of {dtype})")
+    array = np.frombuffer(data, dtype=dtype, count=count, offset=header.tell())
+    return array.reshape(shape, order="F" if fortran_order else "C")
 
 
 def _decode_tiff(data: bytes, name: str) -> np.ndarray:

@@ -212,18 +212,20 @@ class ShardReader:
         """The content digest of the video's bytes (the next stage's cache key)."""
         return self.videos[stem][3]
 
-    def read(self, stem: str) -> bytes:
+    def read(self, stem: str) -> bytearray:
         """The video's bytes, checked against the index (DataError naming the shard if not)."""
         if stem not in self.videos:
             raise DataError(f"{self.folder}: no video {stem!r}; re-run the stage that makes it")
         shard, offset, size, sha256 = self.videos[stem]
         path = self.folder / shard
+        # A bytearray, so arrays decoded from it are writable views, not copies.
+        data = bytearray(size)
         try:
             with open(path, "rb") as f:
-                data = os.pread(f.fileno(), size, offset)
+                got = os.preadv(f.fileno(), [data], offset)
         except OSError as exc:
             raise DataError(f"{path}: cannot read {stem} ({exc}); re-run its stage") from exc
-        if hashlib.sha256(data).hexdigest() != sha256:
+        if got != size or hashlib.sha256(data).hexdigest() != sha256:
             raise DataError(f"{path}: the bytes of {stem} do not match {INDEX} (damaged or "
                             "edited); re-run its stage")
         return data
