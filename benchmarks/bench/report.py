@@ -32,6 +32,50 @@ def decode_long_rows(long: dict | None) -> list[str]:
             f"{long['whole_stream_s']} s ({long['whole_over_stage']}× the stage) | ≤ 1.5× |"]
 
 
+def gpu_rows(gpu: dict | None) -> list[str]:
+    """The GPU box's rows (benchmarks/gpu.py), each part with its device and command."""
+    if not gpu:
+        return []
+    rows = []
+    if "extract" in gpu:
+        part = gpu["extract"]
+        for r in part["result"]:
+            rows.append(f"| GPU extract efficientnet_lite0, {r['precision']}, batch {r['batch']} "
+                        f"({r['frames']:,} frames; {part['device']}, {part['cores']} cores) | "
+                        f"{r['stage_fps']:,} frames/s | {r['floor_fps']:,} frames/s bare forward | "
+                        f"{r['ratio']} of floor | ≥ 0.8 |")
+    if "train" in gpu:
+        t, part = gpu["train"]["result"], gpu["train"]
+        rows.append(f"| GPU train, reference LSTM ({t['hidden']}×3), {t['videos_train']:,} train / "
+                    f"{t['videos_val']:,} val videos ({part['device']}) | "
+                    f"{t['train_model_s_per_epoch']} s/epoch (data on the device; streamed: "
+                    f"{t['streamed_s_per_epoch']} s, {t['streamed_ratio']}×) | "
+                    f"{t['bare_s_per_epoch']} s/epoch bare loop | {t['ratio']}× bare; two runs "
+                    f"bitwise equal: {t['two_runs_bitwise_equal']} | ≤ 1.5× |")
+    if "decode" in gpu:
+        d, part = gpu["decode"]["result"], gpu["decode"]
+        rows.append(f"| GPU box decode, {d['videos']} clips (3 s, 640×360), {d['workers']} workers "
+                    f"({part['cores']} cores; frames stored raw) | {d['stage_s']} s | "
+                    f"{d['floor_s']} s bare ffmpeg | {d['ratio']}× floor | ≤ 1.5× |")
+    if "numerics" in gpu and gpu["numerics"]["result"]:
+        n = gpu["numerics"]["result"]
+        rows.append(f"| GPU features vs CPU features ({n['frames']} photo frames, "
+                    f"{gpu['numerics']['device']}), relative L2 mean / max | fp32 (TF32 off, the "
+                    f"default) {n['fp32']['rel_l2_mean']} / {n['fp32']['rel_l2_max']}; TF32 on "
+                    f"{n['fp32_tf32']['rel_l2_mean']} / {n['fp32_tf32']['rel_l2_max']}; fp16 "
+                    f"{n['fp16']['rel_l2_mean']} / {n['fp16']['rel_l2_max']}; bf16 "
+                    f"{n['bf16']['rel_l2_mean']} / {n['bf16']['rel_l2_max']} | | | stated |")
+    if "e2e" in gpu:
+        e, part = gpu["e2e"]["result"], gpu["e2e"]
+        steps = ", ".join(f"{name} {seconds} s" for name, seconds in e["steps_s"].items())
+        rows.append(f"| GPU box end to end: {e['clips']:,} clips ({e['seconds_per_clip']:g} s, "
+                    f"{e['size']}; {e['distinct_clips']} distinct, cache off) → decode → "
+                    f"normalize → extract → train ({e['epochs']} epochs) ({part['device']}) | "
+                    f"{e['wall_s']} s wall: {steps} | decode floor {e['decode_floor_s']} s "
+                    f"(bare ffmpeg) | decode and normalize hold it back | ≤ {e['goal_s']} s |")
+    return rows
+
+
 def footprint_rows(f: dict | None) -> list[str]:
     if not f:
         return []
@@ -161,6 +205,7 @@ def write_markdown(results: dict, path: Path) -> None:
         *footprint_rows(results.get("footprint")),
         *dvc_layout_rows(results.get("dvc_layout")),
         *scaleout_rows(results.get("scaleout")),
+        *gpu_rows(results.get("gpu")),
         "",
         "Raw numbers: `benchmarks/results.json`. Notes and history of optimisations: below.",
         "",

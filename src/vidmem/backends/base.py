@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from vidmem.backends.normalize import InputSpec, range_matches, resize_frames
+from vidmem.core.devices import host_threads
 from vidmem.core.errors import ParamsError, VidmemError
 from vidmem.core.params import as_int
 from vidmem.store.cache import ItemCache, open_cache
@@ -58,10 +59,10 @@ class DatasetFiles:
 
 
 def loader_threads() -> int:
-    """Threads that read, check and resize videos for extract: one per core this process may use
-    (at most 16), so loading keeps pace with an accelerator; reading, sha256 checks, TIFF
-    decoding and numpy reductions release the GIL."""
-    return max(1, min(16, len(os.sched_getaffinity(0))))
+    """Threads that read, check and resize videos for extract, and save their features: one per
+    core (`host_threads`), so loading keeps pace with an accelerator; reading, sha256 checks,
+    TIFF decoding and numpy reductions release the GIL."""
+    return host_threads()
 
 
 def _prefetch(items: Sequence[str], workers: int,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any
 
 import torch
@@ -22,6 +23,12 @@ def use_cuda_numerics() -> None:
     """Set the process-wide CUDA math settings vidmem's results are defined with (TF32)."""
     torch.backends.cuda.matmul.allow_tf32 = TF32
     torch.backends.cudnn.allow_tf32 = TF32
+
+
+def host_threads(limit: int = 16) -> int:
+    """Threads for a stage's per-video host work (reading, checking, resizing, saving): one per
+    core this process may use, at most `limit`."""
+    return max(1, min(limit, len(os.sched_getaffinity(0))))
 
 
 def resolve_device(requested: str = "auto") -> torch.device:
