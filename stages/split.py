@@ -18,9 +18,21 @@ def main(args, params):
     if data.captions:  # checked now so a broken captions file is found before anyone uses it
         captions = read_captions(data.captions, data.format)
         counts["videos_without_caption"] = sum(v not in captions for v in dataset.videos)
+        for part, names in (dataset.official or {}).items():
+            dataset.parts[part]["captioned"] = sum(v in captions for v in names)
+    counts.update({f"part_{part}_{key}": value for part, about in dataset.parts.items()
+                   for key, value in about.items()})
     write_json(args.out, parts)
-    write_json(args.report, {"counts": dataset.counts(), "skipped": dataset.skipped})
+    write_json(args.report, {"counts": dataset.counts(), "parts": dataset.parts,
+                             "skipped": dataset.skipped})
     write_json(args.metrics, counts)
+    if config.source == "official":
+        print(f"split: official parts of {dataset.dataset}: its training part "
+              f"({dataset.parts['train']['used']} videos used) became train and val, its "
+              f"labelled evaluation part ({dataset.parts['test']['used']}) became test"
+              + (f"; {dataset.parts['withheld']['videos']} videos of its test part have no "
+                 "labels (predict them with `vidmem predict`)" if "withheld" in dataset.parts
+                 else ""))
     print("split: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()) +
           f"; {len(dataset.skipped)} video(s) skipped, see {args.report}")
 

@@ -4,6 +4,7 @@ quirks (BOM, several descriptions per video, no long-term scores, withheld test 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,3 +116,42 @@ def test_official_split_carves_validation_from_train_only(tmp_path):
         f"clip{i}.mp4" for i in range(6)}
     with pytest.raises(ParamsError, match="data set mediaeval2018 defines no official split"):
         official_split(DatasetReport(videos=["a"]), SplitConfig(0.5, 0.25, 0.25, 0, "official"))
+
+
+RELEASE = Path(__file__).parent / "data" / "mediaeval2021"
+
+
+@pytest.mark.parametrize("part, videos, long_term", [("trecvid", 28, True),
+                                                      ("memento10k", 28, False)])
+def test_mediaeval2021_as_released_reads_every_part(part, videos, long_term):
+    """The release's folder names (training_set/, dev_set/ or developemnt_set/, test_set/), its
+    headers (video_url), BOMs and CRLF line ends, wide and long descriptions, and a test part
+    with descriptions only: every part read, none dropped."""
+    truth = read_ground_truth(RELEASE / part, data_format="mediaeval2021")
+    assert len(truth.videos) == videos
+    assert len(truth.official["train"]) == 20 and len(truth.official["test"]) == 8
+    assert len(truth.withheld) == 4 and not set(truth.withheld) & set(truth.videos)
+    assert ("long-term_memorability" in truth.table.columns) == long_term
+    captions = read_captions(RELEASE / part, "mediaeval2021")
+    assert set(truth.videos) | set(truth.withheld) == set(captions)
+    # Long: two rows per video; wide: five columns per row.
+    assert {len(texts) for texts in captions.values()} == ({2, 1} if part == "trecvid" else {5})
+
+
+def test_a_missing_part_names_what_was_looked_for_and_found(tmp_path):
+    import shutil
+
+    copy = tmp_path / "me21"
+    shutil.copytree(RELEASE / "trecvid", copy)
+    (copy / "training_set").rename(copy / "trainingset")
+    with pytest.raises(DataError, match=r"no train part: looked for a folder named training_set "
+                                        r"or train_set .* found folders \['dev_set', 'test_set', "
+                                        r"'trainingset'\]"):
+        read_ground_truth(copy, data_format="mediaeval2021")
+
+
+def test_descriptions_without_a_known_column_are_an_error_naming_them(tmp_path):
+    file = tmp_path / "d.csv"
+    file.write_text("video_id,text\n1,a dog\n")
+    with pytest.raises(DataError, match=r"found columns \['video_id', 'text'\]"):
+        read_captions(file, "mediaeval2021")

@@ -28,20 +28,29 @@ def write_memento(root: Path, scores: dict[str, float]) -> None:
 
 
 def write_me2021(root: Path, scores: dict[str, float]) -> None:
+    """The MediaEval 2021 release as published: `training_set/`, `dev_set/`, `test_set/` (the
+    last with descriptions only), scores with `video_url`, long descriptions with a BOM and
+    CRLF line ends (tests/data/mediaeval2021/README.md)."""
     names = sorted(scores)
-    for part, videos in (("train", names[:16]), ("dev", names[16:])):
-        folder = root / f"{part}_set"
-        folder.mkdir(parents=True)
-        (folder / f"{part}_scores.csv").write_text(
-            "\ufeffvideo_id,annotations_short_term,annotations_long_term,scores_raw_short_term,"
-            "scores_raw_long_term,scores_normalized_short_term,decay_alpha\n" + "".join(
-                f"{int(v[:5])},40,12,{scores[v]},{scores[v] * 0.9:.4f},{scores[v]},-0.001\n"
-                for v in videos))
-        (folder / f"{part}_text_descriptions.csv").write_text("video_id,description\n" + "".join(
-            f"{int(v[:5])},{'vivid crash' if scores[v] > 0.7 else 'calm field'}\n"
-            f"{int(v[:5])},a second description\n" for v in videos))
+    for folder, part, videos in (("training_set", "train", names[:16]),
+                                 ("dev_set", "dev", names[16:])):
+        (root / folder).mkdir(parents=True)
+        (root / folder / f"{part}_scores.csv").write_text(
+            "video_id,video_url,annotations_short_term,annotations_long_term,"
+            "scores_raw_short_term,scores_raw_long_term,scores_normalized_short_term,"
+            "decay_alpha\n" + "".join(
+                f"{int(v[:5])},https://example.org/{v},40,12,{scores[v]},{scores[v] * 0.9:.4f},"
+                f"{scores[v]},-0.001\n" for v in videos))
+        (root / folder / f"{part}_text_descriptions.csv").write_bytes((
+            "\ufeffvideo_id,video_url,description\r\n" + "".join(
+                f"{int(v[:5])},https://example.org/{v},"
+                f"{'vivid crash' if scores[v] > 0.7 else 'calm field'}\r\n"
+                f"{int(v[:5])},https://example.org/{v},a second description\r\n"
+                for v in videos)).encode())
     (root / "test_set").mkdir()
-    (root / "test_set" / "test_scores.csv").write_text("video_id\n90\n91\n")
+    (root / "test_set" / "test_text_descriptions.csv").write_text(
+        "video_id,video_url,description\n90,https://example.org/90.mp4,a test clip\n"
+        "91,https://example.org/91.mp4,another test clip\n")
 
 
 @pytest.mark.parametrize("layout", ["memento10k", "mediaeval2021"])
@@ -77,6 +86,9 @@ def test_features_only_repro_on_each_layout(tmp_path, layout):
     assert split["test"] == official_test and len(split["val"]) == 4
     assert not {"withheld0.mp4", "withheld1.mp4", "00090.mp4"} & {v for p in split.values()
                                                                     for v in p}
+    report = json.loads((project / "data/reports/dataset.json").read_text())
+    assert report["parts"]["train"] == {"labelled": 16, "used": 16, "captioned": 16}
+    assert report["parts"]["test"]["used"] == 8 and report["parts"]["withheld"] == {"videos": 2}
     fusion = json.loads((project / "metrics/eval/fusion.json").read_text())
     assert fusion["n"] == len(official_test) and set(fusion["weights"]) == {"shipped", "captions"}
     shipped = json.loads((project / "metrics/eval/shipped.json").read_text())

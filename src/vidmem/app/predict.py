@@ -31,7 +31,7 @@ from vidmem.app.pipeline import features_for_videos
 from vidmem.backends import backend_facts
 from vidmem.backends.text import text_features
 from vidmem.core.errors import DataError, VidmemError
-from vidmem.core.files import read_json, write_csv
+from vidmem.core.files import write_csv
 from vidmem.core.params import Params
 from vidmem.data.groundtruth import read_captions
 from vidmem.learn.chain import load_scorer
@@ -108,14 +108,7 @@ def predict_all(videos_dir: str | os.PathLike, params: Params,
         skipped += missed
     fusion_file = Path(models_dir) / "fusion.json"
     if backends is None and len(names) > 1:
-        if not fusion_file.exists():
-            raise DataError(f"{fusion_file} not found: run `dvc repro` (the fusion stage writes "
-                            "it), or score one backend with --backend")
-        state = read_json(fusion_file)
-        if state["backends"] != names:
-            raise DataError(f"{fusion_file} fuses {state['backends']}, but params.yaml lists "
-                            f"{names}: run `dvc repro` so the fusion matches")
-        fusion = Fusion.from_state(state)
+        fusion = Fusion.load(fusion_file, names)
         complete = table[names].notna().all(axis=1)
         table["fusion"] = np.nan
         table.loc[complete, "fusion"] = fusion.predict(

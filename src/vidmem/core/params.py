@@ -264,11 +264,28 @@ class SplitConfig:
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> SplitConfig:
-        sizes = [as_float(lookup(params, f"split.{part}"), f"split.{part}", 0)
+        sizes = [_split_size(lookup(params, f"split.{part}"), f"split.{part}")
                  for part in ("train", "val", "test")]
         return cls(*sizes, seed=as_int(lookup(params, "base.seed"), "base.seed", 0),
                    source=as_choice(lookup(params, "split.source", cls.source), "split.source",
                                     ("random", "official")))
+
+
+def _positive(value: Any, key: str) -> float:
+    number = as_float(value, key, 0)
+    if number <= 0 or math.isinf(number):
+        raise ParamsError(f"params.yaml: '{key}' = {value!r} must be a finite number > 0 "
+                          "(e.g. 1e-4)")
+    return number
+
+
+def _split_size(value: Any, key: str) -> float:
+    """A split part's size: a fraction in (0, 1], or a whole count of videos."""
+    size = as_float(value, key, 0)
+    if size > 1 and not size.is_integer():
+        raise ParamsError(f"params.yaml: '{key}' = {value!r} is neither a fraction in [0, 1] "
+                          "(e.g. 0.75) nor a whole count of videos (e.g. 6000)")
+    return size
 
 
 def parse_target(params: dict[str, Any]) -> str:
@@ -295,7 +312,7 @@ class TrainConfig:
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> TrainConfig:
         return cls(
-            lr=as_float(lookup(params, "lr"), "lr", 0),
+            lr=_positive(lookup(params, "lr"), "lr"),
             epochs=as_int(lookup(params, "epochs"), "epochs", 1),
             batch_size=as_int(lookup(params, "batch_size"), "batch_size", 1),
             target=parse_target(params),

@@ -19,6 +19,9 @@ class DatasetReport:
     skipped: list[dict[str, str]] = field(default_factory=list)
     official: dict[str, list[str]] | None = None
     dataset: str = "mediaeval2018"
+    # The data set's own parts, each with its counts ({"train": {"labelled": n, "used": n}, ...,
+    # "withheld": {"videos": n}}): every part found is reported, none dropped silently.
+    parts: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         by_stage: dict[str, int] = {}
@@ -70,4 +73,8 @@ def dataset_from_reports(ground_truth_csv: str, decode_report: str | os.PathLike
         used = set(result.videos)
         result.official = {part: [v for v in names if v in used]
                            for part, names in truth.official.items()}
+        result.parts = {part: {"labelled": len(names), "used": len(result.official[part])}
+                        for part, names in truth.official.items()}
+    if truth.withheld:
+        result.parts["withheld"] = {"videos": len(truth.withheld)}
     return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,41 +129,84 @@ def _read_mediaeval2020(path: Path) -> Parsed:
 
 
 ME2021_PARTS = {"train": "train", "dev": "test"}  # the data set's part -> vidmem's split part
+# The folders of each part as the MediaEval 2021 release names them (`training_set/`, `dev_set/`,
+# `test_set/`), then the variants seen in copies of it (PicSOM's `developemnt_set/`).
+ME2021_FOLDERS = {"train": ("training_set", "train_set"),
+                  "dev": ("dev_set", "development_set", "developemnt_set"),
+                  "test": ("test_set", "testing_set")}
+SCORE_FILES = "*_scores.csv"
+DESCRIPTION_FILES = "*_text_descriptions.csv"
+
+
+def me2021_parts(path: Path) -> dict[str, Path]:
+    """The part folders of a MediaEval 2021 data set folder: {"train"|"dev"|"test": folder}."""
+    found = {}
+    for part, names in ME2021_FOLDERS.items():
+        folder = next((path / name for name in names if (path / name).is_dir()), None)
+        if folder is not None:
+            found[part] = folder
+    return found
+
+
+def _missing_part(path: Path, part: str, found: dict[str, Path]) -> DataError:
+    others = sorted(p.name for p in path.iterdir() if p.is_dir())
+    return DataError(
+        f"{path}: no {part} part: looked for a folder named {' or '.join(ME2021_FOLDERS[part])} "
+        f"holding a {SCORE_FILES} with scores, found folders {others}; point data.ground_truth "
+        "at the data set's folder as released (training_set/, dev_set/, test_set/) or rename "
+        "the part's folder to one of those names")
 
 
 def _read_mediaeval2021(path: Path) -> Parsed:
-    """A `{train,dev,test}_set/{part}_scores.csv` folder (or one scores CSV), TRECVid or Memento10k
-    part: video_id, annotations_short_term[, annotations_long_term], scores_raw_short_term
-    [, scores_raw_long_term], scores_normalized_short_term, decay_alpha. Short-term is the
-    normalized score (the task's official one), long-term the raw one where it exists. Test
-    scores are withheld: the official split trains on train and tests on dev."""
-    files = {part: path / f"{part}_set" / f"{part}_scores.csv" for part in ("train", "dev", "test")
-             } if path.is_dir() else {"train": path}
+    """The MediaEval 2021 release's folder (or one scores CSV), TRECVid or Memento10k part:
+    `training_set/train_scores.csv` and `dev_set/dev_scores.csv` with video_id[, video_url],
+    annotations_short_term[, annotations_long_term], scores_raw_short_term
+    [, scores_raw_long_term], scores_normalized_short_term, decay_alpha; `test_set/` with
+    descriptions (and ids) only. Short-term is the normalized score (the task's official one),
+    long-term the raw one where it exists. Test scores are withheld: the official split trains
+    on training and tests on dev; the test part's videos are only predicted."""
+    if not path.is_dir():
+        frame, _ = _scores_2021(_read_csv(path), path)
+        if frame is None:
+            raise DataError(f"{path}: no score columns (scores_normalized_short_term or "
+                            "scores_raw_short_term): point data.ground_truth at a part's "
+                            "*_scores.csv or at the data set's folder")
+        return frame, None, []
+    folders = me2021_parts(path)
     frames, official, withheld = [], {}, []
-    for part, file in files.items():
-        if not file.exists():
-            continue
-        table = _read_csv(file)
-        _require(table, file, ["video_id"], "MediaEval 2021")
-        names = [trecvid_name(v) for v in table.video_id]
-        if "scores_normalized_short_term" not in table.columns and \
-                "scores_raw_short_term" not in table.columns:
-            withheld += names  # the test part: ids without scores
-            continue
-        short = table.get("scores_normalized_short_term", table.get("scores_raw_short_term"))
-        frame = pd.DataFrame({"video": names, SCORE_COLUMNS[0]: short,
-                              "nb_short-term_annotations": table.get("annotations_short_term")})
-        if "scores_raw_long_term" in table.columns:
-            frame[SCORE_COLUMNS[1]] = table.scores_raw_long_term
-            frame["nb_long-term_annotations"] = table.get("annotations_long_term")
+    for part in ("train", "dev"):
+        scores = sorted(folders[part].glob(SCORE_FILES)) if part in folders else []
+        if not scores:
+            raise _missing_part(path, part, folders)
+        frame, names = _scores_2021(_read_csv(scores[0]), scores[0])
+        if frame is None:
+            raise DataError(f"{scores[0]}: no score columns (scores_normalized_short_term or "
+                            "scores_raw_short_term); the training and dev parts need them")
         frames.append(frame)
-        if part in ME2021_PARTS:
-            official[ME2021_PARTS[part]] = names
-    if not frames:
-        raise DataError(f"{path}: no train_set/train_scores.csv or dev_set/dev_scores.csv with "
-                        "scores (data.format: mediaeval2021)")
-    table = pd.concat(frames, ignore_index=True)
-    return table, official if path.is_dir() and len(official) == 2 else None, withheld
+        official[ME2021_PARTS[part]] = names
+    if "test" in folders:  # ids only: from a scores file without scores, else the descriptions
+        for file in [*sorted(folders["test"].glob(SCORE_FILES)),
+                     *sorted(folders["test"].glob(DESCRIPTION_FILES))][:1]:
+            table = _read_csv(file)
+            _require(table, file, ["video_id"], "MediaEval 2021")
+            withheld = list(dict.fromkeys(trecvid_name(v) for v in table.video_id))
+    return pd.concat(frames, ignore_index=True), official, withheld
+
+
+def _scores_2021(table: pd.DataFrame, file: Path) -> tuple[pd.DataFrame | None, list[str]]:
+    """One part's scores table in the common columns (None: ids without scores), and its video
+    names."""
+    _require(table, file, ["video_id"], "MediaEval 2021")
+    names = [trecvid_name(v) for v in table.video_id]
+    short = table.get("scores_normalized_short_term", table.get("scores_raw_short_term"))
+    if short is None:
+        return None, names
+    frame = pd.DataFrame({"video": names, SCORE_COLUMNS[0]: short,
+                          "nb_short-term_annotations": table.get("annotations_short_term")})
+    if "scores_raw_long_term" in table.columns:
+        frame[SCORE_COLUMNS[1]] = table.scores_raw_long_term
+        frame["nb_long-term_annotations"] = table.get("annotations_long_term")
+    return frame, names
 
 
 def _read_memento10k(path: Path) -> Parsed:
@@ -266,18 +310,31 @@ def read_captions(path: str | os.PathLike,
 
 
 def _read_descriptions_2021(path: Path) -> dict[str, str | list[str]]:
-    """`{part}_text_descriptions.csv` (video_id,description; two or more rows per video), from
-    one file or every part of a MediaEval 2021 folder."""
-    files = sorted(path.glob("*_set/*_text_descriptions.csv")) if path.is_dir() else [path]
+    """`{part}_text_descriptions.csv` of one file or of every part of a MediaEval 2021 folder,
+    as released: long (`video_id[,video_url],description`, a row per description: TRECVid) or
+    wide (`video_id,description_0,...,description_4`, a row per video: Memento10k)."""
+    if path.is_dir():
+        files = [file for folder in me2021_parts(path).values()
+                 for file in sorted(folder.glob(DESCRIPTION_FILES))]
+    else:
+        files = [path]
     captions: dict[str, list[str]] = {}
     for file in files:
         table = _read_csv(file)
-        _require(table, file, ["video_id", "description"], "MediaEval 2021 descriptions")
-        for video_id, text in zip(table.video_id, table.description, strict=True):
-            if isinstance(text, str) and text.strip():
-                captions.setdefault(trecvid_name(video_id), []).append(text.strip())
+        wide = sorted((c for c in table.columns if re.fullmatch(r"description_\d+", c)),
+                      key=lambda c: int(c.rsplit("_", 1)[1]))
+        columns = ["description"] if "description" in table.columns else wide
+        if "video_id" not in table.columns or not columns:
+            raise DataError(f"{file}: expected video_id with description (a row per "
+                            "description) or description_0, description_1, ... (a row per "
+                            f"video), found columns {list(table.columns)}")
+        for column in columns:
+            for video_id, text in zip(table.video_id, table[column], strict=True):
+                if isinstance(text, str) and text.strip():
+                    captions.setdefault(trecvid_name(video_id), []).append(text.strip())
     if not captions:
-        raise DataError(f"{path}: no *_text_descriptions.csv with descriptions")
+        looked = "" if not path.is_dir() else (f" (looked in {sorted(f.name for f in me2021_parts(path).values())})")
+        raise DataError(f"{path}: no {DESCRIPTION_FILES} with descriptions{looked}")
     return dict(captions)
 
 

@@ -14,8 +14,11 @@ The test split is used only to report the result.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -46,6 +49,55 @@ class Fusion:
     def from_state(cls, state: dict[str, object]) -> Fusion:
         return cls(**{key: state[key] for key in ("weights", "val_spearman", "center", "scale",
                                                   "slope", "intercept")})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, backends: list[str]) -> Fusion:
+        """`models/fusion.json` for fusing `backends` (params.yaml's list), every value checked:
+        weights finite, ≥ 0 and summing to 1, one per backend and no other; centres finite;
+        scales finite and > 0; slope and intercept finite. Anything else is a DataError naming
+        the file and the field, never a silently wrong or empty score."""
+        path = Path(path)
+        if not path.exists():
+            raise DataError(f"{path} not found: run `dvc repro` (the fusion stage writes it), "
+                            "or score one backend with --backend")
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path}: not readable JSON ({exc}); re-run `dvc repro`") from exc
+
+        def bad(field: str, why: str) -> DataError:
+            return DataError(f"{path}: '{field}' {why}; re-run `dvc repro` to write it anew")
+
+        if not isinstance(state, dict):
+            raise bad("(top level)", f"is a {type(state).__name__}, not an object")
+        if state.get("backends") != backends:
+            raise bad("backends", f"is {state.get('backends')!r}, but params.yaml lists "
+                                  f"{backends}")
+
+        def number(field: str, value: object) -> float:
+            if isinstance(value, bool) or not isinstance(value, int | float) \
+                    or not math.isfinite(value):
+                raise bad(field, f"is {value!r}, not a finite number")
+            return float(value)
+
+        tables = {}
+        for key in ("weights", "center", "scale"):
+            table = state.get(key)
+            if not isinstance(table, dict) or set(table) != set(backends):
+                raise bad(key, f"must map exactly the backends {backends}, got "
+                               f"{sorted(table)[:10] if isinstance(table, dict) else table!r}")
+            tables[key] = {name: number(f"{key}.{name}", table[name]) for name in backends}
+        for name in backends:
+            if tables["weights"][name] < 0:
+                raise bad(f"weights.{name}", f"is {tables['weights'][name]}, below 0")
+            if tables["scale"][name] <= 0:
+                raise bad(f"scale.{name}", f"is {tables['scale'][name]}, not above 0")
+        if not math.isclose(sum(tables["weights"].values()), 1.0, abs_tol=1e-6):
+            raise bad("weights", f"sum to {sum(tables['weights'].values())}, not 1")
+        return cls(weights=tables["weights"], center=tables["center"], scale=tables["scale"],
+                   val_spearman=state.get("val_spearman", math.nan),
+                   slope=number("slope", state.get("slope")),
+                   intercept=number("intercept", state.get("intercept")))
 
     def predict(self, predictions: dict[str, np.ndarray]) -> np.ndarray:
         fused = sum(w * (predictions[name] - self.center[name]) / self.scale[name]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import stat
 import tarfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -216,19 +217,45 @@ class ShardReader:
         """The video's bytes, checked against the index (DataError naming the shard if not)."""
         if stem not in self.videos:
             raise DataError(f"{self.folder}: no video {stem!r}; re-run the stage that makes it")
-        shard, offset, size, sha256 = self.videos[stem]
-        path = self.folder / shard
-        # A bytearray, so arrays decoded from it are writable views, not copies.
-        data = bytearray(size)
         try:
-            with open(path, "rb") as f:
-                got = os.preadv(f.fileno(), [data], offset)
+            shard, offset, size, sha256 = self.videos[stem]
+        except (TypeError, ValueError):
+            raise self._bad(stem, "is not [shard, offset, size, sha256]") from None
+        # The index is a file like any other: its shard must be a file of this folder, and its
+        # offset and size must lie inside that file, before anything is opened or allocated.
+        if not isinstance(shard, str) or shard in ("", ".", "..") or Path(shard).name != shard:
+            raise self._bad(stem, f"names shard {shard!r}, not a file of {self.folder}")
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
+                   for n in (offset, size)):
+            raise self._bad(stem, f"gives offset {offset!r} and size {size!r}")
+        path = self.folder / shard
+        try:
+            # Non-blocking: a FIFO in a shard's place must not hang the reader.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         except OSError as exc:
             raise DataError(f"{path}: cannot read {stem} ({exc}); re-run its stage") from exc
+        try:
+            about = os.fstat(fd)
+            if not stat.S_ISREG(about.st_mode):
+                raise self._bad(stem, f"names {shard}, which is not a regular file")
+            if offset + size > about.st_size:
+                raise self._bad(stem, f"puts it at bytes {offset}..{offset + size} of {shard}, "
+                                      f"which has {about.st_size}")
+            # A bytearray, so arrays decoded from it are writable views, not copies.
+            data = bytearray(size)
+            got = os.preadv(fd, [data], offset)
+        except OSError as exc:
+            raise DataError(f"{path}: cannot read {stem} ({exc}); re-run its stage") from exc
+        finally:
+            os.close(fd)
         if got != size or hashlib.sha256(data).hexdigest() != sha256:
             raise DataError(f"{path}: the bytes of {stem} do not match {INDEX} (damaged or "
                             "edited); re-run its stage")
         return data
+
+    def _bad(self, stem: str, what: str) -> DataError:
+        return DataError(f"{self.folder / INDEX}: the entry of {stem} {what}; the index is "
+                         "damaged or edited: re-run the stage that makes it")
 
     def load(self, stem: str) -> np.ndarray:
         """The video's array: frames [n, h, w, 3] uint8, or features [frames, dim]."""

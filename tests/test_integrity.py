@@ -1,0 +1,112 @@
+"""Trust nothing a file says: every value a loader reads is checked, and a bad one is a vidmem
+error naming the file and the field (issue "trust nothing a file says")."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from vidmem.core.errors import DataError, ParamsError
+from vidmem.core.params import SplitConfig, TrainConfig
+from vidmem.learn.fusion import Fusion
+
+BACKENDS = ["frames", "captions"]
+GOOD = {"weights": {"frames": 0.7, "captions": 0.3}, "val_spearman": 0.9,
+        "center": {"frames": 0.76, "captions": 0.75}, "scale": {"frames": 0.05, "captions": 0.01},
+        "slope": 0.09, "intercept": 0.75, "backends": BACKENDS, "target": "short-term_memorability"}
+
+
+def write(tmp_path, state) -> object:
+    path = tmp_path / "fusion.json"
+    path.write_text(state if isinstance(state, str) else json.dumps(state))
+    return path
+
+
+def test_a_good_fusion_file_loads_and_fuses(tmp_path):
+    fusion = Fusion.load(write(tmp_path, GOOD), BACKENDS)
+    fused = fusion.predict({"frames": np.array([0.76]), "captions": np.array([0.75])})
+    assert fused.tolist() == [pytest.approx(0.75)]
+
+
+@pytest.mark.parametrize("field, change", [
+    ("weights.frames", {"weights": {"frames": math.nan, "captions": 0.3}}),
+    ("weights.frames", {"weights": {"frames": -0.2, "captions": 1.2}}),
+    ("weights", {"weights": {"frames": 0.5, "captions": 0.3}}),
+    ("weights", {"weights": {"frames": 1.0}}),  # a backend missing
+    ("weights", {"weights": {**{f"x{i}": 0.0 for i in range(10_000)}, "frames": 0.7,
+                             "captions": 0.3}}),  # extra weights
+    ("scale.captions", {"scale": {"frames": 0.05, "captions": 0.0}}),
+    ("center.frames", {"center": {"frames": "0.7", "captions": 0.75}}),
+    ("intercept", {"intercept": math.inf}),
+    ("slope", {"slope": None}),
+    ("backends", {"backends": ["frames"]}),
+])
+def test_every_bad_value_is_an_error_naming_the_field(tmp_path, field, change):
+    # json.dumps writes NaN and Infinity, as a damaged or hand-edited file may hold them.
+    path = write(tmp_path, {**GOOD, **change})
+    with pytest.raises(DataError, match=rf"{path}: '{field}'"):
+        Fusion.load(path, BACKENDS)
+
+
+@pytest.mark.parametrize("text", ["not json", "[1, 2]", "{}"])
+def test_a_malformed_fusion_file_is_an_error_naming_it(tmp_path, text):
+    path = write(tmp_path, text)
+    with pytest.raises(DataError, match=str(path)):
+        Fusion.load(path, BACKENDS)
+
+
+PARAMS = {"lr": 1e-4, "epochs": 1, "batch_size": 4, "target": "short-term_memorability",
+          "model": {"hidden_size": 4, "num_layers": 1}, "base": {"seed": 0},
+          "split": {"train": 0.75, "val": 0.125, "test": 0.125}}
+
+
+@pytest.mark.parametrize("lr", [0, -1e-4, math.inf])
+def test_lr_must_be_positive_and_the_error_names_it(lr):
+    with pytest.raises(ParamsError, match="'lr'"):
+        TrainConfig.from_params({**PARAMS, "lr": lr})
+
+
+def test_a_split_size_that_is_neither_fraction_nor_count_names_its_key():
+    with pytest.raises(ParamsError, match="'split.train' = 1.5 is neither a fraction"):
+        SplitConfig.from_params({**PARAMS, "split": {"train": 1.5, "val": 0.1, "test": 0.1}})
+    assert SplitConfig.from_params({**PARAMS, "split": {"train": 6000, "val": 1000,
+                                                        "test": 1000}}).train == 6000
+
+
+def _one_shard(tmp_path):
+    from vidmem.store.shards import write_arrays
+
+    folder = tmp_path / "out"
+    write_arrays(folder, [("video1", np.arange(6, dtype=np.float32).reshape(2, 3))])
+    return folder, json.loads((folder / "index.json").read_text())
+
+
+@pytest.mark.parametrize("entry_change, message", [
+    (lambda e: ["../../../../etc/hostname", *e[1:]], "not a file of"),
+    (lambda e: ["/etc/hostname", *e[1:]], "not a file of"),
+    (lambda e: [e[0], e[1], 2**40, e[3]], "which has"),
+    (lambda e: [e[0], -1, e[2], e[3]], "gives offset -1"),
+    (lambda e: "shard-00000.tar", "is not \\[shard, offset, size, sha256\\]"),
+    (lambda e: ["fifo", *e[1:]], "not a regular file"),
+])
+def test_the_shard_reader_checks_the_index_before_reading(tmp_path, entry_change, message):
+    import os
+
+    from vidmem.store.shards import ShardReader
+
+    folder, index = _one_shard(tmp_path)
+    os.mkfifo(folder / "fifo")
+    index["videos"]["video1"] = entry_change(index["videos"]["video1"])
+    (folder / "index.json").write_text(json.dumps(index))
+    with pytest.raises(DataError, match=message):
+        ShardReader(folder).load("video1")  # never hangs, allocates or leaves the folder
+
+
+def test_an_intact_index_still_reads(tmp_path):
+    from vidmem.store.shards import ShardReader
+
+    folder, _ = _one_shard(tmp_path)
+    assert ShardReader(folder).load("video1").tolist() == [[0, 1, 2], [3, 4, 5]]
