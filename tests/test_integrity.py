@@ -110,3 +110,37 @@ def test_an_intact_index_still_reads(tmp_path):
 
     folder, _ = _one_shard(tmp_path)
     assert ShardReader(folder).load("video1").tolist() == [[0, 1, 2], [3, 4, 5]]
+
+
+TFIDF = {"kind": "tfidf", "terms": ["dog", "runs"], "idf": [1.2, 1.5], "ngram_max": 1,
+         "sublinear_tf": True}
+
+
+@pytest.mark.parametrize("state, section, field", [
+    ({"kind": "sentence", "model": "this.x", "sha256": None}, {"kind": "captions"}, "kind"),
+    ({"kind": "sentence", "model": "this.x", "sha256": None}, {"kind": "sentence"}, "model"),
+    ({**TFIDF, "idf": [math.nan, 1.5]}, {"kind": "captions"}, "idf"),
+    ({**TFIDF, "idf": [1.2]}, {"kind": "captions"}, "idf"),
+    ({**TFIDF, "terms": ["dog", "dog"]}, {"kind": "captions"}, "terms"),
+    ({**TFIDF, "kind": "bag"}, {"kind": "captions"}, "kind"),
+    ([1, 2], {"kind": "captions"}, "\\(all\\)"),
+])
+def test_a_checkpoints_text_state_is_checked_against_params(tmp_path, state, section, field):
+    """A checkpoint never chooses a module to import or switches off its own digest pin: the
+    sentence model and its sha256 come from params.yaml, and must agree with the checkpoint."""
+    import sys
+
+    from vidmem.backends.text import checked_text_state
+
+    with pytest.raises(DataError, match=rf"ckpt.pt: text_features.{field}"):
+        checked_text_state(state, section, "backend.c", tmp_path / "ckpt.pt")
+    assert "this" not in sys.modules
+
+
+def test_a_well_formed_text_state_passes_and_takes_the_pin_from_params(tmp_path):
+    from vidmem.backends.sentences import DEFAULT_MODEL, DEFAULT_SHA256
+    from vidmem.backends.text import checked_text_state
+
+    assert checked_text_state(TFIDF, {"kind": "captions"}, "backend.c", "x.pt") == TFIDF
+    sentence = {"kind": "sentence", "model": DEFAULT_MODEL, "sha256": DEFAULT_SHA256}
+    assert checked_text_state(sentence, {"kind": "sentence"}, "backend.s", "x.pt") == sentence

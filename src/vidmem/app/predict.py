@@ -29,7 +29,7 @@ import pandas as pd
 
 from vidmem.app.pipeline import features_for_videos
 from vidmem.backends import backend_facts
-from vidmem.backends.text import text_features
+from vidmem.backends.text import checked_text_state, text_features
 from vidmem.core.errors import DataError, VidmemError
 from vidmem.core.files import write_csv
 from vidmem.core.params import Params
@@ -86,8 +86,9 @@ def _predict_captions(videos_dir: str | os.PathLike, params: Params, backend_nam
                for v in videos if v not in captions]
     if not scored:
         raise DataError(f"none of the videos in {videos_dir} has a caption in {captions_path}")
-    features = text_features(checkpoint["text_features"], captions, scored,
-                             params.cache.dir)
+    state = checked_text_state(checkpoint["text_features"], params.backend_section(backend_name),
+                               f"backend.{backend_name}", checkpoint_path)
+    features = text_features(state, captions, scored, params.cache.dir)
     return pd.DataFrame({"video": scored, "predicted": score(features, None)}), skipped
 
 

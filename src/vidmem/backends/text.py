@@ -3,6 +3,7 @@ training split only, so nothing about validation or test captions leaks into the
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -105,10 +106,53 @@ class CaptionFeatures:
         return features
 
 
+# A checkpoint's text state per backend kind in params.yaml: what kind of state it must hold.
+TEXT_STATE_KINDS = {"captions": "tfidf", "sentence": "sentence"}
+
+
+def checked_text_state(state: Any, section: dict[str, Any], where: str,
+                       path: str | os.PathLike) -> dict[str, Any]:
+    """A checkpoint's `text_features` (read from `path`), checked against the backend's params
+    section `where` before anything is built from it: its kind must be the one params names,
+    a sentence model and its pinned digest come from params (the checkpoint's must agree, and
+    never choose what is imported), and a TF-IDF's vocabulary and IDF weights must be
+    well-formed. DataError naming the file and the field otherwise."""
+    def bad(field: str, why: str) -> DataError:
+        return DataError(f"{path}: text_features.{field} {why}; retrain it with `dvc repro`")
+
+    if not isinstance(state, dict):
+        raise bad("(all)", "is not a mapping")
+    wanted = TEXT_STATE_KINDS.get(str(section.get("kind")))
+    if state.get("kind") != wanted:
+        raise bad("kind", f"is {state.get('kind')!r}, but params.yaml's {where}.kind "
+                          f"{section.get('kind')!r} needs {wanted!r}")
+    if wanted == "sentence":
+        from vidmem.backends.sentences import SentenceConfig
+
+        config = SentenceConfig.from_section(section, where)
+        for field in ("model", "sha256"):
+            if state.get(field) != getattr(config, field):
+                raise bad(field, f"is {state.get(field)!r}, but params.yaml's {where}.{field} "
+                                 f"is {getattr(config, field)!r}")
+        return {"kind": "sentence", "model": config.model, "sha256": config.sha256}
+    terms, idf = state.get("terms"), state.get("idf")
+    if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms) \
+            or len(set(terms)) != len(terms) or not terms:
+        raise bad("terms", "is not a list of distinct words")
+    if not isinstance(idf, list) or len(idf) != len(terms) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+            for v in idf):
+        raise bad("idf", f"must be {len(terms)} finite weights > 0, one per term")
+    if state.get("ngram_max") not in (1, 2, 3) or not isinstance(state.get("sublinear_tf"), bool):
+        raise bad("ngram_max", f"is {state.get('ngram_max')!r} with sublinear_tf "
+                               f"{state.get('sublinear_tf')!r}: expected 1..3 and a boolean")
+    return state
+
+
 def text_features(state: dict[str, Any], captions: dict[str, Any], videos: list[str],
                   cache_root: str | os.PathLike | None = None) -> np.ndarray:
     """float32 [len(videos), 1, dim]: the features a checkpoint's caption backend gives these
-    videos' captions, from the `text_features` the checkpoint carries (nothing is refit)."""
+    videos' captions, from its text state (`checked_text_state`; nothing is refit)."""
     if state["kind"] == "tfidf":
         matrix = CaptionFeatures.from_state(state).transform(captions, videos).toarray()
     else:
