@@ -111,7 +111,35 @@ def phase_memory_throughput(args: argparse.Namespace) -> dict:
             "stream_over_inmemory": round(seconds["in_memory"] / seconds["streamed"], 3)}
 
 
-PHASES = {"memory_concat": phase_memory_concat, "memory_train": phase_memory_train,
+SPARSE_BYTES = 4 * 2**30  # the container of `phase_memory_matroska`
+
+
+def phase_memory_matroska(args: argparse.Namespace) -> dict:
+    """Decode's frame counter on a 4 GB WebM: a real clip's first bytes, then a hole (a sparse
+    file: no disk used). The walk reads through a window, so memory does not follow the file."""
+    from bench.videos import make_videos
+    from vidmem.video.matroska import video_packet_count
+
+    clip = make_videos(argparse.Namespace(seconds=1.0, fps=8, width=64, height=48),
+                       WORK / "matroska_clip", 0, 1)[0]
+    big = WORK / "sparse.webm"
+    with open(big, "wb") as f:
+        f.write(clip.read_bytes())
+        f.truncate(SPARSE_BYTES)
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    count = video_packet_count(big)
+    seconds = time.perf_counter() - start
+    growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    big.unlink()
+    return {"file_bytes": SPARSE_BYTES, "count": count, "seconds": round(seconds, 3),
+            "peak_rss_growth_mb": round(growth / 1024, 1)}
+
+
+PHASES = {"memory_matroska": phase_memory_matroska, "memory_concat": phase_memory_concat,
+          "memory_train": phase_memory_train,
           "memory_evaluate": phase_memory_evaluate, "memory_throughput": phase_memory_throughput}
 
 
@@ -145,4 +173,5 @@ def bench_memory(args: argparse.Namespace) -> dict:
                            str(args.memory_hidden)))
     result["throughput"] = throughput
     result["stream_over_inmemory"] = throughput["stream_over_inmemory"]
+    result["matroska_sparse"] = in_child("memory_matroska", args, "-", WORK)
     return result

@@ -3,8 +3,9 @@
 Choosing N evenly spaced frames needs the frame count first. `ffmpeg -c copy -f null` gives it,
 but a second process per video costs about as much as half the decode of a short clip. WebM is
 simple enough to walk in Python: EBML elements are (ID, size, payload); video packets are the
-SimpleBlocks and Blocks of the video track. The file is read into memory once (a few MB for a
-short clip); the walk then skips payloads by their size and parses headers only. It returns None
+SimpleBlocks and Blocks of the video track. The walk skips payloads by their size and parses
+headers only, reading the file through a 64 KB window (memory does not grow with the file: a
+4 GB file never costs 4 GB). It returns None
 for anything it does not fully understand (laced blocks, several video tracks, damaged
 structure), and the caller falls back to ffmpeg's count.
 """
@@ -12,6 +13,7 @@ structure), and the caller falls back to ffmpeg's count.
 from __future__ import annotations
 
 import os
+from typing import Any, BinaryIO
 
 EBML_HEADER = 0x1A45DFA3
 SEGMENT = 0x18538067
@@ -46,13 +48,48 @@ def _vint(data: bytes, pos: int, keep_marker: bool) -> tuple[int, int, bool]:
     return value, length, unknown
 
 
+MAX_HEADER_FIELD = 8  # bytes of a track number or type: a larger claim is damage
+
+
+class _FileBytes:
+    """A file's bytes, indexed and sliced like `bytes`, read on demand through a window."""
+
+    WINDOW = 1 << 16
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.file = file
+        self.size = os.fstat(file.fileno()).st_size
+        self.start, self.buffer = 0, b""
+
+    def __len__(self) -> int:
+        return self.size
+
+    def _at(self, pos: int, count: int) -> int:
+        """Make bytes pos..pos+count readable in the buffer; returns pos's index in it."""
+        if pos < self.start or pos + count > self.start + len(self.buffer):
+            self.file.seek(pos)
+            self.buffer, self.start = self.file.read(max(count, self.WINDOW)), pos
+        return pos - self.start
+
+    def __getitem__(self, key: int | slice) -> Any:
+        if isinstance(key, slice):
+            start, stop = key.start or 0, min(self.size, key.stop)
+            if stop - start > self.WINDOW:
+                raise _Unsupported  # the walk reads headers only
+            first = self._at(start, max(0, stop - start))
+            return self.buffer[first:first + max(0, stop - start)]
+        if key >= self.size:
+            raise IndexError(key)
+        return self.buffer[self._at(key, 1)]
+
+
 def video_packet_count(path: str | os.PathLike) -> int | None:
     """Packets of the only video track of a WebM/Matroska file, or None if not sure."""
     with open(path, "rb") as f:
-        return count_video_packets(f.read())
+        return count_video_packets(_FileBytes(f))
 
 
-def count_video_packets(data: bytes) -> int | None:
+def count_video_packets(data: bytes | _FileBytes) -> int | None:
     """`video_packet_count` of a file's bytes."""
     try:
         return _walk(data)
@@ -60,7 +97,7 @@ def count_video_packets(data: bytes) -> int | None:
         return None
 
 
-def _walk(data: bytes) -> int | None:
+def _walk(data: bytes | _FileBytes) -> int | None:
     if len(data) < 4 or int.from_bytes(data[:4], "big") != EBML_HEADER:
         return None
     blocks: dict[int, int] = {}
@@ -85,6 +122,8 @@ def _walk(data: bytes) -> int | None:
             pos = start
             continue
         if element in (TRACK_NUMBER, TRACK_TYPE):
+            if end - start > MAX_HEADER_FIELD:
+                raise _Unsupported
             entry[element] = int.from_bytes(data[start:end], "big")
             if TRACK_NUMBER in entry and TRACK_TYPE in entry:
                 tracks[entry[TRACK_NUMBER]] = entry[TRACK_TYPE]
