@@ -144,3 +144,38 @@ def test_a_well_formed_text_state_passes_and_takes_the_pin_from_params(tmp_path)
     assert checked_text_state(TFIDF, {"kind": "captions"}, "backend.c", "x.pt") == TFIDF
     sentence = {"kind": "sentence", "model": DEFAULT_MODEL, "sha256": DEFAULT_SHA256}
     assert checked_text_state(sentence, {"kind": "sentence"}, "backend.s", "x.pt") == sentence
+
+
+def test_a_video_replaced_while_decode_runs_never_poisons_the_cache(tmp_path, decode_config,
+                                                                    monkeypatch):
+    """The file is hashed (the cache key), then replaced before ffmpeg reads it: its new frames
+    must not be stored under the old bytes' key, where a later run with the old file would
+    find them."""
+    import shutil
+
+    from conftest import grey_ramp_video
+    from vidmem.store.shards import ShardReader
+    from vidmem.video import frames as frames_module
+
+    original = grey_ramp_video(tmp_path / "a.webm", 12, size=(96, 48))
+    other = grey_ramp_video(tmp_path / "b.webm", 12, size=(64, 48))
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    shutil.copy(original, videos / "clip.webm")
+    real_decode = frames_module.decode_video
+    swapped = []
+
+    def decode_after_a_swap(video, *args, **kwargs):
+        if not swapped:  # the file changes between its hashing and its decoding
+            shutil.copy(other, video)
+            swapped.append(video)
+        return real_decode(video, *args, **kwargs)
+
+    monkeypatch.setattr(frames_module, "decode_video", decode_after_a_swap)
+    cache = tmp_path / "cache"
+    frames_module.decode_step(videos, tmp_path / "out1", decode_config, "skip", cache, False)
+    assert ShardReader(tmp_path / "out1").load("clip").shape[1:3] == (48, 64)  # what it holds
+
+    shutil.copy(original, videos / "clip.webm")  # the original file again: its own frames
+    frames_module.decode_step(videos, tmp_path / "out2", decode_config, "skip", cache, False)
+    assert ShardReader(tmp_path / "out2").load("clip").shape[1:3] == (48, 96)

@@ -442,7 +442,7 @@ class DecodeWorker:
 
     def decode_one(self, stem: str, video: Path, digest: str) -> VideoResult:
         try:
-            decoded = decode_video(video, self.config, self.ffmpeg_bin)
+            decoded, digest = self._decode_what_was_hashed(video, digest)
         except ShortVideoError as exc:
             if self.config.short_video == "fail":
                 raise VidmemError(f"{video}: {exc.reason}. Set decode.short_video to 'repeat' "
@@ -455,6 +455,22 @@ class DecodeWorker:
         facts = {"repeated": decoded.repeated, "total_frames": decoded.total_frames}
         self.cache.store(digest, decoded.frames, facts)
         return VideoResult(stem, digest, facts)
+
+    def _decode_what_was_hashed(self, video: Path, digest: str) -> tuple[DecodedVideo, str]:
+        """The video decoded, and the content digest of the bytes that were decoded. The cache
+        key was hashed before the decode: a file replaced in between would store its new
+        frames under the old bytes' key, and a later run with the old file would get them. So
+        the file is hashed again after decoding, and decoded again while the two differ."""
+        for _ in range(3):
+            decoded = decode_video(video, self.config, self.ffmpeg_bin)
+            if not self.cache.enabled:  # nothing is looked up by content: nothing to poison
+                return decoded, digest
+            now = self.cache.key(video)
+            if now == digest:
+                return decoded, digest
+            digest = now  # it changed while being decoded: decode what it holds now
+        raise VideoError(video.name, "the file kept changing while it was decoded: decode it "
+                                     "once it is no longer being written")
 
 
 def _bad_input(video: Path, exc: Exception, on_bad_input: str) -> str:
