@@ -153,9 +153,10 @@ def test_a_video_replaced_while_decode_runs_never_poisons_the_cache(tmp_path, de
     find them."""
     import shutil
 
-    from conftest import grey_ramp_video
     from vidmem.store.shards import ShardReader
     from vidmem.video import frames as frames_module
+
+    from conftest import grey_ramp_video
 
     original = grey_ramp_video(tmp_path / "a.webm", 12, size=(96, 48))
     other = grey_ramp_video(tmp_path / "b.webm", 12, size=(64, 48))
