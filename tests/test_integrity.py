@@ -180,3 +180,52 @@ def test_a_video_replaced_while_decode_runs_never_poisons_the_cache(tmp_path, de
     shutil.copy(original, videos / "clip.webm")  # the original file again: its own frames
     frames_module.decode_step(videos, tmp_path / "out2", decode_config, "skip", cache, False)
     assert ShardReader(tmp_path / "out2").load("clip").shape[1:3] == (48, 96)
+
+
+def _lstm_checkpoint(tmp_path):
+    from vidmem.core.params import TrainConfig
+    from vidmem.learn.training import save_checkpoint, train_model
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(12, 2, 3)).astype(np.float32)
+    config = TrainConfig(lr=1e-3, epochs=1, batch_size=4, target="short-term_memorability",
+                         hidden_size=4, num_layers=1, dropout=0.0, seed=0, device="cpu",
+                         shuffle_train_labels=False)
+    result = train_model(features, rng.uniform(size=12).astype(np.float32), np.arange(8),
+                         np.arange(8, 12), config, progress=False)
+    path = tmp_path / "model.pt"
+    save_checkpoint({**result.checkpoint, "head": "lstm"}, path)
+    return path, result.checkpoint
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c["state_dict"][next(iter(c["state_dict"]))].fill_(math.nan), "NaN or infinite"),
+    (lambda c: c.update(hidden_size=10**6), "'hidden_size' is 1000000"),
+    (lambda c: c.update(hidden_size=8), "does not hold the weights of an LSTM with input 3, "
+                                        "hidden 8"),
+])
+def test_a_damaged_lstm_checkpoint_is_refused_before_anything_is_built(tmp_path, change,
+                                                                        message):
+    import torch
+
+    from vidmem.learn.chain import load_scorer
+    from vidmem.learn.training import save_checkpoint
+
+    path, checkpoint = _lstm_checkpoint(tmp_path)
+    change(checkpoint)
+    save_checkpoint({**checkpoint, "head": "lstm"}, path)
+    with pytest.raises(DataError, match=message):
+        load_scorer(path)
+    assert torch.load(path, weights_only=True)["input_size"] == 3
+
+
+def test_a_pickled_payload_is_a_vidmem_error_without_torchs_retry_advice(tmp_path):
+    import pickle
+
+    from vidmem.learn.chain import load_scorer
+
+    path = tmp_path / "evil.pt"
+    path.write_bytes(pickle.dumps(print))
+    with pytest.raises(DataError, match="not a readable vidmem checkpoint") as raised:
+        load_scorer(path)
+    assert "weights_only=False" not in str(raised.value)

@@ -1,9 +1,9 @@
-import pickle
 
 import numpy as np
 import pytest
 import torch
 
+from vidmem.core.errors import DataError
 from vidmem.core.params import TrainConfig
 from vidmem.learn.metrics import regression_metrics, spearman
 from vidmem.learn.model import MemorabilityLSTM
@@ -87,7 +87,8 @@ def test_checkpoint_round_trip_is_weights_only(tmp_path):
     # and the code never runs (with weights_only=False it would touch the marker).
     marker = tmp_path / "code-ran"
     save_checkpoint({**result.checkpoint, "note": _RunsCode(marker)}, tmp_path / "crafted.pt")
-    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+    # refused as a vidmem error naming the file (never torch's advice to load it unsafely).
+    with pytest.raises(DataError, match="crafted.pt: not a readable vidmem checkpoint"):
         load_checkpoint(tmp_path / "crafted.pt")
     assert not marker.exists()
 

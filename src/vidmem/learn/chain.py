@@ -120,7 +120,7 @@ class LSTMHead(Head):
                         f"{result.checkpoint['trained_on']})")
 
     def scorer(self, checkpoint: dict[str, Any], path: str | os.PathLike) -> Scorer:
-        model = lstm_from_checkpoint(checkpoint)
+        model = lstm_from_checkpoint(checkpoint, path)
         return lambda features, rows=None: predict_scores(model, checkpoint, features, rows)
 
     def describe(self, checkpoint: dict[str, Any]) -> str:

@@ -243,14 +243,60 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise DataError(f"checkpoint {path} not found: run the train stage first (`dvc repro`)")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, ...
+        # Not torch's advice to retry with weights_only=False: that would run the file's code.
+        raise DataError(f"{path}: not a readable vidmem checkpoint ({type(exc).__name__}): it "
+                        "is damaged or holds pickled objects, which are never loaded since "
+                        "they could run code; retrain it with `dvc repro`") from None
+    if not isinstance(checkpoint, dict):
+        raise DataError(f"{path}: not a vidmem checkpoint (a {type(checkpoint).__name__}, not a "
+                        "mapping); retrain it with `dvc repro`")
+    _check_finite(checkpoint, path, "")
+    return checkpoint
 
 
-def lstm_from_checkpoint(checkpoint: dict[str, Any]) -> MemorabilityLSTM:
-    """The trained LSTM rebuilt from an LSTM checkpoint's values, in eval mode."""
-    model = MemorabilityLSTM(checkpoint["input_size"], checkpoint["hidden_size"],
-                             checkpoint["num_layers"])
-    model.load_state_dict(checkpoint["state_dict"])
+def _check_finite(value: Any, path: Path, where: str) -> None:
+    """Every weight in a checkpoint is a finite number: a NaN or infinite weight would give
+    NaN or infinite scores, written as if they were results."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_finite(item, path, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_finite(item, path, f"{where}[{index}]")
+    elif (isinstance(value, torch.Tensor) and value.is_floating_point()
+          and not torch.isfinite(value).all()) or (
+            isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating)
+            and not np.isfinite(value).all()):
+        raise DataError(f"{path}: '{where}' holds NaN or infinite values; retrain it with "
+                        "`dvc repro`")
+
+
+MAX_LSTM_SIZE = 1 << 16  # units or input dimensions an LSTM checkpoint may declare
+
+
+def lstm_from_checkpoint(checkpoint: dict[str, Any],
+                         path: str | os.PathLike = "the checkpoint") -> MemorabilityLSTM:
+    """The trained LSTM rebuilt from an LSTM checkpoint's values, in eval mode. The declared
+    sizes are checked against the stored weights' shapes on the meta device first (nothing
+    allocated), so a checkpoint claiming 10^6 hidden units is refused, not built."""
+    sizes = {key: checkpoint.get(key) for key in ("input_size", "hidden_size", "num_layers")}
+    for key, value in sizes.items():
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_LSTM_SIZE:
+            raise DataError(f"{path}: '{key}' is {value!r}, not a size in 1..{MAX_LSTM_SIZE}")
+    state = checkpoint.get("state_dict")
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in MemorabilityLSTM(*sizes.values())
+                    .state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in state.items()} if isinstance(state, dict) else None
+    if found != expected:
+        raise DataError(f"{path}: 'state_dict' does not hold the weights of an LSTM with input "
+                        f"{sizes['input_size']}, hidden {sizes['hidden_size']} and "
+                        f"{sizes['num_layers']} layers; retrain it with `dvc repro`")
+    model = MemorabilityLSTM(*sizes.values())
+    model.load_state_dict(state)
     return model.eval()
 
 
@@ -260,7 +306,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[MemorabilityLSTM | None, d
     checkpoint = read_checkpoint(path)
     if checkpoint.get("head", "lstm") != "lstm":
         return None, checkpoint
-    return lstm_from_checkpoint(checkpoint), checkpoint
+    return lstm_from_checkpoint(checkpoint, path), checkpoint
 
 
 def check_features_fit(features: Any, checkpoint: dict[str, Any]) -> None:
