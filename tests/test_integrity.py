@@ -229,3 +229,39 @@ def test_a_pickled_payload_is_a_vidmem_error_without_torchs_retry_advice(tmp_pat
     with pytest.raises(DataError, match="not a readable vidmem checkpoint") as raised:
         load_scorer(path)
     assert "weights_only=False" not in str(raised.value)
+
+
+def test_a_cache_entry_only_serves_the_key_it_was_stored_for(tmp_path):
+    """An entry's bytes and facts copied under another key (as an edited pack listing or a
+    copied object in a shared bucket would do) are refused there: a miss, recomputed."""
+    import shutil
+
+    from vidmem.store.cache import open_cache
+
+    cache = open_cache(tmp_path / "cache", "t", {"v": 1})
+    first, second = "a" * 64, "b" * 64
+    cache.store(first, np.zeros((2, 3), np.float32))
+    cache.store(second, np.ones((2, 3), np.float32))
+    folder = cache.entries.dir
+    for suffix in (".npy", ".json"):
+        shutil.copy(folder / f"{first}{suffix}", folder / f"{second}{suffix}")
+    assert cache.entry(first) is not None
+    assert cache.entry(second) is None  # the other key's bytes: never served as this one
+
+
+def test_a_pack_listing_with_swapped_digests_serves_neither(tmp_path):
+    from vidmem.store.cache import open_cache
+    from vidmem.store.shards import write_shards
+
+    cache = open_cache(tmp_path / "cache", "t", {"v": 1})
+    digests = ["a" * 64, "b" * 64]
+    for value, digest in enumerate(digests):
+        cache.store(digest, np.full((2, 3), value, np.float32))
+    write_shards(tmp_path / "out", [("v0", digests[0]), ("v1", digests[1])], cache)
+    listing = next((cache.entries.dir / "packs").glob("*.json"))
+    about = json.loads(listing.read_text())
+    (a, b) = about["members"]
+    about["members"] = [[a[0], b[1], a[2]], [b[0], a[1], b[2]]]  # digests swapped
+    listing.write_text(json.dumps(about))
+    fresh = open_cache(tmp_path / "cache", "t", {"v": 1})
+    assert fresh.entry(digests[0]) is None and fresh.entry(digests[1]) is None

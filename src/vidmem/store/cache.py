@@ -46,9 +46,12 @@ SHA256 = "_sha256"  # key of its sha256 (the content digest the output's index l
 PACKS = "packs"
 
 
-def checksum_of(data: bytes) -> str:
-    """Size and CRC-32 of an entry's bytes, enough to tell a damaged entry from an intact one."""
-    return f"{len(data)}:{zlib.crc32(data):08x}"
+def checksum_of(data: bytes, key: str = "") -> str:
+    """Size and CRC-32 of an entry's bytes, enough to tell a damaged entry from an intact one.
+    With the entry's `key` (its cache digest) folded in, an entry's bytes and facts copied to
+    another key (an edited pack listing, a copied object in a shared bucket) fail the check
+    there: a cache entry only ever serves the key it was stored for."""
+    return f"{len(data)}:{zlib.crc32(data, zlib.crc32(key.encode())):08x}"
 
 
 def config_digest(config: dict[str, Any]) -> str:
@@ -120,7 +123,7 @@ class LocalStore(EntryStore):
             return None
         # Whole entries are written atomically, but a damaged one is a miss, not an error:
         # its bytes must match the checksum recorded when it was stored.
-        if isinstance(facts, dict) and (facts.pop(CHECKSUM, None) == checksum_of(data)
+        if isinstance(facts, dict) and (facts.pop(CHECKSUM, None) == checksum_of(data, digest)
                                         or not verify):
             return data, facts
         path.unlink(missing_ok=True)
@@ -136,7 +139,7 @@ class LocalStore(EntryStore):
         write_bytes(path, data)
         # The sha256 is taken here, in the worker threads, rather than by the one thread that
         # later writes the shards.
-        write_json(path.with_suffix(".json"), {**facts, CHECKSUM: checksum_of(data),
+        write_json(path.with_suffix(".json"), {**facts, CHECKSUM: checksum_of(data, digest),
                                                SHA256: hashlib.sha256(data).hexdigest()})
 
     def _pack_index(self) -> dict[str, tuple[Path, int, int, str, dict[str, Any]]]:
@@ -166,7 +169,7 @@ class LocalStore(EntryStore):
                 data = os.pread(f.fileno(), size, offset)
         except OSError:
             return None
-        return (data, dict(facts)) if checksum_of(data) == checksum else None
+        return (data, dict(facts)) if checksum_of(data, digest) == checksum else None
 
     def pack(self, members: Sequence[tuple[str, str]], write: PackWriter,
              ) -> tuple[Path, list[dict[str, Any]]]:
@@ -280,14 +283,14 @@ class FsspecStore(EntryStore):
             data = self.fs.cat_file(f"{self.dir}/{digest}{self.suffix}")
         except (FileNotFoundError, ValueError):
             return None
-        if facts.pop(CHECKSUM, None) != checksum_of(data):
-            return None  # damaged or half-replaced: recompute (the rewrite replaces it)
+        if facts.pop(CHECKSUM, None) != checksum_of(data, digest):
+            return None  # damaged, half-replaced or another key's: recompute and replace it
         return data, facts
 
     def write(self, digest: str, data: bytes, facts: dict[str, Any]) -> None:
         self.fs.pipe_file(f"{self.dir}/{digest}{self.suffix}", data)
         self.fs.pipe_file(f"{self.dir}/{digest}.json", json.dumps(
-            {**facts, CHECKSUM: checksum_of(data)}).encode())
+            {**facts, CHECKSUM: checksum_of(data, digest)}).encode())
 
 
 def open_cache(root: str | os.PathLike | None, namespace: str, config: dict[str, Any],

@@ -86,7 +86,7 @@ def _write_tar(path: Path, members: Sequence[tuple[str, str]], cache: ItemCache,
             # The data ends where the archive now ends, less its padding to 512-byte blocks.
             offset = tar.offset - -(-len(data) // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
             layout.append({"offset": offset, "size": len(data),
-                           "checksum": checksum_of(data),
+                           "checksum": checksum_of(data, digest),
                            "sha256": sha256, "facts": facts})
     if pool is not None:
         pool.shutdown()
