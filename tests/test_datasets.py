@@ -155,3 +155,18 @@ def test_descriptions_without_a_known_column_are_an_error_naming_them(tmp_path):
     file.write_text("video_id,text\n1,a dog\n")
     with pytest.raises(DataError, match=r"found columns \['video_id', 'text'\]"):
         read_captions(file, "mediaeval2021")
+
+
+def test_a_copy_merged_from_two_sources_reads_each_parts_folders(tmp_path):
+    """`dev_set/` with the descriptions (textual_scores) beside `developemnt_set/` with the
+    scores (PicSOM): both are the dev part."""
+    import shutil
+
+    copy = tmp_path / "memento"
+    shutil.copytree(RELEASE / "memento10k", copy)
+    (copy / "dev_set").mkdir()
+    (copy / "developemnt_set" / "dev_text_descriptions.csv").rename(
+        copy / "dev_set" / "dev_text_descriptions.csv")
+    truth = read_ground_truth(copy, data_format="mediaeval2021")
+    assert len(truth.official["test"]) == 8
+    assert set(truth.official["test"]) <= set(read_captions(copy, "mediaeval2021"))

@@ -138,17 +138,19 @@ SCORE_FILES = "*_scores.csv"
 DESCRIPTION_FILES = "*_text_descriptions.csv"
 
 
-def me2021_parts(path: Path) -> dict[str, Path]:
-    """The part folders of a MediaEval 2021 data set folder: {"train"|"dev"|"test": folder}."""
-    found = {}
+def me2021_parts(path: Path) -> dict[str, list[Path]]:
+    """The part folders of a MediaEval 2021 data set folder, by part ("train", "dev", "test"):
+    every folder of a known name (a copy merged from two sources can hold `dev_set/` with the
+    descriptions and `developemnt_set/` with the scores)."""
+    found: dict[str, list[Path]] = {}
     for part, names in ME2021_FOLDERS.items():
-        folder = next((path / name for name in names if (path / name).is_dir()), None)
-        if folder is not None:
-            found[part] = folder
+        folders = [path / name for name in names if (path / name).is_dir()]
+        if folders:
+            found[part] = folders
     return found
 
 
-def _missing_part(path: Path, part: str, found: dict[str, Path]) -> DataError:
+def _missing_part(path: Path, part: str) -> DataError:
     others = sorted(p.name for p in path.iterdir() if p.is_dir())
     return DataError(
         f"{path}: no {part} part: looked for a folder named {' or '.join(ME2021_FOLDERS[part])} "
@@ -175,9 +177,9 @@ def _read_mediaeval2021(path: Path) -> Parsed:
     folders = me2021_parts(path)
     frames, official, withheld = [], {}, []
     for part in ("train", "dev"):
-        scores = sorted(folders[part].glob(SCORE_FILES)) if part in folders else []
+        scores = [file for folder in folders.get(part, []) for file in sorted(folder.glob(SCORE_FILES))]
         if not scores:
-            raise _missing_part(path, part, folders)
+            raise _missing_part(path, part)
         frame, names = _scores_2021(_read_csv(scores[0]), scores[0])
         if frame is None:
             raise DataError(f"{scores[0]}: no score columns (scores_normalized_short_term or "
@@ -185,8 +187,8 @@ def _read_mediaeval2021(path: Path) -> Parsed:
         frames.append(frame)
         official[ME2021_PARTS[part]] = names
     if "test" in folders:  # ids only: from a scores file without scores, else the descriptions
-        for file in [*sorted(folders["test"].glob(SCORE_FILES)),
-                     *sorted(folders["test"].glob(DESCRIPTION_FILES))][:1]:
+        for file in [*(f for d in folders["test"] for f in sorted(d.glob(SCORE_FILES))),
+                     *(f for d in folders["test"] for f in sorted(d.glob(DESCRIPTION_FILES)))][:1]:
             table = _read_csv(file)
             _require(table, file, ["video_id"], "MediaEval 2021")
             withheld = list(dict.fromkeys(trecvid_name(v) for v in table.video_id))
@@ -314,7 +316,7 @@ def _read_descriptions_2021(path: Path) -> dict[str, str | list[str]]:
     as released: long (`video_id[,video_url],description`, a row per description: TRECVid) or
     wide (`video_id,description_0,...,description_4`, a row per video: Memento10k)."""
     if path.is_dir():
-        files = [file for folder in me2021_parts(path).values()
+        files = [file for folders in me2021_parts(path).values() for folder in folders
                  for file in sorted(folder.glob(DESCRIPTION_FILES))]
     else:
         files = [path]
@@ -333,7 +335,8 @@ def _read_descriptions_2021(path: Path) -> dict[str, str | list[str]]:
                 if isinstance(text, str) and text.strip():
                     captions.setdefault(trecvid_name(video_id), []).append(text.strip())
     if not captions:
-        looked = "" if not path.is_dir() else (f" (looked in {sorted(f.name for f in me2021_parts(path).values())})")
+        looked = "" if not path.is_dir() else (
+            f" (looked in {sorted(f.name for fs in me2021_parts(path).values() for f in fs)})")
         raise DataError(f"{path}: no {DESCRIPTION_FILES} with descriptions{looked}")
     return dict(captions)
 
