@@ -219,6 +219,7 @@ def test_a_damaged_lstm_checkpoint_is_refused_before_anything_is_built(tmp_path,
     assert torch.load(path, weights_only=True)["input_size"] == 3
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch, on the crafted file
 def test_a_pickled_payload_is_a_vidmem_error_without_torchs_retry_advice(tmp_path):
     import pickle
 
