@@ -18,6 +18,7 @@ toy sizes (on a CPU too), which is how it is tested.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -231,8 +232,6 @@ def bench_args(seconds: float, fps: int, width: int, height: int) -> argparse.Na
 def decode_ratio(work: Path, videos: int) -> dict:
     """decode_step on every core vs bare ffmpeg doing its selection and scaling (frames stored
     raw, `npy`: the TIFF codec's wheel does not travel to the GPU box)."""
-    import dataclasses
-
     from bench.decode import ffmpeg_floor
     from bench.harness import bench_params
     from bench.videos import make_videos
@@ -284,7 +283,7 @@ def end_to_end(work: Path, clips: int, distinct: int, seconds: float, epochs: in
     params = bench_params(args)
     params.backend_section("efficientnet_lite0").update(
         weights=weights, device="auto", frames_per_batch="auto", amp="false")
-    decode = dataclasses_replace(decode_config(params), format="npy")
+    decode = dataclasses.replace(decode_config(params), format="npy")
     config = backend_config(params, "efficientnet_lite0")
     backend = config.build(None)
     steps: dict[str, float] = {}
@@ -327,12 +326,6 @@ def end_to_end(work: Path, clips: int, distinct: int, seconds: float, epochs: in
             "size": "640x360", "fps": 30, "frames_per_clip": 8, "epochs": epochs,
             "weights": weights, "frames_stored_as": "npy", "making_clips_s": round(making, 1),
             "steps_s": steps, "wall_s": total, "goal_s": 90}
-
-
-def dataclasses_replace(config, **changes):
-    import dataclasses
-
-    return dataclasses.replace(config, **changes)
 
 
 # --- the parts, and recording them ---------------------------------------------------------

@@ -59,3 +59,26 @@ def test_every_benchmark_runs_on_tiny_sizes(tmp_path):
     assert results["scaleout"]["ray_identical_to_local"] is True
     table = (tmp_path / "BENCHMARKS.md").read_text()
     assert "| extract efficientnet_lite0, batch 4" in table and "| decode 3 videos" in table
+
+
+def test_the_gpu_benchmark_runs_every_part_at_toy_sizes_on_a_cpu(tmp_path):
+    """benchmarks/gpu.py is run by hand on a lent GPU box: here each part runs at toy sizes so a
+    refactor cannot break it unseen, and `record` turns its files into BENCHMARKS.md rows."""
+    import json
+    import subprocess
+
+    run = subprocess.run([sys.executable, str(REPO / "benchmarks/gpu.py"), "extract", "numerics",
+                          "train", "decode", "e2e", "--small", "--out", str(tmp_path)],
+                         cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    parts = {path.stem: json.loads(path.read_text()) for path in tmp_path.glob("gpu_*.json")}
+    assert set(parts) == {f"gpu_{p}" for p in ("extract", "numerics", "train", "decode", "e2e")}
+    assert all(row["ratio"] > 0 for row in parts["gpu_extract"]["result"])
+    assert parts["gpu_train"]["result"]["two_runs_bitwise_equal"] is True
+    steps = parts["gpu_e2e"]["result"]["steps_s"]
+    assert set(steps) == {"decode", "normalize", "extract", "concat", "train"}
+    from bench.report import gpu_rows
+
+    rows = gpu_rows({part.removeprefix("gpu_"): value for part, value in parts.items()})
+    assert any(row.startswith("| GPU train") for row in rows)
+    assert any(row.startswith("| GPU box end to end: 16 clips") for row in rows)
