@@ -266,3 +266,37 @@ def test_a_pack_listing_with_swapped_digests_serves_neither(tmp_path):
     listing.write_text(json.dumps(about))
     fresh = open_cache(tmp_path / "cache", "t", {"v": 1})
     assert fresh.entry(digests[0]) is None and fresh.entry(digests[1]) is None
+
+
+def test_a_damaged_pack_is_replaced_and_its_other_links_are_named(tmp_path):
+    """A flipped byte in a pack that DVC's cache shares by hard link: the next run writes a new
+    pack (the output gets intact bytes, a new inode) and names the damaged DVC cache file."""
+    import os
+
+    from vidmem.store.cache import open_cache
+    from vidmem.store.shards import ShardReader, write_shards
+
+    def run(out):
+        cache = open_cache(tmp_path / "cache", "t", {"v": 1})
+        digest = "c" * 64
+        if cache.entry(digest) is None:
+            cache.store(digest, np.arange(6, dtype=np.float32).reshape(2, 3))
+        write_shards(out, [("video1", digest)], cache)
+        return next((tmp_path / "cache").rglob("packs/*.tar"))
+
+    pack = run(tmp_path / "out1")
+    dvc_object = tmp_path / ".dvc" / "cache" / "files" / "md5" / "ab" / "cdef"
+    dvc_object.parent.mkdir(parents=True)
+    os.link(pack, dvc_object)  # as DVC's hardlink cache does
+    data = bytearray(pack.read_bytes())
+    data[-1030] ^= 0xFF  # inside the member's bytes
+    pack.write_bytes(data)  # in place: the DVC cache object changes with it
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        with pytest.warns(UserWarning, match=r"\.dvc/cache/files/md5/ab/cdef"):
+            run(tmp_path / "out2")
+    finally:
+        os.chdir(cwd)
+    assert ShardReader(tmp_path / "out2").load("video1").tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert os.stat(tmp_path / "out2" / "shard-00000.tar").st_ino != os.stat(dvc_object).st_ino

@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import threading
+import warnings
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -190,6 +191,7 @@ class LocalStore(EntryStore):
             if intact:
                 self._drop_loose(members)
                 return path, [m for _, _, m in about["members"]]
+            report_damaged_links(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path, suffix=".tar") as tmp:
             layout = write(tmp, members)
@@ -221,6 +223,24 @@ class ScratchStore(LocalStore):
 
     def discard(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def report_damaged_links(damaged: Path, dvc_cache: Path = Path(".dvc") / "cache") -> list[Path]:
+    """Before a damaged pack is replaced (by a new file: vidmem never rewrites an inode in
+    place), name the other files that share its inode: DVC links outputs into its cache, so
+    its cache object holds the same damaged bytes, and `dvc push` would upload them. Returns
+    those found under `dvc_cache` (a warning names them and the fix)."""
+    about = damaged.stat()
+    if about.st_nlink <= 1:
+        return []
+    shared = [p for p in dvc_cache.rglob("*") if p.is_file() and p.stat().st_ino == about.st_ino
+              and p.stat().st_dev == about.st_dev] if dvc_cache.is_dir() else []
+    names = ", ".join(str(p) for p in shared) or f"{about.st_nlink - 1} other link(s)"
+    warnings.warn(f"{damaged} is damaged and shares its bytes with {names}: those copies are "
+                  "damaged too. vidmem writes a new pack; delete the damaged DVC cache file(s) "
+                  "named here, then run `dvc commit -f` so DVC stores the repaired output",
+                  stacklevel=2)
+    return shared
 
 
 class MemoryStore(EntryStore):
