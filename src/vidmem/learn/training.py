@@ -74,14 +74,21 @@ def feature_stats(features: Any, rows: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return mean.astype(np.float32), std.astype(np.float32)
 
 
+def _standardized(features: Any, rows: np.ndarray, mean: np.ndarray,
+                  std: np.ndarray) -> np.ndarray:
+    """`features[rows]` standardized, float32: the one arithmetic every training and scoring
+    path uses, so streamed and device-resident training give the same bits."""
+    return ((features[rows] - mean) / std).astype(np.float32)
+
+
 def standardized_batches(features: Any, rows: np.ndarray, mean: np.ndarray, std: np.ndarray,
                          batch_size: int, device: torch.device) -> Iterator[torch.Tensor]:
     """`features[rows]` standardized, `batch_size` videos at a time, as tensors on `device`.
     The next batch is read (and, for CUDA, pinned) in a background thread while the current one
     is used, so disk reads overlap compute."""
     def load(start: int) -> torch.Tensor:
-        batch = torch.from_numpy(((features[rows[start:start + batch_size]] - mean) / std)
-                                 .astype(np.float32))
+        batch = torch.from_numpy(_standardized(features, rows[start:start + batch_size], mean,
+                                               std))
         return batch.pin_memory() if device.type == "cuda" else batch
 
     starts = range(0, len(rows), batch_size)
@@ -96,11 +103,11 @@ def standardized_batches(features: Any, rows: np.ndarray, mean: np.ndarray, std:
 
 def standardized_on_device(features: Any, rows: np.ndarray, mean: np.ndarray, std: np.ndarray,
                            device: torch.device) -> torch.Tensor:
-    """`features[rows]` standardized as `standardized_batches` does (the same numpy arithmetic,
-    so the same bits), as one float32 tensor on `device`, read `STATS_BATCH` videos at a time."""
+    """`features[rows]` standardized (`_standardized`, as `standardized_batches` does), as one
+    float32 tensor on `device`, read `STATS_BATCH` videos at a time."""
     out = torch.empty((len(rows), *features.shape[1:]), dtype=torch.float32, device=device)
     for start in range(0, len(rows), STATS_BATCH):
-        chunk = ((features[rows[start:start + STATS_BATCH]] - mean) / std).astype(np.float32)
+        chunk = _standardized(features, rows[start:start + STATS_BATCH], mean, std)
         out[start:start + len(chunk)] = torch.from_numpy(chunk).to(device)
     return out
 
@@ -197,7 +204,7 @@ def train_model(features: Any, targets: np.ndarray, train_idx: np.ndarray,
         # `loss.item()` per batch did.
         total = 0.0
         for start, value in zip(starts, torch.stack(losses).tolist(), strict=True):
-            total += value * len(order[start:start + config.batch_size])
+            total += value * min(config.batch_size, len(order) - start)
         if resident:
             val_pred = _predict_batches(model, (x_val[start:start + config.batch_size]
                                                 for start in range(0, len(val_idx),
