@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -65,15 +66,44 @@ TINY_PARAMS = {
 
 
 def sh(args: list[str], cwd: Path, check: bool = True,
-       env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+       env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t", "DVC_NO_ANALYTICS": "1",
            **(env or {})}
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n"
                              f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result
+
+
+def documented_backends() -> dict[str, dict]:
+    """The backend sections docs/backends.md gives for pasting into params.yaml (the backends
+    that are not listed by default), parsed from its yaml block."""
+    import yaml
+
+    text = (REPO / "docs" / "backends.md").read_text()
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", text, flags=re.S)
+                 if b.startswith("backend:"))
+    return yaml.safe_load(block)["backend"]
+
+
+def with_documented_backends(params: dict) -> dict:
+    """`params` with the documented sections added under `backend:` (as a user pastes them)."""
+    params["backend"] = {**documented_backends(), **params["backend"]}
+    return params
+
+
+def ran_stages(repro_stdout: str) -> set[str]:
+    """The stages a `dvc repro` ran. The scan stage (always_changed: DVC never hashes the data
+    set's folders itself, vidmem.data.inputs) runs every time; an up-to-date pipeline runs it
+    alone."""
+    return set(re.findall(r"Running stage '([^']+)'", repro_stdout))
+
+
+def status_stages(status_stdout: str) -> set[str]:
+    """The stages `dvc status` lists as changed (the scan stage always: "always changed")."""
+    return set(re.findall(r"^(\S+):$", status_stdout, flags=re.M))
 
 
 def tiny_project(root: Path, edit: Callable[[Any], None] | None = None) -> Path:

@@ -132,14 +132,30 @@ def _is_own_output(path: str, outs: list[str]) -> bool:
     return False
 
 
-def undeclared_reads(stage: StageDecl, record: dict) -> dict[str, list[str]]:
+# The scan stage's manifest stands for the data set's folders: a stage that depends on it may
+# read below the paths it lists (vidmem.data.inputs).
+MANIFEST = "data/inputs.json"
+
+
+def manifest_covers(repo_root: Path) -> list[str]:
+    from vidmem.data.inputs import manifest_roots
+
+    manifest = repo_root / MANIFEST
+    return manifest_roots(json.loads(manifest.read_text())) if manifest.exists() else []
+
+
+def undeclared_reads(stage: StageDecl, record: dict,
+                     manifest_roots: list[str] = ()) -> dict[str, list[str]]:
     """What a traced run of `stage` read that dvc.yaml does not declare, by kind."""
+    # The scan stage reads the roots to write the manifest; the others through depending on it.
+    declared = stage.deps + (list(manifest_roots) if MANIFEST in stage.deps + stage.outs
+                             else [])
     params = [key for key in record["params"] if key not in _NOT_OUTPUT_PARAMS
               and not any(key == p or key.startswith(p + ".") for p in stage.params)]
     files = [f for f in record["files"]
              if not f.startswith(_NOT_INPUTS) and f + "/" not in _NOT_INPUTS
              and "__pycache__" not in f
-             and not _is_own_output(f, stage.outs) and not covered(f, stage.deps)]
+             and not _is_own_output(f, stage.outs) and not covered(f, declared)]
     modules = [m for m in record["modules"] if not covered(m, stage.deps)]
     return {kind: found for kind, found in
             (("params", params), ("files", files), ("modules", modules)) if found}
@@ -149,11 +165,12 @@ def check_trace(repo_root: Path, trace_dir: Path) -> dict[str, dict[str, list[st
     """Every traced stage run in `trace_dir` against dvc.yaml of `repo_root`: {stage: problems}
     for the stages that read something undeclared (empty when all is declared)."""
     stages = declared_stages(repo_root)
+    roots = manifest_covers(repo_root)
     problems = {}
     records = [json.loads(p.read_text()) for p in sorted(trace_dir.glob("*.json"))]
     assert records, f"no trace records in {trace_dir}"
     for record in records:
-        found = undeclared_reads(stages[record["stage"]], record)
+        found = undeclared_reads(stages[record["stage"]], record, roots)
         if found:
             problems[record["stage"]] = found
     return problems

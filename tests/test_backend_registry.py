@@ -22,7 +22,7 @@ from vidmem.backends.base import Backend
 from vidmem.backends.normalize import InputSpec
 from vidmem.core.params import Params, load_params
 
-from conftest import REPO
+from conftest import REPO, documented_backends
 
 BACKEND_MODULES = ("vidmem.backends.torch_backbones", "vidmem.backends.tfhub",
                    "vidmem.backends.poets", "vidmem.backends.captions",
@@ -81,6 +81,7 @@ def test_decode_learns_input_sizes_without_importing_any_backend_module():
     code = ("import sys; from vidmem.core.params import Params, load_params; "
             "from vidmem.backends import decode_config; "
             "params = load_params('params.yaml'); "
+            f"params['backend'].update({documented_backends()!r}); "
             "params['backends'] = ['efficientnet_lite0', 'captions', 'tfhub_inception_v3', "
             "'poets_inception_v3']; "
             "print(decode_config(Params(params)).short_side); "
@@ -114,16 +115,71 @@ def test_every_registered_torch_model_builds_extracts_and_declares_its_range(mod
     assert TorchBackbone.weights_input_range("b", config) == backend.expected_range
 
 
-def test_the_torch_presets_feed_each_model_the_size_its_weights_were_trained_at():
-    """params.yaml's torch sections (listed or not) use the input size the model's registry
-    entry declares: a preset at another size would feed the weights a scale they never saw."""
-    from vidmem.backends.torch_backbones import MODELS
+@pytest.mark.parametrize("model", sorted(__import__(
+    "vidmem.backends.torch_backbones", fromlist=["MODELS"]).MODELS.names()))
+def test_each_torch_models_registry_input_is_what_its_weights_expect(model):
+    """The registry entry's input (timm's pretrained_cfg) is the one source: a backend without
+    `input` gets it, and its value preset maps [0, 255] onto the range the model declares."""
+    from vidmem.backends import TORCH_MODEL_INPUTS, backend_config
+    from vidmem.backends.torch_backbones import MODELS, TorchConfig
 
-    sections = load_params(REPO / "params.yaml")["backend"]
-    torch_sections = {n: s for n, s in sections.items() if s.get("kind") == "torch"}
-    assert {s["model"] for s in torch_sections.values()} == set(MODELS.names())
-    for name, section in torch_sections.items():
-        assert section["input"]["size"] == MODELS.facts(section["model"]).input_size, name
+    assert set(TORCH_MODEL_INPUTS) == set(MODELS.names())
+    section = {"kind": "torch", "model": model, "weights": "random"}
+    spec_ = backend_config(Params({"backend": {"b": section}}), "b").spec
+    assert spec_ == InputSpec.from_params(TORCH_MODEL_INPUTS[model], "registry")
+    low, high = spec_.value_bounds
+    expected_low, expected_high = MODELS.facts(model).input_range(
+        TorchConfig.from_section(section, "b"))
+    slack = 0.01 * (expected_high - expected_low)
+    # Inside the range the weights expect, and covering nearly all of it.
+    assert expected_low - slack <= low and high <= expected_high + slack, (low, high)
+    assert high - low >= 0.9 * (expected_high - expected_low), (low, high)
+
+
+def test_params_override_the_registry_input_key_by_key():
+    from vidmem.backends import TORCH_MODEL_INPUTS, backend_config
+
+    params = load_params(REPO / "params.yaml")
+    section = params["backend"]["efficientnet_lite0"]
+    assert "input" not in section  # params.yaml holds only what differs from the registry
+    default = backend_config(Params(params), "efficientnet_lite0").spec
+    assert default == InputSpec.from_params(TORCH_MODEL_INPUTS["efficientnet_lite0"], "r")
+    section["input"] = {"value": "unit_range"}
+    changed = backend_config(Params(params), "efficientnet_lite0").spec
+    assert changed.geometry() == default.geometry() and changed.values != default.values
+    assert changed == InputSpec.from_params(
+        {**TORCH_MODEL_INPUTS["efficientnet_lite0"], "value": "unit_range"}, "r")
+
+
+def test_params_yaml_holds_at_most_40_keys_each_commented():
+    """What a user changes, each with a comment on its line or the line after (a section
+    header's comment covers its keys only where the section has one key)."""
+    params = load_params(REPO / "params.yaml")
+
+    def leaves(node, prefix=""):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield from leaves(value, f"{prefix}{key}.")
+        else:
+            yield prefix[:-1]
+
+    assert len(list(leaves(params))) <= 40
+    import re
+
+    uncommented = [line for line in (REPO / "params.yaml").read_text().splitlines()
+                   if re.match(r"^\s*[a-z_]+: [^#]+$", line)]
+    assert uncommented == [], "add a one-line comment to each key"
+    # Backends that are not listed are not in params.yaml; their sections are in the docs.
+    assert set(params["backend"]) == set(params["backends"])
+
+
+@pytest.mark.parametrize("name", sorted(documented_backends()))
+def test_every_documented_backend_section_parses(name):
+    from vidmem.backends import backend_config
+
+    params = Params({"backend": {name: documented_backends()[name]}})
+    config = backend_config(params, name)
+    assert config.spec is not None and config.spec.height == 299
 
 
 def test_a_backend_is_parsed_once_into_what_builds_it():

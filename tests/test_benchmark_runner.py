@@ -8,7 +8,7 @@ import pytest
 
 from vidmem.core.params import Params, load_params
 
-from conftest import REPO
+from conftest import REPO, with_documented_backends
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 runner = pytest.importorskip("run", reason="benchmarks/run.py imports its bench package")
@@ -27,6 +27,7 @@ def test_the_default_backends_are_the_listed_frame_backends():
     assert "captions" in params["backends"]
     assert runner.frame_backends(Params(params)) == ["efficientnet_lite0"]
     params["backends"] = ["captions", "inception_v3", "efficientnet_lite0"]
+    with_documented_backends(params)
     assert runner.frame_backends(Params(params)) == ["inception_v3", "efficientnet_lite0"]
 
 

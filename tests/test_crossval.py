@@ -61,3 +61,18 @@ def test_paired_difference_counts_wins_fold_by_fold():
     assert result["mean"] == pytest.approx(0.0225)
     with pytest.raises(DataError, match="same folds"):
         paired_difference([0.1], [0.1, 0.2])
+
+
+def test_per_fold_values_are_also_scalars_that_dvc_metrics_show_can_display():
+    """`dvc metrics show` leaves lists out of its table: each per-fold value is also a key."""
+    import numpy as np
+
+    from vidmem.learn.crossval import paired_difference, summarize_chain
+
+    rng = np.random.default_rng(0)
+    true = [rng.uniform(size=20) for _ in range(3)]
+    summary = summarize_chain(true, [t + rng.normal(0, 0.1, 20) for t in true], 20, 0)
+    assert [summary[f"fold_{k}"] for k in range(3)] == summary["folds"]
+    paired = paired_difference([0.5, 0.4, 0.3], [0.1, 0.2, 0.4])
+    assert [paired[f"difference_{k}"] for k in range(3)] == paired["differences"] \
+        == pytest.approx([0.4, 0.2, -0.1])

@@ -51,7 +51,9 @@ def test_traced_reads_outside_the_declaration_are_reported():
                         "metrics/eval", "params.yaml"],
               "modules": ["stages/evaluate.py", "src/vidmem/learn/training.py",
                               "src/vidmem/video/frames.py"]}
-    assert undeclared_reads(stage, record) == {"params": ["lr"], "files": ["data/other.csv"],
+    # The data set's files are declared through the scan stage's manifest (data/inputs.json).
+    roots = ["data/demo/videos", "data/demo/ground-truth.csv", "data/demo/captions.txt"]
+    assert undeclared_reads(stage, record, roots) == {"params": ["lr"], "files": ["data/other.csv"],
                                                "modules": ["src/vidmem/video/frames.py"]}
 
 

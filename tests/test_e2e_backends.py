@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import commit_all, sh, tensorflow_or_skip, tiny_project, write_demo_latents
+from conftest import commit_all, documented_backends, sh, tensorflow_or_skip, tiny_project, write_demo_latents
 from deps_check import check_trace
 from helpers import save_input_stats_module, save_poets_graph
 
@@ -32,12 +32,12 @@ def project(tmp_path_factory) -> Path:
         write_demo_latents(params, root / "data" / "precomputed" / "latents")
         params["backends"] = BACKENDS
         # Configured like the real Inception backends, with the models saved above.
-        params["backend"]["hub_stats"] = copy.deepcopy(params["backend"]["tfhub_inception_v3"])
+        params["backend"]["hub_stats"] = copy.deepcopy(documented_backends()["tfhub_inception_v3"])
         params["backend"]["hub_stats"].update(handle="data/weights/hub_stats")
-        params["backend"]["poets_stats"] = copy.deepcopy(params["backend"]["poets_inception_v3"])
+        params["backend"]["poets_stats"] = copy.deepcopy(documented_backends()["poets_inception_v3"])
         params["backend"]["poets_stats"].update(graph="data/weights/poets_stats.pb")
         for name in ("hub_stats", "poets_stats"):
-            params["backend"][name]["input"]["size"] = 32
+            params["backend"][name]["input"] = {"size": 32}  # the rest from the registry
         params["backend"]["latents"] = {"kind": "precomputed", "input": None, "head": "lstm",
                                         "features_dir": "data/precomputed/latents"}
 

@@ -56,6 +56,27 @@ def test_features_only_data_set_trains_evaluates_and_fuses(project, tmp_path):
     assert [row["name"] for row in table] == ["shipped", "captions", "fusion"]
 
 
+def test_predict_fuses_precomputed_and_caption_scores(project, tmp_path):
+    """Precomputed rows are keyed by the feature file's stem (`video3`), caption rows by the
+    captions file's names (`video3.webm`): predict once wrote no fused score at all (every row
+    in .skipped.csv) and exited 0. The fused scores of the test videos are the fusion stage's."""
+    import pandas as pd
+
+    out = tmp_path / "predicted.csv"
+    sh(["vidmem", "predict", "--videos", "data/precomputed/shipped", "--captions",
+        "data/demo/captions.txt", "--out", str(out)], project)
+    predicted = pd.read_csv(out)
+    assert list(predicted.columns) == ["video", "shipped", "captions", "fusion"]
+    assert len(predicted) == 16 and predicted.notna().all().all(), predicted
+    assert predicted.video.str.endswith(".webm").all()  # the file names, as the labels have
+    fused = pd.read_csv(project / "plots/fusion/test_predictions.csv").set_index("video")
+    mine = predicted.set_index("video").loc[fused.index, "fusion"]
+    # (the figure table keeps 6 significant digits)
+    assert mine.to_numpy() == pytest.approx(fused.predicted.to_numpy(), abs=1e-5)
+    assert not Path(f"{out}.skipped.csv").exists() or \
+        pd.read_csv(f"{out}.skipped.csv").empty
+
+
 def test_test_labels_reach_only_the_reported_metrics(project):
     """README: test labels are used only for the reported metrics. The same data with every test
     video's labels rigged (set to one member's test predictions: a leak would show as weight 1

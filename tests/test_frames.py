@@ -9,7 +9,7 @@ from vidmem.core.params import Params
 from vidmem.store.shards import ShardReader
 from vidmem.video.frames import decode_video, decode_videos, evenly_spaced_indices, list_videos
 
-from conftest import REPO, frame_number, grey_ramp_video
+from conftest import REPO, frame_number, grey_ramp_video, with_documented_backends
 
 
 def test_evenly_spaced_indices_are_segment_centres():
@@ -52,6 +52,7 @@ def test_auto_short_side_is_the_largest_backend_input():
     params["backends"] = ["efficientnet_lite0", "captions"]
     assert resolve(Params(params)).short_side == 224
     params["backends"] = ["efficientnet_lite0", "inception_v3"]
+    with_documented_backends(params)  # its section, as docs/backends.md gives it
     assert resolve(Params(params)).short_side == 299
     params["decode"]["short_side"] = 160
     assert resolve(Params(params)).short_side == 160
@@ -251,6 +252,7 @@ def test_frames_are_stored_at_the_backends_shared_input_size_never_upscaled(tmp_
     shared = resolve(Params(params)).input_geometry
     assert (shared.height, shared.width, shared.resize) == (224, 224, "squash")
     params["backends"] = ["efficientnet_lite0", "inception_v3"]  # 224² and 299²: aspect kept
+    with_documented_backends(params)
     assert resolve(Params(params)).input_geometry is None
     params["backends"], params["decode"]["short_side"] = ["efficientnet_lite0"], 224
     assert resolve(Params(params)).input_geometry is None  # a short side set by hand: aspect kept

@@ -258,7 +258,7 @@ def set_key(params: dict, key: str, value) -> dict:
     node = params
     parts = key.split(".")
     for part in parts[:-1]:
-        node = node[part]
+        node = node.setdefault(part, {})  # a key params.yaml leaves to its default
     node[parts[-1]] = value
     return params
 
@@ -278,7 +278,7 @@ PARAM_KEYS = ["lr", "epochs", "batch_size", "target", "model.hidden_size", "mode
 def params_readers(key: str, value) -> list:
     """Every typed reader of params.yaml's sections, over the repo's params with `key` set to
     `value`; each a function that parses its section (or raises ParamsError)."""
-    from vidmem.backends.normalize import InputSpec
+    from vidmem.backends import backend_config
     from vidmem.backends.torch_backbones import TorchConfig
     from vidmem.core.params import (
         CacheConfig,
@@ -287,6 +287,7 @@ def params_readers(key: str, value) -> list:
         DataConfig,
         DecodeConfig,
         EvaluateConfig,
+        Params,
         SplitConfig,
         TrainConfig,
     )
@@ -295,7 +296,7 @@ def params_readers(key: str, value) -> list:
     params = set_key(repo_params(), key, value)
     section = params["backend"]["efficientnet_lite0"]
     readers = [lambda: TorchConfig.from_section(section, "backend.efficientnet_lite0"),
-               lambda: InputSpec.from_params(section["input"], "backend.efficientnet_lite0.input"),
+               lambda: backend_config(Params(params), "efficientnet_lite0").spec,
                lambda: DataConfig.from_params(params).as_dict()]  # its keys are read lazily
     return readers + [lambda c=config: c.from_params(params) for config in (
         CacheConfig, ConcatConfig, DecodeConfig, EvaluateConfig, SplitConfig,

@@ -268,10 +268,13 @@ def test_a_pack_listing_with_swapped_digests_serves_neither(tmp_path):
     assert fresh.entry(digests[0]) is None and fresh.entry(digests[1]) is None
 
 
-def test_a_damaged_pack_is_replaced_and_its_other_links_are_named(tmp_path):
+def test_a_damaged_pack_is_replaced_and_dvcs_damaged_object_deleted(tmp_path):
     """A flipped byte in a pack that DVC's cache shares by hard link: the next run writes a new
-    pack (the output gets intact bytes, a new inode) and names the damaged DVC cache file."""
+    pack (the output gets intact bytes, a new inode), and DVC's cache object, whose bytes no
+    longer match its md5 name, is deleted (DVC stores the repaired output) and named."""
+    import hashlib
     import os
+    import stat
 
     from vidmem.store.cache import open_cache
     from vidmem.store.shards import ShardReader, write_shards
@@ -285,18 +288,111 @@ def test_a_damaged_pack_is_replaced_and_its_other_links_are_named(tmp_path):
         return next((tmp_path / "cache").rglob("packs/*.tar"))
 
     pack = run(tmp_path / "out1")
-    dvc_object = tmp_path / ".dvc" / "cache" / "files" / "md5" / "ab" / "cdef"
+    assert not pack.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)  # read-only
+    intact = pack.read_bytes()
+    md5 = hashlib.md5(intact).hexdigest()
+    dvc_object = tmp_path / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
     dvc_object.parent.mkdir(parents=True)
     os.link(pack, dvc_object)  # as DVC's hardlink cache does
-    data = bytearray(pack.read_bytes())
+    unrelated = dvc_object.parent / ("0" * 30)  # another object: left alone
+    unrelated.write_bytes(b"other")
+    os.chmod(pack, 0o644)  # the damage: a write through the link (or the disk)
+    data = bytearray(intact)
     data[-1030] ^= 0xFF  # inside the member's bytes
     pack.write_bytes(data)  # in place: the DVC cache object changes with it
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
-        with pytest.warns(UserWarning, match=r"\.dvc/cache/files/md5/ab/cdef"):
-            run(tmp_path / "out2")
+        with pytest.warns(UserWarning, match=rf"\.dvc/cache/files/md5/{md5[:2]}/{md5[2:]}"):
+            new_pack = run(tmp_path / "out2")
     finally:
         os.chdir(cwd)
+    assert new_pack.read_bytes() == intact and not dvc_object.exists() and unrelated.exists()
+    assert (tmp_path / "out2").joinpath(next(p.name for p in (tmp_path / "out1").iterdir()
+                                              if p.suffix == ".tar")).read_bytes() == intact
     assert ShardReader(tmp_path / "out2").load("video1").tolist() == [[0, 1, 2], [3, 4, 5]]
-    assert os.stat(tmp_path / "out2" / "shard-00000.tar").st_ino != os.stat(dvc_object).st_ino
+
+
+# --- the scan stage: DVC never hashes the data set's folders itself ---------------------------
+
+def _scan_in_thread(*args, **kwargs):
+    """scan_inputs, given 30 s: opening a FIFO would block it for good."""
+    import threading
+
+    from vidmem.data.inputs import scan_inputs
+
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(m=scan_inputs(*args, **kwargs)),
+                              daemon=True)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive(), "scan_inputs blocked (a FIFO was opened)"
+    return result["m"]
+
+
+def test_the_scan_names_fifos_and_links_out_and_never_opens_them(tmp_path):
+    import os
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "video1.webm").write_bytes(b"one")
+    (videos / "video2.mp4").write_bytes(b"two!")
+    os.mkfifo(videos / "video3.webm")
+    (tmp_path / "outside.webm").write_bytes(b"x")
+    (videos / "video4.webm").symlink_to(tmp_path / "outside.webm")
+    (videos / "README.md").write_text("notes")
+    labels = tmp_path / "release"  # a release folder: labels, a video, a FIFO
+    labels.mkdir()
+    (labels / "scores.csv").write_text("video,score\n")
+    (labels / "clip.webm").write_bytes(b"a video of the release")
+    os.mkfifo(labels / "pipe.csv")
+    manifest = _scan_in_thread(str(videos), str(labels), None, None, progress=False)
+    assert [f["name"] for f in manifest["videos"]["files"]] == ["video1.webm", "video2.mp4"]
+    assert manifest["videos"]["files"][1]["size"] == 4
+    reasons = {e["entry"]: e["reason"] for e in manifest["videos"]["not_opened"]}
+    assert set(reasons) == {"video3.webm", "video4.webm"}
+    assert "FIFO" in reasons["video3.webm"] and "outside the videos" in reasons["video4.webm"]
+    assert manifest["videos"]["ignored"] == ["README.md"]
+    assert [f["name"] for f in manifest["ground_truth"]["files"]] == ["scores.csv"]
+    assert manifest["ground_truth"]["not_opened"] == [
+        {"entry": "pipe.csv", "reason": "a FIFO (named pipe)"}]
+    assert manifest["captions"] is None
+
+
+def test_the_scan_hashes_again_only_what_moved(tmp_path):
+    import hashlib
+    import os
+
+    from vidmem.data.inputs import write_manifest
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for i in range(3):
+        (videos / f"video{i}.webm").write_bytes(bytes([i]) * 100)
+    labels = tmp_path / "gt.csv"
+    labels.write_text("video,score\n")
+    args = (str(videos), str(labels), str(labels), str(tmp_path / "cache"))
+    first = _scan_in_thread(*args, progress=False)
+    assert first["hashed"] == 4  # 3 videos, and the one file that is labels and captions
+    again = _scan_in_thread(*args, progress=False)
+    assert again["hashed"] == 0
+    write_manifest(tmp_path / "a.json", first)
+    write_manifest(tmp_path / "b.json", again)
+    assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+    # Same size, mtime set back: the ctime still moved, so the new bytes are hashed.
+    video = videos / "video1.webm"
+    before = video.stat()
+    video.write_bytes(b"\xff" * 100)
+    os.utime(video, ns=(before.st_atime_ns, before.st_mtime_ns))
+    third = _scan_in_thread(*args, progress=False)
+    assert third["hashed"] == 1
+    assert third["videos"]["files"][1]["sha256"] == hashlib.sha256(b"\xff" * 100).hexdigest()
+
+
+def test_a_missing_labels_path_names_its_key(tmp_path):
+    from vidmem.core.errors import DataError
+    from vidmem.data.inputs import scan_inputs
+
+    (tmp_path / "videos").mkdir()
+    with pytest.raises(DataError, match=r"data\.ground_truth: .*nope\.csv not found"):
+        scan_inputs(str(tmp_path / "videos"), str(tmp_path / "nope.csv"), None, progress=False)

@@ -104,9 +104,19 @@ def predict_all(videos_dir: str | os.PathLike, params: Params,
     for name in names:
         part, missed = predict_videos(videos_dir, params, name, Path(models_dir) / f"{name}.pt",
                                       progress, captions_path)
-        part = part.rename(columns={"predicted": name})
-        table = part if table is None else table.merge(part, on="video", how="outer")
+        part = part.rename(columns={"predicted": name, "video": f"video:{name}"})
+        # One video, one row: a backend of feature files knows a video by its stem (`video10`),
+        # frame and caption backends by its file name (`video10.webm`); rows meet on the stem
+        # (stems are unique in a videos folder: list_videos) and keep the file name.
+        part["stem"] = [Path(v).stem for v in part[f"video:{name}"]]
+        table = part if table is None else table.merge(part, on="stem", how="outer")
         skipped += missed
+    assert table is not None
+    named = table[[f"video:{n}" for n in names]]
+    has_suffix = named.apply(lambda column: column.str.contains(".", regex=False).fillna(False))
+    table.insert(0, "video", named.where(has_suffix).bfill(axis=1).iloc[:, 0]
+                 .fillna(named.bfill(axis=1).iloc[:, 0]))
+    table = table.drop(columns=["stem", *named.columns])
     fusion_file = Path(models_dir) / "fusion.json"
     if backends is None and len(names) > 1:
         fusion = Fusion.load(fusion_file, names)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,15 +34,26 @@ class BackendKind:
     reads_frames: bool  # the class's `uses_frames`
     fits_on_split: bool = False  # refit per cross-validation fold (TF-IDF)
     reads_captions: bool = False  # `vidmem predict --captions` feeds it
+    # The input its weights were trained on (a `backend.<name>.input` mapping), given the
+    # section (a torch backend's depends on its model) and where it is, for errors; None:
+    # params must say.
+    default_input: Callable[[dict[str, Any], str], dict[str, Any]] | None = \
+        dataclasses.field(default=None, compare=False)
+
+    def input_for(self, section: dict[str, Any], where: str) -> dict[str, Any] | None:
+        return None if self.default_input is None else self.default_input(section, where)
 
 
 BACKENDS: Registry[BackendKind] = Registry("backend kind")
 
 
 def register_backend(kind: str, target: str, *, reads_frames: bool, fits_on_split: bool = False,
-                     reads_captions: bool = False) -> BackendKind:
-    """Make `backend.<name>.kind: <kind>` build the class at `target` ("module:Class")."""
-    facts = BackendKind(kind, target, reads_frames, fits_on_split, reads_captions)
+                     reads_captions: bool = False,
+                     default_input: Callable[[dict[str, Any], str], dict[str, Any]] | None = None,
+                     ) -> BackendKind:
+    """Make `backend.<name>.kind: <kind>` build the class at `target` ("module:Class");
+    `default_input(section)`: the input its weights expect, which params only override."""
+    facts = BackendKind(kind, target, reads_frames, fits_on_split, reads_captions, default_input)
     BACKENDS.add(kind, target, facts)
     return facts
 
@@ -51,11 +63,37 @@ def list_backends() -> list[str]:
     return BACKENDS.names()
 
 
+# What each network's weights were trained on, as timm's pretrained_cfg carries it: the input a
+# backend gets unless `backend.<name>.input` overrides keys. Written here, not beside the
+# networks, so that decode learns the geometry without importing torch or TensorFlow; a contract
+# test builds each network and checks its value range against these.
+_SQUASH = {"resize": "squash", "interpolation": "bilinear", "antialias": True}
+TORCH_MODEL_INPUTS: dict[str, dict[str, Any]] = {
+    "efficientnet_lite0": {"size": 224, **_SQUASH, "value": "symmetric_range"},  # TF Lite: [-1, 1]
+    "inception_v3": {"size": 299, **_SQUASH, "value": "imagenet"},  # torchvision's preset
+}
+TFHUB_INPUT = {"size": 299, **_SQUASH, "value": "unit_range"}  # the hub image-module convention
+# retrain.py's graph: plain ResizeBilinear, (x-128)/128 inside the graph (Sub, Mul).
+POETS_INPUT = {"size": 299, **_SQUASH, "antialias": False, "value": "tf_inception"}
+
 # Imported lazily, so a torch-only run never imports TensorFlow.
-register_backend("torch", "vidmem.backends.torch_backbones:TorchBackbone", reads_frames=True)
+
+
+def _torch_input(section: dict[str, Any], where: str) -> dict[str, Any]:
+    model = section.get("model")
+    if not isinstance(model, str) or model not in TORCH_MODEL_INPUTS:
+        raise ParamsError(f"params.yaml: '{where}.model' = {model!r} is not one of "
+                          f"{sorted(TORCH_MODEL_INPUTS)}")
+    return TORCH_MODEL_INPUTS[model]
+
+
+register_backend("torch", "vidmem.backends.torch_backbones:TorchBackbone", reads_frames=True,
+                 default_input=_torch_input)
 register_backend("precomputed", "vidmem.backends.precomputed:Precomputed", reads_frames=False)
-register_backend("tfhub", "vidmem.backends.tfhub:TFHubModule", reads_frames=True)
-register_backend("poets", "vidmem.backends.poets:PoetsBottleneck", reads_frames=True)
+register_backend("tfhub", "vidmem.backends.tfhub:TFHubModule", reads_frames=True,
+                 default_input=lambda section, where: TFHUB_INPUT)
+register_backend("poets", "vidmem.backends.poets:PoetsBottleneck", reads_frames=True,
+                 default_input=lambda section, where: POETS_INPUT)
 register_backend("captions", "vidmem.backends.captions:CaptionsBackend", reads_frames=False,
                  fits_on_split=True, reads_captions=True)
 register_backend("sentence", "vidmem.backends.captions:SentenceBackend", reads_frames=False,
@@ -113,8 +151,17 @@ def backend_config(params: Params, name: str) -> BackendConfig:
     else:  # `module:Class`: the facts are the class's
         cls = backend_class(kind, f"backend.{name}.kind")
         facts = BackendKind(kind, kind, cls.uses_frames, cls.fits_on_split, cls.reads_captions)
-    spec = InputSpec.from_params(section.get("input"), f"backend.{name}.input") \
-        if facts.reads_frames else None
+    spec = None
+    if facts.reads_frames:
+        default, given = facts.input_for(section, f"backend.{name}"), section.get("input")
+        if given is not None and not isinstance(given, dict):
+            raise ParamsError(f"params.yaml: 'backend.{name}.input' must be a mapping")
+        if default is None and given is None:
+            raise ParamsError(f"params.yaml: 'backend.{name}.input' is missing: kind {kind!r} "
+                              "declares no input, so give its size and value (docs/backends.md)")
+        # Params override the registry's input key by key (a `value` replaces it whole).
+        spec = InputSpec.from_params({**(default or {}), **(given or {})},
+                                     f"backend.{name}.input")
     return BackendConfig(name, facts, section, spec)
 
 

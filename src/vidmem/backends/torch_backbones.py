@@ -23,8 +23,8 @@ Weights:
   in every output, because such features say nothing about memorability.
 
 Adding a model is one builder function decorated with
-`@register("name", input_range=..., input_size=...)` that returns a `Backbone`, plus a params
-entry with `model: name`.
+`@register("name", input_range=...)` that returns a `Backbone`, its input in
+`vidmem.backends.TORCH_MODEL_INPUTS`, plus a params entry with `model: name`.
 """
 
 from __future__ import annotations
@@ -148,19 +148,17 @@ class TorchModel:
     checks against it; a contract test checks params.yaml's presets and the built network)."""
 
     input_range: Callable[[TorchConfig], tuple[float, float]]  # value range, given the config
-    input_size: int  # the square input side the weights were trained at
 
 
 MODELS: Registry[TorchModel] = Registry("torch model")
 
 
 def register(name: str, input_range: Callable[[TorchConfig], tuple[float, float]],
-             input_size: int,
              ) -> Callable[[Callable[[TorchConfig], Backbone]], Callable[[TorchConfig], Backbone]]:
     """Make a builder available as `model: <name>`, with the input value range its weights
-    expect (`input_range(config)`; the builder's Backbone reports the same) and the input size
-    they were trained at."""
-    return MODELS.register(name, TorchModel(input_range, input_size))
+    expect (`input_range(config)`; the builder's Backbone reports the same). Its input size,
+    resize and value preset: `vidmem.backends.TORCH_MODEL_INPUTS[name]`."""
+    return MODELS.register(name, TorchModel(input_range))
 
 
 def _symmetric_range(config: TorchConfig) -> tuple[float, float]:
@@ -174,7 +172,7 @@ def _inception_range(config: TorchConfig) -> tuple[float, float]:
     return (-1.0, 1.0)
 
 
-@register("efficientnet_lite0", input_range=_symmetric_range, input_size=224)
+@register("efficientnet_lite0", input_range=_symmetric_range)
 def efficientnet_lite0(config: TorchConfig) -> Backbone:
     import timm
 
@@ -205,7 +203,7 @@ def efficientnet_lite0(config: TorchConfig) -> Backbone:
                     random_weights=random_weights, expected_range=_symmetric_range(config))
 
 
-@register("inception_v3", input_range=_inception_range, input_size=299)
+@register("inception_v3", input_range=_inception_range)
 def inception_v3(config: TorchConfig) -> Backbone:
     from torchvision.models import Inception_V3_Weights
     from torchvision.models import inception_v3 as build

@@ -63,12 +63,12 @@ class DemoConfig:
     def from_params(cls, params: dict[str, Any]) -> DemoConfig:
         return cls(
             n_videos=as_int(lookup(params, "demo.n_videos"), "demo.n_videos", 1),
-            seconds=as_float(lookup(params, "demo.seconds"), "demo.seconds", 0.1),
-            fps=as_int(lookup(params, "demo.fps"), "demo.fps", 1),
-            width=as_int(lookup(params, "demo.width"), "demo.width", 16),
-            height=as_int(lookup(params, "demo.height"), "demo.height", 16),
-            noise=as_float(lookup(params, "demo.noise"), "demo.noise", 0),
-            seed=as_int(lookup(params, "demo.seed"), "demo.seed", 0),
+            seconds=as_float(lookup(params, "demo.seconds", cls.seconds), "demo.seconds", 0.1),
+            fps=as_int(lookup(params, "demo.fps", cls.fps), "demo.fps", 1),
+            width=as_int(lookup(params, "demo.width", cls.width), "demo.width", 16),
+            height=as_int(lookup(params, "demo.height", cls.height), "demo.height", 16),
+            noise=as_float(lookup(params, "demo.noise", cls.noise), "demo.noise", 0),
+            seed=as_int(lookup(params, "demo.seed", cls.seed), "demo.seed", 0),
         )
 
 

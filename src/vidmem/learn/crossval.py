@@ -63,7 +63,9 @@ def summarize_chain(fold_true: Sequence[np.ndarray], fold_predicted: Sequence[np
     usable = [s for s in scores if not math.isnan(s)]
     # A fold whose predictions (or labels) are all tied has no Spearman: None, left out of the
     # mean and of paired differences.
-    return {"folds": [None if math.isnan(s) else round(s, 6) for s in scores],
+    folds = [None if math.isnan(s) else round(s, 6) for s in scores]
+    # The list for code; `fold_<k>` scalars for `dvc metrics show`, whose table leaves lists out.
+    return {"folds": folds, **{f"fold_{k}": s for k, s in enumerate(folds)},
             "mean": round(float(np.mean(usable)), 6) if usable else None,
             "sd": round(float(np.std(usable, ddof=1)), 6) if len(usable) > 1 else None,
             "pooled_spearman": pooled["spearman"],
@@ -80,7 +82,9 @@ def paired_difference(a: Sequence[float | None], b: Sequence[float | None]) -> d
     both = [(x, y) for x, y in zip(a, b, strict=True) if x is not None and y is not None
             and not (math.isnan(x) or math.isnan(y))]
     diffs = np.asarray([x - y for x, y in both], dtype=np.float64)
-    return {"differences": [round(float(d), 6) for d in diffs],
+    differences = [round(float(d), 6) for d in diffs]
+    return {"differences": differences,
+            **{f"difference_{k}": d for k, d in enumerate(differences)},
             "mean": round(float(diffs.mean()), 6) if len(diffs) else None,
             "sd": round(float(diffs.std(ddof=1)), 6) if len(diffs) > 1 else None,
             "wins": int((diffs > 0).sum()), "folds": len(diffs)}

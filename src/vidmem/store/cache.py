@@ -137,7 +137,7 @@ class LocalStore(EntryStore):
 
     def write(self, digest: str, data: bytes, facts: dict[str, Any]) -> None:
         path = self._path(digest)
-        write_bytes(path, data)
+        write_bytes(path, data, read_only=True)
         # The sha256 is taken here, in the worker threads, rather than by the one thread that
         # later writes the shards.
         write_json(path.with_suffix(".json"), {**facts, CHECKSUM: checksum_of(data, digest),
@@ -191,9 +191,11 @@ class LocalStore(EntryStore):
             if intact:
                 self._drop_loose(members)
                 return path, [m for _, _, m in about["members"]]
-            report_damaged_links(path)
+            heal_damaged_links(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path, suffix=".tar") as tmp:
+        # Read-only once written, as DVC's cache files are: DVC links the output's shard (this
+        # same inode) into its cache.
+        with atomic_path(path, suffix=".tar", read_only=True) as tmp:
             layout = write(tmp, members)
             checksum = checksum_of(tmp.read_bytes())
         write_json(listing, {"checksum": checksum, "members": [
@@ -225,22 +227,40 @@ class ScratchStore(LocalStore):
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def report_damaged_links(damaged: Path, dvc_cache: Path = Path(".dvc") / "cache") -> list[Path]:
+def _dvc_cache_dir() -> Path:
+    """DVC's local cache of the repo the stage runs for (`dvc exp run --temp` runs in a copy
+    under .dvc/tmp/exps; DVC_ROOT names the repo)."""
+    return Path(os.environ.get("DVC_ROOT", ".")) / ".dvc" / "cache"
+
+
+def heal_damaged_links(damaged: Path, dvc_cache: Path | None = None) -> list[Path]:
     """Before a damaged pack is replaced (by a new file: vidmem never rewrites an inode in
-    place), name the other files that share its inode: DVC links outputs into its cache, so
-    its cache object holds the same damaged bytes, and `dvc push` would upload them. Returns
-    those found under `dvc_cache` (a warning names them and the fix)."""
+    place), deal with the other files that share its inode: DVC links outputs into its cache,
+    so its cache object holds the same damaged bytes, and `dvc push` would upload them. A DVC
+    object is named by the md5 of its bytes; one whose bytes no longer match its name is
+    provably damaged and is deleted, so that DVC stores the repaired output when the stage
+    ends (instead of linking the damaged object back into the workspace). Returns the deleted
+    objects; a warning names them, and any other link, with what to do."""
     about = damaged.stat()
     if about.st_nlink <= 1:
         return []
+    dvc_cache = _dvc_cache_dir() if dvc_cache is None else dvc_cache
     shared = [p for p in dvc_cache.rglob("*") if p.is_file() and p.stat().st_ino == about.st_ino
               and p.stat().st_dev == about.st_dev] if dvc_cache.is_dir() else []
-    names = ", ".join(str(p) for p in shared) or f"{about.st_nlink - 1} other link(s)"
-    warnings.warn(f"{damaged} is damaged and shares its bytes with {names}: those copies are "
-                  "damaged too. vidmem writes a new pack; delete the damaged DVC cache file(s) "
-                  "named here, then run `dvc commit -f` so DVC stores the repaired output",
-                  stacklevel=2)
-    return shared
+    removed = [p for p in shared if file_digest(p, "md5") != p.parent.name + p.name]
+    for path in removed:
+        path.unlink()
+    others = about.st_nlink - 1 - len(removed)
+    message = f"{damaged} is damaged (its checksum does not match)"
+    if removed:
+        message += (f"; DVC's cache object(s) {', '.join(map(str, removed))} shared its bytes "
+                    "and no longer matched their md5: deleted, DVC stores the repaired output "
+                    "when this stage ends (run `dvc push` if the remote got the damaged copy)")
+    if others > 0:
+        message += (f"; {others} other hard link(s) to it hold the same damaged bytes: "
+                    "delete them or copy the repaired output over them")
+    warnings.warn(message + ". vidmem writes a new pack.", stacklevel=2)
+    return removed
 
 
 class MemoryStore(EntryStore):
