@@ -133,9 +133,7 @@ def write_demo_latents(params: dict, folder: Path, suffix: str = ".txt",
     (size, brightness, hue), one file per video with one row, named after the video's stem."""
     from vidmem.data.demo import DemoConfig, demo_latents
 
-    demo = params["demo"]
-    latents = demo_latents(DemoConfig(**{key: demo[key] for key in (
-        "n_videos", "seconds", "fps", "width", "height", "noise", "seed")}))
+    latents = demo_latents(DemoConfig.from_params(params))  # params.yaml's, defaults filled in
     folder.mkdir(parents=True)
     for _, row in latents.iterrows():
         values = separator.join(f"{row[column]:.6f}" for column in ("size", "brightness", "hue"))

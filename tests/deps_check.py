@@ -174,3 +174,36 @@ def check_trace(repo_root: Path, trace_dir: Path) -> dict[str, dict[str, list[st
         if found:
             problems[record["stage"]] = found
     return problems
+
+
+# Declared params that a stage reads only in some settings (dvc.yaml declares statically), by
+# stage name before any `@`: key → when it is read.
+READ_ONLY_IN_SOME_SETTINGS = {
+    "decode": {"backends": "decode.short_side: auto (the listed backends' input geometry)",
+               "backend": "decode.short_side: auto"},
+    "normalize": {"decode": "a frame backend (a caption backend has nothing to normalize)"},
+    "cv_split": {"data.ground_truth": "cv.folds set", "data.on_bad_input": "cv.folds set",
+                 "data.format": "cv.folds set"},
+}
+
+
+def unread_declared_params(stage: StageDecl, record: dict) -> list[str]:
+    """The other way round: params keys dvc.yaml declares for `stage` that its traced run never
+    read (a section counts as read when any key below it was), less those read only in some
+    settings. Each would re-run the stage for nothing when it changes."""
+    read = record["params"]
+    allowed = READ_ONLY_IN_SOME_SETTINGS.get(stage.name.split("@")[0], {})
+    return [key for key in stage.params if key not in allowed and not any(
+        r == key or r.startswith(key + ".") or key.startswith(r + ".") for r in read)]
+
+
+def check_declared_are_read(repo_root: Path, trace_dir: Path) -> dict[str, list[str]]:
+    """{stage: declared params keys it never read} over every traced run in `trace_dir`."""
+    stages = declared_stages(repo_root)
+    problems = {}
+    for path in sorted(trace_dir.glob("*.json")):
+        record = json.loads(path.read_text())
+        unread = unread_declared_params(stages[record["stage"]], record)
+        if unread:
+            problems[record["stage"]] = unread
+    return problems

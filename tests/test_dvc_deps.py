@@ -13,7 +13,14 @@ import pytest
 from vidmem.core.trace import TrackedParams
 
 from conftest import REPO
-from deps_check import _module_path, declared_stages, import_closure, undeclared_modules, undeclared_reads
+from deps_check import (
+    _module_path,
+    declared_stages,
+    import_closure,
+    undeclared_modules,
+    undeclared_reads,
+    unread_declared_params,
+)
 
 STAGES = declared_stages(REPO)
 
@@ -55,6 +62,16 @@ def test_traced_reads_outside_the_declaration_are_reported():
     roots = ["data/demo/videos", "data/demo/ground-truth.csv", "data/demo/captions.txt"]
     assert undeclared_reads(stage, record, roots) == {"params": ["lr"], "files": ["data/other.csv"],
                                                "modules": ["src/vidmem/video/frames.py"]}
+
+
+def test_declared_params_a_stage_never_reads_are_reported():
+    """The other direction: a declared key the stage never read re-runs it for nothing."""
+    stage = STAGES["evaluate@efficientnet_lite0"]
+    record = {"params": ["evaluate.bootstrap_resamples", "base.seed", "data.ground_truth"],
+              "files": [], "modules": []}
+    assert unread_declared_params(stage, record) == ["data.on_bad_input", "data.format"]
+    record["params"] += ["data.on_bad_input", "data.format"]
+    assert unread_declared_params(stage, record) == []
 
 
 def test_tracked_params_note_leaves_defaults_and_whole_sections():

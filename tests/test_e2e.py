@@ -10,7 +10,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from conftest import ran_stages, sh, tiny_project
-from deps_check import check_trace
+from deps_check import check_declared_are_read, check_trace
 from test_figures import png_size
 
 pytestmark = pytest.mark.e2e
@@ -24,6 +24,8 @@ def test_repro_then_noop_then_exp_run_and_metrics_diff(project, tmp_path):
     # Traced (vidmem.core.trace): every params key, file and module a stage read must be declared.
     run = sh(["dvc", "repro"], project, env={"VIDMEM_TRACE_DIR": str(tmp_path / "trace")})
     assert check_trace(project, tmp_path / "trace") == {}
+    # ... and the other way: every declared params key was read (else it re-runs for nothing).
+    assert check_declared_are_read(project, tmp_path / "trace") == {}
     # The result in one line at the end of the run, without opening JSON.
     assert re.search(r"RESULT efficientnet_lite0 \(short-term_memorability\): test Spearman "
                      r"-?\d\.\d{3} \[95% CI -?\d\.\d{3}, -?\d\.\d{3}\], Pearson .*best epoch \d+",

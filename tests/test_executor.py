@@ -217,7 +217,7 @@ def test_dvc_stages_on_ray_write_the_bytes_local_wrote_and_rerun_nothing(tmp_pat
 
     on_ray = {EXECUTOR_ENV: "ray"}
     status = sh(["dvc", "status", f"extract@{BACKEND}"], project, env=on_ray).stdout
-    assert status_stages(status) == {"scan"}, status
+    assert status_stages(status) <= {"scan"}, status  # scan: always changed, when listed
     shutil.rmtree(project / ".cache/vidmem")
     logs = ""
     for stage in ("decode", f"extract@{BACKEND}"):
@@ -227,7 +227,7 @@ def test_dvc_stages_on_ray_write_the_bytes_local_wrote_and_rerun_nothing(tmp_pat
     assert "decoded 16 video(s) (0 from cache)" in logs
     assert f"extracted 16 video(s) with {BACKEND} (0 from cache)" in logs
     assert {out: tree_digests(project / out) for out in outputs} == local
-    assert status_stages(sh(["dvc", "status", f"extract@{BACKEND}"], project).stdout) == {"scan"}
+    assert status_stages(sh(["dvc", "status", f"extract@{BACKEND}"], project).stdout) <= {"scan"}
 
 
 def test_a_running_ray_is_joined_not_started_anew(videos, tmp_path):

@@ -202,7 +202,8 @@ def write_markdown(results: dict, path: Path) -> None:
         *precision_rows,
         *train_rows,
         "| no-op `dvc repro` | "
-        + (f"{n['seconds']} s (up to date: {n['up_to_date_message']})" if n["seconds"] is not None
+        + (f"{n['seconds']} s (stages run: {', '.join(n['stages_run']) or 'none'})"
+           if n["seconds"] is not None
            else n["note"]) + " | | | < 3 s |",
         f"| incremental ({inc['backend']}): +{inc['added']} video(s) to {inc['videos']} | "
         f"{inc['incremental_s']} s | "

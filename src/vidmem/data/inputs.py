@@ -24,7 +24,7 @@ from tqdm import tqdm
 from vidmem.core.errors import DataError, VidmemError
 from vidmem.core.files import file_digest, write_json
 from vidmem.core.params import is_url
-from vidmem.video.frames import VIDEO_EXTENSIONS, check_inside_folder, list_videos
+from vidmem.video.listing import VIDEO_EXTENSIONS, check_inside_folder, list_videos
 
 MEMO_NAME = "inputs-memo.json"  # in cache.dir: path → (stat facts, sha256)
 

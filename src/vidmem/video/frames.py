@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import stat
 import subprocess
 import time
 from collections.abc import Sequence
@@ -30,77 +29,26 @@ import ffmpeg
 import numpy as np
 
 from vidmem.backends.normalize import shrink_to_input
-from vidmem.core.errors import DataError, ShortVideoError, VideoError, VidmemError
+from vidmem.core.errors import ShortVideoError, VideoError, VidmemError
 from vidmem.core.files import atomic_dir
 from vidmem.core.params import DecodeConfig
 from vidmem.store.cache import ItemCache, open_cache
 from vidmem.store.engine import Skipped, Todo, VideoResult, run_per_video
 from vidmem.store.framestore import FrameFormat
 from vidmem.video.ffmpeg_bin import ffmpeg_executable
+from vidmem.video.listing import (  # noqa: F401 - re-exported: decode's callers import them here
+    VIDEO_EXTENSIONS,
+    check_inside_folder,
+    ignored_entries,
+    list_videos,
+)
 from vidmem.video.matroska import video_packet_count
 
-VIDEO_EXTENSIONS = (".webm", ".mp4", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv",
-                    ".gif")
 # Bump when decoding logic changes, so cached frames from older code are not reused.
 DECODE_VERSION = 3  # 2: frames are never upscaled; 3: rgb24 forced (deep-colour frames were misread)
 
 _PPM_HEADER = re.compile(rb"P6\s+(\d+)\s+(\d+)\s+(\d+)\s")
 _FRAME_COUNT = re.compile(r"frame=\s*(\d+)")
-
-
-def list_videos(videos_dir: str | os.PathLike) -> list[Path]:
-    """Every entry directly in `videos_dir` whose name has a video extension, sorted by name,
-    whatever it is: a file, a link, but also a FIFO, socket, device or folder so named, which
-    decode then reports as skipped with the reason (`check_inside_folder`) instead of leaving
-    it out without a word. Entries with other names are `ignored_entries`."""
-    videos_dir = Path(videos_dir)
-    if not videos_dir.is_dir():
-        raise DataError(f"videos folder {videos_dir} not found: check 'data.videos_dir' in "
-                        "params.yaml")
-    videos = sorted(p for p in videos_dir.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
-    stems: dict[str, Path] = {}
-    for video in videos:
-        if video.stem in stems:
-            raise DataError(f"{videos_dir}: {stems[video.stem].name} and {video.name} have the "
-                            "same name stem; outputs are keyed by stem, so rename one")
-        stems[video.stem] = video
-    return videos
-
-
-def ignored_entries(videos_dir: str | os.PathLike) -> list[dict[str, str]]:
-    """The entries of `videos_dir` that `list_videos` leaves out, each with why, so the decode
-    report accounts for every entry of the folder."""
-    return [{"entry": p.name, "reason": f"not a video name (extensions: "
-                                        f"{' '.join(VIDEO_EXTENSIONS)})"}
-            for p in sorted(Path(videos_dir).iterdir())
-            if p.suffix.lower() not in VIDEO_EXTENSIONS]
-
-
-def _kind_of(path: Path) -> str:
-    """What a non-regular entry is, in words (following a link)."""
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return "a link to nothing"
-    for test, kind in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device")):
-        if test(mode):
-            return kind
-    return "not a regular file"
-
-
-def check_inside_folder(video: Path) -> None:
-    """VideoError unless `video` is a regular file of its own folder: a symbolic link in the
-    videos folder that points elsewhere (`/etc/passwd`, `/dev/zero`, another project) is
-    refused before anything reads it, and so is a FIFO, socket, device or folder (opening a
-    FIFO would block). The folder itself may be a link."""
-    if video.is_symlink() and video.resolve().parent != video.parent.resolve():
-        raise VideoError(video.name, f"symbolic link to {os.readlink(video)}, outside the videos "
-                                     "folder; copy the file into the folder or link its folder "
-                                     "as data.videos_dir instead")
-    if not video.is_file():
-        raise VideoError(video.name, f"{_kind_of(video)}, not a regular file: not opened")
 
 
 def evenly_spaced_indices(total: int, n: int) -> list[int]:
