@@ -70,7 +70,8 @@ def test_all_backends_run_and_are_evaluated_side_by_side(project, tmp_path):
     commit_all(project, "run")
 
     # The reference TF-Hub run's mistake, on purpose: feed (x-128)/128 instead of [0, 1].
-    run = sh(["dvc", "exp", "run", "-S", "backend.hub_stats.input.value=tf_inception"], project)
+    # `+`: the section has no `value` key (it comes from the registry), so DVC adds one.
+    run = sh(["dvc", "exp", "run", "-S", "+backend.hub_stats.input.value=tf_inception"], project)
     # Seen at the normalize stage, before the network runs: a metric and a warning.
     normalized = json.loads((project / "metrics/normalize/hub_stats.json").read_text())
     assert normalized["input_range_matches"] is False
