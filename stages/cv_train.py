@@ -13,7 +13,7 @@ from vidmem.backends.base import DatasetFiles
 from vidmem.core.cli import run_stage, stage_parser
 from vidmem.core.files import read_json, write_csv, write_json
 from vidmem.data.groundtruth import read_ground_truth
-from vidmem.learn.chain import create_head, head_of, load_scorer
+from vidmem.learn.chain import head_from_file, load_scorer
 from vidmem.learn.metrics import spearman
 from vidmem.learn.training import save_checkpoint, split_indices
 from vidmem.store.concatenated import load_concat
@@ -21,9 +21,9 @@ from vidmem.store.features import concat_features, extract_step
 
 
 def main(args, params):
-    config = params.train
+    config = params.chain
     data = params.data
-    head = head_of(params, args.backend)
+    head = head_from_file(args.head)
     chain = backend_config(params, args.backend)
     fold = read_json(args.folds)["folds"][args.fold]
     truth = read_ground_truth(data.ground_truth, data.on_bad_input, data.format)
@@ -45,7 +45,7 @@ def main(args, params):
             features, videos = load_concat(args.features)
         targets = truth.scores(videos, config.target)
         index = split_indices(videos, fold)
-        fit = create_head(head).fit(config, features, targets, index, progress=False)
+        fit = head.fit(config, features, targets, index, progress=False)
         save_checkpoint(fit.checkpoint, Path(work) / "model.pt")
         score, _ = load_scorer(Path(work) / "model.pt")
         rows = pd.concat([pd.DataFrame({"split": part, "video": [videos[i] for i in index[part]],
@@ -56,7 +56,7 @@ def main(args, params):
         features.close()
     write_csv(args.out, rows)
     test = rows[rows.split == "test"]
-    write_json(args.report, {"backend": args.backend, "fold": args.fold, "head": head,
+    write_json(args.report, {"backend": args.backend, "fold": args.fold, "head": head.name,
                              **fit.metrics, "feature_dim": int(info["feature_dim"]),
                              "n_train": len(index["train"]), "n_val": len(index["val"]),
                              "n_test": len(index["test"]),
@@ -67,6 +67,7 @@ def main(args, params):
 
 if __name__ == "__main__":
     parser = stage_parser(__doc__, backend=True, fold=True)
+    parser.add_argument("--head", required=True, help="head stage JSON: the head and its settings")
     parser.add_argument("--folds", required=True, help="cv_split stage JSON")
     parser.add_argument("--features", required=True, help="concat stage output folder")
     parser.add_argument("--features-info", required=True, help="extract stage info.json")

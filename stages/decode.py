@@ -19,7 +19,6 @@ def main(args, params):
                              "skipped": report.skipped, "repeated_frames": report.repeated,
                              "ignored": ignored_entries(data.videos_dir),
                              "features_only": features_only})
-    write_json(args.metrics, report.counts())
     if features_only:
         print(f"no videos in {data.videos_dir}: a features-only run (the videos are the ground "
               "truth's; every backend must be precomputed or captions)")
@@ -30,6 +29,6 @@ def main(args, params):
 if __name__ == "__main__":
     parser = stage_parser(__doc__)
     parser.add_argument("--out", required=True, help="folder for the frames (shards + index.json)")
-    parser.add_argument("--report", required=True, help="JSON report of decoded/skipped videos")
-    parser.add_argument("--metrics", required=True, help="JSON counts for `dvc metrics`")
+    parser.add_argument("--report", required=True,
+                        help="JSON report: counts, decoded, skipped and ignored files")
     run_stage(parser, main)

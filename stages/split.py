@@ -23,9 +23,8 @@ def main(args, params):
     counts.update({f"part_{part}_{key}": value for part, about in dataset.parts.items()
                    for key, value in about.items()})
     write_json(args.out, parts)
-    write_json(args.report, {"counts": dataset.counts(), "parts": dataset.parts,
-                             "skipped": dataset.skipped})
-    write_json(args.metrics, counts)
+    # Counts are diagnostics, not results to compare: the report holds them (#34).
+    write_json(args.report, {"counts": counts, "parts": dataset.parts, "skipped": dataset.skipped})
     if config.source == "official":
         print(f"split: official parts of {dataset.dataset}: its training part "
               f"({dataset.parts['train']['used']} videos used) became train and val, its "
@@ -41,6 +40,6 @@ if __name__ == "__main__":
     parser = stage_parser(__doc__)
     parser.add_argument("--decode-report", required=True, help="decode stage JSON report")
     parser.add_argument("--out", required=True, help="JSON file with the three id lists")
-    parser.add_argument("--report", required=True, help="JSON report of skipped videos")
-    parser.add_argument("--metrics", required=True, help="JSON counts for `dvc metrics`")
+    parser.add_argument("--report", required=True,
+                        help="JSON report: counts, the data set's parts, skipped videos")
     run_stage(parser, main)

@@ -1,5 +1,6 @@
-"""Stage train: fit one backend's head (`backend.<name>.head`: the LSTM by default, or ridge /
-SVR / MLP on mean-pooled features), chosen on the validation split (best epoch, or best strength).
+"""Stage train: fit one backend's head (`heads.<name>`, with the settings the head stage resolved:
+the LSTM, or ridge / SVR / MLP on mean-pooled features), chosen on the validation split (best
+epoch, or best strength).
 Per-step loss and validation Spearman are logged with DVCLive as they come (`dvc exp show` and
 `dvc plots` read them); its summary holds the chosen step's metrics."""
 
@@ -11,16 +12,16 @@ from vidmem.backends.text import TEXT_MODEL
 from vidmem.core.cli import run_stage, stage_parser
 from vidmem.core.files import read_json
 from vidmem.data.groundtruth import read_ground_truth
-from vidmem.learn.chain import create_head, head_of
+from vidmem.learn.chain import head_from_file
 from vidmem.learn.figures import training_figures
 from vidmem.learn.training import save_checkpoint, split_indices
 from vidmem.store.concatenated import load_concat
 
 
 def main(args, params):
-    config = params.train
+    config = params.chain
     data = params.data
-    head = create_head(head_of(params, args.backend))
+    head = head_from_file(args.head)
     features, videos = load_concat(args.features)
     split = read_json(args.split)
     targets = read_ground_truth(data.ground_truth, data.on_bad_input,
@@ -52,6 +53,7 @@ def main(args, params):
 
 if __name__ == "__main__":
     parser = stage_parser(__doc__, backend=True)
+    parser.add_argument("--head", required=True, help="head stage JSON: the head and its settings")
     parser.add_argument("--features", required=True, help="concat stage output folder")
     parser.add_argument("--extracted", required=True,
                         help="extract stage output folder (a caption backend's text model)")

@@ -77,20 +77,28 @@ def sh(args: list[str], cwd: Path, check: bool = True,
     return result
 
 
-def documented_backends() -> dict[str, dict]:
-    """The backend sections docs/backends.md gives for pasting into params.yaml (the backends
-    that are not listed by default), parsed from its yaml block."""
+def documented_block() -> dict[str, dict]:
+    """The `backend:` and `heads:` entries docs/backends.md gives for pasting into params.yaml
+    (the backends that are not listed by default), parsed from its yaml block."""
     import yaml
 
     text = (REPO / "docs" / "backends.md").read_text()
     block = next(b for b in re.findall(r"```yaml\n(.*?)```", text, flags=re.S)
                  if b.startswith("backend:"))
-    return yaml.safe_load(block)["backend"]
+    return yaml.safe_load(block)
+
+
+def documented_backends() -> dict[str, dict]:
+    """The documented backend sections (docs/backends.md)."""
+    return documented_block()["backend"]
 
 
 def with_documented_backends(params: dict) -> dict:
-    """`params` with the documented sections added under `backend:` (as a user pastes them)."""
-    params["backend"] = {**documented_backends(), **params["backend"]}
+    """`params` with the documented sections added under `backend:` and their heads under
+    `heads:` (as a user pastes them)."""
+    block = documented_block()
+    params["backend"] = {**block["backend"], **params["backend"]}
+    params["heads"] = {**block["heads"], **params["heads"]}
     return params
 
 

@@ -182,6 +182,8 @@ READ_ONLY_IN_SOME_SETTINGS = {
     "decode": {"backends": "decode.short_side: auto (the listed backends' input geometry)",
                "backend": "decode.short_side: auto"},
     "normalize": {"decode": "a frame backend (a caption backend has nothing to normalize)"},
+    "head": {key: "heads.<b>: lstm (the LSTM's settings)"
+             for key in ("lr", "epochs", "batch_size", "model")},
     "cv_split": {"data.ground_truth": "cv.folds set", "data.on_bad_input": "cv.folds set",
                  "data.format": "cv.folds set"},
 }

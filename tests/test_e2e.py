@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from conftest import ran_stages, sh, tiny_project
+from conftest import ran_stages, sh, status_stages, tiny_project
 from deps_check import check_declared_are_read, check_trace
 from test_figures import png_size
 
@@ -58,7 +58,7 @@ def test_repro_then_noop_then_exp_run_and_metrics_diff(project, tmp_path):
     header = shown.splitlines()[0].split(",")
     assert "lr" in header and "metrics/eval/efficientnet_lite0.json:spearman" in header
     # Each chain's head is a params column; the fusion's result a metrics column.
-    assert {"backend.efficientnet_lite0.head", "backend.captions.head"} <= set(header)
+    assert {"heads.efficientnet_lite0", "heads.captions"} <= set(header)
     assert "metrics/eval/fusion.json:spearman" in header
     # The headline metrics lead the metrics columns (compare is first in dvc.yaml) ...
     headline = ["test_spearman.efficientnet_lite0", "test_spearman.captions",
@@ -98,7 +98,7 @@ def test_repro_then_noop_then_exp_run_and_metrics_diff(project, tmp_path):
 
 # docs/results.md: the experiments table with only the columns that compare them.
 README_EXP_SHOW = ["--drop", ".*", "--keep",
-                   r"Experiment|Created|test_spearman|.*best_epoch|lr$|epochs$|backend\..*\.head",
+                   r"Experiment|Created|test_spearman|.*best_epoch|lr$|epochs$|heads\.",
                    "--sort-by", "test_spearman.fusion"]
 
 
@@ -110,6 +110,7 @@ def test_dag_lists_the_stages_in_pipeline_order(project):
                 "normalize@efficientnet_lite0", "normalize@captions",
                 "extract@efficientnet_lite0", "extract@captions",
                 "concat@efficientnet_lite0", "concat@captions", "split",
+                "head@efficientnet_lite0", "head@captions",
                 "train@efficientnet_lite0", "train@captions",
                 "evaluate@efficientnet_lite0", "evaluate@captions", "fusion",
                 "cv_split", "cv_summary"]  # cv.folds: [] adds no per-fold stage
@@ -123,11 +124,47 @@ def test_dag_lists_the_stages_in_pipeline_order(project):
                  ("extract@efficientnet_lite0", "concat@efficientnet_lite0"),
                  ("concat@efficientnet_lite0", "train@efficientnet_lite0"),
                  ("split", "train@efficientnet_lite0"),
+                 ("head@efficientnet_lite0", "train@efficientnet_lite0"),
                  ("train@efficientnet_lite0", "evaluate@efficientnet_lite0"),
                  ("split", "extract@captions"), ("scan", "extract@captions"),
                  ("evaluate@efficientnet_lite0", "fusion"), ("evaluate@captions", "fusion"),
                  ("fusion", "compare"), ("evaluate@captions", "compare")]:
         assert edge in edges, edge
+
+
+def test_a_head_or_lr_change_reruns_only_the_chains_it_touches(project):
+    """#34: a head lives in `heads.<b>`, apart from the backend's feature settings, and each
+    chain depends on its own head's settings (the head stage's file), so changing the captions
+    head re-runs neither decode, normalize nor extract, and `lr` (the LSTM's) re-runs no ridge
+    chain. `dvc status` names the changed head stages; `dvc repro` runs their chains only."""
+    sh(["dvc", "repro"], project)  # whatever the tests above left, a consistent workspace
+    yaml = YAML()
+
+    def change(key: str, value) -> tuple[set[str], set[str]]:
+        params = yaml.load(project / "params.yaml")
+        *path, last = key.split(".")
+        node = params
+        for part in path:
+            node = node[part]
+        node[last] = value
+        yaml.dump(params, project / "params.yaml")
+        status = status_stages(sh(["dvc", "status"], project).stdout)
+        return status, ran_stages(sh(["dvc", "repro"], project).stdout)
+
+    chain = {"train@{}", "evaluate@{}"}
+    status, ran = change("heads.captions", "svr")
+    assert status == {"scan", "head@captions"}
+    assert ran == {"scan", "head@captions", "fusion", "compare",
+                   *(s.format("captions") for s in chain)}
+    assert json.loads((project / "metrics/train/captions/metrics.json").read_text())["head"] \
+        == "svr"
+    lr = float(yaml.load(project / "params.yaml")["lr"])
+    status, ran = change("lr", lr * 3)
+    assert status == {"scan", "head@efficientnet_lite0", "head@captions"}
+    # head@captions runs (it declares the LSTM's keys) and writes the same file: its chain stays.
+    assert ran == {"scan", "head@efficientnet_lite0", "head@captions", "fusion", "compare",
+                   *(s.format("efficientnet_lite0") for s in chain)}
+    sh(["git", "checkout", "params.yaml"], project)
 
 
 def test_predict_scores_held_out_videos_as_evaluate_and_fusion_did(project, tmp_path):
@@ -189,7 +226,9 @@ def test_readme_commands_run_as_typed(project):
         "dvc metrics diff": lambda out: True,  # exit 0; its content depends on the workspace
         "dvc exp run -S lr=1e-4": lambda out: float(
             YAML().load(project / "params.yaml")["lr"]) == pytest.approx(1e-4),
-        "dvc exp show --only-changed": experiments_listed,
+        # In a 200-column terminal: every experiment, and no column collapsed into `…` (plain
+        # `dvc exp show` prints only `…` there: tools/exp_show_columns.py).
+        "dvc exp show --only-changed": lambda out: experiments_listed(out) and "…" not in out,
         "dvc plots show": lambda out: (project / "dvc_plots/index.html").is_file(),
         "dvc dag": lambda out: all(stage.split("@")[0] in out for stage in stages),
         "vidmem predict --help": lambda out: "--videos" in out and "--out" in out,

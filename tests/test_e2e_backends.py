@@ -38,8 +38,9 @@ def project(tmp_path_factory) -> Path:
         params["backend"]["poets_stats"].update(graph="data/weights/poets_stats.pb")
         for name in ("hub_stats", "poets_stats"):
             params["backend"][name]["input"] = {"size": 32}  # the rest from the registry
-        params["backend"]["latents"] = {"kind": "precomputed", "input": None, "head": "lstm",
+        params["backend"]["latents"] = {"kind": "precomputed", "input": None,
                                         "features_dir": "data/precomputed/latents"}
+        params["heads"].update(hub_stats="lstm", poets_stats="lstm", latents="lstm")
 
     return tiny_project(root, add_backends)
 
@@ -59,9 +60,12 @@ def test_all_backends_run_and_are_evaluated_side_by_side(project, tmp_path):
     assert latents["feature_dim"] == 3 and latents["kind"] == "precomputed"
     normalized = {name: json.loads((project / f"metrics/normalize/{name}.json").read_text())
                   for name in BACKENDS}
-    assert normalized["hub_stats"]["input_range_matches"] is True
-    assert normalized["efficientnet_lite0"]["input_range_matches"] is True
+    # The verdict is the metric; the statistics behind it are the stage's report (#34).
+    assert normalized["hub_stats"] == {"input_range_matches": True}
+    assert normalized["efficientnet_lite0"] == {"input_range_matches": True}
     assert normalized["latents"] == {"reads_frames": False}
+    report = json.loads((project / "data/reports/normalize/hub_stats.json").read_text())
+    assert report["input_range_matches"] is True and set(report["channels"]) == {"R", "G", "B"}
     # decode → normalize → extract for every frame backend, in DVC's own graph.
     edges = sh(["dvc", "dag", "--dot"], project).stdout
     for name in ("efficientnet_lite0", "hub_stats", "poets_stats"):
@@ -73,8 +77,9 @@ def test_all_backends_run_and_are_evaluated_side_by_side(project, tmp_path):
     # `+`: the section has no `value` key (it comes from the registry), so DVC adds one.
     run = sh(["dvc", "exp", "run", "-S", "+backend.hub_stats.input.value=tf_inception"], project)
     # Seen at the normalize stage, before the network runs: a metric and a warning.
-    normalized = json.loads((project / "metrics/normalize/hub_stats.json").read_text())
-    assert normalized["input_range_matches"] is False
+    assert json.loads((project / "metrics/normalize/hub_stats.json").read_text()) == \
+        {"input_range_matches": False}
+    normalized = json.loads((project / "data/reports/normalize/hub_stats.json").read_text())
     assert normalized["observed_input_range"][0] < -0.5  # (x-128)/128 of dark pixels
     assert normalized["expected_input_range"] == [0, 1]
     assert "WARNING: backend hub_stats would be fed values in" in run.stderr

@@ -69,8 +69,9 @@ def test_features_only_repro_on_each_layout(tmp_path, layout):
                          else f"data/{layout}")})
         params["split"].update({"source": "official", "val": 0.25})
         params["backends"] = ["shipped", "captions"]
-        params["backend"]["shipped"] = {"kind": "precomputed", "input": None, "head": "ridge",
+        params["backend"]["shipped"] = {"kind": "precomputed", "input": None,
                                         "features_dir": "data/precomputed/shipped"}
+        params["heads"]["shipped"] = "ridge"
 
     project = tiny_project(tmp_path / "project", edit)
     # The data set copied in after the clone, as a user does: untracked until `dvc add`.

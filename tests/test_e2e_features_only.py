@@ -28,8 +28,9 @@ def project(tmp_path_factory) -> Path:
         write_demo_latents(params, root / "data" / "precomputed" / "shipped", ".csv", ",")
         params["data"]["videos_dir"] = "data/precomputed"  # no video in there
         params["backends"] = ["shipped", "captions"]
-        params["backend"]["shipped"] = {"kind": "precomputed", "input": None, "head": "ridge",
+        params["backend"]["shipped"] = {"kind": "precomputed", "input": None,
                                         "features_dir": "data/precomputed/shipped"}
+        params["heads"]["shipped"] = "ridge"
 
     return tiny_project(root, features_only)
 

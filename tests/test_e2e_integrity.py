@@ -99,5 +99,5 @@ def test_no_captions_is_a_plain_exp_run(project):
     assert manifest["captions"] is None
     metrics = json.loads((project / "metrics/eval/fusion.json").read_text())
     assert set(metrics["weights"]) == {"efficientnet_lite0"}
-    counts = json.loads((project / "metrics/dataset.json").read_text())
+    counts = json.loads((project / "data/reports/dataset.json").read_text())["counts"]
     assert "videos_without_caption" not in counts

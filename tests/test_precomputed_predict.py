@@ -127,7 +127,7 @@ def test_killed_stage_leaves_no_output_and_rerun_matches(tmp_path):
 
     def decode(out):
         return [sys.executable, str(REPO / "stages" / "decode.py"), "--params", "params.yaml",
-                "--out", out, "--report", f"{out}.json", "--metrics", f"{out}.m.json",
+                "--out", out, "--report", f"{out}.json",
                 "--no-progress"]
 
     process = subprocess.Popen(decode("frames"), cwd=tmp_path, stdout=subprocess.DEVNULL,

@@ -13,9 +13,16 @@ from vidmem.core.errors import DataError, ParamsError
 from vidmem.core.files import write_json
 from vidmem.core.params import Params
 from vidmem.data.demo import VIVID_WORDS, DemoConfig, demo_latents
-from vidmem.learn.chain import create_head, head_of, list_heads, load_scorer
+from vidmem.learn.chain import (
+    create_head,
+    head_from_file,
+    head_of,
+    head_settings,
+    list_heads,
+    load_scorer,
+)
 from vidmem.learn.fusion import fuse_split_table
-from vidmem.learn.heads import design_matrix, fit_head, head_checkpoint, is_sparse
+from vidmem.learn.heads import GRIDS, design_matrix, fit_head, head_checkpoint, is_sparse
 from vidmem.learn.metrics import spearman
 from vidmem.learn.training import save_checkpoint
 from vidmem.store.features import extract_step
@@ -75,9 +82,42 @@ def test_captions_backend_under_fail_policy_and_without_captions(tmp_path):
 
 
 def test_head_key_is_checked():
-    assert head_of(Params({"backend": {"b": {"kind": "torch"}}}), "b") == "lstm"
-    with pytest.raises(ParamsError, match="backend.b.head"):
-        head_of(Params({"backend": {"b": {"head": "forest"}}}), "b")
+    assert head_of(Params({"heads": {"b": "ridge"}}), "b") == "ridge"
+    with pytest.raises(ParamsError, match="'heads.b' must be one of"):
+        head_of(Params({"heads": {"b": "forest"}}), "b")
+    with pytest.raises(ParamsError, match="no 'heads.b'"):
+        head_of(Params({"heads": {}}), "b")
+    # The old place of a head: an error that says where it went, not a silent default.
+    with pytest.raises(ParamsError, match=r"'backend.b.head' has moved.*heads: \{b: svr\}"):
+        head_of(Params({"backend": {"b": {"kind": "torch", "head": "svr"}}}), "b")
+
+
+def test_head_stage_file_carries_only_its_heads_settings(tmp_path):
+    """The head stage's file holds the chain's head and that head's settings only: the LSTM's
+    come from lr, epochs, batch_size and model.*; a grid head's from its grid, not from lr.
+    train builds the head from the file, and a bad file is an error that names it."""
+    raw = {"lr": 3e-3, "epochs": 2, "batch_size": 8, "target": "short-term_memorability",
+           "model": {"hidden_size": 4, "num_layers": 1, "dropout": 0.0}, "base": {"seed": 0},
+           "heads": {"net": "lstm", "text": "ridge"}}
+    lstm, ridge = head_settings(Params(raw), "net"), head_settings(Params(raw), "text")
+    assert lstm == {"head": "lstm", "settings": {"lr": 3e-3, "epochs": 2, "batch_size": 8,
+                                                 "hidden_size": 4, "num_layers": 1,
+                                                 "dropout": 0.0}}
+    assert ridge == {"head": "ridge", "settings": {"grid": GRIDS["ridge"]}}
+    assert head_settings(Params({**raw, "lr": 1.0}), "text") == ridge
+    write_json(tmp_path / "net.json", lstm)
+    head = head_from_file(tmp_path / "net.json")
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(24, 3, 5)).astype(np.float32)
+    index = {"train": np.arange(16), "val": np.arange(16, 20), "test": np.arange(20, 24)}
+    fit = head.fit(Params(raw).chain, features, features[:, 0, 0], index, progress=False)
+    assert len(fit.history) == 2 and fit.checkpoint["hidden_size"] == 4  # the file's settings
+    write_json(tmp_path / "bad.json", {"head": "lstm", "settings": {**lstm["settings"], "lr": -1}})
+    with pytest.raises(DataError, match=r"bad.json: .*'lr'"):
+        head_from_file(tmp_path / "bad.json")
+    write_json(tmp_path / "odd.json", {"head": "ridge", "settings": {"grid": [], "x": 1}})
+    with pytest.raises(DataError, match="odd.json"):
+        head_from_file(tmp_path / "odd.json")
 
 
 @pytest.mark.parametrize("name", list_heads())

@@ -35,8 +35,8 @@ EXTRACT_VERSION = 4  # 2: fed range in entries; 3: keyed by decoded frames; 4: u
 DEFAULT_BATCH_SIZE = 32
 BATCH_KEY = "frames_per_batch"  # backend.<name>.frames_per_batch: frames per forward pass
 # Keys of `backend.<name>` that cannot change a feature: the input section is keyed in its
-# resolved form instead, and the head only matters from the train stage on.
-NOT_IN_CACHE_KEY = ("input", "head")
+# resolved form instead. (Heads are not here at all: `heads.<name>`.)
+NOT_IN_CACHE_KEY = ("input",)
 
 
 @dataclass

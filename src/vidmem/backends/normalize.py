@@ -15,7 +15,8 @@ geometry), normalize's output is decode's files, linked: no second copy on disk 
 Getting the value range wrong fails silently and costs a lot of accuracy (the reference TF-Hub run
 fed (x-128)/128 to a module that expects [0,1]), so backends declare the range their weights were
 trained with, the normalize stage checks the mapped values against it before any network runs
-(`metrics/normalize/<backend>.json`), and extraction records what it actually fed.
+(`input_range_matches` in metrics/normalize/<backend>.json, the statistics in
+data/reports/normalize/<backend>.json), and extraction records what it actually fed.
 """
 
 from __future__ import annotations

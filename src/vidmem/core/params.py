@@ -7,6 +7,7 @@ every value we use, so a wrong type fails with the key's name instead of deep in
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -294,7 +295,75 @@ def parse_target(params: dict[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
+class LSTMSettings:
+    """The LSTM head's own settings: `lr`, `epochs`, `batch_size` (top level, so that
+    `dvc exp run -S lr=1e-4` works verbatim) and `model.*` (reference v2.1: 1e-4, 100, 1000,
+    1024 hidden units, 3 layers, no dropout). The head stage resolves them into
+    data/heads/<backend>.json for the chains whose head is the LSTM, so no other chain depends
+    on them."""
+
+    lr: float
+    epochs: int
+    batch_size: int
+    hidden_size: int
+    num_layers: int
+    dropout: float
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> LSTMSettings:
+        return cls.from_values({field: lookup(params, key, 0.0 if field == "dropout" else _MISSING)
+                                for field, key in LSTM_KEYS.items()})
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> LSTMSettings:
+        """Checked values by field name; a bad one's error names its params.yaml key."""
+        unknown = sorted(set(values) - set(LSTM_KEYS))
+        missing = sorted(set(LSTM_KEYS) - set(values))
+        if unknown or missing:
+            raise ParamsError(f"LSTM settings: unknown {unknown}, missing {missing}; "
+                              f"expected {list(LSTM_KEYS)}")
+        return cls(lr=_positive(values["lr"], "lr"),
+                   epochs=as_int(values["epochs"], "epochs", 1),
+                   batch_size=as_int(values["batch_size"], "batch_size", 1),
+                   hidden_size=as_int(values["hidden_size"], "model.hidden_size", 1),
+                   num_layers=as_int(values["num_layers"], "model.num_layers", 1),
+                   dropout=as_float(values["dropout"], "model.dropout", 0, 1))
+
+
+# Each LSTM setting's params.yaml key.
+LSTM_KEYS = {"lr": "lr", "epochs": "epochs", "batch_size": "batch_size",
+             "hidden_size": "model.hidden_size", "num_layers": "model.num_layers",
+             "dropout": "model.dropout"}
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    """What every head's training reads, whichever the head: the target score, the seed, the
+    training device and the shuffled-labels control (`target`, `base.seed`, `train.*`)."""
+
+    target: str
+    seed: int
+    device: str
+    shuffle_train_labels: bool
+    data_on_device_mb: int | None = None  # see TrainConfig
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> ChainConfig:
+        return cls(
+            target=parse_target(params),
+            seed=as_int(lookup(params, "base.seed"), "base.seed", 0),
+            device=as_device(lookup(params, "train.device", "auto"), "train.device"),
+            shuffle_train_labels=as_bool(lookup(params, "train.shuffle_train_labels", False),
+                                         "train.shuffle_train_labels"),
+            data_on_device_mb=_auto_or_int(lookup(params, "train.data_on_device_mb", "auto"),
+                                           "train.data_on_device_mb"),
+        )
+
+
+@dataclass(frozen=True)
 class TrainConfig:
+    """The LSTM's training run: its settings (`LSTMSettings`) and the chain's (`ChainConfig`)."""
+
     lr: float
     epochs: int
     batch_size: int
@@ -311,21 +380,13 @@ class TrainConfig:
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> TrainConfig:
-        return cls(
-            lr=_positive(lookup(params, "lr"), "lr"),
-            epochs=as_int(lookup(params, "epochs"), "epochs", 1),
-            batch_size=as_int(lookup(params, "batch_size"), "batch_size", 1),
-            target=parse_target(params),
-            hidden_size=as_int(lookup(params, "model.hidden_size"), "model.hidden_size", 1),
-            num_layers=as_int(lookup(params, "model.num_layers"), "model.num_layers", 1),
-            dropout=as_float(lookup(params, "model.dropout", 0.0), "model.dropout", 0, 1),
-            seed=as_int(lookup(params, "base.seed"), "base.seed", 0),
-            device=as_device(lookup(params, "train.device", "auto"), "train.device"),
-            shuffle_train_labels=as_bool(lookup(params, "train.shuffle_train_labels", False),
-                                         "train.shuffle_train_labels"),
-            data_on_device_mb=_auto_or_int(lookup(params, "train.data_on_device_mb", "auto"),
-                                           "train.data_on_device_mb"),
-        )
+        return cls.of(LSTMSettings.from_params(params), ChainConfig.from_params(params))
+
+    @classmethod
+    def of(cls, lstm: LSTMSettings, chain: ChainConfig | TrainConfig) -> TrainConfig:
+        return cls(**dataclasses.asdict(lstm), target=chain.target, seed=chain.seed,
+                   device=chain.device, shuffle_train_labels=chain.shuffle_train_labels,
+                   data_on_device_mb=chain.data_on_device_mb)
 
 
 def _auto_or_int(value: Any, key: str) -> int | None:
@@ -390,6 +451,21 @@ def backend_params(params: dict[str, Any], name: str) -> dict[str, Any]:
     return section
 
 
+def head_name(params: dict[str, Any], backend: str) -> Any:
+    """`heads.<backend>` as written: the head that backend's chain trains."""
+    name = lookup(params, f"heads.{backend}", None)
+    if name is None:
+        old = lookup(params, f"backend.{backend}.head", None)
+        if old is not None:  # where a head was set before `heads:`
+            raise ParamsError(f"params.yaml: 'backend.{backend}.head' has moved: each chain's "
+                              f"head is 'heads.{backend}' (so that a head change re-runs only "
+                              f"training), e.g. heads: {{{backend}: {old}}}; delete "
+                              f"'backend.{backend}.head'")
+        raise ParamsError(f"params.yaml: no 'heads.{backend}': every listed backend needs a head, "
+                          f"e.g. heads: {{{backend}: lstm}} (docs/heads.md)")
+    return name
+
+
 class Params:
     """params.yaml, parsed once at a stage's edge (`vidmem.core.cli.run_stage`,
     `Params.load`) and passed down as typed sections: `params.train`, `params.decode`,
@@ -431,7 +507,17 @@ class Params:
 
     @functools.cached_property
     def train(self) -> TrainConfig:
+        """The LSTM's settings and the chain's together (benchmarks, tests); stages read
+        `chain` and their head's resolved settings (data/heads/<backend>.json) instead."""
         return TrainConfig.from_params(self._raw)
+
+    @functools.cached_property
+    def chain(self) -> ChainConfig:
+        return ChainConfig.from_params(self._raw)
+
+    @functools.cached_property
+    def lstm(self) -> LSTMSettings:
+        return LSTMSettings.from_params(self._raw)
 
     @functools.cached_property
     def evaluate(self) -> EvaluateConfig:
@@ -449,6 +535,10 @@ class Params:
     def backends(self) -> list[str]:
         """The listed backends (`backends`), one chain each."""
         return backend_names(self._raw)
+
+    def head_name(self, backend: str) -> Any:
+        """`heads.<backend>` as written (vidmem.learn.chain.head_of checks it)."""
+        return head_name(self._raw, backend)
 
     def backend_section(self, name: str) -> dict[str, Any]:
         """The `backend.<name>` section as written: what vidmem.backends.backend_config parses

@@ -5,11 +5,16 @@ metrics, and rebuilds a scorer from a checkpoint. Stages hold no head branches: 
 cross-validation stages call `create_head(name).fit`, evaluate and predict `load_scorer`.
 
     @register_head("my_head")
-    class MyHead(Head): ...          # then `backend.<b>.head: my_head` in params.yaml
+    class MyHead(Head): ...          # then `heads: {<b>: my_head}` in params.yaml
+
+Each head owns its settings: the head stage writes `{"head": name, "settings": ...}` from
+params.yaml (`head_settings`) into data/heads/<backend>.json, and train / cv_train build the head
+from that file (`head_from_file`), so a chain depends on its own head's settings only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,8 +23,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vidmem.core.errors import DataError
-from vidmem.core.params import Params, TrainConfig, as_choice
+from vidmem.core.errors import DataError, ParamsError
+from vidmem.core.files import read_json
+from vidmem.core.params import (
+    ChainConfig,
+    LSTMSettings,
+    Params,
+    TrainConfig,
+    as_choice,
+    as_float_list,
+)
 from vidmem.core.registry import Registry
 from vidmem.learn.heads import (
     GRIDS,
@@ -53,12 +66,21 @@ StepLogger = Callable[[dict[str, float]], None]
 
 
 class Head:
-    """One kind of head. `step` names one step of its history (the x axis of its plots)."""
+    """One kind of head. `step` names one step of its history (the x axis of its plots).
+    `settings` are the head's own (JSON-able, as `settings_from_params` reads them); None: the
+    head takes what it needs from the config handed to `fit` (tests, benchmarks)."""
 
     name: str
     step: str
 
-    def fit(self, config: TrainConfig, features: Any, targets: np.ndarray,
+    def __init__(self, settings: dict[str, Any] | None = None) -> None:
+        self.settings = settings
+
+    def settings_from_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """This head's settings from params.yaml (what the head stage writes)."""
+        return {}
+
+    def fit(self, config: ChainConfig | TrainConfig, features: Any, targets: np.ndarray,
             index: dict[str, np.ndarray], progress: bool = True,
             on_step: StepLogger | None = None) -> ChainFit:
         """Fit on the train rows, choose on the validation rows; `on_step` gets each step's
@@ -74,8 +96,8 @@ class Head:
         raise NotImplementedError
 
 
-# Heads by name: `backend.<name>.head`. No facts beyond the name (every head fits and scores
-# the same way); the factory builds a fresh Head.
+# Heads by name: `heads.<backend>`. No facts beyond the name (every head fits and scores the
+# same way); the factory builds a fresh Head from its settings (or None).
 HEADS: Registry[None] = Registry("head")
 
 
@@ -87,16 +109,35 @@ def list_heads() -> list[str]:
     return HEADS.names()
 
 
-def create_head(name: str) -> Head:
+def create_head(name: str, settings: dict[str, Any] | None = None) -> Head:
     if name not in HEADS:
         raise DataError(f"unknown head {name!r}: the registered heads are {list_heads()}")
-    return HEADS.create(name)
+    return HEADS.create(name, settings)
 
 
 def head_of(params: Params, backend: str) -> str:
-    """`backend.<name>.head`: lstm (default) or another registered head."""
-    return as_choice(params.backend_section(backend).get("head", "lstm"),
-                     f"backend.{backend}.head", list_heads())
+    """`heads.<backend>`: lstm or another registered head."""
+    return as_choice(params.head_name(backend), f"heads.{backend}", list_heads())
+
+
+def head_settings(params: Params, backend: str) -> dict[str, Any]:
+    """What the head stage writes for `backend`'s chain: its head and that head's settings."""
+    name = head_of(params, backend)
+    return {"head": name, "settings": create_head(name).settings_from_params(params)}
+
+
+def head_from_file(path: str | os.PathLike) -> Head:
+    """The head a head stage's file names, built from the settings it holds (checked)."""
+    spec = read_json(path)
+    if not isinstance(spec, dict) or set(spec) != {"head", "settings"} \
+            or not isinstance(spec["settings"], dict):
+        raise DataError(f"{path}: expected {{\"head\": name, \"settings\": {{...}}}} (the head "
+                        "stage's output); re-run `dvc repro`")
+    try:
+        return create_head(spec["head"], spec["settings"])
+    except ParamsError as exc:
+        raise DataError(f"{path}: {exc}; re-run `dvc repro` to rewrite it from "
+                        "params.yaml") from exc
 
 
 @register_head("lstm")
@@ -105,9 +146,20 @@ class LSTMHead(Head):
 
     name, step = "lstm", "epoch"
 
-    def fit(self, config: TrainConfig, features: Any, targets: np.ndarray,
+    def __init__(self, settings: dict[str, Any] | None = None) -> None:
+        super().__init__(settings)
+        self.lstm = None if settings is None else LSTMSettings.from_values(settings)
+
+    def settings_from_params(self, params: Params) -> dict[str, Any]:
+        return dataclasses.asdict(params.lstm)
+
+    def fit(self, config: ChainConfig | TrainConfig, features: Any, targets: np.ndarray,
             index: dict[str, np.ndarray], progress: bool = True,
             on_step: StepLogger | None = None) -> ChainFit:
+        if self.lstm is not None:
+            config = TrainConfig.of(self.lstm, config)
+        elif not isinstance(config, TrainConfig):
+            raise TypeError("an LSTM head without settings needs a TrainConfig")
         result = train_model(features, targets, index["train"], index["val"], config,
                              progress=progress, on_epoch=on_step)
         history = result.history
@@ -133,10 +185,23 @@ class SklearnHead(Head):
 
     step = "regularisation step"
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, settings: dict[str, Any] | None = None) -> None:
+        super().__init__(settings)
         self.name = name
+        settings = self.settings_from_params(None) if settings is None else settings
+        if set(settings) != {"grid"}:
+            raise ParamsError(f"{name} head settings: expected {{'grid': [...]}}, "
+                              f"got keys {sorted(settings)}")
+        self.grid = as_float_list(settings["grid"], f"{name} grid")
+        if not self.grid or min(self.grid) <= 0:
+            raise ParamsError(f"{name} head settings: the grid must list strengths > 0, "
+                              f"got {self.grid}")
 
-    def fit(self, config: TrainConfig, features: Any, targets: np.ndarray,
+    def settings_from_params(self, params: Params | None) -> dict[str, Any]:
+        # The grid is the head's own (vidmem.learn.heads.GRIDS), not a params.yaml key.
+        return {"grid": list(GRIDS[self.name])}
+
+    def fit(self, config: ChainConfig | TrainConfig, features: Any, targets: np.ndarray,
             index: dict[str, np.ndarray], progress: bool = True,
             on_step: StepLogger | None = None) -> ChainFit:
         # Step k of the history is the k-th strength tried, in the grid's order.
@@ -144,7 +209,7 @@ class SklearnHead(Head):
         as_sparse = is_sparse(pooled["train"])
         x = {part: design_matrix(rows, as_sparse) for part, rows in pooled.items()}
         fitted = fit_head(self.name, x["train"], targets[index["train"]], x["val"],
-                          targets[index["val"]])
+                          targets[index["val"]], grid=self.grid)
         grid = pd.DataFrame(fitted.grid)
         history = pd.DataFrame({"epoch": range(1, len(grid) + 1), "strength": grid.strength,
                                 "train_loss": grid.train_mse, "val_loss": grid.val_mse,
@@ -183,7 +248,7 @@ class SklearnHead(Head):
 
 
 for _kind in GRIDS:
-    register_head(_kind)(lambda kind=_kind: SklearnHead(kind))
+    register_head(_kind)(lambda settings=None, kind=_kind: SklearnHead(kind, settings))
 
 
 def load_scorer(path: str | os.PathLike) -> tuple[Scorer, dict[str, Any]]:

@@ -4,8 +4,8 @@ video (mean-pooled frame features, caption TF-IDF or sentence embeddings), with 
 regularisation strength picked by validation Spearman
 only (the test split is never seen).
 
-`backend.<name>.head` in params.yaml picks the head of each backend's chain (default `lstm`);
-the heads are registered, fitted and loaded in vidmem.learn.chain.
+`heads.<backend>` in params.yaml picks the head of each backend's chain; the heads are
+registered, fitted and loaded in vidmem.learn.chain.
 
 A fitted scikit-learn head is saved as plain arrays (`estimator_state`): the scaler's mean and
 scale, ridge's coefficients and intercept, or SVR's support vectors, dual coefficients,
