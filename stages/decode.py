@@ -1,15 +1,16 @@
 """Stage decode: N evenly spaced RGB frames per video → shards of one item per video (uint8 frames in
 `decode.format`, vidmem.store.framestore)."""
 
-from vidmem.backends import decode_config
+from vidmem.backends import with_geometry
 from vidmem.core.cli import run_stage, stage_parser
-from vidmem.core.files import write_json
+from vidmem.core.files import read_json, write_json
 from vidmem.video.frames import decode_step, ignored_entries
 
 
 def main(args, params):
     data = params.data
-    report = decode_step(data.videos_dir, args.out, decode_config(params),
+    config = with_geometry(params.decode, read_json(args.geometry), args.geometry)
+    report = decode_step(data.videos_dir, args.out, config,
                          data.on_bad_input, params.cache.dir,
                          progress=not args.no_progress)
     # A folder without a single video is a features-only data set: every backend reads
@@ -28,6 +29,7 @@ def main(args, params):
 
 if __name__ == "__main__":
     parser = stage_parser(__doc__)
+    parser.add_argument("--geometry", required=True, help="geometry stage JSON")
     parser.add_argument("--out", required=True, help="folder for the frames (shards + index.json)")
     parser.add_argument("--report", required=True,
                         help="JSON report: counts, decoded, skipped and ignored files")

@@ -179,8 +179,8 @@ def check_trace(repo_root: Path, trace_dir: Path) -> dict[str, dict[str, list[st
 # Declared params that a stage reads only in some settings (dvc.yaml declares statically), by
 # stage name before any `@`: key → when it is read.
 READ_ONLY_IN_SOME_SETTINGS = {
-    "decode": {"backends": "decode.short_side: auto (the listed backends' input geometry)",
-               "backend": "decode.short_side: auto"},
+    "geometry": {"backends": "decode.short_side: auto (the listed backends' input geometry)",
+                 "backend": "decode.short_side: auto"},
     "normalize": {"decode": "a frame backend (a caption backend has nothing to normalize)"},
     "head": {key: "heads.<b>: lstm (the LSTM's settings)"
              for key in ("lr", "epochs", "batch_size", "model")},

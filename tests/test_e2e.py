@@ -106,7 +106,7 @@ def test_dag_lists_the_stages_in_pipeline_order(project):
     # compare comes first in dvc.yaml so that its headline metrics lead `dvc exp show`; the
     # graph below is what orders the run.
     stages = sh(["dvc", "stage", "list", "--name-only"], project).stdout.split()
-    expected = ["compare", "demo_data", "scan", "decode",
+    expected = ["compare", "demo_data", "scan", "geometry", "decode",
                 "normalize@efficientnet_lite0", "normalize@captions",
                 "extract@efficientnet_lite0", "extract@captions",
                 "concat@efficientnet_lite0", "concat@captions", "split",
@@ -118,7 +118,8 @@ def test_dag_lists_the_stages_in_pipeline_order(project):
     mermaid = sh(["dvc", "dag", "--md"], project).stdout
     names = dict(re.findall(r'(node\d+)\["([^"]+)"\]', mermaid))
     edges = {(names[a], names[b]) for a, b in re.findall(r"(node\d+)-->(node\d+)", mermaid)}
-    for edge in [("demo_data", "scan"), ("scan", "decode"), ("scan", "split"),
+    for edge in [("demo_data", "scan"), ("scan", "decode"), ("geometry", "decode"),
+                 ("scan", "split"),
                  ("decode", "normalize@efficientnet_lite0"),
                  ("normalize@efficientnet_lite0", "extract@efficientnet_lite0"),
                  ("extract@efficientnet_lite0", "concat@efficientnet_lite0"),
@@ -136,7 +137,8 @@ def test_a_head_or_lr_change_reruns_only_the_chains_it_touches(project):
     """#34: a head lives in `heads.<b>`, apart from the backend's feature settings, and each
     chain depends on its own head's settings (the head stage's file), so changing the captions
     head re-runs neither decode, normalize nor extract, and `lr` (the LSTM's) re-runs no ridge
-    chain. `dvc status` names the changed head stages; `dvc repro` runs their chains only."""
+    chain. `dvc status` names the changed head stages; `dvc repro` runs their chains only.
+    Likewise decode depends on the geometry stage's file, not on the backends' sections."""
     sh(["dvc", "repro"], project)  # whatever the tests above left, a consistent workspace
     yaml = YAML()
 
@@ -164,6 +166,12 @@ def test_a_head_or_lr_change_reruns_only_the_chains_it_touches(project):
     # head@captions runs (it declares the LSTM's keys) and writes the same file: its chain stays.
     assert ran == {"scan", "head@efficientnet_lite0", "head@captions", "fusion", "compare",
                    *(s.format("efficientnet_lite0") for s in chain)}
+    # A feature setting that keeps the input geometry: decode depends on the geometry stage's
+    # file, not on the backend's section, so it does not run.
+    status, ran = change("backend.efficientnet_lite0.frames_per_batch", 8)
+    assert status == {"scan", "geometry", "normalize@efficientnet_lite0",
+                      "extract@efficientnet_lite0"}
+    assert "geometry" in ran and "decode" not in ran
     sh(["git", "checkout", "params.yaml"], project)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from vidmem.backends.base import Backend
 from vidmem.backends.normalize import InputSpec
-from vidmem.core.errors import ParamsError
+from vidmem.core.errors import DataError, ParamsError
 from vidmem.core.params import DecodeConfig, Params
 from vidmem.core.registry import Registry, load_target
 
@@ -200,6 +200,34 @@ def decode_config(params: Params) -> DecodeConfig:
     return dataclasses.replace(
         config, short_side=max((max(s.height, s.width) for s in specs), default=DEFAULT_SHORT_SIDE),
         input_geometry=shared)
+
+
+def decode_geometry(params: Params) -> dict[str, Any]:
+    """What decode takes from the listed backends (the geometry stage writes it, so that decode
+    depends on the geometry, not on every backend's section): the resolved `short_side` and the
+    shared input geometry (size, resize, interpolation: not the value mapping, which decode never
+    applies), or None."""
+    config = decode_config(params)
+    shared = config.input_geometry
+    return {"short_side": config.short_side,
+            "input_geometry": None if shared is None else shared.geometry()}
+
+
+def with_geometry(config: DecodeConfig, geometry: dict[str, Any],
+                  where: str | os.PathLike) -> DecodeConfig:
+    """`config` (params.yaml's decode section) with the geometry stage's output (`where`)."""
+    try:
+        spec = geometry["input_geometry"]
+        short_side = geometry["short_side"]
+        if not isinstance(short_side, int) or isinstance(short_side, bool) or short_side < 8:
+            raise ValueError(f"short_side {short_side!r}")
+        # decode only resizes: the value mapping stays the identity, named so.
+        shared = None if spec is None else InputSpec(
+            **spec, scale=(1.0,) * 3, offset=(0.0,) * 3, values="uint8 (geometry only)")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"{where}: not a geometry stage output ({exc}); re-run `dvc repro`") \
+            from exc
+    return dataclasses.replace(config, short_side=short_side, input_geometry=shared)
 
 
 def create_backend(params: Params, name: str, spec: InputSpec | None = None,
