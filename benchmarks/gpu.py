@@ -123,7 +123,7 @@ def feature_differences(weights: str) -> dict:
     import torch
     from skimage import data
 
-    from vidmem.backends.normalize import InputSpec, resize_frames
+    from vidmem.video.geometry import InputSpec, resize_frames
 
     spec = InputSpec.from_params(SPEC, "input")
     photos = [data.chelsea(), data.astronaut(), data.coffee(), data.rocket(), data.hubble_deep_field()]
@@ -263,13 +263,14 @@ def end_to_end(work: Path, clips: int, distinct: int, seconds: float, epochs: in
     from bench.videos import make_videos
 
     from vidmem.backends import backend_config, decode_config
-    from vidmem.backends.normalize import normalize_step
+    from vidmem.backends.base import extract_step
     from vidmem.core.params import TrainConfig
     from vidmem.learn.training import train_model
     from vidmem.store.concatenated import load_concat
-    from vidmem.store.features import concat_features, extract_step
+    from vidmem.store.features import concat_features
     from vidmem.store.framestore import FrameFormat
     from vidmem.video.frames import decode_step
+    from vidmem.video.normalize import normalize_step
 
     args = bench_args(seconds, 30, 640, 360)
     start = time.perf_counter()

@@ -61,7 +61,7 @@ from bench.scaleout import bench_scaleout
 from bench.train import bench_train
 from bench.videos import folder_of, make_videos
 
-from vidmem.backends import uses_frames
+from vidmem.backends import backend_facts
 from vidmem.core.params import Params
 
 BENCHMARKS = ["decode", "decode_long", "extract", "train", "repro", "memory", "footprint",
@@ -192,7 +192,7 @@ NEEDS_VIDEOS = {"decode", "extract", "repro", "scaleout"}
 def frame_backends(params: Params) -> list[str]:
     """params.yaml's listed backends that read frames: what the extract benchmark can time
     (caption and precomputed backends have no frames/s, and need a split or files of their own)."""
-    return [name for name in params.backends if uses_frames(params, name)]
+    return [name for name in params.backends if backend_facts(params, name).reads_frames]
 
 
 def main() -> None:

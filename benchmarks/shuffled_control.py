@@ -18,10 +18,10 @@ import numpy as np
 
 from vidmem.core.files import read_json
 from vidmem.core.params import Params
-from vidmem.data.groundtruth import read_ground_truth
+from vidmem.data.dataset import open_dataset
 from vidmem.learn.metrics import spearman
 from vidmem.learn.training import predict_scores, split_indices, train_model
-from vidmem.store.features import load_concat
+from vidmem.store.concatenated import load_concat
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
     index = split_indices(videos, read_json("data/split.json"))
     base = params.train
     data = params.data
-    targets = read_ground_truth(data.ground_truth, data.on_bad_input).scores(videos, base.target)
+    targets = open_dataset(data).labels.scores(videos, base.target)
     results = []
     for seed in args.seeds:
         config = dataclasses.replace(base, seed=seed, shuffle_train_labels=True)

@@ -1,15 +1,14 @@
 """Stage concat: per-video features → one [videos, frames, dim] array, ids aligned with labels."""
 
 from vidmem.core.cli import run_stage, stage_parser
-from vidmem.data.dataset import dataset_from_reports
+from vidmem.data.dataset import open_dataset
 from vidmem.store.features import concat_features
 
 
 def main(args, params):
     data = params.data
     config = params.concat
-    dataset = dataset_from_reports(data.ground_truth, args.decode_report, data.on_bad_input,
-                                   data.format)
+    dataset = open_dataset(data).used_videos(args.decode_report)
     shape = concat_features(args.features, dataset.videos, args.out,
                             misalign_seed=config.seed if config.misalign_control else None,
                             progress=not args.no_progress)

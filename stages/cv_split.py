@@ -3,7 +3,7 @@ an empty list writes no fold and the per-fold stages do not exist)."""
 
 from vidmem.core.cli import run_stage, stage_parser
 from vidmem.core.files import write_json
-from vidmem.data.dataset import dataset_from_reports
+from vidmem.data.dataset import open_dataset
 from vidmem.learn.crossval import kfold_splits
 
 
@@ -12,8 +12,7 @@ def main(args, params):
     data = params.data
     folds = []
     if config.folds:
-        dataset = dataset_from_reports(data.ground_truth, args.decode_report, data.on_bad_input,
-                                   data.format)
+        dataset = open_dataset(data).used_videos(args.decode_report)
         folds = kfold_splits(dataset.videos, config.folds, config.seed, config.val_fraction)
     write_json(args.out, {"folds": folds})
     print(f"cv_split: {config.folds} fold(s)" + (

@@ -9,15 +9,15 @@ from pathlib import Path
 import pandas as pd
 
 from vidmem.backends import backend_config
-from vidmem.backends.base import DatasetFiles
+from vidmem.backends.base import DatasetFiles, extract_step
 from vidmem.core.cli import run_stage, stage_parser
 from vidmem.core.files import read_json, write_csv, write_json
-from vidmem.data.groundtruth import read_ground_truth
+from vidmem.data.dataset import open_dataset
 from vidmem.learn.chain import head_from_file, load_scorer
 from vidmem.learn.metrics import spearman
 from vidmem.learn.training import save_checkpoint, split_indices
 from vidmem.store.concatenated import load_concat
-from vidmem.store.features import concat_features, extract_step
+from vidmem.store.features import concat_features
 
 
 def main(args, params):
@@ -26,7 +26,7 @@ def main(args, params):
     head = head_from_file(args.head)
     chain = backend_config(params, args.backend)
     fold = read_json(args.folds)["folds"][args.fold]
-    truth = read_ground_truth(data.ground_truth, data.on_bad_input, data.format)
+    truth = open_dataset(data).labels
     with tempfile.TemporaryDirectory(prefix="vidmem-cv-") as work:
         info = read_json(Path(args.features_info))
         # Only a backend that fits on data is built (a frame backend would load its network
@@ -47,7 +47,7 @@ def main(args, params):
         index = split_indices(videos, fold)
         fit = head.fit(config, features, targets, index, progress=False)
         save_checkpoint(fit.checkpoint, Path(work) / "model.pt")
-        score, _ = load_scorer(Path(work) / "model.pt")
+        score, _ = load_scorer(Path(work) / "model.pt", head)
         rows = pd.concat([pd.DataFrame({"split": part, "video": [videos[i] for i in index[part]],
                                         "true": targets[index[part]],
                                         "predicted": score(features, index[part]),

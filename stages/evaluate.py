@@ -5,8 +5,8 @@ import pandas as pd
 
 from vidmem.core.cli import run_stage, stage_parser
 from vidmem.core.files import read_json, write_csv, write_json
-from vidmem.data.groundtruth import read_ground_truth
-from vidmem.learn.chain import create_head, load_scorer
+from vidmem.data.dataset import open_dataset
+from vidmem.learn.chain import head_from_file, load_scorer
 from vidmem.learn.figures import prediction_figure
 from vidmem.learn.metrics import regression_metrics
 from vidmem.learn.training import split_indices
@@ -16,11 +16,12 @@ from vidmem.store.concatenated import load_concat
 def main(args, params):
     config = params.evaluate
     data = params.data
-    score, checkpoint = load_scorer(args.model)
+    head = head_from_file(args.head)
+    score, checkpoint = load_scorer(args.model, head)
     features, videos = load_concat(args.features)
     index = split_indices(videos, read_json(args.split))
     target = checkpoint["target"]
-    truth = read_ground_truth(data.ground_truth, data.on_bad_input, data.format)
+    truth = open_dataset(data).labels
     info = read_json(args.info)
     tables = {}
     for part in ("val", "test"):
@@ -31,8 +32,7 @@ def main(args, params):
                                      "random_weights": info["random_weights"]})
     true, predicted = tables["test"].true.to_numpy(), tables["test"].predicted.to_numpy()
     metrics = regression_metrics(true, predicted, config.bootstrap_resamples, config.seed)
-    head = checkpoint.get("head", "lstm")
-    metrics.update({"target": target, "head": head, "random_weights": info["random_weights"],
+    metrics.update({"target": target, "head": head.name, "random_weights": info["random_weights"],
                     "weights": info["weights"]})
     write_json(args.metrics, metrics)
     write_csv(args.predictions, tables["test"][["video", "true", "predicted"]])
@@ -42,12 +42,13 @@ def main(args, params):
     print(f"RESULT {args.backend} ({target}): test Spearman {metrics['spearman']:.3f} "
           f"[95% CI {metrics['spearman_ci95_low']:.3f}, {metrics['spearman_ci95_high']:.3f}], "
           f"Pearson {metrics['pearson']:.3f}, MSE {metrics['mse']:.5f}, n {metrics['n']}, "
-          f"head {head}, {create_head(head).describe(checkpoint)}"
+          f"head {head.name}, {head.describe(checkpoint)}"
           + (" — RANDOM WEIGHTS" if info["random_weights"] else ""))
 
 
 if __name__ == "__main__":
     parser = stage_parser(__doc__, backend=True)
+    parser.add_argument("--head", required=True, help="head stage JSON (the checkpoint's head)")
     parser.add_argument("--model", required=True, help="train stage checkpoint")
     parser.add_argument("--features", required=True, help="concat stage output folder")
     parser.add_argument("--info", required=True, help="extract stage info.json (weights label)")

@@ -5,10 +5,9 @@ of per-video .npy arrays."""
 import sys
 
 from vidmem.backends import backend_config
-from vidmem.backends.base import DatasetFiles
+from vidmem.backends.base import DatasetFiles, extract_step
 from vidmem.core.cli import run_stage, stage_parser
 from vidmem.core.errors import DataError
-from vidmem.store.features import extract_step
 from vidmem.store.shards import ShardReader
 
 

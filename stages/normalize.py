@@ -7,11 +7,11 @@ a metric (metrics/normalize/<backend>.json); the statistics and geometry a repor
 import sys
 
 from vidmem.backends import backend_config
-from vidmem.backends.normalize import normalize_step
 from vidmem.core.cli import run_stage, stage_parser
 from vidmem.core.files import atomic_dir, write_json
 from vidmem.store.framestore import FrameFormat
 from vidmem.store.shards import write_arrays
+from vidmem.video.normalize import normalize_step
 
 
 def main(args, params):

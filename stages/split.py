@@ -2,21 +2,20 @@
 
 from vidmem.core.cli import run_stage, stage_parser
 from vidmem.core.files import write_json
-from vidmem.data.dataset import dataset_from_reports
-from vidmem.data.groundtruth import read_captions
+from vidmem.data.dataset import open_dataset
 from vidmem.data.split import official_split, split_videos
 
 
 def main(args, params):
     data = params.data
-    dataset = dataset_from_reports(data.ground_truth, args.decode_report, data.on_bad_input,
-                                   data.format)
+    source = open_dataset(data)
+    dataset = source.used_videos(args.decode_report)
     config = params.split
     parts = (official_split(dataset, config) if config.source == "official"
              else split_videos(dataset.videos, config))
     counts = {**dataset.counts(), **{f"n_{k}": len(v) for k, v in parts.items()}}
     if data.captions:  # checked now so a broken captions file is found before anyone uses it
-        captions = read_captions(data.captions, data.format)
+        captions = source.captions()
         counts["videos_without_caption"] = sum(v not in captions for v in dataset.videos)
         for part, names in (dataset.official or {}).items():
             dataset.parts[part]["captioned"] = sum(v in captions for v in names)

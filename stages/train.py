@@ -11,7 +11,7 @@ from dvclive import Live
 from vidmem.backends.text import TEXT_MODEL
 from vidmem.core.cli import run_stage, stage_parser
 from vidmem.core.files import read_json
-from vidmem.data.groundtruth import read_ground_truth
+from vidmem.data.dataset import open_dataset
 from vidmem.learn.chain import head_from_file
 from vidmem.learn.figures import training_figures
 from vidmem.learn.training import save_checkpoint, split_indices
@@ -20,12 +20,10 @@ from vidmem.store.concatenated import load_concat
 
 def main(args, params):
     config = params.chain
-    data = params.data
     head = head_from_file(args.head)
     features, videos = load_concat(args.features)
     split = read_json(args.split)
-    targets = read_ground_truth(data.ground_truth, data.on_bad_input,
-                                data.format).scores(videos, config.target)
+    targets = open_dataset(params.data).labels.scores(videos, config.target)
     index = split_indices(videos, split)
     with Live(args.live, dvcyaml=None, save_dvc_exp=False) as live:
         def log_step(row: dict[str, float]) -> None:

@@ -179,6 +179,7 @@ def check_trace(repo_root: Path, trace_dir: Path) -> dict[str, dict[str, list[st
 # Declared params that a stage reads only in some settings (dvc.yaml declares statically), by
 # stage name before any `@`: key → when it is read.
 READ_ONLY_IN_SOME_SETTINGS = {
+    "demo_data": {"demo": "data.* at the demo's files (else an empty demo is written)"},
     "geometry": {"backends": "decode.short_side: auto (the listed backends' input geometry)",
                  "backend": "decode.short_side: auto"},
     "normalize": {"decode": "a frame backend (a caption backend has nothing to normalize)"},

@@ -16,11 +16,10 @@ from vidmem.backends import (
     backend_facts,
     decode_config,
     list_backends,
-    uses_frames,
 )
 from vidmem.backends.base import Backend
-from vidmem.backends.normalize import InputSpec
 from vidmem.core.params import Params, load_params
+from vidmem.video.geometry import InputSpec
 
 from conftest import REPO, documented_backends
 
@@ -92,7 +91,8 @@ def test_decode_learns_input_sizes_without_importing_any_backend_module():
     assert out == ["299", "[]"]
     params = load_params(REPO / "params.yaml")
     assert decode_config(Params(params)).short_side == 224
-    assert [uses_frames(Params(params), name) for name in params["backends"]] == [True, False]
+    assert [backend_facts(Params(params), name).reads_frames
+            for name in params["backends"]] == [True, False]
 
 
 def spec(size: int, value: str) -> InputSpec:

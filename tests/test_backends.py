@@ -4,11 +4,11 @@ import torch
 from skimage import data
 
 from vidmem.backends import create_backend
-from vidmem.backends.normalize import resize_frames
 from vidmem.backends.torch_backbones import IMAGENET_MEAN, IMAGENET_STD
 from vidmem.core.errors import ParamsError
 from vidmem.core.params import Params
 from vidmem.store.shards import ShardReader, write_arrays
+from vidmem.video.geometry import resize_frames
 
 from conftest import extract_videos
 

@@ -81,7 +81,10 @@ def test_features_only_repro_on_each_layout(tmp_path, layout):
     for v, score in scores.items():  # a feature that carries the score, plus noise
         (shipped / f"{Path(v).stem}.txt").write_text(
             f"{score + rng.normal(0, 0.05):.5f} {rng.normal():.5f}\n")
-    sh(["dvc", "repro"], project)
+    run = sh(["dvc", "repro"], project)
+    # data.* reads none of the demo's files: no demo clip is encoded for nothing.
+    assert "writing an empty demo" in run.stdout
+    assert list((project / "data/demo/videos").iterdir()) == []
     split = json.loads((project / "data/split.json").read_text())
     official_test = sorted(scores)[16:]
     assert split["test"] == official_test and len(split["val"]) == 4

@@ -168,6 +168,7 @@ def test_cross_validation_folds_summary_and_what_a_new_backend_reruns(project, t
     # A new backend: its own chains (and the fusion and summary) are to run, no one else's.
     params["backends"] = ["shipped", "captions", "shipped_again"]
     params["backend"]["shipped_again"] = dict(params["backend"]["shipped"])
+    params["heads"]["shipped_again"] = "ridge"
     yaml.dump(params, project / "params.yaml")
     status = json.loads(sh(["dvc", "status", "--json"], project).stdout)
     changed = {name.split(":")[-1] for name in status}
@@ -175,6 +176,7 @@ def test_cross_validation_folds_summary_and_what_a_new_backend_reruns(project, t
     assert not {f"cv_train@{b}-{k}" for b in ("shipped", "captions") for k in range(3)} & changed
     params["backends"] = ["shipped", "captions"]
     del params["backend"]["shipped_again"]
+    del params["heads"]["shipped_again"]
     params["cv"]["folds"] = []
     params["cv"]["val_fraction"] = 0.125
     yaml.dump(params, project / "params.yaml")

@@ -4,7 +4,8 @@ import pytest
 from vidmem.backends import create_backend
 from vidmem.core.errors import DataError
 from vidmem.core.params import Params
-from vidmem.store.features import concat_features, load_concat
+from vidmem.store.concatenated import load_concat
+from vidmem.store.features import concat_features
 from vidmem.store.shards import ShardReader, write_arrays
 
 PARAMS = {"backend": {"mean": {"kind": "helpers:MeanColour",
@@ -56,8 +57,8 @@ def test_extract_one_file_per_video_in_order(frames_dir, videos, tmp_path):
 def test_extract_resizes_decoded_frames_by_the_spec_and_stores_only_features(tmp_path):
     """Decoded frames of any size go in; the network sees exactly `resize_frames` of them (the
     normalization contract), and the output holds features, not resized frames."""
-    from vidmem.backends.normalize import InputSpec, resize_frames
     from vidmem.store.framestore import FrameFormat
+    from vidmem.video.geometry import InputSpec, resize_frames
 
     rng = np.random.default_rng(1)
     videos = [rng.integers(0, 256, (3, 9, 16, 3), dtype=np.uint8) for _ in range(2)]

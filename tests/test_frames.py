@@ -242,10 +242,10 @@ def test_decode_stores_lossless_tiff_by_default(tmp_path, decode_config):
 def test_frames_are_stored_at_the_backends_shared_input_size_never_upscaled(tmp_path,
                                                                             decode_config):
     from vidmem.backends import decode_config as resolve
-    from vidmem.backends.normalize import InputSpec, resize_frames
     from vidmem.core.params import load_params
     from vidmem.data.demo import encode_webm
     from vidmem.video.ffmpeg_bin import ffmpeg_executable
+    from vidmem.video.geometry import InputSpec, resize_frames
 
     params = load_params(REPO / "params.yaml")
     params["backends"] = ["efficientnet_lite0", "captions"]

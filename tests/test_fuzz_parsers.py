@@ -292,12 +292,15 @@ def params_readers(key: str, value) -> list:
         TrainConfig,
     )
     from vidmem.data.demo import DemoConfig
+    from vidmem.data.groundtruth import create_layout
 
     params = set_key(repo_params(), key, value)
     section = params["backend"]["efficientnet_lite0"]
     readers = [lambda: TorchConfig.from_section(section, "backend.efficientnet_lite0"),
                lambda: backend_config(Params(params), "efficientnet_lite0").spec,
-               lambda: DataConfig.from_params(params).as_dict()]  # its keys are read lazily
+               lambda: DataConfig.from_params(params).as_dict(),  # its keys are read lazily
+               # the layout is checked by the data layer, where the data set is opened
+               lambda: create_layout(DataConfig.from_params(params).format)]
     return readers + [lambda c=config: c.from_params(params) for config in (
         CacheConfig, ConcatConfig, DecodeConfig, EvaluateConfig, SplitConfig,
         TrainConfig, DemoConfig, CVConfig)]

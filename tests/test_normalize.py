@@ -2,10 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from vidmem.backends.normalize import InputSpec, normalize_step, resize_frames
 from vidmem.core.errors import ParamsError
 from vidmem.store.framestore import FrameFormat
 from vidmem.store.shards import ShardReader, write_arrays
+from vidmem.video.geometry import InputSpec, resize_frames
+from vidmem.video.normalize import normalize_step
 
 
 def spec(value, size=8, resize="squash"):
@@ -122,7 +123,7 @@ def test_a_mix_of_sizes_is_resized_where_needed_and_a_rerun_works_on_nothing(tmp
     assert np.array_equal(reader.load("b"), resize_frames(arrays["b"], s))
     assert not (tmp_path / "one" / ".entries").exists()
 
-    import vidmem.backends.normalize as module
+    import vidmem.video.normalize as module
 
     calls = []
     original = module.NormalizeWorker.__call__

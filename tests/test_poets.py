@@ -80,7 +80,8 @@ def test_other_declared_values_are_refused(tmp_path):
 
 
 def test_extract_writes_bottleneck_text_and_concat_reads_it(poets, tmp_path):
-    from vidmem.store.features import concat_features, load_concat
+    from vidmem.store.concatenated import load_concat
+    from vidmem.store.features import concat_features
     from vidmem.store.shards import write_arrays
 
     frames_dir, out = tmp_path / "frames", tmp_path / "features"

@@ -124,10 +124,11 @@ def test_killed_stage_leaves_no_output_and_rerun_matches(tmp_path):
     (tmp_path / "params.yaml").write_text(
         f"data: {{videos_dir: {videos}, ground_truth: x.csv, on_bad_input: skip}}\n"
         "decode: {n_frames: 8, short_side: 240, workers: 1}\ncache: {dir: null}\n")
+    (tmp_path / "geometry.json").write_text('{"short_side": 240, "input_geometry": null}')
 
     def decode(out):
         return [sys.executable, str(REPO / "stages" / "decode.py"), "--params", "params.yaml",
-                "--out", out, "--report", f"{out}.json",
+                "--geometry", "geometry.json", "--out", out, "--report", f"{out}.json",
                 "--no-progress"]
 
     process = subprocess.Popen(decode("frames"), cwd=tmp_path, stdout=subprocess.DEVNULL,

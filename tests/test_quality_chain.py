@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from vidmem.backends import create_backend
-from vidmem.backends.base import DatasetFiles
+from vidmem.backends.base import DatasetFiles, extract_step
 from vidmem.core.errors import DataError, ParamsError
 from vidmem.core.files import write_json
 from vidmem.core.params import Params
@@ -25,7 +25,6 @@ from vidmem.learn.fusion import fuse_split_table
 from vidmem.learn.heads import GRIDS, design_matrix, fit_head, head_checkpoint, is_sparse
 from vidmem.learn.metrics import spearman
 from vidmem.learn.training import save_checkpoint
-from vidmem.store.features import extract_step
 from vidmem.store.shards import ShardReader
 
 CAPTIONS = {"a.webm": "red car on a road", "b.webm": "blue car at night",

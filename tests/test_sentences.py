@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from vidmem.backends import create_backend
-from vidmem.backends.base import DatasetFiles
+from vidmem.backends.base import DatasetFiles, extract_step
 from vidmem.backends.sentences import (
     DEFAULT_SHA256,
     WEIGHTS_FILE,
@@ -21,7 +21,6 @@ from vidmem.backends.sentences import (
 from vidmem.core.errors import ParamsError, VidmemError
 from vidmem.core.files import write_json
 from vidmem.core.params import Params
-from vidmem.store.features import extract_step
 from vidmem.store.shards import ShardReader
 
 from conftest import pinned_or_skip

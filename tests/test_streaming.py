@@ -17,7 +17,8 @@ import torch
 from vidmem.core.params import TrainConfig
 from vidmem.learn import training
 from vidmem.learn.training import feature_stats, predict_scores, train_model
-from vidmem.store.features import concat_features, load_concat
+from vidmem.store.concatenated import load_concat
+from vidmem.store.features import concat_features
 from vidmem.store.shards import ShardReader, write_arrays
 
 from conftest import REPO

@@ -23,8 +23,8 @@ from bench.harness import (
     timed,
 )
 from vidmem.backends import input_spec
-from vidmem.backends.normalize import resize_frames
 from vidmem.store.shards import ShardReader
+from vidmem.video.geometry import resize_frames
 
 
 class Floor:

@@ -60,7 +60,7 @@ def phase_memory_concat(args: argparse.Namespace) -> dict:
 
 def phase_memory_train(args: argparse.Namespace) -> dict:
     from vidmem.learn.training import save_checkpoint, train_model
-    from vidmem.store.features import load_concat
+    from vidmem.store.concatenated import load_concat
 
     features, _ = load_concat(WORK / f"memory_concat_{args.memory_n}")
     split = _split(len(features))
@@ -76,7 +76,7 @@ def phase_memory_train(args: argparse.Namespace) -> dict:
 def phase_memory_evaluate(args: argparse.Namespace) -> dict:
     from vidmem.learn.metrics import regression_metrics
     from vidmem.learn.training import load_checkpoint, predict_scores
-    from vidmem.store.features import load_concat
+    from vidmem.store.concatenated import load_concat
 
     features, _ = load_concat(WORK / f"memory_concat_{args.memory_n}")
     test = _split(len(features))["test"]
@@ -91,7 +91,7 @@ def phase_memory_throughput(args: argparse.Namespace) -> dict:
     """One epoch with the features streamed from disk and one with the whole array in memory
     (today's in-memory path: the same `train_model`, handed a NumPy array), taking turns."""
     from vidmem.learn.training import train_model
-    from vidmem.store.features import load_concat
+    from vidmem.store.concatenated import load_concat
 
     on_disk, _ = load_concat(WORK / f"memory_concat_{args.memory_n}")
     in_memory = np.asarray(on_disk)

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vidmem.backends import backend_config, decode_config
-from vidmem.backends.normalize import normalize_step
+from vidmem.backends.base import extract_step
 from vidmem.core.params import Params
-from vidmem.store.features import extract_step
 from vidmem.store.framestore import FrameFormat
 from vidmem.video.frames import decode_step
+from vidmem.video.normalize import normalize_step
 
 
 @dataclass

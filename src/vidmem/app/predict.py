@@ -34,9 +34,10 @@ from vidmem.core.errors import DataError, VidmemError
 from vidmem.core.files import write_csv
 from vidmem.core.params import Params
 from vidmem.data.groundtruth import read_captions
-from vidmem.learn.chain import load_scorer
+from vidmem.learn.chain import imported_head, load_scorer
 from vidmem.learn.fusion import Fusion
-from vidmem.store.features import concat_features, feature_stems, load_concat
+from vidmem.store.concatenated import load_concat
+from vidmem.store.features import concat_features, feature_stems
 from vidmem.video.frames import list_videos
 
 
@@ -47,7 +48,7 @@ def predict_videos(videos_dir: str | os.PathLike, params: Params, backend_name: 
     """One backend's predicted scores (`video`, `predicted`) for every video in `videos_dir`
     (a caption backend: every one of them with a caption in `captions_path`), and the videos
     skipped with reasons."""
-    score, checkpoint = load_scorer(checkpoint_path)  # any head: LSTM, ridge, SVR, MLP
+    score, checkpoint = load_scorer(checkpoint_path, imported_head(params, backend_name))
     if checkpoint.get("backend") not in (None, backend_name):
         raise DataError(f"{checkpoint_path} was trained on backend {checkpoint['backend']!r}, "
                         f"not {backend_name!r}: pass the matching --backend or --model")

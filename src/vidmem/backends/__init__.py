@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from vidmem.backends.base import Backend
-from vidmem.backends.normalize import InputSpec
 from vidmem.core.errors import DataError, ParamsError
-from vidmem.core.params import DecodeConfig, Params
+from vidmem.core.params import DecodeConfig, FrameGeometry, Params
 from vidmem.core.registry import Registry, load_target
+from vidmem.video.geometry import InputSpec
 
 
 @dataclass(frozen=True)
@@ -171,11 +171,6 @@ def backend_facts(params: Params, name: str) -> BackendKind:
     return backend_config(params, name).facts
 
 
-def uses_frames(params: Params, name: str) -> bool:
-    """Whether backend `name` reads decoded frames (False: precomputed features, captions)."""
-    return backend_facts(params, name).reads_frames
-
-
 def input_spec(params: Params, name: str) -> InputSpec | None:
     """The backend's declared input; None for a backend that takes no frames."""
     return backend_config(params, name).spec
@@ -199,7 +194,7 @@ def decode_config(params: Params) -> DecodeConfig:
         spec.geometry() == specs[0].geometry() for spec in specs) else None
     return dataclasses.replace(
         config, short_side=max((max(s.height, s.width) for s in specs), default=DEFAULT_SHORT_SIDE),
-        input_geometry=shared)
+        input_geometry=None if shared is None else shared.frame_geometry())
 
 
 def decode_geometry(params: Params) -> dict[str, Any]:
@@ -221,9 +216,7 @@ def with_geometry(config: DecodeConfig, geometry: dict[str, Any],
         short_side = geometry["short_side"]
         if not isinstance(short_side, int) or isinstance(short_side, bool) or short_side < 8:
             raise ValueError(f"short_side {short_side!r}")
-        # decode only resizes: the value mapping stays the identity, named so.
-        shared = None if spec is None else InputSpec(
-            **spec, scale=(1.0,) * 3, offset=(0.0,) * 3, values="uint8 (geometry only)")
+        shared = None if spec is None else FrameGeometry(**spec)
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(f"{where}: not a geometry stage output ({exc}); re-run `dvc repro`") \
             from exc

@@ -23,13 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from vidmem.backends.normalize import InputSpec, range_matches, resize_frames
 from vidmem.core.devices import host_threads
 from vidmem.core.errors import ParamsError, VidmemError
+from vidmem.core.files import atomic_dir, write_json
 from vidmem.core.params import as_int
 from vidmem.store.cache import ItemCache, open_cache
 from vidmem.store.engine import Todo, VideoResult, run_per_video
 from vidmem.store.shards import ShardReader
+from vidmem.video.geometry import InputSpec, range_matches, resize_frames
 
 EXTRACT_VERSION = 4  # 2: fed range in entries; 3: keyed by decoded frames; 4: uint8 resize
 DEFAULT_BATCH_SIZE = 32
@@ -360,7 +361,7 @@ class Backend(ABC):
 
     def range_matches(self) -> bool | None:
         """Whether what was fed fits the range the weights expect (None: not known); see
-        `vidmem.backends.normalize.range_matches`."""
+        `vidmem.video.geometry.range_matches`."""
         return range_matches(self.observed_range(), self.expected_range)
 
     @classmethod
@@ -409,3 +410,16 @@ class _ChunkExtractor:
 
     def __call__(self, chunk: list[Todo]) -> list[VideoResult]:
         return self.backend.extract_chunk(chunk, self.cache, None, self.batch_size)
+
+
+INFO_FILE = "info.json"  # what made an extract output's features (feature_dim, fed range, ...)
+
+
+def extract_step(frames_dir: str | os.PathLike, out_dir: str | os.PathLike, backend: Backend,
+                 progress: bool = True) -> ExtractResult:
+    """The extract stage: one backend's features for every video plus what made them
+    (`info.json`), written whole or not at all."""
+    with atomic_dir(out_dir) as out:
+        result = backend.extract_videos(frames_dir, out, progress=progress)
+        write_json(out / INFO_FILE, result.info)
+    return result

@@ -29,13 +29,13 @@ import numpy as np
 from tqdm import tqdm
 
 from vidmem.backends.base import Backend, DatasetFiles, ExtractResult
-from vidmem.backends.normalize import InputSpec
 from vidmem.backends.sentences import SentenceConfig, SentenceEncoder
 from vidmem.backends.text import TEXT_MODEL, CaptionFeatures, CaptionsConfig, caption_texts
 from vidmem.core.errors import DataError, ParamsError
 from vidmem.core.files import read_json, write_json
 from vidmem.data.groundtruth import read_captions
 from vidmem.store.shards import write_arrays
+from vidmem.video.geometry import InputSpec
 
 CHUNK = 1024  # videos made dense at a time (the TF-IDF matrix itself stays sparse)
 

@@ -42,7 +42,6 @@ from PIL import Image
 
 from vidmem.backends._tf_import import import_tensorflow, tensorflow_numerics
 from vidmem.backends.base import Backend
-from vidmem.backends.normalize import InputSpec
 from vidmem.core.errors import ParamsError, VidmemError
 from vidmem.core.files import check_pinned_digest, file_digest, write_bytes, write_text
 from vidmem.core.params import as_int, as_sha256, is_url, optional_str
@@ -53,6 +52,7 @@ from vidmem.store.bottlenecks import (
     write_video_bottlenecks,
 )
 from vidmem.store.cache import ItemCache, open_cache
+from vidmem.video.geometry import InputSpec
 
 # Over https: the GraphDef is executed, so it must not be swappable on the way (the tutorial
 # used http). No public sha256 of this archive was found to pin by default (see README).

@@ -30,11 +30,11 @@ import numpy as np
 from tqdm import tqdm
 
 from vidmem.backends.base import Backend, ExtractResult
-from vidmem.backends.normalize import InputSpec
 from vidmem.core.errors import DataError, ParamsError
 from vidmem.core.files import load_npy
 from vidmem.core.params import as_int
 from vidmem.store.shards import write_arrays
+from vidmem.video.geometry import InputSpec
 
 FEATURE_SUFFIXES = (".npy", ".txt", ".csv")
 

@@ -23,8 +23,8 @@ import numpy as np
 
 from vidmem.backends._tf_import import import_tensorflow, tensorflow_numerics
 from vidmem.backends.base import Backend
-from vidmem.backends.normalize import InputSpec
 from vidmem.core.errors import ParamsError, VidmemError
+from vidmem.video.geometry import InputSpec
 
 DEFAULT_HANDLE = "https://tfhub.dev/google/imagenet/inception_v3/feature_vector/5"
 

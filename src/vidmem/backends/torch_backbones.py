@@ -42,11 +42,11 @@ import torch
 from torch import nn
 
 from vidmem.backends.base import Backend, PendingFeatures
-from vidmem.backends.normalize import InputSpec
 from vidmem.core.devices import PRECISIONS, autocast, numerics, resolve_device
 from vidmem.core.errors import ParamsError, VidmemError
 from vidmem.core.params import as_bool, as_choice, as_device, as_int
 from vidmem.core.registry import Registry
+from vidmem.video.geometry import InputSpec
 
 # frames_per_batch: auto. The CPU's is the fastest measured on 2 cores (BENCHMARKS.md); the
 # GPU's the smallest that reaches the bare forward pass's plateau on an H200 (docs/gpu.md).

@@ -15,15 +15,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from vidmem.core.errors import ParamsError
-
-if TYPE_CHECKING:
-    from vidmem.backends.normalize import InputSpec
 
 DEFAULT_PARAMS = "params.yaml"
 SectionT = TypeVar("SectionT")
@@ -125,8 +122,6 @@ def optional_str(value: Any, key: str) -> str | None:
 
 
 BAD_INPUT_POLICIES = ("skip", "fail")
-# Mirrors vidmem.data.groundtruth.FORMATS (params.py imports no data code).
-DATA_FORMATS = ("mediaeval2018", "videomem", "mediaeval2020", "mediaeval2021", "memento10k")
 TARGETS = ("short-term_memorability", "long-term_memorability")
 
 
@@ -160,9 +155,13 @@ class DataConfig:
                          BAD_INPUT_POLICIES)
 
     @functools.cached_property
-    def format(self) -> str:  # the data set's layout (vidmem.data.groundtruth.FORMATS)
-        return as_choice(lookup(self._params, "data.format", "mediaeval2018"), "data.format",
-                         DATA_FORMATS)
+    def format(self) -> str:
+        """The data set's layout: a name in vidmem.data.groundtruth.LAYOUTS, which checks it
+        where the data set is read (or `package.module:ClassName`)."""
+        value = lookup(self._params, "data.format", "mediaeval2018")
+        if not isinstance(value, str) or not value:
+            raise ParamsError(f"params.yaml: 'data.format' must be a layout name, got {value!r}")
+        return value
 
     def as_dict(self) -> dict[str, Any]:
         """Every key, read and checked now."""
@@ -175,6 +174,21 @@ def as_quality(value: Any, key: str) -> int:
     if quality > 100:
         raise ParamsError(f"params.yaml: '{key}' is a JPEG quality, 1 to 100; got {value!r}")
     return quality
+
+
+@dataclass(frozen=True)
+class FrameGeometry:
+    """The geometry of a network's input: all decode needs to store frames at it (the input
+    spec, vidmem.video.geometry.InputSpec, adds the value mapping, which decode never applies)."""
+
+    height: int
+    width: int
+    resize: str  # squash | center_crop
+    interpolation: str
+    antialias: bool
+
+    def geometry(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -193,7 +207,7 @@ class DecodeConfig:
     # are stored already resized to it, wherever that scales them down (never up): extract's
     # resize then has nothing to do, and the stored frames are as small as a backend can use.
     # Set by vidmem.backends.decode_config; None: frames keep their aspect ratio.
-    input_geometry: InputSpec | None = None
+    input_geometry: FrameGeometry | None = None
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> DecodeConfig:
@@ -451,10 +465,11 @@ def backend_params(params: dict[str, Any], name: str) -> dict[str, Any]:
     return section
 
 
-def head_name(params: dict[str, Any], backend: str) -> Any:
-    """`heads.<backend>` as written: the head that backend's chain trains."""
+def head_name(params: dict[str, Any], backend: str, required: bool = True) -> Any:
+    """`heads.<backend>` as written: the head that backend's chain trains (None when it is
+    missing and not `required`)."""
     name = lookup(params, f"heads.{backend}", None)
-    if name is None:
+    if name is None and required:
         old = lookup(params, f"backend.{backend}.head", None)
         if old is not None:  # where a head was set before `heads:`
             raise ParamsError(f"params.yaml: 'backend.{backend}.head' has moved: each chain's "
@@ -536,9 +551,9 @@ class Params:
         """The listed backends (`backends`), one chain each."""
         return backend_names(self._raw)
 
-    def head_name(self, backend: str) -> Any:
+    def head_name(self, backend: str, required: bool = True) -> Any:
         """`heads.<backend>` as written (vidmem.learn.chain.head_of checks it)."""
-        return head_name(self._raw, backend)
+        return head_name(self._raw, backend, required)
 
     def backend_section(self, name: str) -> dict[str, Any]:
         """The `backend.<name>` section as written: what vidmem.backends.backend_config parses

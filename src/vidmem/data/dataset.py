@@ -1,13 +1,46 @@
-"""Which videos a run trains and tests on: labelled, decoded, and accounted for."""
+"""The data set a run reads (`open_dataset`: its layout, labels and captions) and which videos it
+trains and tests on: labelled, decoded, and accounted for."""
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 
 from vidmem.core.errors import DataError
 from vidmem.core.files import read_json
-from vidmem.data.groundtruth import GroundTruth, read_ground_truth
+from vidmem.core.params import DataConfig
+from vidmem.data.groundtruth import GroundTruth, read_captions, read_ground_truth
+
+
+class Dataset:
+    """The data set params.yaml's `data` section names, read through its layout (`data.format`).
+    Stages, predict and benchmarks use this, not the keys: each key is read when first needed
+    (so a stage depends on the keys it uses), the labels once."""
+
+    def __init__(self, data: DataConfig) -> None:
+        self.data = data
+
+    @functools.cached_property
+    def labels(self) -> GroundTruth:
+        """The validated labels (`data.ground_truth`, `data.on_bad_input`)."""
+        return read_ground_truth(self.data.ground_truth, self.data.on_bad_input, self.data.format)
+
+    def captions(self) -> dict[str, str | list[str]]:
+        """{video: caption(s)} from `data.captions`."""
+        if self.data.captions is None:
+            raise DataError("data.captions is null: this run has no captions (set it to the "
+                            "data set's captions file or folder)")
+        return read_captions(self.data.captions, self.data.format)
+
+    def used_videos(self, decode_report: str | os.PathLike) -> DatasetReport:
+        """The labelled videos the decode stage's report says are usable (`DatasetReport`)."""
+        return dataset_from_reports(self.data.ground_truth, decode_report, self.data.on_bad_input,
+                                    self.data.format, truth=self.labels)
+
+
+def open_dataset(data: DataConfig) -> Dataset:
+    return Dataset(data)
 
 
 @dataclass
@@ -58,12 +91,14 @@ def labelled_videos(ground_truth: GroundTruth, decoded: list[str],
 
 
 def dataset_from_reports(ground_truth_csv: str, decode_report: str | os.PathLike,
-                         on_bad_input: str, data_format: str = "mediaeval2018") -> DatasetReport:
-    """`labelled_videos` for a ground-truth CSV and the decode stage's JSON report. When the
-    videos folder held no video at all (`features_only`), the videos are the ground truth's:
-    backends that need no frames (precomputed features, captions) then have every video."""
+                         on_bad_input: str, data_format: str = "mediaeval2018",
+                         truth: GroundTruth | None = None) -> DatasetReport:
+    """`labelled_videos` for a ground-truth CSV (or its labels, `truth`, already read) and the
+    decode stage's JSON report. When the videos folder held no video at all (`features_only`),
+    the videos are the ground truth's: backends that need no frames (precomputed features,
+    captions) then have every video."""
     report = read_json(decode_report)
-    truth = read_ground_truth(ground_truth_csv, on_bad_input, data_format)
+    truth = truth or read_ground_truth(ground_truth_csv, on_bad_input, data_format)
     decoded = truth.videos if report.get("features_only") else report["decoded"]
     # Official test videos whose labels are withheld are expected to have no row.
     decoded = [v for v in decoded if v not in set(truth.withheld)]

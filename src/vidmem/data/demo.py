@@ -159,10 +159,11 @@ def make_demo_dataset(videos_dir: str | os.PathLike, ground_truth: str | os.Path
                       config: DemoConfig, workers: int = 2,
                       captions: str | os.PathLike | None = None) -> pd.DataFrame:
     """Write the demo videos, a MediaEval-format ground-truth CSV and (when `captions` is given)
-    the captions file; return the latent table."""
+    the captions file; return the latent table. `config.n_videos` 0 writes an empty demo."""
     videos_dir = Path(videos_dir)
     videos_dir.mkdir(parents=True, exist_ok=True)
-    latents = demo_latents(config)
+    latents = demo_latents(config) if config.n_videos else pd.DataFrame(
+        columns=[*COLUMNS, "caption"])
     ffmpeg_bin = ffmpeg_executable()
 
     def make_one(row: pd.Series) -> None:

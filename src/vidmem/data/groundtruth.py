@@ -1,8 +1,13 @@
-"""MediaEval 2018 ground truth and captions: read, validate, report.
+"""Data set layouts (`data.format`): one class per layout, in one registry, each reading its
+labels (and official parts) and its captions; `read_ground_truth` validates the labels and
+`read_captions` reads the captions through the layout `data.format` names.
 
-Format (as published, possibly with a UTF-8 BOM):
+MediaEval 2018's format (as published, possibly with a UTF-8 BOM):
     video,short-term_memorability,nb_short-term_annotations,long-term_memorability,nb_long-term_annotations
     video10.webm,0.950,34,0.900,10
+
+A layout of your own is a `Layout` subclass: `@register_layout("name")` in code that is imported,
+or `data.format: package.module:ClassName` (docs/contributing.md).
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vidmem.core.errors import DataError
+from vidmem.core.errors import DataError, ParamsError
 from vidmem.core.files import safe_child
+from vidmem.core.registry import Registry, load_target
 
 COLUMNS = [
     "video",
@@ -28,10 +34,6 @@ COLUMNS = [
     "nb_long-term_annotations",
 ]
 SCORE_COLUMNS = ["short-term_memorability", "long-term_memorability"]
-
-
-# The data set layouts `data.format` names (README, "Using your own data", cites each source).
-FORMATS = ("mediaeval2018", "videomem", "mediaeval2020", "mediaeval2021", "memento10k")
 
 
 @dataclass
@@ -72,10 +74,7 @@ def read_ground_truth(path: str | os.PathLike, on_bad_input: str = "skip",
     if not path.exists():
         raise DataError(f"ground-truth file {path} not found: check 'data.ground_truth' in "
                         "params.yaml (for the demo, run `dvc repro` to create it)")
-    if data_format not in FORMATS:
-        raise DataError(f"unknown data.format {data_format!r}: use one of {list(FORMATS)}")
-    reader = _READERS.get(data_format, _read_mediaeval2018)
-    table, official, withheld = reader(path)
+    table, official, withheld = create_layout(data_format).labels(path)
     truth = _validate(table, path, on_bad_input)
     truth.dataset, truth.withheld = data_format, withheld
     if official is not None:
@@ -241,10 +240,6 @@ def _read_memento10k(path: Path) -> Parsed:
     return pd.DataFrame(rows), official if len(official) == 2 else None, withheld
 
 
-_READERS = {"mediaeval2020": _read_mediaeval2020, "mediaeval2021": _read_mediaeval2021,
-            "memento10k": _read_memento10k}
-
-
 def _validate(table: pd.DataFrame, path: Path, on_bad_input: str) -> GroundTruth:
     names = table["video"]
     if names.isna().any():
@@ -284,14 +279,11 @@ def read_captions(path: str | os.PathLike,
     path = Path(path)
     if not path.exists():
         raise DataError(f"captions file {path} not found: check 'data.captions' in params.yaml")
-    if data_format == "mediaeval2021":
-        return _read_descriptions_2021(path)
-    if data_format == "memento10k":
-        return _read_memento_captions(path)
-    if data_format == "mediaeval2020":
-        raise DataError("captions for data.format mediaeval2020 are not supported yet: its "
-                        "descriptions file names videos by id, not by file; set data.captions: "
-                        "null and list no caption backend")
+    return create_layout(data_format).captions(path)
+
+
+def _read_tab_captions(path: Path) -> dict[str, str | list[str]]:
+    """MediaEval 2018's captions: `video<TAB>words-joined-by-dashes`, a line per video."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -357,3 +349,102 @@ def _read_memento_captions(path: Path) -> dict[str, str | list[str]]:
         raise DataError(f"{path}: expected a JSON object from each video to its captions "
                         f"({exc})") from exc
     return captions
+
+
+# --- the layouts ------------------------------------------------------------------------------
+
+class Layout:
+    """One data set layout: its labels with the data set's own parts (`labels`: the table in
+    the common columns, {part: videos} or None, the test videos whose labels are withheld) and
+    its captions ({video: caption or list of captions})."""
+
+    name = ""
+
+    def labels(self, path: Path) -> Parsed:
+        raise NotImplementedError
+
+    def captions(self, path: Path) -> dict[str, str | list[str]]:
+        raise DataError(f"captions for data.format {self.name} are not supported: set "
+                        "data.captions: null and list no caption backend")
+
+
+# Layouts by name (`data.format`), as backends and heads are; README "Using your own data"
+# cites each source.
+LAYOUTS: Registry[None] = Registry("data set layout")
+
+
+def register_layout(name: str) -> Any:
+    def add(cls: type[Layout]) -> type[Layout]:
+        cls.name = name
+        return LAYOUTS.register(name, None)(cls)
+    return add
+
+
+def list_layouts() -> list[str]:
+    return LAYOUTS.names()
+
+
+def create_layout(name: str) -> Layout:
+    """The layout `data.format` names: a registered one, or `package.module:ClassName`."""
+    if name in LAYOUTS:
+        return LAYOUTS.create(name)
+    if not (isinstance(name, str) and ":" in name):
+        LAYOUTS.entry(name, "data.format")  # the error naming the registered layouts
+    cls = load_target(name)
+    if not (isinstance(cls, type) and issubclass(cls, Layout)):
+        raise ParamsError(f"params.yaml: 'data.format': {name!r} is not a vidmem Layout class "
+                          "(vidmem.data.groundtruth.Layout)")
+    layout = cls()
+    layout.name = layout.name or name
+    return layout
+
+
+@register_layout("mediaeval2018")
+class MediaEval2018(Layout):
+    """MediaEval 2018/2019: one scores CSV, a tab-separated captions file."""
+
+    def labels(self, path: Path) -> Parsed:
+        return _read_mediaeval2018(path)
+
+    def captions(self, path: Path) -> dict[str, str | list[str]]:
+        return _read_tab_captions(path)
+
+
+@register_layout("videomem")
+class VideoMem(MediaEval2018):
+    """VideoMem (Cohendet et al. 2019): MediaEval 2018's files."""
+
+
+@register_layout("mediaeval2020")
+class MediaEval2020(Layout):
+    """MediaEval 2020's `dev_scores.csv`; its descriptions name videos by id (not read yet)."""
+
+    def labels(self, path: Path) -> Parsed:
+        return _read_mediaeval2020(path)
+
+    def captions(self, path: Path) -> dict[str, str | list[str]]:
+        raise DataError("captions for data.format mediaeval2020 are not supported yet: its "
+                        "descriptions file names videos by id, not by file; set data.captions: "
+                        "null and list no caption backend")
+
+
+@register_layout("mediaeval2021")
+class MediaEval2021(Layout):
+    """The MediaEval 2021 release as published (training_set/, dev_set/, test_set/)."""
+
+    def labels(self, path: Path) -> Parsed:
+        return _read_mediaeval2021(path)
+
+    def captions(self, path: Path) -> dict[str, str | list[str]]:
+        return _read_descriptions_2021(path)
+
+
+@register_layout("memento10k")
+class Memento10k(Layout):
+    """Memento10k: memento_{train,val,test}_data.json and a captions JSON."""
+
+    def labels(self, path: Path) -> Parsed:
+        return _read_memento10k(path)
+
+    def captions(self, path: Path) -> dict[str, str | list[str]]:
+        return _read_memento_captions(path)

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from vidmem.core.errors import DataError, VidmemError
 from vidmem.core.files import file_digest, write_json
 from vidmem.core.params import is_url
-from vidmem.video.listing import VIDEO_EXTENSIONS, check_inside_folder, list_videos
+from vidmem.video.listing import VIDEO_EXTENSIONS, check_inside_folder, entry_kind, list_videos
 
 MEMO_NAME = "inputs-memo.json"  # in cache.dir: path → (stat facts, sha256)
 
@@ -33,22 +33,6 @@ def _stat_key(about: os.stat_result) -> list[int]:
     """What moves when a file's bytes may have: size, mtime, ctime (which no tool can set back),
     inode and device."""
     return [about.st_size, about.st_mtime_ns, about.st_ctime_ns, about.st_ino, about.st_dev]
-
-
-def _kind(path: Path) -> str | None:
-    """None for a regular file (a link to one included); else what the entry is, in words."""
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return "a link to nothing"
-    if stat.S_ISREG(mode):
-        return None
-    for test, kind in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device")):
-        if test(mode):
-            return kind
-    return "not a regular file"
 
 
 class _Hasher:
@@ -113,7 +97,7 @@ def _files_under(root: Path, skip: Path | None) -> Iterator[tuple[Path, str | No
         for name in sorted(files) + [d for d in dirs if Path(folder, d).is_symlink()]:
             path = Path(folder, name)
             if path.suffix.lower() not in VIDEO_EXTENSIONS:
-                yield path, _kind(path)
+                yield path, entry_kind(path)
 
 
 def _scan_path(path_text: str, key: str, hasher: _Hasher, skip: Path | None,
@@ -123,7 +107,7 @@ def _scan_path(path_text: str, key: str, hasher: _Hasher, skip: Path | None,
     if not path.exists():
         raise DataError(f"{key}: {path_text} not found; point '{key}' in params.yaml at it "
                         "(docs/datasets.md)")
-    kind = _kind(path)
+    kind = entry_kind(path)
     if kind is None:
         entries: list[tuple[Path, str | None]] = [(path, None)]
     elif path.is_dir():

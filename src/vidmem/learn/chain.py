@@ -33,7 +33,7 @@ from vidmem.core.params import (
     as_choice,
     as_float_list,
 )
-from vidmem.core.registry import Registry
+from vidmem.core.registry import Registry, load_target
 from vidmem.learn.heads import (
     GRIDS,
     ArrayHead,
@@ -110,14 +110,34 @@ def list_heads() -> list[str]:
 
 
 def create_head(name: str, settings: dict[str, Any] | None = None) -> Head:
-    if name not in HEADS:
-        raise DataError(f"unknown head {name!r}: the registered heads are {list_heads()}")
-    return HEADS.create(name, settings)
+    """A registered head, or a `package.module:ClassName` head (a Head subclass) by its path;
+    call this only with a name params.yaml gave (a checkpoint never chooses what to import)."""
+    if name in HEADS:
+        return HEADS.create(name, settings)
+    if not (isinstance(name, str) and ":" in name):
+        raise DataError(f"unknown head {name!r}: the registered heads are {list_heads()}, or "
+                        "a Head class by its import path, package.module:ClassName")
+    cls = load_target(name)
+    if not (isinstance(cls, type) and issubclass(cls, Head)):
+        raise ParamsError(f"head {name!r} is not a vidmem Head class (vidmem.learn.chain.Head)")
+    head = cls(settings)
+    head.name = name  # what its checkpoints record, so that evaluate and predict can check it
+    return head
 
 
 def head_of(params: Params, backend: str) -> str:
-    """`heads.<backend>`: lstm or another registered head."""
-    return as_choice(params.head_name(backend), f"heads.{backend}", list_heads())
+    """`heads.<backend>`: lstm, another registered head, or a head's import path."""
+    name = params.head_name(backend)
+    if isinstance(name, str) and ":" in name:
+        return name
+    return as_choice(name, f"heads.{backend}", list_heads())
+
+
+def imported_head(params: Params, backend: str) -> Head | None:
+    """The head params.yaml names for `backend` by its import path (a head of your own), built;
+    None for a registered head, which a checkpoint may name itself (`load_scorer`)."""
+    name = params.head_name(backend, required=False)
+    return create_head(name) if isinstance(name, str) and name not in HEADS else None
 
 
 def head_settings(params: Params, backend: str) -> dict[str, Any]:
@@ -251,8 +271,21 @@ for _kind in GRIDS:
     register_head(_kind)(lambda settings=None, kind=_kind: SklearnHead(kind, settings))
 
 
-def load_scorer(path: str | os.PathLike) -> tuple[Scorer, dict[str, Any]]:
-    """A function scoring `features[rows]` (rows None: all) with the checkpoint at `path`,
-    whichever registered head trained it, and the checkpoint's values. Loading runs no code."""
+def load_scorer(path: str | os.PathLike, head: Head | None = None
+                ) -> tuple[Scorer, dict[str, Any]]:
+    """A function scoring `features[rows]` (rows None: all) with the checkpoint at `path`, and
+    the checkpoint's values. Loading runs no code, and the checkpoint never chooses what to
+    import: its head must be a registered one, or `head` (built from params.yaml), which it must
+    match."""
     checkpoint = read_checkpoint(path)
-    return create_head(checkpoint.get("head", "lstm")).scorer(checkpoint, path), checkpoint
+    name = checkpoint.get("head", "lstm")
+    if head is not None and head.name != name:
+        raise DataError(f"{path} was trained with head {name!r}, not {head.name!r} as "
+                        "params.yaml says now: retrain it (`dvc repro`)")
+    if head is None:
+        if name not in HEADS:
+            raise DataError(f"{path}: its head {name!r} is not a registered head, and vidmem "
+                            "imports no code a checkpoint names; a head of your own loads "
+                            "when params.yaml names it (heads.<backend>)")
+        head = create_head(name)
+    return head.scorer(checkpoint, path), checkpoint

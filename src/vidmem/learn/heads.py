@@ -97,7 +97,7 @@ def _model(kind: str, strength: float, dense: bool) -> Any:
 class FittedHead:
     kind: str
     model: Any
-    strength: float  # the chosen alpha (ridge) or C (svr)
+    strength: float  # the chosen alpha (ridge, the MLP's L2 penalty) or C (svr)
     val_spearman: float
     # One row per strength tried: strength, train_mse, val_mse, val_spearman.
     grid: list[dict[str, float]] = field(default_factory=list)
@@ -136,7 +136,7 @@ def _tensor(values: Any) -> torch.Tensor:
 
 
 def estimator_state(model: Any) -> dict[str, Any]:
-    """A fitted ridge or SVR (alone, or after a StandardScaler) as tensors and numbers only:
+    """A fitted ridge, SVR or MLP (alone, or after a StandardScaler) as tensors and numbers only:
     what `ArrayHead` needs to score, and nothing that runs code when loaded."""
     state: dict[str, Any] = {}
     if isinstance(model, Pipeline):
@@ -170,7 +170,7 @@ def estimator_state(model: Any) -> dict[str, Any]:
 
 
 class ArrayHead:
-    """Scores with a ridge or RBF-SVR head rebuilt from `estimator_state` (numpy, float64):
+    """Scores with a ridge, RBF-SVR or MLP head rebuilt from `estimator_state` (numpy, float64):
     the same numbers as the scikit-learn estimator it was taken from, to rounding."""
 
     def __init__(self, state: dict[str, Any]) -> None:

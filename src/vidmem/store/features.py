@@ -1,6 +1,6 @@
 """Reading an extract output, and packing it into one array per backend (concat).
 
-The extract loop itself is `vidmem.backends.base.Backend.extract_videos`.
+The extract stage itself is `vidmem.backends.base.extract_step`.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -16,25 +16,8 @@ from tqdm import tqdm
 from vidmem.core.errors import DataError
 from vidmem.core.files import atomic_dir, write_json
 from vidmem.store.bottlenecks import read_video_bottlenecks
-from vidmem.store.concatenated import CONCAT_FEATURES, CONCAT_VIDEOS, ConcatFeatures, load_concat
+from vidmem.store.concatenated import CONCAT_FEATURES, CONCAT_VIDEOS
 from vidmem.store.shards import ShardReader, is_sharded
-
-if TYPE_CHECKING:  # features.py stays below the backends in the import graph
-    from vidmem.backends.base import Backend, ExtractResult
-
-INFO_FILE = "info.json"
-__all__ = ["ConcatFeatures", "concat_features", "extract_step", "feature_stems", "load_concat",
-           "open_features", "read_video_features"]
-
-
-def extract_step(frames_dir: str | os.PathLike, out_dir: str | os.PathLike, backend: Backend,
-                 progress: bool = True) -> ExtractResult:
-    """The extract stage: one backend's features for every video plus what made them
-    (`info.json`), written whole or not at all."""
-    with atomic_dir(out_dir) as out:
-        result = backend.extract_videos(frames_dir, out, progress=progress)
-        write_json(out / INFO_FILE, result.info)
-    return result
 
 
 class _BottleneckFolders:
@@ -58,11 +41,6 @@ def open_features(features_dir: str | os.PathLike) -> ShardReader | _BottleneckF
     features_dir = Path(features_dir)
     return ShardReader(features_dir) if is_sharded(features_dir) \
         else _BottleneckFolders(features_dir)
-
-
-def read_video_features(features_dir: str | os.PathLike, stem: str) -> np.ndarray:
-    """float32 [frames, dim] of one video (to read many, `open_features` once)."""
-    return open_features(features_dir).load(stem)
 
 
 def feature_stems(features_dir: str | os.PathLike) -> list[str]:

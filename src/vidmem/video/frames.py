@@ -28,7 +28,6 @@ import av
 import ffmpeg
 import numpy as np
 
-from vidmem.backends.normalize import shrink_to_input
 from vidmem.core.errors import ShortVideoError, VideoError, VidmemError
 from vidmem.core.files import atomic_dir
 from vidmem.core.params import DecodeConfig
@@ -36,6 +35,7 @@ from vidmem.store.cache import ItemCache, open_cache
 from vidmem.store.engine import Skipped, Todo, VideoResult, run_per_video
 from vidmem.store.framestore import FrameFormat
 from vidmem.video.ffmpeg_bin import ffmpeg_executable
+from vidmem.video.geometry import shrink_to_input
 from vidmem.video.listing import (  # noqa: F401 - re-exported: decode's callers import them here
     VIDEO_EXTENSIONS,
     check_inside_folder,

@@ -41,12 +41,14 @@ def ignored_entries(videos_dir: str | os.PathLike) -> list[dict[str, str]]:
             if p.suffix.lower() not in VIDEO_EXTENSIONS]
 
 
-def _kind_of(path: Path) -> str:
-    """What a non-regular entry is, in words (following a link)."""
+def entry_kind(path: Path) -> str | None:
+    """None for a regular file (a link to one included); else what the entry is, in words."""
     try:
         mode = path.stat().st_mode
     except OSError:
         return "a link to nothing"
+    if stat.S_ISREG(mode):
+        return None
     for test, kind in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
                        (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
                        (stat.S_ISBLK, "a block device")):
@@ -65,4 +67,4 @@ def check_inside_folder(video: Path) -> None:
                                      "folder; copy the file into the folder or link its folder "
                                      "as data.videos_dir instead")
     if not video.is_file():
-        raise VideoError(video.name, f"{_kind_of(video)}, not a regular file: not opened")
+        raise VideoError(video.name, f"{entry_kind(video)}, not a regular file: not opened")
