@@ -23,7 +23,7 @@ def test_a_queued_experiment_reuses_the_per_video_cache(tmp_path):
     project = tiny_project(tmp_path / "project", with_cache)
     sh(["dvc", "repro"], project)  # fills .cache/vidmem; dvc.lock is left uncommitted
     assert any(Path(project, ".cache/vidmem/extract").rglob("packs/*.tar"))
-    sh(["dvc", "exp", "run", "--queue", "-S", "lr=1e-3"], project)
+    sh(["dvc", "exp", "run", "--queue", "-S", "lr=1e-3", "-S", "decode.workers=1"], project)
     sh(["dvc", "queue", "start", "-j", "1"], project)
     deadline = time.time() + 600
     status = ""
@@ -35,9 +35,9 @@ def test_a_queued_experiment_reuses_the_per_video_cache(tmp_path):
     assert "Success" in status, status
     task = status.splitlines()[1].split()[0]
     logs = sh(["dvc", "queue", "logs", task], project).stdout
-    # The copy has no outputs. decode always runs there (its reports are not DVC-cached), and
-    # takes every video from the project's per-video cache; extract is restored by DVC's run
-    # cache or, when it runs, takes every video from the per-video cache too.
+    # decode runs there (decode.workers changed, a setting that changes no frame) and takes
+    # every video from the project's per-video cache; extract is restored by DVC's run cache
+    # or, when it runs, takes every video from the per-video cache too.
     assert "decoded 16 video(s) (16 from cache)" in logs
     extracted = re.findall(r"extracted 16 video\(s\) with efficientnet_lite0 \((\d+) from cache", logs)
     assert all(hits == "16" for hits in extracted), extracted
