@@ -27,7 +27,7 @@ from vidmem.backends.sentences import SentenceConfig, SentenceEncoder
 from vidmem.backends.text import CaptionFeatures, CaptionsConfig
 from vidmem.data.groundtruth import read_captions, read_ground_truth
 from vidmem.learn.crossval import kfold_splits, paired_difference, summarize_chain
-from vidmem.learn.heads import HEADS, fit_head
+from vidmem.learn.heads import GRID_MODELS, fit_head
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"short": "short-term_memorability", "long": "long-term_memorability"}
@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "quality.json")
     parser.add_argument("--features", nargs="+", choices=FEATURES, default=list(FEATURES))
-    parser.add_argument("--heads", nargs="+", choices=HEADS, default=list(HEADS),
+    parser.add_argument("--heads", nargs="+", choices=list(GRID_MODELS), default=list(GRID_MODELS),
                         help="heads to run (default: all); other results in --out are kept")
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "vidmem")
     args = parser.parse_args()

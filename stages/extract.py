@@ -5,9 +5,10 @@ of per-video .npy arrays."""
 import sys
 
 from vidmem.backends import backend_config
-from vidmem.backends.base import DatasetFiles, extract_step
+from vidmem.backends.base import extract_step
 from vidmem.core.cli import run_stage, stage_parser
 from vidmem.core.errors import DataError
+from vidmem.data.dataset import open_dataset
 from vidmem.store.shards import ShardReader
 
 
@@ -19,9 +20,7 @@ def main(args, params):
                         "data.videos_dir at your videos, or for a features-only data set list "
                         "only backends that need no frames (precomputed, captions)")
     backend = config.build(params.cache.dir)
-    data = params.data  # reads only the keys used below
-    backend.use_dataset(DatasetFiles(captions=data.captions, split_file=args.split,
-                                     on_bad_input=data.on_bad_input, data_format=data.format))
+    backend.use_dataset(open_dataset(params.data), args.split)  # a key is read when used
     result = extract_step(args.frames, args.out, backend, progress=not args.no_progress)
     if result.info["random_weights"]:
         print(f"WARNING: backend {args.backend} uses RANDOM weights; its features and every "

@@ -218,3 +218,14 @@ def s3_cache(monkeypatch):
     boto3.client("s3").create_bucket(Bucket="workers")
     yield "s3://workers/vidmem"
     server.stop()
+
+
+def dataset_of(captions: str | Path | None, on_bad_input: str = "skip",
+               data_format: str = "mediaeval2018") -> Any:
+    """The data set a backend is handed (`use_dataset`), from these data.* values."""
+    from vidmem.core.params import DataConfig
+    from vidmem.data.dataset import open_dataset
+
+    return open_dataset(DataConfig({"data": {
+        "captions": None if captions is None else str(captions), "on_bad_input": on_bad_input,
+        "format": data_format}}))

@@ -185,6 +185,8 @@ READ_ONLY_IN_SOME_SETTINGS = {
     "normalize": {"decode": "a frame backend (a caption backend has nothing to normalize)"},
     "head": {key: "heads.<b>: lstm (the LSTM's settings)"
              for key in ("lr", "epochs", "batch_size", "model")},
+    "extract": {key: "a caption backend (it reads the captions; a frame backend reads none)"
+                for key in ("data.captions", "data.on_bad_input", "data.format")},
     "cv_split": {"data.ground_truth": "cv.folds set", "data.on_bad_input": "cv.folds set",
                  "data.format": "cv.folds set"},
 }

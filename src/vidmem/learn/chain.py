@@ -35,7 +35,7 @@ from vidmem.core.params import (
 )
 from vidmem.core.registry import Registry, load_target
 from vidmem.learn.heads import (
-    GRIDS,
+    GRID_MODELS,
     ArrayHead,
     Scorer,
     design_matrix,
@@ -218,8 +218,8 @@ class SklearnHead(Head):
                               f"got {self.grid}")
 
     def settings_from_params(self, params: Params | None) -> dict[str, Any]:
-        # The grid is the head's own (vidmem.learn.heads.GRIDS), not a params.yaml key.
-        return {"grid": list(GRIDS[self.name])}
+        # The grid is the head's own (vidmem.learn.heads.GRID_MODELS), not a params.yaml key.
+        return {"grid": list(GRID_MODELS[self.name].grid)}
 
     def fit(self, config: ChainConfig | TrainConfig, features: Any, targets: np.ndarray,
             index: dict[str, np.ndarray], progress: bool = True,
@@ -267,7 +267,7 @@ class SklearnHead(Head):
         return f"strength {checkpoint['strength']}"
 
 
-for _kind in GRIDS:
+for _kind in GRID_MODELS:
     register_head(_kind)(lambda settings=None, kind=_kind: SklearnHead(kind, settings))
 
 

@@ -37,14 +37,6 @@ from sklearn.svm import SVR
 from vidmem.core.errors import ParamsError
 from vidmem.learn.metrics import spearman
 
-HEADS = ("ridge", "svr", "mlp")
-# Regularisation grids: ridge's alpha (larger: smoother), SVR's C (larger: less regularised).
-# Ridge reaches 1000 because a few hundred training videos against 1,280-dimensional network
-# features need strong shrinkage (the demo's validation picks the top of a grid ending at 100).
-# The MLP's grid is its L2 penalty (alpha), from weak to strong.
-GRIDS = {"ridge": [0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0],
-         "svr": [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0],
-         "mlp": [1e-3, 1e-2, 1e-1, 1.0, 10.0]}
 MLP_HIDDEN = 256  # one hidden ReLU layer
 MLP_EPOCHS = 60  # Adam passes over the training rows (fixed: the strength is what is chosen)
 POOL_CHUNK = 1024  # videos read at a time when mean-pooling a concat output
@@ -79,17 +71,123 @@ def design_matrix(x: np.ndarray, as_sparse: bool) -> np.ndarray | sparse.csr_mat
     return sparse.csr_matrix(x) if as_sparse else x
 
 
-def _model(kind: str, strength: float, dense: bool) -> Any:
-    if kind == "ridge":
-        model = Ridge(alpha=strength)
-    elif kind == "svr":
-        model = SVR(kernel="rbf", C=strength, epsilon=0.01, gamma="scale")
-    else:  # seeded, so the same data gives the same weights
-        model = MLPRegressor(hidden_layer_sizes=(MLP_HIDDEN,), alpha=strength,
-                             max_iter=MLP_EPOCHS, learning_rate_init=1e-3,
-                             random_state=0)
+class GridModel:
+    """One scikit-learn regressor family a grid head fits: the model at a strength, its fitted
+    state as plain arrays (`state`, after the shared scaler's), and scores from that state with
+    numpy (`score`). One class per family; nothing switches on the family's name."""
+
+    name: str
+    grid: list[float]  # strengths, from weak to strong regularisation or the reverse
+
+    def build(self, strength: float) -> Any:
+        raise NotImplementedError
+
+    def state(self, model: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def load(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The state's arrays as numpy, ready for `score`."""
+        raise NotImplementedError
+
+    def score(self, loaded: dict[str, Any], x: Any) -> np.ndarray:
+        raise NotImplementedError
+
+
+class RidgeModel(GridModel):
+    # alpha (larger: smoother). It reaches 1000 because a few hundred training videos against
+    # 1,280-dimensional network features need strong shrinkage (the demo's validation picks the
+    # top of a grid ending at 100).
+    name, grid = "ridge", [0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0]
+
+    def build(self, strength: float) -> Any:
+        return Ridge(alpha=strength)
+
+    def state(self, model: Any) -> dict[str, Any]:
+        return {"coef": _tensor(model.coef_), "intercept": float(model.intercept_)}
+
+    def load(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {"coef": state["coef"].numpy(), "intercept": float(state["intercept"])}
+
+    def score(self, loaded: dict[str, Any], x: Any) -> np.ndarray:
+        return np.asarray(x @ loaded["coef"], dtype=np.float64).ravel() + loaded["intercept"]
+
+
+class SVRModel(GridModel):
+    name, grid = "svr", [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]  # C (larger: less regularised)
+
+    def build(self, strength: float) -> Any:
+        return SVR(kernel="rbf", C=strength, epsilon=0.01, gamma="scale")
+
+    def state(self, model: Any) -> dict[str, Any]:
+        vectors = model.support_vectors_
+        dual = model.dual_coef_  # sparse when the training rows were
+        dual = dual.toarray() if sparse.issparse(dual) else dual
+        state = {"dual_coef": _tensor(dual.ravel()), "intercept": float(model.intercept_[0]),
+                 "gamma": float(model._gamma)}
+        if sparse.issparse(vectors):  # TF-IDF: keep the support vectors sparse (CSR parts)
+            vectors = sparse.csr_matrix(vectors)
+            state.update(sv_data=_tensor(vectors.data),
+                         sv_indices=torch.from_numpy(vectors.indices.astype(np.int64)),
+                         sv_indptr=torch.from_numpy(vectors.indptr.astype(np.int64)),
+                         sv_shape=list(vectors.shape))
+        else:
+            state["support_vectors"] = _tensor(vectors)
+        return state
+
+    def load(self, state: dict[str, Any]) -> dict[str, Any]:
+        if "sv_data" in state:
+            vectors = sparse.csr_matrix(
+                (state["sv_data"].numpy(), state["sv_indices"].numpy(), state["sv_indptr"].numpy()),
+                shape=tuple(state["sv_shape"]))
+            norms = np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel()
+        else:
+            vectors = state["support_vectors"].numpy()
+            norms = np.einsum("ij,ij->i", vectors, vectors)
+        return {"dual_coef": state["dual_coef"].numpy(), "gamma": float(state["gamma"]),
+                "intercept": float(state["intercept"]), "vectors": vectors, "norms": norms}
+
+    def score(self, loaded: dict[str, Any], x: Any) -> np.ndarray:
+        x_norms = (np.asarray(x.multiply(x).sum(axis=1)).ravel() if sparse.issparse(x)
+                   else np.einsum("ij,ij->i", np.asarray(x, np.float64), np.asarray(x, np.float64)))
+        cross = x @ loaded["vectors"].T
+        cross = cross.toarray() if sparse.issparse(cross) else np.asarray(cross)
+        distances = np.maximum(x_norms[:, None] + loaded["norms"][None, :] - 2 * cross, 0)
+        return np.exp(-loaded["gamma"] * distances) @ loaded["dual_coef"] + loaded["intercept"]
+
+
+class MLPModel(GridModel):
+    name, grid = "mlp", [1e-3, 1e-2, 1e-1, 1.0, 10.0]  # its L2 penalty, from weak to strong
+
+    def build(self, strength: float) -> Any:  # seeded, so the same data gives the same weights
+        return MLPRegressor(hidden_layer_sizes=(MLP_HIDDEN,), alpha=strength,
+                            max_iter=MLP_EPOCHS, learning_rate_init=1e-3, random_state=0)
+
+    def state(self, model: Any) -> dict[str, Any]:
+        if model.activation != "relu":
+            raise TypeError(f"no array form for an MLP with {model.activation} units")
+        return {"intercept": 0.0, "weights": [_tensor(w) for w in model.coefs_],
+                "biases": [_tensor(b) for b in model.intercepts_]}
+
+    def load(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {"layers": [(w.numpy(), b.numpy())
+                           for w, b in zip(state["weights"], state["biases"], strict=True)]}
+
+    def score(self, loaded: dict[str, Any], x: Any) -> np.ndarray:
+        for k, (weights, bias) in enumerate(loaded["layers"]):
+            x = np.asarray(x @ weights, dtype=np.float64) + bias
+            if k < len(loaded["layers"]) - 1:
+                x = np.maximum(x, 0)
+        return x.ravel()
+
+
+# The grid heads by name (vidmem.learn.chain registers one head for each).
+GRID_MODELS: dict[str, GridModel] = {m.name: m for m in (RidgeModel(), SVRModel(), MLPModel())}
+
+
+def _model(family: GridModel, strength: float, dense: bool) -> Any:
     # Dense inputs are network features of arbitrary scale per dimension: standardize them (on
     # the training rows, inside the pipeline). Sparse TF-IDF rows are already comparable.
+    model = family.build(strength)
     return make_pipeline(StandardScaler(), model) if dense else model
 
 
@@ -110,15 +208,16 @@ def fit_head(kind: str, x_train: Any, y_train: np.ndarray, x_val: Any, y_val: np
              grid: list[float] | None = None) -> FittedHead:
     """Fit `kind` for each strength in the grid on the training rows; keep the one with the best
     validation Spearman."""
-    if kind not in HEADS:
-        raise ParamsError(f"unknown head {kind!r}: fit_head fits one of {list(HEADS)}")
+    if kind not in GRID_MODELS:
+        raise ParamsError(f"unknown head {kind!r}: fit_head fits one of {list(GRID_MODELS)}")
+    family = GRID_MODELS[kind]
     dense = not sparse.issparse(x_train)
     best: FittedHead | None = None
     rows = []
-    for strength in grid or GRIDS[kind]:
+    for strength in grid or family.grid:
         with warnings.catch_warnings():  # the MLP runs a fixed number of epochs by design
             warnings.simplefilter("ignore", ConvergenceWarning)
-            model = _model(kind, strength, dense).fit(x_train, y_train)
+            model = _model(family, strength, dense).fit(x_train, y_train)
         val_pred = model.predict(x_val)
         score = spearman(y_val, val_pred)
         rows.append({"strength": strength,
@@ -135,90 +234,37 @@ def _tensor(values: Any) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64))
 
 
-def estimator_state(model: Any) -> dict[str, Any]:
-    """A fitted ridge, SVR or MLP (alone, or after a StandardScaler) as tensors and numbers only:
-    what `ArrayHead` needs to score, and nothing that runs code when loaded."""
+def estimator_state(kind: str, model: Any) -> dict[str, Any]:
+    """A fitted grid head of family `kind` (alone, or after a StandardScaler) as tensors and
+    numbers only: what `ArrayHead` needs to score, and nothing that runs code when loaded."""
     state: dict[str, Any] = {}
     if isinstance(model, Pipeline):
         scaler, model = model[0], model[-1]
         state["scaler_mean"], state["scaler_scale"] = _tensor(scaler.mean_), _tensor(scaler.scale_)
-    if isinstance(model, Ridge):
-        state.update(kind="ridge", coef=_tensor(model.coef_), intercept=float(model.intercept_))
-    elif isinstance(model, SVR):
-        vectors = model.support_vectors_
-        dual = model.dual_coef_  # sparse when the training rows were
-        dual = dual.toarray() if sparse.issparse(dual) else dual
-        state.update(kind="svr", dual_coef=_tensor(dual.ravel()),
-                     intercept=float(model.intercept_[0]), gamma=float(model._gamma))
-        if sparse.issparse(vectors):  # TF-IDF: keep the support vectors sparse (CSR parts)
-            vectors = sparse.csr_matrix(vectors)
-            state.update(sv_data=_tensor(vectors.data),
-                         sv_indices=torch.from_numpy(vectors.indices.astype(np.int64)),
-                         sv_indptr=torch.from_numpy(vectors.indptr.astype(np.int64)),
-                         sv_shape=list(vectors.shape))
-        else:
-            state["support_vectors"] = _tensor(vectors)
-    elif isinstance(model, MLPRegressor):
-        if model.activation != "relu":
-            raise TypeError(f"no array form for an MLP with {model.activation} units")
-        state.update(kind="mlp", intercept=0.0,
-                     weights=[_tensor(w) for w in model.coefs_],
-                     biases=[_tensor(b) for b in model.intercepts_])
-    else:
-        raise TypeError(f"no array form for {type(model).__name__}")
-    return state
+    return {**state, "kind": kind, **GRID_MODELS[kind].state(model)}
 
 
 class ArrayHead:
-    """Scores with a ridge, RBF-SVR or MLP head rebuilt from `estimator_state` (numpy, float64):
-    the same numbers as the scikit-learn estimator it was taken from, to rounding."""
+    """Scores with a grid head rebuilt from `estimator_state` (numpy, float64): the same numbers
+    as the scikit-learn estimator it was taken from, to rounding."""
 
     def __init__(self, state: dict[str, Any]) -> None:
-        self.kind = state["kind"]
+        self.family = GRID_MODELS[state["kind"]]
         self.mean = state["scaler_mean"].numpy() if "scaler_mean" in state else None
         self.scale = state["scaler_scale"].numpy() if "scaler_scale" in state else None
-        self.intercept = float(state["intercept"])
-        if self.kind == "ridge":
-            self.coef = state["coef"].numpy()
-            return
-        if self.kind == "mlp":
-            self.layers = [(w.numpy(), b.numpy())
-                           for w, b in zip(state["weights"], state["biases"], strict=True)]
-            return
-        self.dual_coef, self.gamma = state["dual_coef"].numpy(), float(state["gamma"])
-        if "sv_data" in state:
-            self.vectors = sparse.csr_matrix(
-                (state["sv_data"].numpy(), state["sv_indices"].numpy(), state["sv_indptr"].numpy()),
-                shape=tuple(state["sv_shape"]))
-            self.vector_norms = np.asarray(self.vectors.multiply(self.vectors).sum(axis=1)).ravel()
-        else:
-            self.vectors = state["support_vectors"].numpy()
-            self.vector_norms = np.einsum("ij,ij->i", self.vectors, self.vectors)
+        self.loaded = self.family.load(state)
 
     def predict(self, x: Any) -> np.ndarray:
         if self.mean is not None:
             x = (np.asarray(x, dtype=np.float64) - self.mean) / self.scale
-        if self.kind == "ridge":
-            return np.asarray(x @ self.coef, dtype=np.float64).ravel() + self.intercept
-        if self.kind == "mlp":
-            for k, (weights, bias) in enumerate(self.layers):
-                x = np.asarray(x @ weights, dtype=np.float64) + bias
-                if k < len(self.layers) - 1:
-                    x = np.maximum(x, 0)
-            return x.ravel()
-        x_norms = (np.asarray(x.multiply(x).sum(axis=1)).ravel() if sparse.issparse(x)
-                   else np.einsum("ij,ij->i", np.asarray(x, np.float64), np.asarray(x, np.float64)))
-        cross = x @ self.vectors.T
-        cross = cross.toarray() if sparse.issparse(cross) else np.asarray(cross)
-        distances = np.maximum(x_norms[:, None] + self.vector_norms[None, :] - 2 * cross, 0)
-        return np.exp(-self.gamma * distances) @ self.dual_coef + self.intercept
+        return self.family.score(self.loaded, x)
 
 
 def head_checkpoint(fitted: FittedHead, input_size: int, target: str,
                     sparse_input: bool) -> dict[str, Any]:
     """What the train stage saves for a scikit-learn head (torch.save'd like the LSTM's): the
     estimator as plain arrays (`estimator_state`), never pickled."""
-    return {"head": fitted.kind, "estimator": estimator_state(fitted.model),
+    return {"head": fitted.kind, "estimator": estimator_state(fitted.kind, fitted.model),
             "sparse_input": bool(sparse_input),
             "strength": fitted.strength, "input_size": input_size, "target": target,
             "best_epoch": None}
