@@ -3,6 +3,7 @@ training part and chosen on its validation part, then its validation and test pr
 A backend that fits on data (TF-IDF captions) is refit on the fold's training captions, so no
 fold's vocabulary sees its test captions."""
 
+import sys
 import tempfile
 from pathlib import Path
 
@@ -63,6 +64,8 @@ def main(args, params):
                              "test_spearman": spearman(test.true.to_numpy(),
                                                        test.predicted.to_numpy())})
     print(f"cv_train {args.backend} fold {args.fold}: {fit.summary}")
+    for warning in fit.warnings:
+        print(f"WARNING: cv_train {args.backend} fold {args.fold}: {warning}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ epoch, or best strength).
 Per-step loss and validation Spearman are logged with DVCLive as they come (`dvc exp show` and
 `dvc plots` read them); its summary holds the chosen step's metrics."""
 
+import sys
 from pathlib import Path
 
 from dvclive import Live
@@ -39,6 +40,8 @@ def main(args, params):
                         "n_val": len(index["val"])}
         live.step = int(fit.history.epoch.iloc[-1])  # the summary's step: the last one run
     print(f"train {args.backend}: {fit.summary}")
+    for warning in fit.warnings:
+        print(f"WARNING: train {args.backend}: {warning}", file=sys.stderr)
     checkpoint, history, best = fit.checkpoint, fit.history, fit.best_step
     checkpoint["backend"] = args.backend
     text_model = Path(args.extracted) / TEXT_MODEL

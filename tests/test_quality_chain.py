@@ -284,3 +284,24 @@ def test_demo_videos_keep_their_bytes_when_the_demo_grows(tmp_path):
         assert (tmp_path / "v3" / f"video{i}.webm").read_bytes() == \
             (tmp_path / "v4" / f"video{i}.webm").read_bytes()
     assert (tmp_path / "c4.txt").read_text().startswith((tmp_path / "c3.txt").read_text())
+
+
+def test_a_grid_edge_choice_is_reported():
+    """#35: a strength chosen at the weakest or strongest end of a grid head's grid may be cut
+    off by the grid; the fit says so (a metric the train and cv_train reports carry, and a
+    warning the stages print), and says nothing for a choice inside the grid."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 1, 4)).astype(np.float32)
+    y = x[:, 0] @ np.array([1.0, -2.0, 0.5, 3.0])  # noiseless: any weak ridge ranks perfectly
+    index = {"train": np.arange(40), "val": np.arange(40, 60), "test": np.arange(0)}
+    config = Params({"target": "short-term_memorability", "base": {"seed": 0}}).chain
+
+    def fit(grid):
+        return create_head("ridge", {"grid": grid}).fit(config, x, y, index, progress=False)
+
+    edge = fit([1e4, 1e-6])  # the weakest wins
+    assert edge.metrics["strength"] == 1e-6 and edge.metrics["at_grid_edge"] is True
+    assert "edge of the ridge grid [1e-06, 10000.0]" in edge.warnings[0]
+    inside = fit([1e4, 1e-3, 1e-6])  # 1e-3 ties 1e-6 at validation Spearman 1 and comes first
+    assert inside.metrics["strength"] == 1e-3 and inside.metrics["at_grid_edge"] is False
+    assert inside.warnings == []

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -60,6 +60,7 @@ class ChainFit:
     best_step: int  # the LSTM's best epoch, or the index (from 1) of the strength chosen
     metrics: dict[str, Any]
     summary: str  # one line for the log
+    warnings: list[str] = field(default_factory=list)  # printed by the stage, e.g. a grid edge
 
 
 StepLogger = Callable[[dict[str, float]], None]
@@ -239,12 +240,19 @@ class SklearnHead(Head):
             if on_step is not None:
                 on_step(row)
         checkpoint = head_checkpoint(fitted, int(features.shape[2]), config.target, as_sparse)
+        # A choice at the weakest or strongest strength tried may be cut off by the grid: the
+        # best setting can lie beyond it, so it is reported (metric, warning), never hidden.
+        at_edge = len(self.grid) > 1 and fitted.strength in (min(self.grid), max(self.grid))
         metrics = {"best_epoch": best_step, "strength": fitted.strength,
+                   "at_grid_edge": at_edge,
                    "best_val_spearman": round(fitted.val_spearman, 6),
                    "final_train_loss": float(f"{grid.train_mse.iloc[best_step - 1]:.6g}")}
         return ChainFit(checkpoint, history, best_step, metrics,
                         f"{self.name}, strength {fitted.strength}, val Spearman "
-                        f"{fitted.val_spearman:.4f}")
+                        f"{fitted.val_spearman:.4f}", warnings=[
+                            f"the chosen strength {fitted.strength} is at the edge of the "
+                            f"{self.name} grid [{min(self.grid)}, {max(self.grid)}]: the best "
+                            "setting may lie beyond it"] if at_edge else [])
 
     def scorer(self, checkpoint: dict[str, Any], path: str | os.PathLike) -> Scorer:
         if not isinstance(checkpoint.get("estimator"), dict):
