@@ -1,4 +1,5 @@
-"""Stage scan: the manifest of the data set's videos, labels and captions (size and sha256 of each
+"""Stage scan: the manifest of the data set's videos, labels and captions, and of the folds file
+when `cv.folds_file` is set (size and sha256 of each
 regular file; FIFOs, sockets, devices and links out of the videos folder named, never opened).
 DVC runs it every time; the stages that read the data set depend on its manifest, never on the
 raw folders (vidmem.data.inputs)."""
@@ -10,7 +11,8 @@ from vidmem.data.inputs import scan_inputs, write_manifest
 def main(args, params):
     data = params.data
     manifest = scan_inputs(data.videos_dir, data.ground_truth, data.captions,
-                           params.cache.dir, progress=not args.no_progress)
+                           params.cache.dir, progress=not args.no_progress,
+                           folds_file=params.cv_folds_file)
     write_manifest(args.manifest, manifest)
     videos = manifest["videos"]
     for entry in videos["not_opened"]:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy import stats
 
 from vidmem.core.errors import DataError, ParamsError
-from vidmem.learn.crossval import kfold_splits, paired_difference, summarize_chain
+from vidmem.learn.crossval import (
+    kfold_splits,
+    paired_difference,
+    read_fold_file,
+    summarize_chain,
+)
 
 VIDEOS = [f"video{i}.webm" for i in range(1, 104)]
 
@@ -76,3 +83,44 @@ def test_per_fold_values_are_also_scalars_that_dvc_metrics_show_can_display():
     paired = paired_difference([0.5, 0.4, 0.3], [0.1, 0.2, 0.4])
     assert [paired[f"difference_{k}"] for k in range(3)] == paired["differences"] \
         == pytest.approx([0.4, 0.2, -0.1])
+
+
+def test_folds_read_from_a_file_reproduce_the_file(tmp_path):
+    """#35: a published `video,fold` CSV (by file name or stem, any row order) gives exactly its
+    test parts; validation is carved from each fold's rest as for seeded folds; a video the
+    file misses is left out under skip and named under fail; bad files name what is wrong."""
+    videos = [f"video{i}.webm" for i in range(1, 13)]
+    given = {v: (i * 7) % 3 for i, v in enumerate(videos)}
+    rows = [f"{Path(v).stem if i % 2 else v},{k}" for i, (v, k) in enumerate(given.items())]
+    (tmp_path / "folds.csv").write_text("video,fold\n" + "\n".join(reversed(rows)) + "\n")
+    parts, missing = read_fold_file(tmp_path / "folds.csv", videos, 3)
+    assert missing == []
+    folds = kfold_splits(videos, 3, seed=1, test_parts=parts)
+    for k, fold in enumerate(folds):
+        assert fold["test"] == sorted(v for v, f in given.items() if f == k)
+        assert not set(fold["test"]) & (set(fold["train"]) | set(fold["val"]))
+        assert sorted(fold["train"] + fold["val"] + fold["test"]) == sorted(videos)
+    # One video more than the file knows: left out (skip), or an error naming it (fail).
+    parts, missing = read_fold_file(tmp_path / "folds.csv", [*videos, "video99.webm"], 3)
+    assert missing == ["video99.webm"]
+    with pytest.raises(DataError, match="no fold to 1 video.*video99.webm"):
+        read_fold_file(tmp_path / "folds.csv", [*videos, "video99.webm"], 3, "fail")
+    with pytest.raises(DataError, match=r"not one of 0..1"):
+        read_fold_file(tmp_path / "folds.csv", videos, 2)  # the file numbers three folds
+    (tmp_path / "bad.csv").write_text("clip,split\nvideo1.webm,0\n")
+    with pytest.raises(DataError, match="expected the columns video,fold"):
+        read_fold_file(tmp_path / "bad.csv", videos, 3)
+    (tmp_path / "twice.csv").write_text("video,fold\nvideo1.webm,0\nvideo1.webm,1\n")
+    with pytest.raises(DataError, match="more than one fold"):
+        read_fold_file(tmp_path / "twice.csv", videos, 3)
+
+
+def test_the_cv_seed_moves_the_folds_not_the_main_split():
+    from vidmem.core.params import CVConfig, SplitConfig
+
+    raw = {"base": {"seed": 42}, "cv": {"folds": [0, 1, 2]},
+           "split": {"train": 0.75, "val": 0.125, "test": 0.125}}
+    assert CVConfig.from_params(raw).seed == 42
+    moved = {**raw, "cv": {"folds": [0, 1, 2], "seed": 7}}
+    assert CVConfig.from_params(moved).seed == 7
+    assert SplitConfig.from_params(moved) == SplitConfig.from_params(raw)

@@ -165,6 +165,20 @@ def test_cross_validation_folds_summary_and_what_a_new_backend_reruns(project, t
     assert (project / "plots/cv.png").stat().st_size > 0
     shown = sh(["dvc", "metrics", "show", "--json"], project).stdout
     assert "fusion" in shown and "pooled_spearman" in shown
+    # Folds from a file (#35): the seeded folds written as `video,fold`, fold numbers reversed.
+    # The test parts are the file's, the main split does not move, and the file is hashed by
+    # the scan stage (DVC never opens it), so cv_split's read of it is a declared dependency.
+    rows = [f"{v},{2 - k}" for k, fold in enumerate(folds) for v in fold["test"]]
+    (project / "data/folds.csv").write_text("video,fold\n" + "\n".join(rows) + "\n")
+    params["cv"]["folds_file"] = "data/folds.csv"
+    yaml.dump(params, project / "params.yaml")
+    sh(["dvc", "repro"], project, env={"VIDMEM_TRACE_DIR": str(tmp_path / "trace_folds")})
+    assert check_trace(project, tmp_path / "trace_folds") == {}
+    from_file = json.loads((project / "data/cv/folds.json").read_text())
+    assert [f["test"] for f in from_file["folds"]] == [f["test"] for f in reversed(folds)]
+    assert from_file["source"] == "data/folds.csv" and from_file["without_fold"] == []
+    assert json.loads((project / "data/split.json").read_text()) == split
+    del params["cv"]["folds_file"]
     # A new backend: its own chains (and the fusion and summary) are to run, no one else's.
     params["backends"] = ["shipped", "captions", "shipped_again"]
     params["backend"]["shipped_again"] = dict(params["backend"]["shipped"])

@@ -425,11 +425,15 @@ class EvaluateConfig:
 class CVConfig:
     """`cv`: k-fold cross-validation beside the reference split. `folds` lists the folds, one
     entry each (DVC fans the per-fold stages out over this list): [] is off, [0, 1, 2, 3, 4] is
-    5-fold. Each fold's validation part is `val_fraction` of the videos outside its test part."""
+    5-fold. Each fold's validation part is `val_fraction` of the videos outside its test part.
+    The test parts are seeded (`seed`: `cv.seed`, default `base.seed`, so the folds can move
+    without moving the main split), or read from `folds_file` (a `video,fold` CSV, as the field's
+    protocols publish their folds)."""
 
     folds: int
     val_fraction: float
     seed: int
+    folds_file: str | None = None
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> CVConfig:
@@ -439,10 +443,14 @@ class CVConfig:
             raise ParamsError(f"params.yaml: 'cv.folds' must be [] (off) or the fold numbers "
                               f"[0, 1, ..., k-1] with k >= 2, e.g. "
                               f"`dvc exp run -S 'cv.folds=[0,1,2,3,4]'`; got {folds!r}")
+        seed = lookup(params, "cv.seed", None)
         return cls(folds=len(folds),
                    val_fraction=as_float(lookup(params, "cv.val_fraction", 0.125),
                                          "cv.val_fraction", 0.01, 0.9),
-                   seed=as_int(lookup(params, "base.seed"), "base.seed", 0))
+                   seed=(as_int(lookup(params, "base.seed"), "base.seed", 0) if seed is None
+                         else as_int(seed, "cv.seed", 0)),
+                   folds_file=optional_str(lookup(params, "cv.folds_file", None),
+                                           "cv.folds_file"))
 
 
 def backend_names(params: dict[str, Any]) -> list[str]:
@@ -541,6 +549,12 @@ class Params:
     @functools.cached_property
     def cv(self) -> CVConfig:
         return CVConfig.from_params(self._raw)
+
+    @functools.cached_property
+    def cv_folds_file(self) -> str | None:
+        """`cv.folds_file` alone: the scan stage hashes the file without parsing the rest of
+        the section (CVConfig)."""
+        return optional_str(lookup(self._raw, "cv.folds_file", None), "cv.folds_file")
 
     @functools.cached_property
     def target(self) -> str:

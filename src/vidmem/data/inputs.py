@@ -125,10 +125,12 @@ def _scan_path(path_text: str, key: str, hasher: _Hasher, skip: Path | None,
 
 
 def scan_inputs(videos_dir: str, ground_truth: str, captions: str | None,
-                cache_dir: str | None = None, progress: bool = True) -> dict[str, Any]:
+                cache_dir: str | None = None, progress: bool = True,
+                folds_file: str | None = None) -> dict[str, Any]:
     """The manifest: the videos folder (regular files hashed; FIFOs, sockets, devices, folders
-    and links out of the folder named, not opened; other names ignored), the labels and the
-    captions (None: none). Deterministic: the same bytes give the same manifest."""
+    and links out of the folder named, not opened; other names ignored), the labels, the
+    captions (None: none) and the cross-validation folds file when one is set. Deterministic:
+    the same bytes give the same manifest."""
     memo = (Path(cache_dir) / MEMO_NAME
             if cache_dir is not None and not is_url(cache_dir) else None)
     hasher = _Hasher(memo)
@@ -153,6 +155,8 @@ def scan_inputs(videos_dir: str, ground_truth: str, captions: str | None,
         "captions": (None if captions is None
                      else _scan_path(captions, "data.captions", hasher, skip, progress)),
     }
+    if folds_file is not None:  # only when set, so that a run without one keeps its manifest
+        manifest["cv_folds"] = _scan_path(folds_file, "cv.folds_file", hasher, skip, progress)
     hasher.save()
     manifest["hashed"] = hasher.hashed  # not part of the manifest's identity: see write_manifest
     return manifest
@@ -167,4 +171,5 @@ def write_manifest(path: str | os.PathLike, manifest: dict[str, Any]) -> None:
 def manifest_roots(manifest: dict[str, Any]) -> list[str]:
     """The paths a manifest stands for (a stage that depends on it may read below them)."""
     return [section["path"] for section in (manifest["videos"], manifest["ground_truth"],
-                                            manifest["captions"]) if section is not None]
+                                            manifest["captions"], manifest.get("cv_folds"))
+            if section is not None]

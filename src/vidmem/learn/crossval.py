@@ -11,9 +11,12 @@ scored on the same test videos of each fold), which is what the field does on th
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from vidmem.core.errors import DataError, ParamsError
 from vidmem.learn.metrics import regression_metrics, spearman
@@ -21,13 +24,13 @@ from vidmem.learn.metrics import regression_metrics, spearman
 PARTS = ("train", "val", "test")
 
 
-def kfold_splits(videos: Sequence[str], folds: int, seed: int,
-                 val_fraction: float = 0.125) -> list[dict[str, list[str]]]:
-    """`folds` train/val/test splits of `videos`: the sorted names shuffled with `seed` and cut
-    into `folds` near-equal parts; fold k tests on part k, and its validation part is
-    `val_fraction` of the rest (also seeded), its training part what remains. Every video is in
-    exactly one test part. Like `split_videos`, the result depends only on the set of names and
-    the seed."""
+def kfold_splits(videos: Sequence[str], folds: int, seed: int, val_fraction: float = 0.125,
+                 test_parts: Sequence[Sequence[str]] | None = None) -> list[dict[str, list[str]]]:
+    """`folds` train/val/test splits of `videos`: fold k tests on part k, and its validation part
+    is `val_fraction` of the rest (seeded), its training part what remains. The parts are
+    `test_parts` when given (folds from a file: `read_fold_file`), else the sorted names shuffled
+    with `seed` and cut into `folds` near-equal parts. Every video is in exactly one test part.
+    Like `split_videos`, the result depends only on the set of names and the seed."""
     if not isinstance(folds, int) or folds < 2:
         raise ParamsError(f"split.folds must be an integer of at least 2 (got {folds!r}); "
                           "use 0 for the single train/val/test split")
@@ -39,9 +42,17 @@ def kfold_splits(videos: Sequence[str], folds: int, seed: int,
     if len(ordered) < 3 * folds:
         raise DataError(f"{len(ordered)} videos are too few for {folds} folds (each fold needs "
                         "a test, validation and training video)")
-    rng = np.random.default_rng(seed)
-    shuffled = [ordered[i] for i in rng.permutation(len(ordered))]
-    parts = [shuffled[k::folds] for k in range(folds)]
+    if test_parts is None:
+        rng = np.random.default_rng(seed)
+        shuffled = [ordered[i] for i in rng.permutation(len(ordered))]
+        parts = [shuffled[k::folds] for k in range(folds)]
+    else:
+        parts = [sorted(part) for part in test_parts]  # the file's row order does not matter
+        placed = sorted(v for part in parts for v in part)
+        if len(parts) != folds or placed != ordered:
+            raise DataError(f"the test parts hold {len(placed)} videos in {len(parts)} folds; "
+                            f"expected each of the {len(ordered)} videos in exactly one of "
+                            f"{folds} folds")
     splits = []
     for k in range(folds):
         rest = [v for j, part in enumerate(parts) if j != k for v in part]
@@ -51,6 +62,46 @@ def kfold_splits(videos: Sequence[str], folds: int, seed: int,
         train = [rest[i] for i in order[n_val:]]
         splits.append({"train": sorted(train), "val": sorted(val), "test": sorted(parts[k])})
     return splits
+
+
+def read_fold_file(path: str | os.PathLike, videos: Sequence[str], folds: int,
+                   on_bad_input: str = "skip") -> tuple[list[list[str]], list[str]]:
+    """The test part of each fold from a `video,fold` CSV (folds numbered 0..folds-1, as the
+    field's protocols publish them), for the run's `videos` (named by file name or by stem), and
+    the videos the file gives no fold: left out of cross-validation under `on_bad_input: skip`,
+    an error under `fail`. Rows for videos the run does not use are ignored."""
+    path = Path(path)
+    try:
+        table = pd.read_csv(path, encoding="utf-8-sig", dtype={"video": str})
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not a readable CSV ({exc}); cv.folds_file needs a "
+                        "`video,fold` CSV") from exc
+    if not {"video", "fold"} <= set(table.columns):
+        raise DataError(f"{path}: expected the columns video,fold (cv.folds_file), found "
+                        f"{list(table.columns)}")
+    by_name = {v: v for v in videos} | {Path(v).stem: v for v in videos}
+    duplicated = sorted(set(table.video[table.video.duplicated()]))
+    if duplicated:
+        raise DataError(f"{path}: video(s) {duplicated[:5]} have more than one fold")
+    fold_of = pd.to_numeric(table.fold, errors="coerce")
+    bad = table.video[fold_of.isna() | (fold_of < 0) | (fold_of >= folds) | (fold_of % 1 != 0)]
+    if len(bad):
+        raise DataError(f"{path}: fold of {list(bad[:5])} is not one of 0..{folds - 1} "
+                        f"(cv.folds lists {folds} folds)")
+    parts: list[list[str]] = [[] for _ in range(folds)]
+    for name, fold in zip(table.video, fold_of.astype(int), strict=True):
+        if name in by_name:
+            parts[fold].append(by_name[name])
+    placed = {v for part in parts for v in part}
+    missing = sorted(set(videos) - placed)
+    if missing and on_bad_input == "fail":
+        raise DataError(f"{path} gives no fold to {len(missing)} video(s), e.g. {missing[:3]}; "
+                        "add them or set data.on_bad_input: skip (they are then left out of "
+                        "cross-validation)")
+    empty = [k for k, part in enumerate(parts) if not part]
+    if empty:
+        raise DataError(f"{path}: fold(s) {empty} hold none of this run's videos")
+    return parts, missing
 
 
 def summarize_chain(fold_true: Sequence[np.ndarray], fold_predicted: Sequence[np.ndarray],
