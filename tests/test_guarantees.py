@@ -93,7 +93,8 @@ def test_bad_videos_between_good_ones_never_misalign_features_and_labels(tmp_pat
                                                         "video7.webm"]
     write_json(tmp_path / "decode.json", {"decoded": sorted(made.video_names.values()),
                                           "skipped": made.skipped})
-    dataset = dataset_from_reports(str(tmp_path / "gt.csv"), tmp_path / "decode.json", "skip")
+    dataset = dataset_from_reports(read_ground_truth(tmp_path / "gt.csv"), tmp_path / "decode.json",
+                                   "skip")
     concat_features(made.features_dir, dataset.videos, tmp_path / "concat")
     features, rows = load_concat(tmp_path / "concat")
     assert sorted(rows) == sorted(steps)

@@ -20,7 +20,7 @@ from typing import Any
 from vidmem.backends.base import Backend
 from vidmem.core.errors import DataError, ParamsError
 from vidmem.core.params import DecodeConfig, FrameGeometry, Params
-from vidmem.core.registry import Registry, load_target
+from vidmem.core.registry import Registry
 from vidmem.video.geometry import InputSpec
 
 
@@ -103,15 +103,7 @@ register_backend("sentence", "vidmem.backends.captions:SentenceBackend", reads_f
 def backend_class(kind: str, key: str = "backend.<name>.kind") -> type[Backend]:
     """The class of a registered kind, or of a `package.module:ClassName` kind (`key`: where
     params named it, for errors)."""
-    if kind in BACKENDS:
-        cls = BACKENDS.load(kind)
-    elif ":" in kind:
-        cls = load_target(kind)
-    else:
-        BACKENDS.entry(kind, key)  # the error naming the registered kinds
-    if not (isinstance(cls, type) and issubclass(cls, Backend)):
-        raise ParamsError(f"backend kind {kind!r} is not a vidmem Backend class")
-    return cls
+    return BACKENDS.resolve(kind, Backend, key)
 
 
 @dataclass(frozen=True)

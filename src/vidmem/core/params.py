@@ -449,8 +449,12 @@ class CVConfig:
                                          "cv.val_fraction", 0.01, 0.9),
                    seed=(as_int(lookup(params, "base.seed"), "base.seed", 0) if seed is None
                          else as_int(seed, "cv.seed", 0)),
-                   folds_file=optional_str(lookup(params, "cv.folds_file", None),
-                                           "cv.folds_file"))
+                   folds_file=cv_folds_file(params))
+
+
+def cv_folds_file(params: dict[str, Any]) -> str | None:
+    """`cv.folds_file`: a `video,fold` CSV the folds take their test parts from, or None."""
+    return optional_str(lookup(params, "cv.folds_file", None), "cv.folds_file")
 
 
 def backend_names(params: dict[str, Any]) -> list[str]:
@@ -554,7 +558,7 @@ class Params:
     def cv_folds_file(self) -> str | None:
         """`cv.folds_file` alone: the scan stage hashes the file without parsing the rest of
         the section (CVConfig)."""
-        return optional_str(lookup(self._raw, "cv.folds_file", None), "cv.folds_file")
+        return cv_folds_file(self._raw)
 
     @functools.cached_property
     def target(self) -> str:

@@ -61,9 +61,8 @@ class Registry(Generic[T]):
         """The entry `name`; an unknown one is a ParamsError naming the params `key` it came
         from and the registered names."""
         if name not in self._entries:
-            where = f"params.yaml: '{key}': " if key else ""
-            raise ParamsError(f"{where}unknown {self.what} {name!r}: the registered ones are "
-                              f"{self.names()}")
+            raise ParamsError(f"{_where(key)}unknown {self.what} {name!r}: the registered ones "
+                              f"are {self.names()}")
         return self._entries[name]
 
     def facts(self, name: str, key: str | None = None) -> T:
@@ -74,9 +73,37 @@ class Registry(Generic[T]):
         target = self.entry(name, key).target
         return load_target(target) if isinstance(target, str) else target
 
+    def resolve(self, name: Any, base: type, key: str | None = None) -> type:
+        """The class `name` names: a registered one, or any `package.module:ClassName`, so that
+        a plug-in needs no registration; either must be a subclass of `base`. Call it only with
+        names params.yaml gave (an import path is imported). `key` names the params entry in
+        errors, which list the registered names."""
+        if isinstance(name, str) and name in self._entries:
+            target = self.load(name, key)
+        elif is_import_path(name):
+            target = load_target(name)
+        else:
+            raise ParamsError(f"{_where(key)}unknown {self.what} {name!r}: the registered ones "
+                              f"are {self.names()}, or a class by its import path, "
+                              "package.module:ClassName")
+        if not (isinstance(target, type) and issubclass(target, base)):
+            raise ParamsError(f"{_where(key)}{self.what} {name!r} is not a vidmem {base.__name__} "
+                              f"class ({base.__module__}.{base.__name__})")
+        return target
+
     def create(self, name: str, *args: Any, key: str | None = None, **kwargs: Any) -> Any:
         """The implementation called with `args` (a class built, a builder run)."""
         return self.load(name, key)(*args, **kwargs)
+
+
+def _where(key: str | None) -> str:
+    """The prefix of an error about params entry `key`."""
+    return f"params.yaml: '{key}': " if key else ""
+
+
+def is_import_path(name: Any) -> bool:
+    """Whether `name` is a `package.module:Name` path rather than a registered name."""
+    return isinstance(name, str) and ":" in name
 
 
 def load_target(target: str) -> Any:

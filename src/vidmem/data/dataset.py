@@ -35,8 +35,7 @@ class Dataset:
 
     def used_videos(self, decode_report: str | os.PathLike) -> DatasetReport:
         """The labelled videos the decode stage's report says are usable (`DatasetReport`)."""
-        return dataset_from_reports(self.data.ground_truth, decode_report, self.data.on_bad_input,
-                                    self.data.format, truth=self.labels)
+        return dataset_from_reports(self.labels, decode_report, self.data.on_bad_input)
 
 
 def open_dataset(data: DataConfig) -> Dataset:
@@ -90,20 +89,18 @@ def labelled_videos(ground_truth: GroundTruth, decoded: list[str],
     return DatasetReport(videos=sorted(labels & decoded_set), skipped=skipped)
 
 
-def dataset_from_reports(ground_truth_csv: str, decode_report: str | os.PathLike,
-                         on_bad_input: str, data_format: str = "mediaeval2018",
-                         truth: GroundTruth | None = None) -> DatasetReport:
-    """`labelled_videos` for a ground-truth CSV (or its labels, `truth`, already read) and the
-    decode stage's JSON report. When the videos folder held no video at all (`features_only`),
-    the videos are the ground truth's: backends that need no frames (precomputed features,
-    captions) then have every video."""
+def dataset_from_reports(truth: GroundTruth, decode_report: str | os.PathLike,
+                         on_bad_input: str) -> DatasetReport:
+    """`labelled_videos` for validated labels (`read_ground_truth`) and the decode stage's JSON
+    report. When the videos folder held no video at all (`features_only`), the videos are the
+    ground truth's: backends that need no frames (precomputed features, captions) then have
+    every video."""
     report = read_json(decode_report)
-    truth = truth or read_ground_truth(ground_truth_csv, on_bad_input, data_format)
     decoded = truth.videos if report.get("features_only") else report["decoded"]
     # Official test videos whose labels are withheld are expected to have no row.
     decoded = [v for v in decoded if v not in set(truth.withheld)]
     result = labelled_videos(truth, decoded, report["skipped"], on_bad_input)
-    result.dataset = data_format
+    result.dataset = truth.dataset
     if truth.official is not None:
         used = set(result.videos)
         result.official = {part: [v for v in names if v in used]

@@ -24,7 +24,7 @@ import pandas as pd
 
 from vidmem.core.errors import DataError, ParamsError
 from vidmem.core.files import safe_child
-from vidmem.core.registry import Registry, load_target
+from vidmem.core.registry import Registry
 
 COLUMNS = [
     "video",
@@ -386,15 +386,7 @@ def list_layouts() -> list[str]:
 
 def create_layout(name: str) -> Layout:
     """The layout `data.format` names: a registered one, or `package.module:ClassName`."""
-    if name in LAYOUTS:
-        return LAYOUTS.create(name)
-    if not (isinstance(name, str) and ":" in name):
-        LAYOUTS.entry(name, "data.format")  # the error naming the registered layouts
-    cls = load_target(name)
-    if not (isinstance(cls, type) and issubclass(cls, Layout)):
-        raise ParamsError(f"params.yaml: 'data.format': {name!r} is not a vidmem Layout class "
-                          "(vidmem.data.groundtruth.Layout)")
-    layout = cls()
+    layout = LAYOUTS.resolve(name, Layout, "data.format")()
     layout.name = layout.name or name
     return layout
 

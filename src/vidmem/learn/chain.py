@@ -33,7 +33,7 @@ from vidmem.core.params import (
     as_choice,
     as_float_list,
 )
-from vidmem.core.registry import Registry, load_target
+from vidmem.core.registry import Registry, is_import_path
 from vidmem.learn.heads import (
     GRID_MODELS,
     ArrayHead,
@@ -77,7 +77,7 @@ class Head:
     def __init__(self, settings: dict[str, Any] | None = None) -> None:
         self.settings = settings
 
-    def settings_from_params(self, params: dict[str, Any]) -> dict[str, Any]:
+    def settings_from_params(self, params: Params) -> dict[str, Any]:
         """This head's settings from params.yaml (what the head stage writes)."""
         return {}
 
@@ -113,15 +113,7 @@ def list_heads() -> list[str]:
 def create_head(name: str, settings: dict[str, Any] | None = None) -> Head:
     """A registered head, or a `package.module:ClassName` head (a Head subclass) by its path;
     call this only with a name params.yaml gave (a checkpoint never chooses what to import)."""
-    if name in HEADS:
-        return HEADS.create(name, settings)
-    if not (isinstance(name, str) and ":" in name):
-        raise DataError(f"unknown head {name!r}: the registered heads are {list_heads()}, or "
-                        "a Head class by its import path, package.module:ClassName")
-    cls = load_target(name)
-    if not (isinstance(cls, type) and issubclass(cls, Head)):
-        raise ParamsError(f"head {name!r} is not a vidmem Head class (vidmem.learn.chain.Head)")
-    head = cls(settings)
+    head = HEADS.resolve(name, Head)(settings)
     head.name = name  # what its checkpoints record, so that evaluate and predict can check it
     return head
 
@@ -129,7 +121,7 @@ def create_head(name: str, settings: dict[str, Any] | None = None) -> Head:
 def head_of(params: Params, backend: str) -> str:
     """`heads.<backend>`: lstm, another registered head, or a head's import path."""
     name = params.head_name(backend)
-    if isinstance(name, str) and ":" in name:
+    if is_import_path(name):
         return name
     return as_choice(name, f"heads.{backend}", list_heads())
 
@@ -206,9 +198,9 @@ class SklearnHead(Head):
 
     step = "regularisation step"
 
-    def __init__(self, name: str, settings: dict[str, Any] | None = None) -> None:
+    def __init__(self, settings: dict[str, Any] | None = None) -> None:
         super().__init__(settings)
-        self.name = name
+        name = self.name
         settings = self.settings_from_params(None) if settings is None else settings
         if set(settings) != {"grid"}:
             raise ParamsError(f"{name} head settings: expected {{'grid': [...]}}, "
@@ -219,7 +211,8 @@ class SklearnHead(Head):
                               f"got {self.grid}")
 
     def settings_from_params(self, params: Params | None) -> dict[str, Any]:
-        # The grid is the head's own (vidmem.learn.heads.GRID_MODELS), not a params.yaml key.
+        # The grid is the head's own (vidmem.learn.heads.GRID_MODELS), not a params.yaml key:
+        # the same whatever params say (None: the defaults a head built without settings uses).
         return {"grid": list(GRID_MODELS[self.name].grid)}
 
     def fit(self, config: ChainConfig | TrainConfig, features: Any, targets: np.ndarray,
@@ -275,8 +268,19 @@ class SklearnHead(Head):
         return f"strength {checkpoint['strength']}"
 
 
-for _kind in GRID_MODELS:
-    register_head(_kind)(lambda settings=None, kind=_kind: SklearnHead(kind, settings))
+@register_head("ridge")
+class RidgeHead(SklearnHead):
+    name = "ridge"
+
+
+@register_head("svr")
+class SVRHead(SklearnHead):
+    name = "svr"
+
+
+@register_head("mlp")
+class MLPHead(SklearnHead):
+    name = "mlp"
 
 
 def load_scorer(path: str | os.PathLike, head: Head | None = None

@@ -114,8 +114,7 @@ class InputSpec:
                              self.antialias)
 
     def geometry(self) -> dict[str, Any]:
-        return {"height": self.height, "width": self.width, "resize": self.resize,
-                "interpolation": self.interpolation, "antialias": self.antialias}
+        return self.frame_geometry().geometry()
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "value_bounds": list(self.value_bounds)}
