@@ -4,13 +4,10 @@ A backend that fits on data (TF-IDF captions) is refit on the fold's training ca
 fold's vocabulary sees its test captions."""
 
 import sys
-import tempfile
-from pathlib import Path
 
 import pandas as pd
 
 from vidmem.backends import backend_config
-from vidmem.backends.base import extract_step
 from vidmem.core.cli import run_stage, stage_parser
 from vidmem.core.files import read_json, write_csv, write_json
 from vidmem.data.dataset import open_dataset
@@ -18,7 +15,6 @@ from vidmem.learn.chain import head_from_file
 from vidmem.learn.metrics import spearman
 from vidmem.learn.training import split_indices
 from vidmem.store.concatenated import load_concat
-from vidmem.store.features import concat_features
 
 
 def main(args, params):
@@ -28,32 +24,30 @@ def main(args, params):
     chain = backend_config(params, args.backend)
     fold = read_json(args.folds)["folds"][args.fold]
     truth = open_dataset(data).labels
-    with tempfile.TemporaryDirectory(prefix="vidmem-cv-") as work:
-        info = read_json(Path(args.features_info))
-        # Only a backend that fits on data is built (a frame backend would load its network
-        # for nothing: its features are the concat stage's, whatever the fold).
-        if chain.facts.fits_on_split:
-            backend = chain.build(params.cache.dir)
-            write_json(Path(work) / "split.json", fold)
-            backend.use_dataset(open_dataset(data), Path(work) / "split.json")
-            info = extract_step(Path(work) / "none", Path(work) / "features", backend,
-                                progress=False).info
-            videos = [v for part in ("train", "val", "test") for v in fold[part]]
-            concat_features(Path(work) / "features", videos, Path(work) / "concat")
-            features, videos = load_concat(Path(work) / "concat")
-        else:
-            features, videos = load_concat(args.features)
-        targets = truth.scores(videos, config.target)
-        index = split_indices(videos, fold)
-        fit = head.fit(config, features, targets, index, progress=False)
-        # The fitted values score as their saved and reloaded checkpoint would (the contract
-        # test of every head), so nothing is written to read it back.
-        score = head.scorer(fit.checkpoint, f"{args.backend}, fold {args.fold}")
-        rows = pd.concat([pd.DataFrame({"split": part, "video": [videos[i] for i in index[part]],
-                                        "true": targets[index[part]],
-                                        "predicted": score(features, index[part]),
-                                        "random_weights": info["random_weights"]})
-                          for part in ("val", "test")])
+    info = read_json(args.features_info)
+    if chain.facts.fits_on_split:
+        # Refit on this fold's training part, in memory; only such a backend is built (a frame
+        # backend would load its network for nothing: its features are concat's, any fold).
+        backend = chain.build(params.cache.dir)
+        backend.use_dataset(open_dataset(data), None)
+        backend.fit(fold["train"])
+        videos = [v for part in ("train", "val", "test") for v in fold[part]]
+        features = backend.features_of(videos)
+        info = {**info, "feature_dim": backend.feature_dim}
+    else:
+        features, videos = load_concat(args.features)
+    targets = truth.scores(videos, config.target)
+    index = split_indices(videos, fold)
+    fit = head.fit(config, features, targets, index, progress=False)
+    # The fitted values score as their saved and reloaded checkpoint would (the contract test
+    # of every head), so nothing is written to read it back.
+    score = head.scorer(fit.checkpoint, f"{args.backend}, fold {args.fold}")
+    rows = pd.concat([pd.DataFrame({"split": part, "video": [videos[i] for i in index[part]],
+                                    "true": targets[index[part]],
+                                    "predicted": score(features, index[part]),
+                                    "random_weights": info["random_weights"]})
+                      for part in ("val", "test")])
+    if hasattr(features, "close"):  # a concat output's open file
         features.close()
     write_csv(args.out, rows)
     test = rows[rows.split == "test"]

@@ -5,11 +5,10 @@ Per-step loss and validation Spearman are logged with DVCLive as they come (`dvc
 `dvc plots` read them); its summary holds the chosen step's metrics."""
 
 import sys
-from pathlib import Path
 
 from dvclive import Live
 
-from vidmem.backends.text import TEXT_MODEL
+from vidmem.backends.base import read_state
 from vidmem.core.cli import run_stage, stage_parser
 from vidmem.core.files import read_json
 from vidmem.data.dataset import open_dataset
@@ -28,7 +27,7 @@ def main(args, params):
     index = split_indices(videos, split)
     with Live(args.live, dvcyaml=None, save_dvc_exp=False) as live:
         def log_step(row: dict[str, float]) -> None:
-            live.step = int(row["epoch"])  # steps count from 1, like epochs
+            live.step = int(row[head.step])  # steps count from 1: epochs, or grid candidates
             for key in ("train_loss", "val_loss", "val_spearman"):
                 live.log_metric(key, float(row[key]))
             live.next_step()
@@ -38,15 +37,15 @@ def main(args, params):
         # The summary (what `dvc exp show` lists) is the chosen step, not the last one.
         live.summary = {"head": head.name, **fit.metrics, "n_train": len(index["train"]),
                         "n_val": len(index["val"])}
-        live.step = int(fit.history.epoch.iloc[-1])  # the summary's step: the last one run
+        live.step = int(fit.history[head.step].iloc[-1])  # the summary's step: the last one run
     print(f"train {args.backend}: {fit.summary}")
     for warning in fit.warnings:
         print(f"WARNING: train {args.backend}: {warning}", file=sys.stderr)
     checkpoint, history, best = fit.checkpoint, fit.history, fit.best_step
     checkpoint["backend"] = args.backend
-    text_model = Path(args.extracted) / TEXT_MODEL
-    if text_model.exists():  # a caption backend: how captions become features travels too
-        checkpoint["text_features"] = read_json(text_model)
+    state = read_state(args.extracted)
+    if state is not None:  # what the backend fit (a TF-IDF) travels with the head trained on it
+        checkpoint["backend_state"] = state
     save_checkpoint(checkpoint, args.model)
     training_figures(history, best, f"{args.backend} ({head.name})", f"{args.plots}/loss.png",
                      f"{args.plots}/val_spearman.png", step=head.step)
@@ -57,7 +56,7 @@ if __name__ == "__main__":
     parser.add_argument("--head", required=True, help="head stage JSON: the head and its settings")
     parser.add_argument("--features", required=True, help="concat stage output folder")
     parser.add_argument("--extracted", required=True,
-                        help="extract stage output folder (a caption backend's text model)")
+                        help="extract stage output folder (the backend's fitted state, if any)")
     parser.add_argument("--split", required=True, help="split stage JSON")
     parser.add_argument("--model", required=True, help="checkpoint file to write")
     parser.add_argument("--live", required=True,

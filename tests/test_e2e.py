@@ -98,7 +98,7 @@ def test_repro_then_noop_then_exp_run_and_metrics_diff(project, tmp_path):
 
 # docs/results.md: the experiments table with only the columns that compare them.
 README_EXP_SHOW = ["--drop", ".*", "--keep",
-                   r"Experiment|Created|test_spearman|.*best_epoch|lr$|epochs$|heads\.",
+                   r"Experiment|Created|test_spearman|.*best_(epoch|candidate)|lr$|epochs$|heads\.",
                    "--sort-by", "test_spearman.fusion"]
 
 

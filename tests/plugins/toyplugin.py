@@ -38,16 +38,15 @@ class ToyHead(Head):
         design = np.c_[x["train"], np.ones(len(x["train"]))]
         coef = np.linalg.lstsq(design, targets[index["train"]], rcond=None)[0]
         fitted = {part: x[part] @ coef[:-1] + coef[-1] for part in x}
-        row = {"epoch": 1,
+        row = {self.step: 1,
                "train_loss": float(np.mean((fitted["train"] - targets[index["train"]]) ** 2)),
                "val_loss": float(np.mean((fitted["val"] - targets[index["val"]]) ** 2)),
                "val_spearman": spearman(targets[index["val"]], fitted["val"])}
         if on_step is not None:
             on_step(row)
         checkpoint = {"head": self.name, "coef": torch.from_numpy(coef),
-                      "input_size": int(features.shape[2]), "target": config.target,
-                      "best_epoch": 1}
-        metrics = {"best_epoch": 1, "best_val_spearman": round(row["val_spearman"], 6),
+                      "input_size": int(features.shape[2]), "target": config.target}
+        metrics = {"best_fit": 1, "best_val_spearman": round(row["val_spearman"], 6),
                    "final_train_loss": row["train_loss"]}
         return ChainFit(checkpoint, pd.DataFrame([row]), 1, metrics,
                         f"least squares, val Spearman {row['val_spearman']:.4f}")

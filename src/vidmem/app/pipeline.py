@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vidmem.backends import backend_config, decode_config
-from vidmem.backends.base import extract_step
+from vidmem.backends.base import Backend, extract_step
 from vidmem.core.params import Params
 from vidmem.store.framestore import FrameFormat
 from vidmem.video.frames import decode_step
@@ -30,17 +30,19 @@ class VideoFeatures:
 
 def features_for_videos(inputs_dir: str | os.PathLike, work_dir: str | os.PathLike,
                         params: Params, backend_name: str,
-                        progress: bool = True) -> VideoFeatures:
+                        progress: bool = True, backend: Backend | None = None) -> VideoFeatures:
     """Features of every video in `inputs_dir` the way the training stages make them (same
-    params, same per-video cache), in `work_dir/{frames,normalized,features}`.
+    params, same per-video cache), in `work_dir/{frames,normalized,features}`, by `backend`
+    (default: built from params; predict passes one rebuilt from its checkpoint's state).
 
-    For a backend that reads no frames, `inputs_dir` holds its per-video files instead.
+    For a backend that reads no frames, `inputs_dir` holds its per-video files instead (or, for
+    a caption backend, the videos whose captions it scores).
     """
     work = Path(work_dir)
     data = params.data
     cache_dir = params.cache.dir
     config = backend_config(params, backend_name)
-    backend = config.build(cache_dir)
+    backend = backend or config.build(cache_dir)
     names: dict[str, str] = {}
     skipped: list[dict[str, str]] = []
     if config.spec is not None:
@@ -54,5 +56,6 @@ def features_for_videos(inputs_dir: str | os.PathLike, work_dir: str | os.PathLi
                        FrameFormat(decode.format, decode.jpeg_quality), cache_dir, progress)
     else:
         backend.use_inputs(inputs_dir)
-    extract_step(work / "normalized", work / "features", backend, progress)
-    return VideoFeatures(work / "features", names, skipped)
+    result = extract_step(work / "normalized", work / "features", backend, progress)
+    return VideoFeatures(work / "features", {**names, **result.video_names},
+                         skipped + result.skipped)

@@ -7,9 +7,9 @@ trained: every backend listed in params.yaml and their fusion, or one backend.
 writes one row per video: `video`, one column per backend (its checkpoint's score) and `fusion`
 (the fused score, from `models/fusion.json`). Frame backends take the training path (decode →
 extract with the same params and the same per-video cache); caption backends (`kind: captions`,
-`kind: sentence`) turn `--captions` (MediaEval format) into features with what their checkpoint
-carries (the fitted TF-IDF vocabulary and IDF weights, or the embedding model and its digest):
-nothing is refit on the scored videos. A video a backend cannot score (undecodable, no caption)
+`kind: sentence`) turn `--captions` (in the data set's layout) into features with the state their
+checkpoint carries (the fitted TF-IDF vocabulary and IDF weights, or the embedding model and its
+digest): nothing is refit on the scored videos. A video a backend cannot score (undecodable, no caption)
 is listed in `<out>.skipped.csv` with the reason; its fused score is left empty, never made from
 a zero vector. `--backend NAME` scores with one backend. For a backend that reads no frames
 (`kind: precomputed`), `--videos` is the folder of the videos' feature files, in its layout.
@@ -22,23 +22,20 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from vidmem.app.pipeline import features_for_videos
-from vidmem.backends import backend_facts
-from vidmem.backends.text import checked_text_state, text_features
+from vidmem.backends import backend_config
 from vidmem.core.errors import DataError, VidmemError
 from vidmem.core.files import write_csv
 from vidmem.core.params import Params
-from vidmem.data.groundtruth import read_captions
+from vidmem.data.dataset import open_dataset
 from vidmem.learn.chain import imported_head, load_scorer
 from vidmem.learn.fusion import Fusion
 from vidmem.store.concatenated import load_concat
 from vidmem.store.features import concat_features, feature_stems
-from vidmem.video.frames import list_videos
 
 
 def predict_videos(videos_dir: str | os.PathLike, params: Params, backend_name: str,
@@ -47,16 +44,25 @@ def predict_videos(videos_dir: str | os.PathLike, params: Params, backend_name: 
                    ) -> tuple[pd.DataFrame, list[dict[str, str]]]:
     """One backend's predicted scores (`video`, `predicted`) for every video in `videos_dir`
     (a caption backend: every one of them with a caption in `captions_path`), and the videos
-    skipped with reasons."""
+    skipped with reasons. Every backend takes one path: built from params, given the state its
+    checkpoint carries (nothing is refit), features made as the stages make them, scored."""
     score, checkpoint = load_scorer(checkpoint_path, imported_head(params, backend_name))
     if checkpoint.get("backend") not in (None, backend_name):
         raise DataError(f"{checkpoint_path} was trained on backend {checkpoint['backend']!r}, "
                         f"not {backend_name!r}: pass the matching --backend or --model")
-    if backend_facts(params, backend_name).reads_captions:
-        return _predict_captions(videos_dir, params, backend_name, checkpoint_path, score,
-                                 checkpoint, captions_path)
+    config = backend_config(params, backend_name)
+    backend = config.build(params.cache.dir)
+    # Checkpoints before backend_state called a caption backend's state text_features.
+    backend.load_state(checkpoint.get("backend_state", checkpoint.get("text_features")),
+                       str(checkpoint_path))
+    if config.facts.reads_captions:
+        if captions_path is None:
+            raise DataError(f"backend {backend_name} scores captions: pass the scored videos' "
+                            "captions with --captions FILE (in the data set's layout, "
+                            "data.format)")
+        backend.use_dataset(open_dataset(params.data.with_captions(captions_path)), None)
     with tempfile.TemporaryDirectory(prefix="vidmem-predict-") as work:
-        made = features_for_videos(videos_dir, work, params, backend_name, progress)
+        made = features_for_videos(videos_dir, work, params, backend_name, progress, backend)
         stems = feature_stems(made.features_dir)
         if not stems:
             raise DataError(f"no video in {videos_dir} could be scored")
@@ -67,30 +73,6 @@ def predict_videos(videos_dir: str | os.PathLike, params: Params, backend_name: 
         scores = score(features, None)
         features.close()
     return pd.DataFrame({"video": videos, "predicted": scores}), made.skipped
-
-
-def _predict_captions(videos_dir: str | os.PathLike, params: Params, backend_name: str,
-                      checkpoint_path: str | os.PathLike, score: Any, checkpoint: dict[str, Any],
-                      captions_path: str | os.PathLike | None,
-                      ) -> tuple[pd.DataFrame, list[dict[str, str]]]:
-    if captions_path is None:
-        raise DataError(f"backend {backend_name} scores captions: pass the scored videos' "
-                        "captions with --captions FILE (MediaEval format: video<TAB>caption)")
-    if "text_features" not in checkpoint:
-        raise DataError(f"{checkpoint_path} does not carry its text features (trained before "
-                        "they were saved with the checkpoint): retrain it with `dvc repro`")
-    captions = read_captions(captions_path, params.data.format)
-    listed = [video.name for video in list_videos(videos_dir)]
-    videos = listed or sorted(captions)  # no video files: score the captions file's videos
-    scored = [v for v in videos if v in captions]
-    skipped = [{"video": v, "stage": backend_name, "reason": f"no caption in {captions_path}"}
-               for v in videos if v not in captions]
-    if not scored:
-        raise DataError(f"none of the videos in {videos_dir} has a caption in {captions_path}")
-    state = checked_text_state(checkpoint["text_features"], params.backend_section(backend_name),
-                               f"backend.{backend_name}", checkpoint_path)
-    features = text_features(state, captions, scored, params.cache.dir)
-    return pd.DataFrame({"video": scored, "predicted": score(features, None)}), skipped
 
 
 def predict_all(videos_dir: str | os.PathLike, params: Params,

@@ -17,15 +17,15 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vidmem.core.devices import host_threads
-from vidmem.core.errors import ParamsError, VidmemError
-from vidmem.core.files import atomic_dir, write_json
+from vidmem.core.errors import DataError, ParamsError, VidmemError
+from vidmem.core.files import atomic_dir, read_json, write_json
 from vidmem.core.params import as_int
 from vidmem.data.dataset import Dataset
 from vidmem.store.cache import ItemCache, open_cache
@@ -39,6 +39,9 @@ BATCH_KEY = "frames_per_batch"  # backend.<name>.frames_per_batch: frames per fo
 # Keys of `backend.<name>` that cannot change a feature: the input section is keyed in its
 # resolved form instead. (Heads are not here at all: `heads.<name>`.)
 NOT_IN_CACHE_KEY = ("input",)
+# Beside a backend's features when it has a fitted state (`Backend.state`): train copies it into
+# the checkpoint, so a checkpoint alone rebuilds the backend (`Backend.load_state`).
+STATE_FILE = "state.json"
 
 
 @dataclass
@@ -46,6 +49,16 @@ class ExtractResult:
     videos: int
     cache_hits: int
     info: dict[str, Any]  # written to info.json; a "warnings" list is printed by the stage
+    # Videos left out, with the reason (scoring new videos: one without a caption), and the
+    # name of each video written (stem → file name) where the backend knows it from its inputs.
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    video_names: dict[str, str] = field(default_factory=dict)
+
+
+def read_state(features_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The fitted state an extract output holds (`STATE_FILE`); None for a backend without one."""
+    path = Path(features_dir) / STATE_FILE
+    return read_json(path) if path.exists() else None
 
 
 def loader_threads() -> int:
@@ -330,6 +343,37 @@ class Backend(ABC):
         stage calls this for every backend. Frame backends need nothing from them; a text
         backend reads the captions and fits on the training split."""
 
+    # --- what the backend learns from data, and how it comes back -----------------------
+
+    def fit(self, train_videos: Sequence[str]) -> None:  # noqa: B027 - a hook; default: nothing
+        """Fit what this backend learns from data (`fits_on_split`: a TF-IDF vocabulary) on
+        these training videos of the data set `use_dataset` gave, and on nothing else. A frozen
+        network learns nothing."""
+
+    def state(self) -> dict[str, Any] | None:
+        """What the features depend on beyond params.yaml, as plain JSON values: what `fit`
+        learned (a TF-IDF's terms and IDF weights), or the digest of weights chosen outside
+        params (a sentence model). The extract stage writes it beside the features
+        (`STATE_FILE`), train into the checkpoint, and `load_state` takes it back, so new videos
+        get the features the head was trained on. None: a frozen network named by params."""
+        return None
+
+    def load_state(self, state: Any, source: str) -> None:
+        """Make features with `state` (what `state()` gave, read from `source`) from now on,
+        refitting nothing. It is checked against this backend's params first: DataError
+        naming `source` and the field when it does not fit them."""
+        if state is not None:
+            raise DataError(f"{source}: holds a fitted state for backend {self.name}, whose "
+                            f"kind {self.config.get('kind')!r} has none; retrain it with "
+                            "`dvc repro`")
+
+    def features_of(self, videos: Sequence[str]) -> np.ndarray:
+        """float32 [len(videos), 1, dim]: these videos' features made in memory (cross-
+        validation refits a `fits_on_split` backend per fold and takes its features so). Only
+        a backend that reads no frames can; the others' features come from the extract stage."""
+        raise VidmemError(f"backend {self.name} makes its features from decoded frames: they "
+                          "come from the extract stage, not from `features_of`")
+
     def use_inputs(self, folder: str | os.PathLike) -> None:  # noqa: B027 - a hook; default: nothing
         """Read per-video inputs from `folder` (`predict --videos`). Frame backends get their
         inputs from decode, so this does nothing; a backend that reads files of
@@ -412,5 +456,8 @@ def extract_step(frames_dir: str | os.PathLike, out_dir: str | os.PathLike, back
     (`info.json`), written whole or not at all."""
     with atomic_dir(out_dir) as out:
         result = backend.extract_videos(frames_dir, out, progress=progress)
+        state = backend.state()
+        if state is not None:
+            write_json(out / STATE_FILE, state)
         write_json(out / INFO_FILE, result.info)
     return result

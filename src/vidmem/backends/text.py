@@ -4,7 +4,6 @@ training split only, so nothing about validation or test captions leaks into the
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,10 +14,6 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from vidmem.core.errors import DataError, ParamsError
 from vidmem.core.params import as_int
-
-# Beside a caption backend's features: what turns a caption into its features (the fitted TF-IDF,
-# or the embedding model's name and digest), which train copies into the checkpoint.
-TEXT_MODEL = "text_model.json"
 
 
 @dataclass(frozen=True)
@@ -55,6 +50,30 @@ def caption_texts(captions: dict[str, str | list[str]],
     return [t if isinstance(t, str) else " ".join(t) for t in texts], missing
 
 
+class SparseRows:
+    """Per-video features [videos, 1, dim] held as a sparse matrix: `features[rows]` gives those
+    rows dense (float32), like a concat output's features, so a head reads them in chunks and
+    the whole is never dense (25,924 terms × 8,000 videos would be 830 MB)."""
+
+    ndim = 3
+
+    def __init__(self, matrix: sparse.csr_matrix) -> None:
+        self.matrix = matrix
+        self.shape = (matrix.shape[0], 1, matrix.shape[1])
+        self.dtype = np.dtype(np.float32)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        if np.ndim(index) == 0 and not isinstance(index, slice):
+            return self[np.array([index])][0]
+        return self.matrix[index].toarray().astype(np.float32, copy=False)[:, None, :]
+
+    def close(self) -> None:
+        """Nothing to release (the interface of a concat output's features)."""
+
+
 class CaptionFeatures:
     """TF-IDF vectors of captions, fit on the training videos' captions only."""
 
@@ -81,6 +100,11 @@ class CaptionFeatures:
             raise DataError(f"{len(missing)} video(s) have no caption, e.g. {missing[:3]}")
         return self.vectorizer.transform(texts)
 
+    def rows(self, captions: dict[str, Any], videos: Sequence[str]) -> SparseRows:
+        """The videos' TF-IDF rows as features [len(videos), 1, terms], kept sparse (a video
+        without a caption has the empty row)."""
+        return SparseRows(self.transform(captions, videos, allow_missing=True))
+
     @property
     def vocabulary(self) -> dict[str, Any]:
         return self.vectorizer.vocabulary_
@@ -106,35 +130,17 @@ class CaptionFeatures:
         return features
 
 
-# A checkpoint's text state per backend kind in params.yaml: what kind of state it must hold.
-TEXT_STATE_KINDS = {"captions": "tfidf", "sentence": "sentence"}
-
-
-def checked_text_state(state: Any, section: dict[str, Any], where: str,
-                       path: str | os.PathLike) -> dict[str, Any]:
-    """A checkpoint's `text_features` (read from `path`), checked against the backend's params
-    section `where` before anything is built from it: its kind must be the one params names,
-    a sentence model and its pinned digest come from params (the checkpoint's must agree, and
-    never choose what is imported), and a TF-IDF's vocabulary and IDF weights must be
-    well-formed. DataError naming the file and the field otherwise."""
+def checked_tfidf_state(state: Any, source: str) -> dict[str, Any]:
+    """A TF-IDF state (`CaptionFeatures.state`, read from `source`) checked before anything is
+    built from it: the kind, distinct terms, one finite positive IDF weight per term, and the
+    settings. DataError naming the file and the field otherwise."""
     def bad(field: str, why: str) -> DataError:
-        return DataError(f"{path}: text_features.{field} {why}; retrain it with `dvc repro`")
+        return DataError(f"{source}: backend_state.{field} {why}; retrain it with `dvc repro`")
 
     if not isinstance(state, dict):
-        raise bad("(all)", "is not a mapping")
-    wanted = TEXT_STATE_KINDS.get(str(section.get("kind")))
-    if state.get("kind") != wanted:
-        raise bad("kind", f"is {state.get('kind')!r}, but params.yaml's {where}.kind "
-                          f"{section.get('kind')!r} needs {wanted!r}")
-    if wanted == "sentence":
-        from vidmem.backends.sentences import SentenceConfig
-
-        config = SentenceConfig.from_section(section, where)
-        for field in ("model", "sha256"):
-            if state.get(field) != getattr(config, field):
-                raise bad(field, f"is {state.get(field)!r}, but params.yaml's {where}.{field} "
-                                 f"is {getattr(config, field)!r}")
-        return {"kind": "sentence", "model": config.model, "sha256": config.sha256}
+        raise bad("(all)", "is not a mapping: a captions backend needs its fitted TF-IDF")
+    if state.get("kind") != "tfidf":
+        raise bad("kind", f"is {state.get('kind')!r}, but a captions backend needs 'tfidf'")
     terms, idf = state.get("terms"), state.get("idf")
     if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms) \
             or len(set(terms)) != len(terms) or not terms:
@@ -147,18 +153,3 @@ def checked_text_state(state: Any, section: dict[str, Any], where: str,
         raise bad("ngram_max", f"is {state.get('ngram_max')!r} with sublinear_tf "
                                f"{state.get('sublinear_tf')!r}: expected 1..3 and a boolean")
     return state
-
-
-def text_features(state: dict[str, Any], captions: dict[str, Any], videos: list[str],
-                  cache_root: str | os.PathLike | None = None) -> np.ndarray:
-    """float32 [len(videos), 1, dim]: the features a checkpoint's caption backend gives these
-    videos' captions, from its text state (`checked_text_state`; nothing is refit)."""
-    if state["kind"] == "tfidf":
-        matrix = CaptionFeatures.from_state(state).transform(captions, videos).toarray()
-    else:
-        from vidmem.backends.sentences import SentenceConfig, SentenceEncoder
-
-        encoder = SentenceEncoder(SentenceConfig(model=state["model"], sha256=state["sha256"]),
-                                  cache_root)
-        matrix = encoder.encode_videos(captions, videos)
-    return matrix.astype(np.float32)[:, None, :]

@@ -168,6 +168,13 @@ class DataConfig:
         return {key: getattr(self, key) for key in
                 ("videos_dir", "ground_truth", "captions", "on_bad_input", "format")}
 
+    def with_captions(self, path: str | os.PathLike) -> DataConfig:
+        """The same data set with another captions file (`vidmem predict --captions`: the
+        scored videos' captions, in the data set's layout)."""
+        data = self._params.get("data")
+        return DataConfig({**self._params, "data": {**(data if isinstance(data, dict) else {}),
+                                                    "captions": str(path)}})
+
 
 def as_quality(value: Any, key: str) -> int:
     quality = as_int(value, key, 1)

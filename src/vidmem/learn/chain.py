@@ -56,8 +56,10 @@ from vidmem.learn.training import (
 @dataclass
 class ChainFit:
     checkpoint: dict[str, Any]
-    history: pd.DataFrame  # per step: epoch, train_loss, val_loss, val_spearman (+ strength)
-    best_step: int  # the LSTM's best epoch, or the index (from 1) of the strength chosen
+    # Per step (the head's `step` column: `epoch`, or a grid's `candidate`): train_loss,
+    # val_loss, val_spearman (+ strength).
+    history: pd.DataFrame
+    best_step: int  # the LSTM's best epoch, or the index (from 1) of the grid candidate chosen
     metrics: dict[str, Any]
     summary: str  # one line for the log
     warnings: list[str] = field(default_factory=list)  # printed by the stage, e.g. a grid edge
@@ -67,7 +69,8 @@ StepLogger = Callable[[dict[str, float]], None]
 
 
 class Head:
-    """One kind of head. `step` names one step of its history (the x axis of its plots).
+    """One kind of head. `step` names one step of its history: its column there, the x axis of
+    its plots, and its metric `best_<step>` (the LSTM's epochs; a grid's candidates).
     `settings` are the head's own (JSON-able, as `settings_from_params` reads them); None: the
     head takes what it needs from the config handed to `fit` (tests, benchmarks)."""
 
@@ -196,7 +199,7 @@ class SklearnHead(Head):
     """Ridge, RBF SVR or MLP (scikit-learn) on mean-pooled features, strength chosen on
     validation; saved as plain arrays (vidmem.learn.heads.estimator_state), never pickled."""
 
-    step = "regularisation step"
+    step = "candidate"  # the k-th strength of the grid, not an epoch: nothing is iterated
 
     def __init__(self, settings: dict[str, Any] | None = None) -> None:
         super().__init__(settings)
@@ -225,7 +228,7 @@ class SklearnHead(Head):
         fitted = fit_head(self.name, x["train"], targets[index["train"]], x["val"],
                           targets[index["val"]], grid=self.grid)
         grid = pd.DataFrame(fitted.grid)
-        history = pd.DataFrame({"epoch": range(1, len(grid) + 1), "strength": grid.strength,
+        history = pd.DataFrame({self.step: range(1, len(grid) + 1), "strength": grid.strength,
                                 "train_loss": grid.train_mse, "val_loss": grid.val_mse,
                                 "val_spearman": grid.val_spearman})
         best_step = int(grid.index[grid.strength == fitted.strength][0]) + 1
@@ -236,7 +239,7 @@ class SklearnHead(Head):
         # A choice at the weakest or strongest strength tried may be cut off by the grid: the
         # best setting can lie beyond it, so it is reported (metric, warning), never hidden.
         at_edge = len(self.grid) > 1 and fitted.strength in (min(self.grid), max(self.grid))
-        metrics = {"best_epoch": best_step, "strength": fitted.strength,
+        metrics = {f"best_{self.step}": best_step, "strength": fitted.strength,
                    "at_grid_edge": at_edge,
                    "best_val_spearman": round(fitted.val_spearman, 6),
                    "final_train_loss": float(f"{grid.train_mse.iloc[best_step - 1]:.6g}")}

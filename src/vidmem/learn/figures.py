@@ -35,27 +35,28 @@ def _save(figure: plt.Figure, path: str | os.PathLike) -> None:
     plt.close(figure)
 
 
-def training_figures(history: pd.DataFrame, best_epoch: int, backend: str,
+def training_figures(history: pd.DataFrame, best_step: int, backend: str,
                      loss_path: str | os.PathLike, spearman_path: str | os.PathLike,
                      step: str = "epoch") -> None:
-    """Train and validation loss per epoch; validation Spearman per epoch, best epoch marked.
-    (`step` names the x axis: a ridge/SVR head's steps are the strengths it tried.)"""
+    """Train and validation loss per step; validation Spearman per step, the best one marked.
+    `step` is the history's step column and the x axis: the LSTM's epochs, or the candidates
+    (strengths) a grid head tried."""
     with plt.rc_context(STYLE):
         figure, axes = plt.subplots(figsize=SIZE)
-        axes.plot(history.epoch, history.train_loss, label="train")
-        axes.plot(history.epoch, history.val_loss, label="validation")
+        axes.plot(history[step], history.train_loss, label="train")
+        axes.plot(history[step], history.val_loss, label="validation")
         axes.set(xlabel=step, ylabel="MSE loss", yscale="log",
                  title=f"{backend}: loss per {step}")
         axes.legend()
         _save(figure, loss_path)
 
         figure, axes = plt.subplots(figsize=SIZE)
-        axes.plot(history.epoch, history.val_spearman, color="tab:green")
-        best = history.loc[history.epoch == best_epoch, "val_spearman"]
+        axes.plot(history[step], history.val_spearman, color="tab:green")
+        best = history.loc[history[step] == best_step, "val_spearman"]
         if len(best):
-            axes.axvline(best_epoch, color="grey", linestyle="--", linewidth=1)
-            axes.plot([best_epoch], best, "o", color="tab:red",
-                      label=f"best {step} {best_epoch}: {float(best.iloc[0]):.3f}")
+            axes.axvline(best_step, color="grey", linestyle="--", linewidth=1)
+            axes.plot([best_step], best, "o", color="tab:red",
+                      label=f"best {step} {best_step}: {float(best.iloc[0]):.3f}")
             axes.legend(loc="lower right")
         axes.set(xlabel=step, ylabel="Spearman ρ", title=f"{backend}: validation Spearman")
         _save(figure, spearman_path)

@@ -266,8 +266,7 @@ def head_checkpoint(fitted: FittedHead, input_size: int, target: str,
     estimator as plain arrays (`estimator_state`), never pickled."""
     return {"head": fitted.kind, "estimator": estimator_state(fitted.kind, fitted.model),
             "sparse_input": bool(sparse_input),
-            "strength": fitted.strength, "input_size": input_size, "target": target,
-            "best_epoch": None}
+            "strength": fitted.strength, "input_size": input_size, "target": target}
 
 
 Scorer = Callable[[Any, np.ndarray | None], np.ndarray]
