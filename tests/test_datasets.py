@@ -118,6 +118,18 @@ def test_official_split_carves_validation_from_train_only(tmp_path):
         official_split(DatasetReport(videos=["a"]), SplitConfig(0.5, 0.25, 0.25, 0, "official"))
 
 
+def test_an_official_part_left_without_videos_is_named():
+    """#37: a data set whose dev part has labels but no video in data.videos_dir (the videos
+    folder of the training part only) stops at the split naming that part, not split.val."""
+    dataset = DatasetReport(videos=["a", "b", "c"], dataset="mediaeval2021",
+                            official={"train": ["a", "b", "c"], "test": []},
+                            parts={"train": {"labelled": 3, "used": 3},
+                                   "test": {"labelled": 4, "used": 0}})
+    with pytest.raises(DataError, match=r"the test part has 4 labelled video\(s\), none usable: "
+                                        r"their videos are not in data.videos_dir"):
+        official_split(dataset, SplitConfig(0.5, 0.34, 0.0, 0, "official"))
+
+
 RELEASE = Path(__file__).parent / "data" / "mediaeval2021"
 
 

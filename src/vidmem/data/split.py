@@ -46,9 +46,17 @@ def official_split(dataset: DatasetReport, config: SplitConfig) -> dict[str, lis
     train, test = sorted(dataset.official["train"]), sorted(dataset.official["test"])
     n_val = (int(round(config.val * len(train))) if config.val <= 1 else int(config.val))
     if not train or not test or not 1 <= n_val < len(train):
+        # A part whose labelled videos were all dropped (no video file, no features) is named
+        # with its counts: that is a data-set folder problem, not a split.val one.
+        lost = [f"the {part} part has {counts['labelled']} labelled video(s), none usable"
+                for part, counts in dataset.parts.items()
+                if counts.get("labelled") and not counts.get("used")]
+        why = ("; ".join(lost) + ": their videos are not in data.videos_dir, which must hold "
+               "every part's videos in one folder (the dropped ones are listed, with the "
+               "reason, in data/reports/dataset.json)") if lost else "check split.val"
         raise DataError(f"official split of {dataset.dataset}: {len(train)} training and "
                         f"{len(test)} test videos with labels and features, validation "
-                        f"{n_val}: each part needs at least one video (check split.val)")
+                        f"{n_val}: each part needs at least one video; {why}")
     order = np.random.default_rng(config.seed).permutation(len(train))
     val = sorted(train[i] for i in order[:n_val])
     return {"train": sorted(train[i] for i in order[n_val:]), "val": val, "test": test}
