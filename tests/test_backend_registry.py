@@ -21,7 +21,7 @@ from vidmem.backends.base import Backend
 from vidmem.core.params import Params, load_params
 from vidmem.video.geometry import InputSpec
 
-from conftest import REPO, documented_backends
+from conftest import REPO, documented_backends, pinned_or_skip
 
 BACKEND_MODULES = ("vidmem.backends.torch_backbones", "vidmem.backends.tfhub",
                    "vidmem.backends.poets", "vidmem.backends.captions",
@@ -102,10 +102,12 @@ def spec(size: int, value: str) -> InputSpec:
 @pytest.mark.parametrize("model", sorted(__import__(
     "vidmem.backends.torch_backbones", fromlist=["MODELS"]).MODELS.names()))
 def test_every_registered_torch_model_builds_extracts_and_declares_its_range(model):
+    from vidmem.backends import TORCH_MODEL_INPUTS
     from vidmem.backends.torch_backbones import TorchBackbone
 
     config = {"kind": "torch", "model": model, "weights": "random", "device": "cpu"}
-    size = 80  # the smallest input every registered model takes (inception_v3: 75)
+    # The size its weights take (a ViT's position embeddings fix it; CNNs take any).
+    size = TORCH_MODEL_INPUTS[model]["size"]
     backend = TorchBackbone("b", spec(size, "symmetric_range"), config)
     assert backend.random_weights  # labelled so, everywhere
     frames = np.random.default_rng(0).integers(0, 256, (2, size, size, 3), dtype=np.uint8)
@@ -175,11 +177,13 @@ def test_params_yaml_holds_at_most_40_keys_each_commented():
 
 @pytest.mark.parametrize("name", sorted(documented_backends()))
 def test_every_documented_backend_section_parses(name):
-    from vidmem.backends import backend_config
+    from vidmem.backends import POETS_INPUT, TFHUB_INPUT, TORCH_MODEL_INPUTS, backend_config
 
-    params = Params({"backend": {name: documented_backends()[name]}})
-    config = backend_config(params, name)
-    assert config.spec is not None and config.spec.height == 299
+    section = documented_backends()[name]
+    config = backend_config(Params({"backend": {name: section}}), name)
+    registry = {"torch": TORCH_MODEL_INPUTS.get(section.get("model")), "tfhub": TFHUB_INPUT,
+                "poets": POETS_INPUT}[section["kind"]]
+    assert config.spec == InputSpec.from_params(registry, name)
 
 
 def test_a_backend_is_parsed_once_into_what_builds_it():
@@ -197,3 +201,46 @@ def test_a_backend_is_parsed_once_into_what_builds_it():
     assert backend.spec is config.spec and backend.config is config.section
     assert {key.split(".")[0] for key in read} == {"backend"}
     assert all(key.startswith("backend.efficientnet_lite0") for key in read)
+
+
+def test_clip_takes_the_preprocessing_its_weights_carry_and_loads_a_weights_file(tmp_path):
+    """#35: the CLIP image tower's registry input is OpenCLIP's own preprocess_cfg (size,
+    bicubic shortest-side resize and centre crop, CLIP mean/std); its weights load from an
+    OpenCLIP state dict file (safetensors or torch) and give the features of the network that
+    saved them; `hub:` reads only the local Hugging Face cache and says what to do when the
+    weights are not there."""
+    open_clip = pinned_or_skip("open_clip")
+    import torch
+    from safetensors.torch import save_file
+
+    from vidmem.backends import TORCH_MODEL_INPUTS
+    from vidmem.backends.torch_backbones import TorchBackbone
+    from vidmem.core.errors import VidmemError
+
+    torch.manual_seed(3)
+    reference = open_clip.create_model("ViT-B-32", pretrained=None).eval()
+    cfg = reference.visual.preprocess_cfg
+    entry = TORCH_MODEL_INPUTS["clip_vit_b32"]
+    assert (entry["size"],) * 2 == tuple(cfg["size"]) and entry["interpolation"] == cfg[
+        "interpolation"] and cfg["resize_mode"] == "shortest" and entry["resize"] == "center_crop"
+    preset = InputSpec.from_params(entry, "clip")
+    assert preset == InputSpec.from_params({**entry, "value": {"mean": list(cfg["mean"]),
+                                                               "std": list(cfg["std"])}}, "clip")
+    save_file({k: v.contiguous() for k, v in reference.state_dict().items()},
+              tmp_path / "open_clip_model.safetensors")
+    torch.save(reference.state_dict(), tmp_path / "open_clip_pytorch_model.bin")
+    frames = np.random.default_rng(1).integers(0, 256, (2, 224, 224, 3), dtype=np.uint8)
+    with torch.inference_mode():
+        expected = reference.encode_image(preset.to_network_values(
+            torch.from_numpy(frames))).numpy()
+    for weights in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
+        config = {"kind": "torch", "model": "clip_vit_b32", "device": "cpu",
+                  "weights": str(tmp_path / weights)}
+        backend = TorchBackbone("clip", preset, config)
+        assert not backend.random_weights and backend.feature_dim == 512
+        np.testing.assert_allclose(backend.extract(frames), expected, rtol=1e-4, atol=1e-5)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_HOME", str(tmp_path / "empty-hub"))
+        with pytest.raises(VidmemError, match="not in the Hugging Face cache.*downloads nothing"):
+            TorchBackbone("clip", preset, {"kind": "torch", "model": "clip_vit_b32",
+                                           "weights": "hub:laion2b_s34b_b79k"})

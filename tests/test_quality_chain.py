@@ -324,3 +324,25 @@ def test_each_head_names_its_steps_truthfully():
                                 "num_layers": 1, "dropout": 0.0}).fit(config, x, y, index,
                                                                       progress=False)
     assert list(lstm.history["epoch"]) == [1, 2] and lstm.metrics["best_epoch"] in (1, 2)
+
+
+@pytest.mark.parametrize("name", ["svr", "mlp"])  # ridge is linear in the targets anyway
+def test_grid_heads_fit_z_scored_targets_so_the_score_scale_does_not_matter(name, tmp_path):
+    """#35: a kernel or MLP head fits the targets z-scored on the training part and maps back,
+    so the same scores on another scale (×100, +5) choose the same strength and give the same
+    predictions on that scale (on raw targets an SVR's epsilon and C, an MLP's steps, would
+    not); the saved head (plain arrays) scores the same."""
+    from vidmem.learn.heads import ArrayHead, estimator_state, fit_head
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(120, 6))
+    y = 0.6 + 0.05 * np.tanh(x[:, 0] - 0.5 * x[:, 1]) + rng.normal(0, 0.01, 120)
+    parts = slice(0, 80), slice(80, 120)
+    small = fit_head(name, x[parts[0]], y[parts[0]], x[parts[1]], y[parts[1]])
+    large = fit_head(name, x[parts[0]], 100 * y[parts[0]] + 5, x[parts[1]],
+                     100 * y[parts[1]] + 5)
+    assert small.strength == large.strength
+    np.testing.assert_allclose(large.predict(x), 100 * small.predict(x) + 5, rtol=1e-6,
+                               atol=1e-4)
+    saved = ArrayHead(estimator_state(name, large.model))
+    np.testing.assert_allclose(saved.predict(x), large.predict(x), rtol=1e-6, atol=1e-6)

@@ -71,6 +71,9 @@ _SQUASH = {"resize": "squash", "interpolation": "bilinear", "antialias": True}
 TORCH_MODEL_INPUTS: dict[str, dict[str, Any]] = {
     "efficientnet_lite0": {"size": 224, **_SQUASH, "value": "symmetric_range"},  # TF Lite: [-1, 1]
     "inception_v3": {"size": 299, **_SQUASH, "value": "imagenet"},  # torchvision's preset
+    # OpenCLIP's preprocess_cfg: the shorter side to 224 (bicubic), the centre 224² cut out.
+    "clip_vit_b32": {"size": 224, "resize": "center_crop", "interpolation": "bicubic",
+                     "antialias": True, "value": "clip"},
 }
 TFHUB_INPUT = {"size": 299, **_SQUASH, "value": "unit_range"}  # the hub image-module convention
 # retrain.py's graph: plain ResizeBilinear, (x-128)/128 inside the graph (Sub, Mul).

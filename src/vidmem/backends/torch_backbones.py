@@ -1,9 +1,10 @@
-"""PyTorch image backbones: EfficientNet-Lite0 (timm) and Inception V3 (torchvision).
+"""PyTorch image backbones: EfficientNet-Lite0 (timm), Inception V3 (torchvision) and the CLIP
+ViT-B/32 image tower (OpenCLIP).
 
 params.yaml, `backend.<name>`:
     kind: torch
-    model: efficientnet_lite0 | inception_v3     (any name in MODELS)
-    weights: package | torchvision | random | <path to a state-dict file>   (required)
+    model: efficientnet_lite0 | inception_v3 | clip_vit_b32     (any name in MODELS)
+    weights: package | torchvision | hub:<tag> | random | <path to a weights file>   (required)
     device: auto | cpu | cuda          (auto: CUDA when present)
     amp: false | bf16 | fp16           (mixed precision on any device; BENCHMARKS.md gives the
                                         measured feature tolerance against fp32)
@@ -19,6 +20,11 @@ Weights:
   a local state dict (torchvision key names). As torchvision does for these weights, the model is
   built with `transform_input=True`: it takes ImageNet mean/std input and converts it to the
   [-1, 1] convention inside.
+- clip_vit_b32 (OpenCLIP `ViT-B-32`, 512-d image embeddings): a path to an OpenCLIP state dict
+  (`open_clip_model.safetensors` or `open_clip_pytorch_model.bin`, both towers, as OpenCLIP saves
+  them), or `hub:<tag>` (e.g. `hub:laion2b_s34b_b79k`) read from the Hugging Face cache
+  (HF_HOME) with the hub offline: vidmem never downloads them. Weights with QuickGELU (OpenAI's
+  `openai` tag) need OpenCLIP's `ViT-B-32-quickgelu` and are not this model.
 - `random`: untrained weights (seeded). Only when asked for, and labelled `random_weights: true`
   in every output, because such features say nothing about memorability.
 
@@ -29,10 +35,12 @@ Adding a model is one builder function decorated with
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +63,8 @@ AUTO_BATCH_CUDA = 256
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def efficientnet_pytorch_to_timm(state: dict[str, torch.Tensor], model: nn.Module
@@ -90,6 +100,10 @@ def _load_state_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"weights file {path} not found (backend weights in params.yaml)")
+    if path.suffix == ".safetensors":  # tensors only, by the format's design
+        from safetensors.torch import load_file
+
+        return load_file(path, device="cpu")
     # weights_only: a weights file must not be able to run code when loaded.
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "state_dict" in state:
@@ -135,7 +149,8 @@ class Backbone:
 
     model: nn.Module
     features: Callable[[torch.Tensor], torch.Tensor]  # network input → [B, feature_dim]
-    head: nn.Module  # the removed classifier (features → ImageNet logits), for checks
+    head: nn.Module  # the removed classifier (features → ImageNet logits), for checks; CLIP: none
+
     feature_dim: int
     weights: str  # where the weights came from, in words
     random_weights: bool
@@ -234,6 +249,62 @@ def inception_v3(config: TorchConfig) -> Backbone:
     return Backbone(model=model, features=model, head=head, feature_dim=head.in_features,
                     weights=label, random_weights=random_weights,
                     expected_range=_inception_range(config))
+
+
+def _clip_range(config: TorchConfig) -> tuple[float, float]:
+    return ((0 - max(CLIP_MEAN)) / min(CLIP_STD), (1 - min(CLIP_MEAN)) / min(CLIP_STD))
+
+
+@register("clip_vit_b32", input_range=_clip_range)
+def clip_vit_b32(config: TorchConfig) -> Backbone:
+    """OpenCLIP ViT-B/32: the image tower's 512-d embedding (after its projection), the feature
+    CLIP-based memorability models build on."""
+    return _open_clip("ViT-B-32", config)
+
+
+def _open_clip(arch: str, config: TorchConfig) -> Backbone:
+    try:
+        import open_clip
+    except ImportError as exc:
+        raise VidmemError(f"model {arch} needs open-clip-torch: `pip install -r "
+                          "requirements.txt`") from exc
+    weights = config.weights
+    if weights.startswith("hub:"):
+        tag = weights.removeprefix("hub:")
+        os.environ["HF_HUB_OFFLINE"] = "1"  # the user's cache only: nothing is downloaded
+        try:
+            model = open_clip.create_model(arch, pretrained=tag)
+        except Exception as exc:  # a missing cache entry surfaces as several error types
+            raise VidmemError(
+                f"OpenCLIP weights {arch} / {tag} are not in the Hugging Face cache (HF_HOME), "
+                "and vidmem downloads nothing: fetch them once on a machine with the network "
+                f"(open_clip.create_model({arch!r}, pretrained={tag!r})) and copy the cache, or "
+                "set the backend's weights to the file's path") from exc
+        label, random_weights = f"OpenCLIP {arch} {tag} (Hugging Face cache)", False
+    else:
+        with _root_log_quiet():  # OpenCLIP's "No pretrained weights loaded": loaded below
+            model = open_clip.create_model(arch, pretrained=None)
+        random_weights = weights == "random"
+        if random_weights:
+            label = f"random init (OpenCLIP {arch})"
+        else:
+            model.load_state_dict(_load_state_file(weights), strict=True)
+            label = f"file {weights} (OpenCLIP {arch})"
+    visual = model.visual  # the text tower is dropped with the rest of `model`
+    return Backbone(model=visual, features=visual, head=nn.Identity(),
+                    feature_dim=int(visual.output_dim), weights=label,
+                    random_weights=random_weights, expected_range=_clip_range(config))
+
+
+@contextlib.contextmanager
+def _root_log_quiet() -> Iterator[None]:
+    log = logging.getLogger()
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 class TorchBackbone(Backend):

@@ -7,13 +7,18 @@ only (the test split is never seen).
 `heads.<backend>` in params.yaml picks the head of each backend's chain; the heads are
 registered, fitted and loaded in vidmem.learn.chain.
 
-A fitted scikit-learn head is saved as plain arrays (`estimator_state`): the scaler's mean and
-scale, ridge's coefficients and intercept, or SVR's support vectors, dual coefficients,
-intercept and gamma. `ArrayHead` scores from them with numpy. Nothing is pickled, so a
-checkpoint fetched from a DVC remote or sent by someone else holds tensors and numbers only,
-which torch's `weights_only` loader reads without running code. (skops.io would also refuse
-unknown types, but it still rebuilds scikit-learn objects from a type allow-list; plain arrays
-leave nothing to allow.)
+Every grid head fits z-scored targets (the training part's mean and standard deviation,
+scikit-learn's `TransformedTargetRegressor`) and maps its predictions back: memorability scores
+span about 0.3, so on raw scores an SVR's C and epsilon, and an MLP's step size, would sit on a
+scale of their own per data set and target. Ridge's ranks do not change.
+
+A fitted scikit-learn head is saved as plain arrays (`estimator_state`): the target's mean and
+scale, the features' scaler's mean and scale, ridge's coefficients and intercept, or SVR's
+support vectors, dual coefficients, intercept and gamma. `ArrayHead` scores from them with
+numpy. Nothing is pickled, so a checkpoint fetched from a DVC remote or sent by someone else
+holds tensors and numbers only, which torch's `weights_only` loader reads without running code.
+(skops.io would also refuse unknown types, but it still rebuilds scikit-learn objects from a
+type allow-list; plain arrays leave nothing to allow.)
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 from scipy import sparse
+from sklearn.compose import TransformedTargetRegressor
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Ridge
 from sklearn.neural_network import MLPRegressor
@@ -113,10 +119,11 @@ class RidgeModel(GridModel):
 
 
 class SVRModel(GridModel):
-    name, grid = "svr", [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]  # C (larger: less regularised)
+    # C (larger: less regularised), for z-scored targets; epsilon 0.1 of the targets' sd.
+    name, grid = "svr", [0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0]
 
     def build(self, strength: float) -> Any:
-        return SVR(kernel="rbf", C=strength, epsilon=0.01, gamma="scale")
+        return SVR(kernel="rbf", C=strength, epsilon=0.1, gamma="scale")
 
     def state(self, model: Any) -> dict[str, Any]:
         vectors = model.support_vectors_
@@ -186,9 +193,11 @@ GRID_MODELS: dict[str, GridModel] = {m.name: m for m in (RidgeModel(), SVRModel(
 
 def _model(family: GridModel, strength: float, dense: bool) -> Any:
     # Dense inputs are network features of arbitrary scale per dimension: standardize them (on
-    # the training rows, inside the pipeline). Sparse TF-IDF rows are already comparable.
+    # the training rows, inside the pipeline). Sparse TF-IDF rows are already comparable. The
+    # targets are z-scored on the training rows and the predictions mapped back.
     model = family.build(strength)
-    return make_pipeline(StandardScaler(), model) if dense else model
+    return TransformedTargetRegressor(make_pipeline(StandardScaler(), model) if dense else model,
+                                      transformer=StandardScaler(), check_inverse=False)
 
 
 @dataclass
@@ -238,6 +247,10 @@ def estimator_state(kind: str, model: Any) -> dict[str, Any]:
     """A fitted grid head of family `kind` (alone, or after a StandardScaler) as tensors and
     numbers only: what `ArrayHead` needs to score, and nothing that runs code when loaded."""
     state: dict[str, Any] = {}
+    if isinstance(model, TransformedTargetRegressor):
+        target, model = model.transformer_, model.regressor_
+        state["target_mean"] = float(target.mean_[0])
+        state["target_scale"] = float(target.scale_[0])
     if isinstance(model, Pipeline):
         scaler, model = model[0], model[-1]
         state["scaler_mean"], state["scaler_scale"] = _tensor(scaler.mean_), _tensor(scaler.scale_)
@@ -253,11 +266,14 @@ class ArrayHead:
         self.mean = state["scaler_mean"].numpy() if "scaler_mean" in state else None
         self.scale = state["scaler_scale"].numpy() if "scaler_scale" in state else None
         self.loaded = self.family.load(state)
+        # Heads saved before z-scored targets have neither: their scores are the targets'.
+        self.target_mean = float(state.get("target_mean", 0.0))
+        self.target_scale = float(state.get("target_scale", 1.0))
 
     def predict(self, x: Any) -> np.ndarray:
         if self.mean is not None:
             x = (np.asarray(x, dtype=np.float64) - self.mean) / self.scale
-        return self.family.score(self.loaded, x)
+        return self.target_mean + self.target_scale * self.family.score(self.loaded, x)
 
 
 def head_checkpoint(fitted: FittedHead, input_size: int, target: str,

@@ -30,6 +30,8 @@ VALUE_PRESETS: dict[str, dict[str, Any]] = {
     "symmetric_range": {"range": [-1, 1]},                  # TF EfficientNet(-Lite) weights
     "tf_inception": {"subtract": 128, "divide": 128},       # classic Inception graph, TF-for-Poets
     "imagenet": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},  # torchvision
+    "clip": {"mean": [0.48145466, 0.4578275, 0.40821073],  # OpenAI CLIP and OpenCLIP
+             "std": [0.26862954, 0.26130258, 0.27577711]},
 }
 INTERPOLATIONS = ("bilinear", "bicubic", "area", "nearest")
 
