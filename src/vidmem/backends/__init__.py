@@ -101,6 +101,8 @@ register_backend("captions", "vidmem.backends.captions:CaptionsBackend", reads_f
                  fits_on_split=True, reads_captions=True)
 register_backend("sentence", "vidmem.backends.captions:SentenceBackend", reads_frames=False,
                  reads_captions=True)
+register_backend("stack", "vidmem.backends.stacked:StackedCaptions", reads_frames=False,
+                 fits_on_split=True, reads_captions=True)
 
 
 def backend_class(kind: str, key: str = "backend.<name>.kind") -> type[Backend]:
