@@ -15,6 +15,7 @@ from pathlib import Path
 
 from vidmem.backends import backend_config, decode_config
 from vidmem.backends.base import Backend, extract_step
+from vidmem.core.files import video_key
 from vidmem.core.params import Params
 from vidmem.store.framestore import FrameFormat
 from vidmem.video.frames import decode_step
@@ -49,7 +50,7 @@ def features_for_videos(inputs_dir: str | os.PathLike, work_dir: str | os.PathLi
         decode = decode_config(params)
         report = decode_step(inputs_dir, work / "frames", decode, data.on_bad_input, cache_dir,
                              progress)
-        names = {Path(name).stem: name for name in report.decoded}
+        names = {video_key(name): name for name in report.decoded}
         skipped = report.skipped
         normalize_step(work / "frames", work / "normalized", config.spec,
                        config.weights_input_range(),

@@ -29,7 +29,7 @@ import pandas as pd
 from vidmem.app.pipeline import features_for_videos
 from vidmem.backends import backend_config
 from vidmem.core.errors import DataError, VidmemError
-from vidmem.core.files import write_csv
+from vidmem.core.files import video_key, write_csv
 from vidmem.core.params import Params
 from vidmem.data.dataset import open_dataset
 from vidmem.learn.chain import imported_head, load_scorer
@@ -91,7 +91,7 @@ def predict_all(videos_dir: str | os.PathLike, params: Params,
         # One video, one row: a backend of feature files knows a video by its stem (`video10`),
         # frame and caption backends by its file name (`video10.webm`); rows meet on the stem
         # (stems are unique in a videos folder: list_videos) and keep the file name.
-        part["stem"] = [Path(v).stem for v in part[f"video:{name}"]]
+        part["stem"] = [video_key(v) for v in part[f"video:{name}"]]
         table = part if table is None else table.merge(part, on="stem", how="outer")
         skipped += missed
     assert table is not None

@@ -33,7 +33,7 @@ from vidmem.backends.base import Backend, ExtractResult
 from vidmem.backends.sentences import SentenceConfig, SentenceEncoder
 from vidmem.backends.text import CaptionFeatures, CaptionsConfig, caption_texts, checked_tfidf_state
 from vidmem.core.errors import DataError, ParamsError
-from vidmem.core.files import read_json
+from vidmem.core.files import read_json, video_key
 from vidmem.data.dataset import Dataset
 from vidmem.store.shards import write_arrays
 from vidmem.video.geometry import InputSpec
@@ -154,7 +154,7 @@ class CaptionsBackend(Backend):
                 chunk = videos[start:start + CHUNK]
                 matrix = self.tfidf.transform(self.captions(), chunk, allow_missing=True)
                 for video, row in zip(chunk, matrix.toarray(), strict=True):
-                    yield Path(video).stem, row[None]
+                    yield video_key(video), row[None]
                 bar.update(len(chunk))
 
     def extract_videos(self, frames_dir: str | os.PathLike, out_dir: str | os.PathLike,
@@ -169,7 +169,7 @@ class CaptionsBackend(Backend):
         write_arrays(out_dir, self._rows(videos, progress))
         return ExtractResult(videos=len(videos), cache_hits=0,
                              info={**self.describe(), "videos": len(videos)}, skipped=skipped,
-                             video_names={Path(v).stem: v for v in videos})
+                             video_names={video_key(v): v for v in videos})
 
     def describe(self) -> dict[str, Any]:
         return {**self._described("captions", "an all-zero vector"),
@@ -251,7 +251,7 @@ class SentenceBackend(CaptionsBackend):
     def _rows(self, videos: list[str], progress: bool) -> Iterator[tuple[str, np.ndarray]]:
         # All at once: 384 floats a video, and one call batches the model best.
         vectors = self.features_of(videos, progress)
-        return ((Path(video).stem, row) for video, row in zip(videos, vectors, strict=True))
+        return ((video_key(video), row) for video, row in zip(videos, vectors, strict=True))
 
     def describe(self) -> dict[str, Any]:
         return {**self._described("sentence", "the empty caption's embedding"),

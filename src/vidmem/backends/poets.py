@@ -44,7 +44,7 @@ from vidmem.backends._tf_import import import_tensorflow, tensorflow_numerics
 from vidmem.backends.base import Backend
 from vidmem.core.errors import ParamsError, VidmemError
 from vidmem.core.files import check_pinned_digest, file_digest, write_bytes, write_text
-from vidmem.core.params import as_int, as_sha256, is_url, optional_str
+from vidmem.core.params import as_int, as_sha256, is_url, optional_str, required_str
 from vidmem.store.bottlenecks import (
     BOTTLENECK_SUFFIX,
     format_bottleneck,
@@ -114,9 +114,8 @@ class PoetsConfig:
 
     @classmethod
     def from_section(cls, section: dict[str, Any], where: str) -> PoetsConfig:
-        graph = section.get("graph", DEFAULT_GRAPH_URL)
-        if not isinstance(graph, str) or not graph:
-            raise ParamsError(f"params.yaml: '{where}.graph' must be a .pb path or a URL")
+        graph = required_str(section.get("graph", DEFAULT_GRAPH_URL), f"{where}.graph",
+                             "a .pb path or a URL")
         pin = as_sha256(section.get("graph_sha256"), f"{where}.graph_sha256",
                         "the .pb file or of the downloaded archive")
         return cls(graph=graph, graph_sha256=pin,

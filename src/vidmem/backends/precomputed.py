@@ -30,9 +30,9 @@ import numpy as np
 from tqdm import tqdm
 
 from vidmem.backends.base import Backend, ExtractResult
-from vidmem.core.errors import DataError, ParamsError
+from vidmem.core.errors import DataError
 from vidmem.core.files import load_npy
-from vidmem.core.params import as_int
+from vidmem.core.params import as_int, required_str
 from vidmem.store.shards import write_arrays
 from vidmem.video.geometry import InputSpec
 
@@ -91,9 +91,8 @@ class PrecomputedConfig:
 
     @classmethod
     def from_section(cls, section: dict[str, Any], where: str) -> PrecomputedConfig:
-        folder = section.get("features_dir")
-        if not isinstance(folder, str) or not folder:
-            raise ParamsError(f"params.yaml: '{where}.features_dir' must name a folder")
+        folder = required_str(section.get("features_dir"), f"{where}.features_dir",
+                              "the folder of the feature files")
         dim = section.get("dim")
         return cls(features_dir=folder,
                    dim=None if dim is None else as_int(dim, f"{where}.dim", 1))

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +29,7 @@ from scipy import sparse
 from vidmem.backends.base import Backend
 from vidmem.backends.captions import CHUNK, CaptionsBackend
 from vidmem.core.errors import DataError, ParamsError
+from vidmem.core.files import video_key
 from vidmem.data.dataset import Dataset
 from vidmem.video.geometry import InputSpec
 
@@ -114,7 +114,7 @@ class StackedCaptions(CaptionsBackend):
         for start in range(0, len(videos), CHUNK):
             chunk = videos[start:start + CHUNK]
             for video, row in zip(chunk, self._matrix(chunk).toarray(), strict=True):
-                yield Path(video).stem, row[None]
+                yield video_key(video), row[None]
 
     def describe(self) -> dict[str, Any]:
         return {**self._described("stack", "each part's empty-caption vector"),

@@ -24,6 +24,7 @@ import numpy as np
 from vidmem.backends._tf_import import import_tensorflow, tensorflow_numerics
 from vidmem.backends.base import Backend
 from vidmem.core.errors import ParamsError, VidmemError
+from vidmem.core.params import required_str
 from vidmem.video.geometry import InputSpec
 
 DEFAULT_HANDLE = "https://tfhub.dev/google/imagenet/inception_v3/feature_vector/5"
@@ -37,9 +38,8 @@ class TFHubConfig:
 
     @classmethod
     def from_section(cls, section: dict[str, Any], where: str) -> TFHubConfig:
-        handle = section.get("handle", DEFAULT_HANDLE)
-        if not isinstance(handle, str) or not handle:
-            raise ParamsError(f"params.yaml: '{where}.handle' must be a URL or a folder")
+        handle = required_str(section.get("handle", DEFAULT_HANDLE), f"{where}.handle",
+                              "a URL or a folder")
         if "://" not in handle and not os.path.isdir(handle):
             raise ParamsError(f"TF-Hub module folder {handle} not found ({where}.handle)")
         return cls(handle=handle)

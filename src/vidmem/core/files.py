@@ -28,6 +28,15 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def video_key(video: str) -> str:
+    """The one video-id convention: a video is named by its file name (`video10.webm`, as labels,
+    captions, splits and predictions name it), and everything stored per video, or matched
+    between sources that may not know the extension (precomputed feature files, predict's
+    columns), is keyed by that name's stem (`video10`; stems are unique in a videos folder:
+    vidmem.video.listing.list_videos)."""
+    return Path(video).stem
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "",
                 read_only: bool = False) -> Iterator[Path]:

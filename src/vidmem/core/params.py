@@ -113,6 +113,13 @@ def as_float_list(value: Any, key: str, length: int | None = None) -> list[float
     return values
 
 
+def required_str(value: Any, key: str, what: str) -> str:
+    """A non-empty string param; ParamsError naming the key and `what` it must be otherwise."""
+    if not isinstance(value, str) or not value:
+        raise ParamsError(f"params.yaml: '{key}' must be {what}, got {value!r}")
+    return value
+
+
 def optional_str(value: Any, key: str) -> str | None:
     if value is None or value == "":
         return None

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from vidmem.core.errors import DataError, ParamsError
+from vidmem.core.files import video_key
 from vidmem.learn.metrics import regression_metrics, spearman
 
 PARTS = ("train", "val", "test")
@@ -79,7 +80,7 @@ def read_fold_file(path: str | os.PathLike, videos: Sequence[str], folds: int,
     if not {"video", "fold"} <= set(table.columns):
         raise DataError(f"{path}: expected the columns video,fold (cv.folds_file), found "
                         f"{list(table.columns)}")
-    by_name = {v: v for v in videos} | {Path(v).stem: v for v in videos}
+    by_name = {v: v for v in videos} | {video_key(v): v for v in videos}
     duplicated = sorted(set(table.video[table.video.duplicated()]))
     if duplicated:
         raise DataError(f"{path}: video(s) {duplicated[:5]} have more than one fold")

@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from vidmem.core.errors import DataError
-from vidmem.core.files import atomic_dir, write_json
+from vidmem.core.files import atomic_dir, video_key, write_json
 from vidmem.store.bottlenecks import read_video_bottlenecks
 from vidmem.store.concatenated import CONCAT_FEATURES, CONCAT_VIDEOS
 from vidmem.store.shards import ShardReader, is_sharded
@@ -69,7 +69,7 @@ def concat_features(features_dir: str | os.PathLike, videos: Sequence[str],
     Spearman must then fall to about 0.
     """
     features_dir = Path(features_dir)
-    stems = [Path(v).stem for v in videos] if stems is None else list(stems)
+    stems = [video_key(v) for v in videos] if stems is None else list(stems)
     reader = open_features(features_dir)
     available = set(reader.stems())
     missing = [v for v, stem in zip(videos, stems, strict=True) if stem not in available]
