@@ -25,9 +25,11 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
+from tqdm import tqdm
 
 from vidmem.backends.base import Backend
 from vidmem.backends.captions import CHUNK, CaptionsBackend
+from vidmem.backends.text import SparseRows
 from vidmem.core.errors import DataError, ParamsError
 from vidmem.core.files import video_key
 from vidmem.data.dataset import Dataset
@@ -75,7 +77,6 @@ class StackedCaptions(CaptionsBackend):
         self.captions()
         for part in self.parts.values():
             part.fit(train_videos)
-        self.feature_dim = sum(part.feature_dim for part in self.parts.values())
 
     def state(self) -> dict[str, Any] | None:
         states = {name: part.state() for name, part in self.parts.items()}
@@ -91,30 +92,34 @@ class StackedCaptions(CaptionsBackend):
                             f"{sorted(self.parts)}; retrain it with `dvc repro`")
         for name, part in self.parts.items():
             part.load_state(state["parts"][name], source)
-        self.feature_dim = sum(part.feature_dim for part in self.parts.values())
 
     def _matrix(self, videos: Sequence[str]) -> sparse.csr_matrix:
-        """The videos' stacked rows, sparse."""
+        """The videos' stacked rows, sparse (it sets `feature_dim`: a sentence part knows its
+        width only once it has embedded)."""
         self.captions()
         blocks = []
         for part in self.parts.values():
             rows = part.features_of(videos)
-            blocks.append(rows.matrix if hasattr(rows, "matrix")
+            blocks.append(rows.matrix if isinstance(rows, SparseRows)
                           else sparse.csr_matrix(np.asarray(rows)[:, 0, :]))
         matrix = sparse.hstack(blocks, format="csr", dtype=np.float32)
         self.feature_dim = int(matrix.shape[1])
         return matrix
 
-    def features_of(self, videos: Sequence[str]) -> Any:
-        from vidmem.backends.text import SparseRows
-
+    def features_of(self, videos: Sequence[str]) -> SparseRows:
         return SparseRows(self._matrix(videos))
 
     def _rows(self, videos: list[str], progress: bool) -> Iterator[tuple[str, np.ndarray]]:
-        for start in range(0, len(videos), CHUNK):
-            chunk = videos[start:start + CHUNK]
-            for video, row in zip(chunk, self._matrix(chunk).toarray(), strict=True):
-                yield video_key(video), row[None]
+        # Every part once over all videos (a sentence part then embeds in one call and writes its
+        # cache once), sparse; made dense a chunk at a time.
+        matrix = self._matrix(videos)
+        with tqdm(total=len(videos), desc=f"stack {self.name}", unit="video",
+                  disable=not progress) as bar:
+            for start in range(0, len(videos), CHUNK):
+                chunk = videos[start:start + CHUNK]
+                for video, row in zip(chunk, matrix[start:start + CHUNK].toarray(), strict=True):
+                    yield video_key(video), row[None]
+                bar.update(len(chunk))
 
     def describe(self) -> dict[str, Any]:
         return {**self._described("stack", "each part's empty-caption vector"),
