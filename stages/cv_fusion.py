@@ -7,9 +7,9 @@ from vidmem.learn.fusion import fuse_split_table, read_split_predictions
 
 
 def main(args, params):
-    names = params.backends
+    names = list(params.chains)
     table, random_weights = read_split_predictions(
-        {name: f"{args.predictions}/{name}-{args.fold}.csv" for name in names})
+        {name: f"{args.predictions}/{name}/{args.fold}.csv" for name in names})
     fusion, test = fuse_split_table(table, names)
     write_csv(args.out, test[["split", "video", "true", "predicted"]])
     write_json(args.report, {"fold": args.fold, "fit_on": "val",
@@ -24,7 +24,7 @@ def main(args, params):
 if __name__ == "__main__":
     parser = stage_parser(__doc__, fold=True)
     parser.add_argument("--predictions", required=True,
-                        help="folder of the cv_train stages' <backend>-<fold>.csv")
+                        help="folder of the cv_train stages' <chain>/<fold>.csv")
     parser.add_argument("--out", required=True, help="CSV of the fold's fused test scores")
     parser.add_argument("--report", required=True, help="JSON of the fold's fusion weights")
     run_stage(parser, main)

@@ -15,13 +15,13 @@ from vidmem.learn.figures import folds_figure
 
 def main(args, params):
     folds = read_json(args.folds)["folds"]
-    names = params.backends
+    names = list(params.chains)
     config = params.evaluate
     summary = {"folds": len(folds),
                "target": params.target}
     per_fold = {}
     if folds:
-        chains = {name: [f"{args.predictions}/{name}-{k}.csv" for k in range(len(folds))]
+        chains = {name: [f"{args.predictions}/{name}/{k}.csv" for k in range(len(folds))]
                   for name in names}
         if len(names) > 1:
             chains["fusion"] = [f"{args.fused}/{k}.csv" for k in range(len(folds))]
@@ -52,7 +52,8 @@ def number(value) -> str:
 if __name__ == "__main__":
     parser = stage_parser(__doc__)
     parser.add_argument("--folds", required=True, help="cv_split stage JSON")
-    parser.add_argument("--predictions", required=True, help="folder of cv_train CSVs")
+    parser.add_argument("--predictions", required=True,
+                        help="folder of the cv_train stages' <chain>/<fold>.csv")
     parser.add_argument("--fused", required=True, help="folder of cv_fusion CSVs")
     parser.add_argument("--metrics", required=True, help="JSON metrics file to write")
     parser.add_argument("--figure", required=True, help="PNG of Spearman per fold")

@@ -37,9 +37,9 @@ def main(args, params):
     write_json(args.metrics, metrics)
     write_csv(args.predictions, tables["test"][["video", "true", "predicted"]])
     write_csv(args.split_predictions, pd.concat([tables["val"], tables["test"]]))
-    prediction_figure(true, predicted, metrics, args.backend, args.figure)
+    prediction_figure(true, predicted, metrics, args.chain, args.figure)
     # The run's result in one line at the end of `dvc repro`, so nobody has to open JSON.
-    print(f"RESULT {args.backend} ({target}): test Spearman {metrics['spearman']:.3f} "
+    print(f"RESULT {args.chain} ({target}): test Spearman {metrics['spearman']:.3f} "
           f"[95% CI {metrics['spearman_ci95_low']:.3f}, {metrics['spearman_ci95_high']:.3f}], "
           f"Pearson {metrics['pearson']:.3f}, MSE {metrics['mse']:.5f}, n {metrics['n']}, "
           f"head {head.name}, {head.describe(checkpoint)}"
@@ -47,7 +47,7 @@ def main(args, params):
 
 
 if __name__ == "__main__":
-    parser = stage_parser(__doc__, backend=True)
+    parser = stage_parser(__doc__, chain=True)
     parser.add_argument("--head", required=True, help="head stage JSON (the checkpoint's head)")
     parser.add_argument("--model", required=True, help="train stage checkpoint")
     parser.add_argument("--features", required=True, help="concat stage output folder")

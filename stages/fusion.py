@@ -1,4 +1,4 @@
-"""Stage fusion: late fusion of every backend's predictions, weights fit on the validation split
+"""Stage fusion: late fusion of every chain's predictions, weights fit on the validation split
 (ensemble selection, vidmem.learn.fusion); test Spearman with its bootstrap CI, like evaluate."""
 
 import pandas as pd
@@ -12,7 +12,7 @@ from vidmem.learn.metrics import regression_metrics
 
 def main(args, params):
     config = params.evaluate
-    names = params.backends
+    names = list(params.chains)
     table, random_weights = read_split_predictions(
         {name: f"{args.predictions}/{name}.csv" for name in names})
     fusion, test = fuse_split_table(table, names)
@@ -26,7 +26,7 @@ def main(args, params):
                     "random_weights": any(random_weights[n] for n, w in fusion.weights.items()
                                           if w > 0)})
     write_json(args.metrics, metrics)
-    write_json(args.model, {**fusion.state(), "backends": names, "target": target})
+    write_json(args.model, {**fusion.state(), "chains": names, "target": target})
     write_csv(args.table, pd.DataFrame({"video": test.video, "true": test.true,
                                         "predicted": predicted}))
     prediction_figure(test.true.to_numpy(), predicted, metrics, "fusion", args.figure)
@@ -40,7 +40,7 @@ def main(args, params):
 if __name__ == "__main__":
     parser = stage_parser(__doc__)
     parser.add_argument("--predictions", required=True,
-                        help="folder of the evaluate stages' <backend>.csv (val and test rows)")
+                        help="folder of the evaluate stages' <chain>.csv (val and test rows)")
     parser.add_argument("--metrics", required=True, help="JSON metrics file to write")
     parser.add_argument("--model", required=True,
                         help="JSON of the fitted fusion (weights, z-score statistics, line)")

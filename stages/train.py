@@ -1,4 +1,4 @@
-"""Stage train: fit one backend's head (`heads.<name>`, with the settings the head stage resolved:
+"""Stage train: fit one chain's head (`chains.<name>.head`, with the settings the head stage resolved:
 the LSTM, or ridge / SVR / MLP on mean-pooled features), chosen on the validation split (best
 epoch, or best strength).
 Per-step loss and validation Spearman are logged with DVCLive as they come (`dvc exp show` and
@@ -38,21 +38,22 @@ def main(args, params):
         live.summary = {"head": head.name, **fit.metrics, "n_train": len(index["train"]),
                         "n_val": len(index["val"])}
         live.step = int(fit.history[head.step].iloc[-1])  # the summary's step: the last one run
-    print(f"train {args.backend}: {fit.summary}")
+    print(f"train {args.chain}: {fit.summary}")
     for warning in fit.warnings:
-        print(f"WARNING: train {args.backend}: {warning}", file=sys.stderr)
+        print(f"WARNING: train {args.chain}: {warning}", file=sys.stderr)
     checkpoint, history, best = fit.checkpoint, fit.history, fit.best_step
-    checkpoint["backend"] = args.backend
+    checkpoint["backend"], checkpoint["chain"] = args.backend, args.chain
     state = read_state(args.extracted)
     if state is not None:  # what the backend fit (a TF-IDF) travels with the head trained on it
         checkpoint["backend_state"] = state
     save_checkpoint(checkpoint, args.model)
-    training_figures(history, best, f"{args.backend} ({head.name})", f"{args.plots}/loss.png",
+    training_figures(history, best, f"{args.chain} ({head.name})", f"{args.plots}/loss.png",
                      f"{args.plots}/val_spearman.png", step=head.step)
 
 
 if __name__ == "__main__":
-    parser = stage_parser(__doc__, backend=True)
+    parser = stage_parser(__doc__, chain=True)
+    parser.add_argument("--backend", required=True, help="the chain's backend (chains.<name>.backend)")
     parser.add_argument("--head", required=True, help="head stage JSON: the head and its settings")
     parser.add_argument("--features", required=True, help="concat stage output folder")
     parser.add_argument("--extracted", required=True,

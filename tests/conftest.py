@@ -78,7 +78,7 @@ def sh(args: list[str], cwd: Path, check: bool = True,
 
 
 def documented_block() -> dict[str, dict]:
-    """The `backend:` and `heads:` entries docs/backends.md gives for pasting into params.yaml
+    """The `backend:` and `chains:` entries docs/backends.md gives for pasting into params.yaml
     (the backends that are not listed by default), parsed from its yaml block."""
     import yaml
 
@@ -94,11 +94,11 @@ def documented_backends() -> dict[str, dict]:
 
 
 def with_documented_backends(params: dict) -> dict:
-    """`params` with the documented sections added under `backend:` and their heads under
-    `heads:` (as a user pastes them)."""
+    """`params` with the documented sections added under `backend:` and their chains under
+    `chains:` (as a user pastes them)."""
     block = documented_block()
     params["backend"] = {**block["backend"], **params["backend"]}
-    params["heads"] = {**block["heads"], **params["heads"]}
+    params["chains"] = {**block["chains"], **params["chains"]}
     return params
 
 
@@ -146,6 +146,13 @@ def write_demo_latents(params: dict, folder: Path, suffix: str = ".txt",
     for _, row in latents.iterrows():
         values = separator.join(f"{row[column]:.6f}" for column in ("size", "brightness", "hue"))
         (folder / f"{Path(row['video']).stem}{suffix}").write_text(values + "\n")
+
+
+def use_backends(params: dict, heads: dict[str, str]) -> None:
+    """List these backends, with one chain each named after its backend (`heads`: backend ->
+    head), as a test project that swaps the demo's backends needs."""
+    params["backends"] = list(heads)
+    params["chains"] = {name: {"backend": name, "head": head} for name, head in heads.items()}
 
 
 def set_params(params: dict, overrides: dict) -> None:

@@ -183,10 +183,12 @@ READ_ONLY_IN_SOME_SETTINGS = {
     "geometry": {"backends": "decode.short_side: auto (the listed backends' input geometry)",
                  "backend": "decode.short_side: auto"},
     "normalize": {"decode": "a frame backend (a caption backend has nothing to normalize)"},
-    "head": {key: "heads.<b>: lstm (the LSTM's settings)"
+    "head": {key: "chains.<c>.head: lstm (the LSTM's settings)"
              for key in ("lr", "epochs", "batch_size", "model")},
     "extract": {key: "a caption backend (it reads the captions; a frame backend reads none)"
                 for key in ("data.captions", "data.on_bad_input", "data.format")},
+    "cv_train": {key: "cv.folds set (with [] it records that cross-validation is off)"
+                 for key in ("backend", "target", "train", "base.seed", "data", "cache")},
     "cv_split": {"data.ground_truth": "cv.folds set", "data.on_bad_input": "cv.folds set",
                  "data.format": "cv.folds set"},
 }
@@ -198,7 +200,8 @@ def unread_declared_params(stage: StageDecl, record: dict) -> list[str]:
     settings. Each would re-run the stage for nothing when it changes."""
     read = record["params"]
     allowed = READ_ONLY_IN_SOME_SETTINGS.get(stage.name.split("@")[0], {})
-    return [key for key in stage.params if key not in allowed and not any(
+    return [key for key in stage.params  # an allowed key covers the keys below it too
+            if not any(key == a or key.startswith(a + ".") for a in allowed) and not any(
         r == key or r.startswith(key + ".") or key.startswith(r + ".") for r in read)]
 
 

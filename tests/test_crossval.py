@@ -11,6 +11,7 @@ from scipy import stats
 from vidmem.core.errors import DataError, ParamsError
 from vidmem.learn.crossval import (
     kfold_splits,
+    official_fold_parts,
     paired_difference,
     read_fold_file,
     summarize_chain,
@@ -124,3 +125,15 @@ def test_the_cv_seed_moves_the_folds_not_the_main_split():
     moved = {**raw, "cv": {"folds": [0, 1, 2], "seed": 7}}
     assert CVConfig.from_params(moved).seed == 7
     assert SplitConfig.from_params(moved) == SplitConfig.from_params(raw)
+
+
+def test_official_parts_make_two_folds_and_anything_else_is_a_clear_error():
+    official = {"train": ["t2", "t1", "t3", "t4"], "test": ["s2", "s1", "s3"]}
+    parts = official_fold_parts(official, "memento10k", 2)
+    assert parts == [["s1", "s2", "s3"], ["t1", "t2", "t3", "t4"]]  # fold 0 tests on "test"
+    folds = kfold_splits([v for part in parts for v in part], 2, 0, 0.3, parts)
+    assert [sorted(f["test"]) for f in folds] == parts
+    with pytest.raises(ParamsError, match="mediaeval2018 defines no official parts"):
+        official_fold_parts(None, "mediaeval2018", 2)
+    with pytest.raises(ParamsError, match=r"gives 2 folds .* cv.folds lists 5"):
+        official_fold_parts(official, "memento10k", 5)

@@ -58,7 +58,7 @@ def test_repro_then_noop_then_exp_run_and_metrics_diff(project, tmp_path):
     header = shown.splitlines()[0].split(",")
     assert "lr" in header and "metrics/eval/efficientnet_lite0.json:spearman" in header
     # Each chain's head is a params column; the fusion's result a metrics column.
-    assert {"heads.efficientnet_lite0", "heads.captions"} <= set(header)
+    assert {"chains.efficientnet_lite0.head", "chains.captions.head"} <= set(header)
     assert "metrics/eval/fusion.json:spearman" in header
     # The headline metrics lead the metrics columns (compare is first in dvc.yaml) ...
     headline = ["test_spearman.efficientnet_lite0", "test_spearman.captions",
@@ -98,7 +98,7 @@ def test_repro_then_noop_then_exp_run_and_metrics_diff(project, tmp_path):
 
 # docs/results.md: the experiments table with only the columns that compare them.
 README_EXP_SHOW = ["--drop", ".*", "--keep",
-                   r"Experiment|Created|test_spearman|.*best_(epoch|candidate)|lr$|epochs$|heads\.",
+                   r"Experiment|Created|test_spearman|.*best_(epoch|candidate)|lr$|epochs$|\.head$",
                    "--sort-by", "test_spearman.fusion"]
 
 
@@ -113,7 +113,8 @@ def test_dag_lists_the_stages_in_pipeline_order(project):
                 "head@efficientnet_lite0", "head@captions",
                 "train@efficientnet_lite0", "train@captions",
                 "evaluate@efficientnet_lite0", "evaluate@captions", "fusion",
-                "cv_split", "cv_summary"]  # cv.folds: [] adds no per-fold stage
+                "cv_split", "cv_train@efficientnet_lite0", "cv_train@captions",
+                "cv_summary"]  # cv.folds: [] adds no cv_fusion stage
     assert stages == expected
     mermaid = sh(["dvc", "dag", "--md"], project).stdout
     names = dict(re.findall(r'(node\d+)\["([^"]+)"\]', mermaid))
@@ -134,7 +135,7 @@ def test_dag_lists_the_stages_in_pipeline_order(project):
 
 
 def test_a_head_or_lr_change_reruns_only_the_chains_it_touches(project):
-    """#34: a head lives in `heads.<b>`, apart from the backend's feature settings, and each
+    """#34: a head lives in `chains.<c>.head`, apart from the backend's feature settings, and each
     chain depends on its own head's settings (the head stage's file), so changing the captions
     head re-runs neither decode, normalize nor extract, and `lr` (the LSTM's) re-runs no ridge
     chain. `dvc status` names the changed head stages; `dvc repro` runs their chains only.
@@ -153,10 +154,11 @@ def test_a_head_or_lr_change_reruns_only_the_chains_it_touches(project):
         status = status_stages(sh(["dvc", "status"], project).stdout)
         return status, ran_stages(sh(["dvc", "repro"], project).stdout)
 
-    chain = {"train@{}", "evaluate@{}"}
-    status, ran = change("heads.captions", "svr")
-    assert status == {"scan", "head@captions"}
-    assert ran == {"scan", "head@captions", "fusion", "compare",
+    chain = {"train@{}", "evaluate@{}", "cv_train@{}"}  # cv_train: recording CV is off
+    status, ran = change("chains.captions.head", "svr")
+    # fusion, compare and cv_summary combine every chain: they declare `chains`.
+    assert status == {"scan", "head@captions", "fusion", "compare", "cv_summary"}
+    assert ran == {"scan", "head@captions", "fusion", "compare", "cv_summary",
                    *(s.format("captions") for s in chain)}
     assert json.loads((project / "metrics/train/captions/metrics.json").read_text())["head"] \
         == "svr"
@@ -169,8 +171,9 @@ def test_a_head_or_lr_change_reruns_only_the_chains_it_touches(project):
     # A feature setting that keeps the input geometry: decode depends on the geometry stage's
     # file, not on the backend's section, so it does not run.
     status, ran = change("backend.efficientnet_lite0.frames_per_batch", 8)
+    # (cv_train declares the backend's section: a backend that fits on data is refit per fold.)
     assert status == {"scan", "geometry", "normalize@efficientnet_lite0",
-                      "extract@efficientnet_lite0"}
+                      "extract@efficientnet_lite0", "cv_train@efficientnet_lite0"}
     assert "geometry" in ran and "decode" not in ran
     sh(["git", "checkout", "params.yaml"], project)
 

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import commit_all, documented_backends, sh, tensorflow_or_skip, tiny_project, write_demo_latents
+from conftest import (
+    commit_all,
+    documented_backends,
+    sh,
+    tensorflow_or_skip,
+    tiny_project,
+    use_backends,
+    write_demo_latents,
+)
 from deps_check import check_trace
 from helpers import save_input_stats_module, save_poets_graph
 
@@ -30,7 +38,7 @@ def project(tmp_path_factory) -> Path:
 
     def add_backends(params) -> None:
         write_demo_latents(params, root / "data" / "precomputed" / "latents")
-        params["backends"] = BACKENDS
+        use_backends(params, dict.fromkeys(BACKENDS, "lstm"))
         # Configured like the real Inception backends, with the models saved above.
         params["backend"]["hub_stats"] = copy.deepcopy(documented_backends()["tfhub_inception_v3"])
         params["backend"]["hub_stats"].update(handle="data/weights/hub_stats")
@@ -40,7 +48,6 @@ def project(tmp_path_factory) -> Path:
             params["backend"][name]["input"] = {"size": 32}  # the rest from the registry
         params["backend"]["latents"] = {"kind": "precomputed", "input": None,
                                         "features_dir": "data/precomputed/latents"}
-        params["heads"].update(hub_stats="lstm", poets_stats="lstm", latents="lstm")
 
     return tiny_project(root, add_backends)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import sh, tiny_project
+from conftest import sh, tiny_project, use_backends
 
 pytestmark = pytest.mark.e2e
 
@@ -68,10 +68,9 @@ def test_features_only_repro_on_each_layout(tmp_path, layout):
             "captions": (f"data/{layout}/memento_captions.json" if layout == "memento10k"
                          else f"data/{layout}")})
         params["split"].update({"source": "official", "val": 0.25})
-        params["backends"] = ["shipped", "captions"]
+        use_backends(params, {"shipped": "ridge", "captions": "ridge"})
         params["backend"]["shipped"] = {"kind": "precomputed", "input": None,
                                         "features_dir": "data/precomputed/shipped"}
-        params["heads"]["shipped"] = "ridge"
 
     project = tiny_project(tmp_path / "project", edit)
     # The data set copied in after the clone, as a user does: untracked until `dvc add`.
@@ -109,11 +108,23 @@ def test_features_only_repro_on_each_layout(tmp_path, layout):
                 for rev in exp["revs"]]
         assert [r["data"]["params"]["params.yaml"]["data"]["split"]["val"] for r in runs
                 if r["error"] is None] == [0.3]
-    if layout == "memento10k":  # no long-term scores: a clear error naming the data set
+    if layout == "memento10k":
         from ruamel.yaml import YAML
 
+        # Folds from the data set's own parts (#35): fold 0 tests on the official test part,
+        # fold 1 on the official training part; the main split does not move.
         yaml = YAML()
         params = yaml.load(project / "params.yaml")
+        params["cv"].update({"folds": [0, 1], "source": "official", "val_fraction": 0.35})
+        yaml.dump(params, project / "params.yaml")
+        sh(["dvc", "repro"], project)
+        folds = json.loads((project / "data/cv/folds.json").read_text())
+        assert folds["source"] == "official"
+        assert [f["test"] for f in folds["folds"]] == [official_test, sorted(scores)[:16]]
+        assert json.loads((project / "data/split.json").read_text()) == split
+        assert len(json.loads((project / "metrics/cv.json").read_text())["fusion"]["folds"]) == 2
+        # No long-term scores: a clear error naming the data set.
+        params["cv"] = {"folds": []}
         params["target"] = "long-term_memorability"
         yaml.dump(params, project / "params.yaml")
         run = sh(["dvc", "repro"], project, check=False)

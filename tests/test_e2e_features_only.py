@@ -13,7 +13,7 @@ from ruamel.yaml import YAML
 
 from vidmem.store.shards import ShardReader
 
-from conftest import sh, tiny_project, write_demo_latents
+from conftest import ran_stages, sh, tiny_project, use_backends, write_demo_latents
 from deps_check import check_trace
 
 pytestmark = pytest.mark.e2e
@@ -27,10 +27,9 @@ def project(tmp_path_factory) -> Path:
         # One row per video, comma-separated, like MediaEval's shipped features.
         write_demo_latents(params, root / "data" / "precomputed" / "shipped", ".csv", ",")
         params["data"]["videos_dir"] = "data/precomputed"  # no video in there
-        params["backends"] = ["shipped", "captions"]
+        use_backends(params, {"shipped": "ridge", "captions": "ridge"})
         params["backend"]["shipped"] = {"kind": "precomputed", "input": None,
                                         "features_dir": "data/precomputed/shipped"}
-        params["heads"]["shipped"] = "ridge"
 
     return tiny_project(root, features_only)
 
@@ -143,11 +142,11 @@ def test_cross_validation_folds_summary_and_what_a_new_backend_reruns(project, t
     captions = read_captions(project / "data/demo/captions.txt")
     for k, fold in enumerate(folds):
         assert not set(fold["test"]) & (set(fold["train"]) | set(fold["val"]))
-        trained = json.loads((project / f"data/cv/train/captions-{k}.json").read_text())
+        trained = json.loads((project / f"data/cv/chains/captions/{k}.json").read_text())
         vocabulary = TfidfVectorizer(ngram_range=(1, 2)).fit(
             [captions[v] for v in fold["train"]]).vocabulary_
         assert trained["feature_dim"] == len(vocabulary)  # no test (or val) caption's words
-        table, _ = read_split_predictions({b: project / f"data/cv/predictions/{b}-{k}.csv"
+        table, _ = read_split_predictions({b: project / f"data/cv/chains/{b}/{k}.csv"
                                            for b in ("shipped", "captions")})
         fused = json.loads((project / f"data/cv/fused/{k}.json").read_text())
         refit = fuse_split_table(table, ["shipped", "captions"])[0]
@@ -179,18 +178,38 @@ def test_cross_validation_folds_summary_and_what_a_new_backend_reruns(project, t
     assert from_file["source"] == "data/folds.csv" and from_file["without_fold"] == []
     assert json.loads((project / "data/split.json").read_text()) == split
     del params["cv"]["folds_file"]
-    # A new backend: its own chains (and the fusion and summary) are to run, no one else's.
+    yaml.dump(params, project / "params.yaml")
+    sh(["dvc", "repro"], project)  # the seeded folds again
+    # A second head on a backend (#35 item 4): one more chain, fused with the others on every
+    # fold; it re-runs no extract and no other chain's folds.
+    params["chains"]["shipped_svr"] = {"backend": "shipped", "head": "svr"}
+    yaml.dump(params, project / "params.yaml")
+    changed = {n.split(":")[-1] for n in json.loads(sh(["dvc", "status", "--json"], project).stdout)}
+    assert {"head@shipped_svr", "cv_train@shipped_svr", "fusion", "cv_summary"} <= changed
+    assert not {"extract@shipped", "concat@shipped", "head@shipped", "cv_train@shipped",
+                "cv_train@captions"} & changed
+    ran = ran_stages(sh(["dvc", "repro"], project).stdout)
+    assert not {"extract@shipped", "train@shipped", "cv_train@shipped"} & ran
+    for k in range(3):
+        weights = json.loads((project / f"data/cv/fused/{k}.json").read_text())["weights"]
+        assert set(weights) == {"shipped", "captions", "shipped_svr"}
+    summary = json.loads((project / "metrics/cv.json").read_text())
+    assert len(summary["shipped_svr"]["folds"]) == 3
+    assert summary["paired"]["fusion_vs_shipped_svr"]["folds"] == 3
+    assert json.loads((project / "models/fusion.json").read_text())["chains"] == \
+        ["shipped", "captions", "shipped_svr"]
+    # A new backend: its own chain (and the fusion and summary) are to run, no one else's.
     params["backends"] = ["shipped", "captions", "shipped_again"]
     params["backend"]["shipped_again"] = dict(params["backend"]["shipped"])
-    params["heads"]["shipped_again"] = "ridge"
+    params["chains"]["shipped_again"] = {"backend": "shipped_again", "head": "ridge"}
     yaml.dump(params, project / "params.yaml")
-    status = json.loads(sh(["dvc", "status", "--json"], project).stdout)
-    changed = {name.split(":")[-1] for name in status}
-    assert {f"cv_train@shipped_again-{k}" for k in range(3)} <= changed
-    assert not {f"cv_train@{b}-{k}" for b in ("shipped", "captions") for k in range(3)} & changed
+    changed = {n.split(":")[-1] for n in json.loads(sh(["dvc", "status", "--json"], project).stdout)}
+    assert "cv_train@shipped_again" in changed
+    assert not {f"cv_train@{c}" for c in ("shipped", "captions", "shipped_svr")} & changed
     params["backends"] = ["shipped", "captions"]
     del params["backend"]["shipped_again"]
-    del params["heads"]["shipped_again"]
+    del params["chains"]["shipped_again"]
+    del params["chains"]["shipped_svr"]
     params["cv"]["folds"] = []
     params["cv"]["val_fraction"] = 0.125
     yaml.dump(params, project / "params.yaml")
@@ -199,7 +218,7 @@ def test_cross_validation_folds_summary_and_what_a_new_backend_reruns(project, t
 def test_a_frame_backend_without_videos_is_a_clear_error(project):
     yaml = YAML()
     params = yaml.load(project / "params.yaml")
-    params["backends"] = ["shipped", "efficientnet_lite0"]
+    use_backends(params, {"shipped": "ridge", "efficientnet_lite0": "lstm"})
     yaml.dump(params, project / "params.yaml")
     run = sh(["dvc", "repro"], project, check=False)
     assert run.returncode != 0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import sh, tiny_project
+from conftest import sh, tiny_project, use_backends
 
 pytestmark = pytest.mark.e2e
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 def test_a_queued_experiment_reuses_the_per_video_cache(tmp_path):
     def with_cache(params) -> None:
         params["cache"]["dir"] = ".cache/vidmem"
-        params["backends"] = ["efficientnet_lite0"]
+        use_backends(params, {"efficientnet_lite0": "lstm"})
 
     (tmp_path / "project").mkdir()
     project = tiny_project(tmp_path / "project", with_cache)

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from conftest import commit_all, ran_stages, sh, tiny_project
+from conftest import commit_all, ran_stages, sh, tiny_project, use_backends
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +34,7 @@ def s3_endpoint():
 
 def test_push_then_a_fresh_clone_pulls_and_has_nothing_to_run(tmp_path, s3_endpoint):
     def one_backend(params) -> None:
-        params["backends"] = ["efficientnet_lite0"]
+        use_backends(params, {"efficientnet_lite0": "lstm"})
 
     (tmp_path / "first").mkdir()
     project = tiny_project(tmp_path / "first", one_backend)

@@ -30,7 +30,7 @@ from vidmem.store.executor import EXECUTOR_ENV, get_executor
 from vidmem.store.shards import ShardReader
 from vidmem.video.frames import decode_step
 
-from conftest import REPO, pinned_or_skip, sh, status_stages, tiny_project
+from conftest import REPO, pinned_or_skip, sh, status_stages, tiny_project, use_backends
 
 ray = pinned_or_skip("ray")
 BACKEND = "efficientnet_lite0"
@@ -207,7 +207,7 @@ def test_dvc_stages_on_ray_write_the_bytes_local_wrote_and_rerun_nothing(tmp_pat
     per-video stages on Ray (with an empty per-video cache) rewrites the same bytes."""
     def ray_ready(params) -> None:
         params["cache"]["dir"] = ".cache/vidmem"
-        params["backends"] = [BACKEND]
+        use_backends(params, {BACKEND: "lstm"})
 
     (tmp_path / "project").mkdir()
     project = tiny_project(tmp_path / "project", ray_ready)

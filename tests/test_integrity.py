@@ -16,7 +16,7 @@ from vidmem.learn.fusion import Fusion
 BACKENDS = ["frames", "captions"]
 GOOD = {"weights": {"frames": 0.7, "captions": 0.3}, "val_spearman": 0.9,
         "center": {"frames": 0.76, "captions": 0.75}, "scale": {"frames": 0.05, "captions": 0.01},
-        "slope": 0.09, "intercept": 0.75, "backends": BACKENDS, "target": "short-term_memorability"}
+        "slope": 0.09, "intercept": 0.75, "chains": BACKENDS, "target": "short-term_memorability"}
 
 
 def write(tmp_path, state) -> object:
@@ -42,7 +42,7 @@ def test_a_good_fusion_file_loads_and_fuses(tmp_path):
     ("center.frames", {"center": {"frames": "0.7", "captions": 0.75}}),
     ("intercept", {"intercept": math.inf}),
     ("slope", {"slope": None}),
-    ("backends", {"backends": ["frames"]}),
+    ("chains", {"chains": ["frames"]}),
 ])
 def test_every_bad_value_is_an_error_naming_the_field(tmp_path, field, change):
     # json.dumps writes NaN and Infinity, as a damaged or hand-edited file may hold them.

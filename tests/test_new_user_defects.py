@@ -109,7 +109,8 @@ def test_predict_with_a_precomputed_backend_reads_the_given_folder(tmp_path):
             (folder / f"{name}.txt").write_text(f"{k} {k + 1}\n{k} 0\n")
     params = {"data": {"videos_dir": "unused", "ground_truth": "unused.csv"},
               "cache": {"dir": None},
-              "backend": {"pre": {"kind": "precomputed", "features_dir": str(training)}}}
+              "backend": {"pre": {"kind": "precomputed", "features_dir": str(training)}},
+              "backends": ["pre"], "chains": {"pre": {"backend": "pre", "head": "lstm"}}}
     rng = np.random.default_rng(0)
     features = rng.uniform(size=(12, 2, 2)).astype(np.float32)
     config = TrainConfig(lr=1e-2, epochs=2, batch_size=4, target="short-term_memorability",

@@ -18,7 +18,7 @@ from vidmem.data.groundtruth import create_layout, list_layouts, read_ground_tru
 from vidmem.learn.chain import create_head, load_scorer
 from vidmem.learn.training import save_checkpoint
 
-from conftest import sh, tiny_project, write_demo_latents
+from conftest import sh, tiny_project, use_backends, write_demo_latents
 
 PLUGINS = Path(__file__).parent / "plugins"
 
@@ -66,10 +66,9 @@ def test_toy_head_and_layout_run_through_train_evaluate_and_predict(tmp_path):
         write_demo_latents(params, root / "data" / "precomputed" / "latents")
         params["data"].update(videos_dir="data/precomputed", captions=None,
                               format="toyplugin:ToyLayout")
-        params["backends"] = ["latents"]
+        use_backends(params, {"latents": "toyplugin:ToyHead"})
         params["backend"] = {"latents": {"kind": "precomputed", "input": None,
                                          "features_dir": "data/precomputed/latents"}}
-        params["heads"] = {"latents": "toyplugin:ToyHead"}
 
     project = tiny_project(root, use_plugins)
     env = {"PYTHONPATH": os.pathsep.join([str(PLUGINS), os.environ.get("PYTHONPATH", "")])}

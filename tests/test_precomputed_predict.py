@@ -75,6 +75,9 @@ def test_predict_scores_unlabelled_videos_through_the_training_path(tmp_path):
         "cache": {"dir": None},
         "backend": {"mean": {"kind": "helpers:MeanColour", "frames_per_batch": 8,
                              "input": {"size": 8, "value": {"range": [0, 1]}}}},
+        # `other`: a chain on another backend, which this checkpoint was not trained on.
+        "backends": ["mean", "other"], "chains": {"mean": {"backend": "mean", "head": "lstm"},
+                                                  "other": {"backend": "other", "head": "lstm"}},
     }
     rng = np.random.default_rng(0)
     features = rng.uniform(size=(30, 4, 6)).astype(np.float32)
@@ -101,7 +104,7 @@ def test_predict_scores_unlabelled_videos_through_the_training_path(tmp_path):
         table.predicted, predict_scores(result.model, result.checkpoint, expected_features),
         rtol=1e-4, atol=1e-5)
     assert [s["video"] for s in skipped] == ["broken.webm"]
-    with pytest.raises(DataError, match="trained on backend 'mean'"):
+    with pytest.raises(DataError, match="trained on backend 'mean', but chain 'other' is on"):
         predict_videos(videos, Params(params), "other", tmp_path / "model.pt", progress=False)
     # A ridge head's checkpoint scores the same videos through the same path.
     ridge = fit_head("ridge", features[:20].mean(axis=1), targets[:20],

@@ -82,15 +82,33 @@ def test_captions_backend_under_fail_policy_and_without_captions(tmp_path):
         extract_step(tmp_path / "unused", tmp_path / "out", backend)
 
 
-def test_head_key_is_checked():
-    assert head_of(Params({"heads": {"b": "ridge"}}), "b") == "ridge"
-    with pytest.raises(ParamsError, match="'heads.b' must be one of"):
-        head_of(Params({"heads": {"b": "forest"}}), "b")
-    with pytest.raises(ParamsError, match="no 'heads.b'"):
-        head_of(Params({"heads": {}}), "b")
-    # The old place of a head: an error that says where it went, not a silent default.
-    with pytest.raises(ParamsError, match=r"'backend.b.head' has moved.*heads: \{b: svr\}"):
-        head_of(Params({"backend": {"b": {"kind": "torch", "head": "svr"}}}), "b")
+def chains_params(**chains: dict) -> Params:
+    return Params({"backends": ["b", "t"], "chains": chains})
+
+
+def test_chain_keys_are_checked():
+    """`chains.<c>`: a listed backend and a registered head (or an import path); each error
+    names the key and the fix, and a backend may feed several chains."""
+    params = chains_params(b={"backend": "b", "head": "ridge"}, b_svr={"backend": "b", "head": "svr"},
+                           t={"backend": "t", "head": "lstm"})
+    assert [head_of(params, c) for c in ("b", "b_svr", "t")] == ["ridge", "svr", "lstm"]
+    assert {c: s.backend for c, s in params.chains.items()} == {"b": "b", "b_svr": "b", "t": "t"}
+    with pytest.raises(ParamsError, match="'chains.b.head' must be one of"):
+        head_of(chains_params(b={"backend": "b", "head": "forest"}), "b")
+    with pytest.raises(ParamsError, match="no 'chains.x'"):
+        head_of(chains_params(b={"backend": "b", "head": "ridge"}), "x")
+    with pytest.raises(ParamsError, match=r"'chains.b.backend' is 'z', which 'backends' does not"):
+        head_of(chains_params(b={"backend": "z", "head": "ridge"}), "b")
+    with pytest.raises(ParamsError, match=r"'chains.b' must be \{backend: "):
+        head_of(chains_params(b="ridge"), "b")
+    with pytest.raises(ParamsError, match=r"no chain trains on backend\(s\) \['t'\]"):
+        list(chains_params(b={"backend": "b", "head": "ridge"}).chains)
+    with pytest.raises(ParamsError, match="not 'fusion'"):
+        list(chains_params(fusion={"backend": "b", "head": "ridge"},
+                           t={"backend": "t", "head": "lstm"}).chains)
+    # The layout before chains: an error that spells out the new one, not a silent default.
+    with pytest.raises(ParamsError, match=r"'heads' has become 'chains'.*\{backend: b, head: svr\}"):
+        list(Params({"backends": ["b"], "heads": {"b": "svr"}}).chains)
 
 
 def test_head_stage_file_carries_only_its_heads_settings(tmp_path):
@@ -99,7 +117,8 @@ def test_head_stage_file_carries_only_its_heads_settings(tmp_path):
     train builds the head from the file, and a bad file is an error that names it."""
     raw = {"lr": 3e-3, "epochs": 2, "batch_size": 8, "target": "short-term_memorability",
            "model": {"hidden_size": 4, "num_layers": 1, "dropout": 0.0}, "base": {"seed": 0},
-           "heads": {"net": "lstm", "text": "ridge"}}
+           "backends": ["net", "text"], "chains": {"net": {"backend": "net", "head": "lstm"},
+                                                    "text": {"backend": "text", "head": "ridge"}}}
     lstm, ridge = head_settings(Params(raw), "net"), head_settings(Params(raw), "text")
     assert lstm == {"head": "lstm", "settings": {"lr": 3e-3, "epochs": 2, "batch_size": 8,
                                                  "hidden_size": 4, "num_layers": 1,

@@ -160,7 +160,8 @@ def test_predict_rebuilds_a_stacked_backend_from_its_checkpoint(tmp_path, encode
     write_json(tmp_path / "split.json", split)
     params = Params({"backend": {"text": {"kind": "stack", "parts": {
         "tfidf": {"kind": "captions"}, "sentence": {"kind": "sentence"}}}},
-        "heads": {"text": "ridge"}, "cache": {"dir": str(encoder.cache_file.parents[1])},
+        "backends": ["text"], "chains": {"text": {"backend": "text", "head": "ridge"}},
+        "cache": {"dir": str(encoder.cache_file.parents[1])},
         "target": "short-term_memorability", "base": {"seed": 0},
         "data": {"format": "mediaeval2018", "on_bad_input": "skip"}})
     backend = create_backend(params, "text", cache_root=encoder.cache_file.parents[1])

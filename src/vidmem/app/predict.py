@@ -1,17 +1,17 @@
 """Score videos that have no labels (the official test set, new videos) with what `dvc repro`
-trained: every backend listed in params.yaml and their fusion, or one backend.
+trained: every chain in params.yaml and their fusion, or one chain.
 
     vidmem predict --videos data/mediaeval2018/test-set/videos \\
         --captions data/mediaeval2018/test-set/test-set_video-captions.txt --out test-set.csv
 
-writes one row per video: `video`, one column per backend (its checkpoint's score) and `fusion`
+writes one row per video: `video`, one column per chain (its checkpoint's score) and `fusion`
 (the fused score, from `models/fusion.json`). Frame backends take the training path (decode →
 extract with the same params and the same per-video cache); caption backends (`kind: captions`,
 `kind: sentence`) turn `--captions` (in the data set's layout) into features with the state their
 checkpoint carries (the fitted TF-IDF vocabulary and IDF weights, or the embedding model and its
 digest): nothing is refit on the scored videos. A video a backend cannot score (undecodable, no caption)
 is listed in `<out>.skipped.csv` with the reason; its fused score is left empty, never made from
-a zero vector. `--backend NAME` scores with one backend. For a backend that reads no frames
+a zero vector. `--chain NAME` scores with one chain. For a backend that reads no frames
 (`kind: precomputed`), `--videos` is the folder of the videos' feature files, in its layout.
 """
 
@@ -38,18 +38,20 @@ from vidmem.store.concatenated import load_concat
 from vidmem.store.features import concat_features, feature_stems
 
 
-def predict_videos(videos_dir: str | os.PathLike, params: Params, backend_name: str,
+def predict_videos(videos_dir: str | os.PathLike, params: Params, chain: str,
                    checkpoint_path: str | os.PathLike, progress: bool = True,
                    captions_path: str | os.PathLike | None = None,
                    ) -> tuple[pd.DataFrame, list[dict[str, str]]]:
-    """One backend's predicted scores (`video`, `predicted`) for every video in `videos_dir`
+    """One chain's predicted scores (`video`, `predicted`) for every video in `videos_dir`
     (a caption backend: every one of them with a caption in `captions_path`), and the videos
     skipped with reasons. Every backend takes one path: built from params, given the state its
     checkpoint carries (nothing is refit), features made as the stages make them, scored."""
-    score, checkpoint = load_scorer(checkpoint_path, imported_head(params, backend_name))
+    backend_name = params.chain_spec(chain).backend
+    score, checkpoint = load_scorer(checkpoint_path, imported_head(params, chain))
     if checkpoint.get("backend") not in (None, backend_name):
         raise DataError(f"{checkpoint_path} was trained on backend {checkpoint['backend']!r}, "
-                        f"not {backend_name!r}: pass the matching --backend or --model")
+                        f"but chain {chain!r} is on {backend_name!r} (params.yaml): pass the "
+                        "matching --chain or --model")
     config = backend_config(params, backend_name)
     backend = config.build(params.cache.dir)
     # Checkpoints before backend_state called a caption backend's state text_features.
@@ -76,19 +78,20 @@ def predict_videos(videos_dir: str | os.PathLike, params: Params, backend_name: 
 
 
 def predict_all(videos_dir: str | os.PathLike, params: Params,
-                backends: list[str] | None = None, models_dir: str | os.PathLike = "models",
+                chains: list[str] | None = None, models_dir: str | os.PathLike = "models",
                 captions_path: str | os.PathLike | None = None, progress: bool = True,
                 ) -> tuple[pd.DataFrame, list[dict[str, str]]]:
-    """Every backend's score (`models/<b>.pt`) and, with all of params' backends, the fused
-    score (`models/fusion.json`), one row per video; and what was skipped, with reasons."""
-    names = backends or params.backends
+    """Every chain's score (`models/<chain>.pt`) and, with all of params' chains, the fused
+    score (`models/fusion.json`), one row per video; and what was skipped, with reasons.
+    (Chains on one backend each make its features: from the per-video cache after the first.)"""
+    names = chains or list(params.chains)
     table: pd.DataFrame | None = None
     skipped: list[dict[str, str]] = []
     for name in names:
         part, missed = predict_videos(videos_dir, params, name, Path(models_dir) / f"{name}.pt",
                                       progress, captions_path)
         part = part.rename(columns={"predicted": name, "video": f"video:{name}"})
-        # One video, one row: a backend of feature files knows a video by its stem (`video10`),
+        # One video, one row: a chain on feature files knows a video by its stem (`video10`),
         # frame and caption backends by its file name (`video10.webm`); rows meet on the stem
         # (stems are unique in a videos folder: list_videos) and keep the file name.
         part["stem"] = [video_key(v) for v in part[f"video:{name}"]]
@@ -101,7 +104,7 @@ def predict_all(videos_dir: str | os.PathLike, params: Params,
                  .fillna(named.bfill(axis=1).iloc[:, 0]))
     table = table.drop(columns=["stem", *named.columns])
     fusion_file = Path(models_dir) / "fusion.json"
-    if backends is None and len(names) > 1:
+    if chains is None and len(names) > 1:
         fusion = Fusion.load(fusion_file, names)
         complete = table[names].notna().all(axis=1)
         table["fusion"] = np.nan
@@ -120,9 +123,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                         help="folder of videos to score (precomputed backends: of their feature files)")
     parser.add_argument("--captions", help="the videos' captions (MediaEval format), for caption "
                                            "backends")
-    parser.add_argument("--backend", help="score with this backend only (default: every backend "
-                                          "in params.yaml and their fusion)")
-    parser.add_argument("--model", help="checkpoint, with --backend (default: models/<backend>.pt)")
+    parser.add_argument("--chain", "--backend", dest="chain",
+                        help="score with this chain only (default: every chain in params.yaml "
+                             "and their fusion)")
+    parser.add_argument("--model", help="checkpoint, with --chain (default: models/<chain>.pt)")
     parser.add_argument("--models", default="models",
                         help="folder of the checkpoints and fusion.json (default: models)")
     parser.add_argument("--out", required=True, help="CSV to write")
@@ -131,15 +135,15 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         params = Params.load(args.params)
-        if args.backend:
+        if args.chain:
             table, skipped = predict_videos(
-                args.videos, params, args.backend,
-                args.model or Path(args.models) / f"{args.backend}.pt",
+                args.videos, params, args.chain,
+                args.model or Path(args.models) / f"{args.chain}.pt",
                 progress=not args.no_progress, captions_path=args.captions)
-            table = table.rename(columns={"predicted": args.backend})
+            table = table.rename(columns={"predicted": args.chain})
         else:
             if args.model:
-                raise DataError("--model needs --backend (it is one backend's checkpoint)")
+                raise DataError("--model needs --chain (it is one chain's checkpoint)")
             table, skipped = predict_all(args.videos, params, None, args.models, args.captions,
                                          progress=not args.no_progress)
     except VidmemError as exc:

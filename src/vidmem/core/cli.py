@@ -10,14 +10,16 @@ from pathlib import Path
 
 from vidmem.core import trace
 from vidmem.core.errors import VidmemError
-from vidmem.core.params import DEFAULT_PARAMS, Params, backend_names, load_params
+from vidmem.core.params import DEFAULT_PARAMS, Params, backend_names, load_params, lookup
 
 
-def stage_parser(description: str, backend: bool = False,
+def stage_parser(description: str, backend: bool = False, chain: bool = False,
                  fold: bool = False) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     if backend:
         parser.add_argument("backend", help="backend name (a key of 'backend' in params.yaml)")
+    if chain:
+        parser.add_argument("chain", help="chain name (a key of 'chains' in params.yaml)")
     if fold:
         parser.add_argument("--fold", type=int, required=True,
                             help="cross-validation fold (an entry of cv.folds)")
@@ -38,9 +40,13 @@ def run_stage(parser: argparse.ArgumentParser,
         backend = getattr(args, "backend", None)
         if backend is not None and backend not in backend_names(params):
             print(f"note: backend {backend!r} is not in params.yaml 'backends'", file=sys.stderr)
-        # The stage's name in dvc.yaml (`extract@efficientnet_lite0`, `cv_train@captions-2`,
-        # `cv_fusion@2`), for the optional trace.
-        item = "-".join(str(v) for v in (backend, getattr(args, "fold", None)) if v is not None)
+        chain = getattr(args, "chain", None)
+        if chain is not None and chain not in (lookup(params, "chains", None) or {}):
+            print(f"note: chain {chain!r} is not in params.yaml 'chains'", file=sys.stderr)
+        # The stage's name in dvc.yaml (`extract@efficientnet_lite0`, `train@captions_svr`: a
+        # chain's stage by the chain, `cv_fusion@2`), for the optional trace.
+        item = "-".join(str(v) for v in (chain if chain is not None else backend,
+                                         getattr(args, "fold", None)) if v is not None)
         stage = Path(sys.argv[0]).stem + (f"@{item}" if item else "")
         main(args, Params(trace.start(stage, params)))
     except VidmemError as exc:

@@ -327,7 +327,7 @@ class LSTMSettings:
     """The LSTM head's own settings: `lr`, `epochs`, `batch_size` (top level, so that
     `dvc exp run -S lr=1e-4` works verbatim) and `model.*` (reference v2.1: 1e-4, 100, 1000,
     1024 hidden units, 3 layers, no dropout). The head stage resolves them into
-    data/heads/<backend>.json for the chains whose head is the LSTM, so no other chain depends
+    data/heads/<chain>.json for the chains whose head is the LSTM, so no other chain depends
     on them."""
 
     lr: float
@@ -441,13 +441,15 @@ class CVConfig:
     entry each (DVC fans the per-fold stages out over this list): [] is off, [0, 1, 2, 3, 4] is
     5-fold. Each fold's validation part is `val_fraction` of the videos outside its test part.
     The test parts are seeded (`seed`: `cv.seed`, default `base.seed`, so the folds can move
-    without moving the main split), or read from `folds_file` (a `video,fold` CSV, as the field's
-    protocols publish their folds)."""
+    without moving the main split), read from `folds_file` (a `video,fold` CSV, as the field's
+    protocols publish their folds), or with `source: official` the data set's own two parts,
+    each the test part of one fold."""
 
     folds: int
     val_fraction: float
     seed: int
     folds_file: str | None = None
+    source: str = "seeded"
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> CVConfig:
@@ -458,7 +460,12 @@ class CVConfig:
                               f"[0, 1, ..., k-1] with k >= 2, e.g. "
                               f"`dvc exp run -S 'cv.folds=[0,1,2,3,4]'`; got {folds!r}")
         seed = lookup(params, "cv.seed", None)
-        return cls(folds=len(folds),
+        source = as_choice(lookup(params, "cv.source", "seeded"), "cv.source",
+                           ("seeded", "official"))
+        if source == "official" and cv_folds_file(params):
+            raise ParamsError("params.yaml: 'cv.source' is official and 'cv.folds_file' is set: "
+                              "the folds come from one or the other; delete one of them")
+        return cls(folds=len(folds), source=source,
                    val_fraction=as_float(lookup(params, "cv.val_fraction", 0.125),
                                          "cv.val_fraction", 0.01, 0.9),
                    seed=(as_int(lookup(params, "base.seed"), "base.seed", 0) if seed is None
@@ -491,20 +498,78 @@ def backend_params(params: dict[str, Any], name: str) -> dict[str, Any]:
     return section
 
 
-def head_name(params: dict[str, Any], backend: str, required: bool = True) -> Any:
-    """`heads.<backend>` as written: the head that backend's chain trains (None when it is
-    missing and not `required`)."""
-    name = lookup(params, f"heads.{backend}", None)
-    if name is None and required:
-        old = lookup(params, f"backend.{backend}.head", None)
-        if old is not None:  # where a head was set before `heads:`
-            raise ParamsError(f"params.yaml: 'backend.{backend}.head' has moved: each chain's "
-                              f"head is 'heads.{backend}' (so that a head change re-runs only "
-                              f"training), e.g. heads: {{{backend}: {old}}}; delete "
-                              f"'backend.{backend}.head'")
-        raise ParamsError(f"params.yaml: no 'heads.{backend}': every listed backend needs a head, "
-                          f"e.g. heads: {{{backend}: lstm}} (docs/heads.md)")
-    return name
+@dataclass(frozen=True)
+class ChainSpec:
+    """One chain of `chains`: a head (`head`, as written: a registered name or an import path)
+    trained on one listed backend's features (`backend`)."""
+
+    name: str
+    backend: str
+    head: str
+
+
+# A chain's name becomes stage names (`train@<name>`, `cv_train@<name>-<fold>`) and file names.
+_CHAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+
+
+def chain_specs(params: dict[str, Any]) -> dict[str, ChainSpec]:
+    """`chains`: name -> {backend, head}, each checked against `backends`, and every listed
+    backend used. A backend may feed several chains (e.g. a ridge and an SVR on the captions);
+    the fusion combines every chain."""
+    raw = lookup(params, "chains", None)
+    if not isinstance(raw, dict) or not raw:
+        _check_no_heads_section(params)
+        first = backend_names(params)[0]
+        raise ParamsError("params.yaml: 'chains' must map each chain's name to its backend and "
+                          f"head, e.g. chains: {{{first}: {{backend: {first}, head: lstm}}}} "
+                          "(docs/heads.md)")
+    chains = {name: chain_spec(params, name) for name in raw}
+    backends = backend_names(params)
+    unused = [b for b in backends if all(c.backend != b for c in chains.values())]
+    if unused:
+        raise ParamsError(f"params.yaml: no chain trains on backend(s) {unused}: add one under "
+                          f"'chains' (e.g. {unused[0]}: {{backend: {unused[0]}, head: lstm}}) "
+                          "or remove them from 'backends' (their features would be extracted "
+                          "for nothing)")
+    return chains
+
+
+def chain_spec(params: dict[str, Any], name: str) -> ChainSpec:
+    """`chains.<name>` alone (a chain's stages read their own entry only, so another chain's
+    change re-runs none of them), its backend checked against `backends`."""
+    key = f"chains.{name}"
+    entry = lookup(params, key, None)
+    if entry is None:
+        _check_no_heads_section(params)
+        raise ParamsError(f"params.yaml: no '{key}' (there are "
+                          f"{list(lookup(params, 'chains', None) or {})}); add "
+                          f"{name}: {{backend: <a listed backend>, head: lstm}} under 'chains'")
+    if not isinstance(name, str) or not _CHAIN_NAME.match(name) or name == "fusion":
+        raise ParamsError(f"params.yaml: chain name {name!r} must be letters, digits, _ and - "
+                          "(it names stages and files), and not 'fusion' (the fused results' "
+                          "name)")
+    if not isinstance(entry, dict) or set(entry) != {"backend", "head"}:
+        raise ParamsError(f"params.yaml: '{key}' must be {{backend: <a listed backend>, head: "
+                          f"<lstm | ridge | svr | mlp | module:Class>}}, got {entry!r}")
+    backend = required_str(entry["backend"], f"{key}.backend", "a listed backend's name")
+    backends = backend_names(params)
+    if backend not in backends:
+        raise ParamsError(f"params.yaml: '{key}.backend' is {backend!r}, which 'backends' does "
+                          f"not list ({backends}); add it there, pick one of them, or remove "
+                          f"the chain (`dvc exp run -S '~{key}'`)")
+    return ChainSpec(name, backend, required_str(entry["head"], f"{key}.head",
+                                                 "a head: lstm | ridge | svr | mlp | module:Class"))
+
+
+def _check_no_heads_section(params: dict[str, Any]) -> None:
+    """`heads: {<backend>: <head>}`, the layout before chains, gets the new form spelled out."""
+    heads = lookup(params, "heads", None)
+    if heads is not None:
+        example = ", ".join(f"{b}: {{backend: {b}, head: {h}}}"
+                            for b, h in (heads.items() if isinstance(heads, dict) else []))
+        raise ParamsError("params.yaml: 'heads' has become 'chains', where a backend may feed "
+                          f"several heads: write chains: {{{example}}} and delete 'heads' "
+                          "(docs/heads.md)")
 
 
 class Params:
@@ -549,7 +614,7 @@ class Params:
     @functools.cached_property
     def train(self) -> TrainConfig:
         """The LSTM's settings and the chain's together (benchmarks, tests); stages read
-        `chain` and their head's resolved settings (data/heads/<backend>.json) instead."""
+        `chain` and their head's resolved settings (data/heads/<chain>.json) instead."""
         return TrainConfig.from_params(self._raw)
 
     @functools.cached_property
@@ -580,12 +645,18 @@ class Params:
 
     @functools.cached_property
     def backends(self) -> list[str]:
-        """The listed backends (`backends`), one chain each."""
+        """The listed backends (`backends`): each is extracted once and feeds one or more
+        chains."""
         return backend_names(self._raw)
 
-    def head_name(self, backend: str, required: bool = True) -> Any:
-        """`heads.<backend>` as written (vidmem.learn.chain.head_of checks it)."""
-        return head_name(self._raw, backend, required)
+    @functools.cached_property
+    def chains(self) -> dict[str, ChainSpec]:
+        """The chains (`chains`), by name: each a head on one listed backend."""
+        return chain_specs(self._raw)
+
+    def chain_spec(self, name: str) -> ChainSpec:
+        """`chains.<name>` alone, checked (its stages depend on that entry only)."""
+        return chain_spec(self._raw, name)
 
     def backend_section(self, name: str) -> dict[str, Any]:
         """The `backend.<name>` section as written: what vidmem.backends.backend_config parses

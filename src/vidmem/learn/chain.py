@@ -5,10 +5,10 @@ metrics, and rebuilds a scorer from a checkpoint. Stages hold no head branches: 
 cross-validation stages call `create_head(name).fit`, evaluate and predict `load_scorer`.
 
     @register_head("my_head")
-    class MyHead(Head): ...          # then `heads: {<b>: my_head}` in params.yaml
+    class MyHead(Head): ...          # then `chains: {<c>: {backend: <b>, head: my_head}}`
 
 Each head owns its settings: the head stage writes `{"head": name, "settings": ...}` from
-params.yaml (`head_settings`) into data/heads/<backend>.json, and train / cv_train build the head
+params.yaml (`head_settings`) into data/heads/<chain>.json, and train / cv_train build the head
 from that file (`head_from_file`), so a chain depends on its own head's settings only.
 """
 
@@ -100,7 +100,7 @@ class Head:
         raise NotImplementedError
 
 
-# Heads by name: `heads.<backend>`. No facts beyond the name (every head fits and scores the
+# Heads by name: `chains.<chain>.head`. No facts beyond the name (every head fits and scores the
 # same way); the factory builds a fresh Head from its settings (or None).
 HEADS: Registry[None] = Registry("head")
 
@@ -121,24 +121,24 @@ def create_head(name: str, settings: dict[str, Any] | None = None) -> Head:
     return head
 
 
-def head_of(params: Params, backend: str) -> str:
-    """`heads.<backend>`: lstm, another registered head, or a head's import path."""
-    name = params.head_name(backend)
+def head_of(params: Params, chain: str) -> str:
+    """`chains.<chain>.head`: lstm, another registered head, or a head's import path."""
+    name = params.chain_spec(chain).head
     if is_import_path(name):
         return name
-    return as_choice(name, f"heads.{backend}", list_heads())
+    return as_choice(name, f"chains.{chain}.head", list_heads())
 
 
-def imported_head(params: Params, backend: str) -> Head | None:
-    """The head params.yaml names for `backend` by its import path (a head of your own), built;
+def imported_head(params: Params, chain: str) -> Head | None:
+    """The head params.yaml names for `chain` by its import path (a head of your own), built;
     None for a registered head, which a checkpoint may name itself (`load_scorer`)."""
-    name = params.head_name(backend, required=False)
-    return create_head(name) if isinstance(name, str) and name not in HEADS else None
+    spec = params.chains.get(chain)
+    return create_head(spec.head) if spec is not None and spec.head not in HEADS else None
 
 
-def head_settings(params: Params, backend: str) -> dict[str, Any]:
-    """What the head stage writes for `backend`'s chain: its head and that head's settings."""
-    name = head_of(params, backend)
+def head_settings(params: Params, chain: str) -> dict[str, Any]:
+    """What the head stage writes for `chain`: its head and that head's settings."""
+    name = head_of(params, chain)
     return {"head": name, "settings": create_head(name).settings_from_params(params)}
 
 
@@ -301,6 +301,6 @@ def load_scorer(path: str | os.PathLike, head: Head | None = None
         if name not in HEADS:
             raise DataError(f"{path}: its head {name!r} is not a registered head, and vidmem "
                             "imports no code a checkpoint names; a head of your own loads "
-                            "when params.yaml names it (heads.<backend>)")
+                            "when params.yaml names it (chains.<chain>.head)")
         head = create_head(name)
     return head.scorer(checkpoint, path), checkpoint

@@ -65,6 +65,22 @@ def kfold_splits(videos: Sequence[str], folds: int, seed: int, val_fraction: flo
     return splits
 
 
+def official_fold_parts(official: dict[str, list[str]] | None, dataset: str,
+                        folds: int) -> list[list[str]]:
+    """The test parts of the folds from a data set's own parts (`cv.source: official`): fold 0
+    tests on its official test part (as the official split does), fold 1 on its training part."""
+    if official is None:
+        raise ParamsError(f"cv.source: official, but data set {dataset} defines no official "
+                          "parts here (MediaEval 2021 and Memento10k do, read from the data "
+                          "set's folder: data.ground_truth); use the seeded folds or "
+                          "cv.folds_file")
+    if folds != len(official):
+        raise ParamsError(f"cv.source: official gives {len(official)} folds (the data set's "
+                          f"parts {sorted(official)}), but cv.folds lists {folds}: set "
+                          "`-S 'cv.folds=[0,1]'`")
+    return [sorted(official["test"]), sorted(official["train"])]
+
+
 def read_fold_file(path: str | os.PathLike, videos: Sequence[str], folds: int,
                    on_bad_input: str = "skip") -> tuple[list[list[str]], list[str]]:
     """The test part of each fold from a `video,fold` CSV (folds numbered 0..folds-1, as the
