@@ -157,15 +157,18 @@ def main() -> None:
         # Every chain's per-fold predictions are kept, so a later run that adds chains fuses
         # them with the earlier ones (same data, folds and seed: the same file name).
         saved = args.cache / f"real_labels_{prefix}_seed{args.seed}_{short_name}.npz"
-        earlier_chains = dict(np.load(saved)) if saved.exists() else {}
         run_now = set(val_of)
-        for key, array in earlier_chains.items():
-            part, name, k = key.split("|")
-            if name not in run_now:
-                table = val_of if part == "val" else test_of
-                table.setdefault(name, [None] * len(folds))[int(k)] = array
-        np.savez(saved, **{f"{part}|{n}|{k}": arrays[k] for part, table in (("val", val_of),
-                                                                           ("test", test_of))
+        if saved.exists():
+            with np.load(saved) as earlier:
+                names = {key.split("|")[1] for key in earlier.files} - run_now
+                for name in sorted(names):  # a chain comes back whole or not at all
+                    keys = [f"{part}|{name}|{k}" for part in ("val", "test")
+                            for k in range(len(folds))]
+                    if all(key in earlier.files for key in keys):
+                        val_of[name] = [earlier[f"val|{name}|{k}"] for k in range(len(folds))]
+                        test_of[name] = [earlier[f"test|{name}|{k}"] for k in range(len(folds))]
+        np.savez(saved, **{f"{part}|{n}|{k}": np.asarray(arrays[k], dtype=np.float64)
+                           for part, table in (("val", val_of), ("test", test_of))
                            for n, arrays in table.items() for k in range(len(folds))})
         if len(val_of) > 1:
             for fusion_name, bags in (("text_fusion", 0), ("text_fusion_bagged", FUSION_BAGS)):
