@@ -85,13 +85,15 @@ def main() -> None:
         if "sentence2" in args.features else None
     embedded2 = encoder2.encode_videos(captions, videos, progress=True) if encoder2 else None
 
+    def rows_of(matrix: np.ndarray, fold: dict[str, list[str]]) -> dict[str, np.ndarray]:
+        return {part: matrix[[row_of[v] for v in names]] for part, names in fold.items()}
+
     def design(features: str, fold: dict[str, list[str]]) -> dict[str, object]:
-        dense = {part: embedded[[row_of[v] for v in names]] for part, names in fold.items()} \
-            if embedded is not None else {}
+        dense = rows_of(embedded, fold) if embedded is not None else {}
         if features == "sentence":
             return dense
         if features == "sentence2":
-            return {part: embedded2[[row_of[v] for v in names]] for part, names in fold.items()}
+            return rows_of(embedded2, fold)
         cap = TFIDF_CAPS.get(features)
         tfidf = CaptionFeatures(CaptionsConfig(max_features=cap)).fit(captions, fold["train"])
         rows = {part: tfidf.transform(captions, names) for part, names in fold.items()}

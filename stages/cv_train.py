@@ -29,23 +29,27 @@ def main(args, params):
         if not folds:
             print(f"cv_train {args.chain}: cross-validation off (cv.folds: [])")
             return
-        config, data = params.chain, params.data
+        config, dataset = params.chain, open_dataset(params.data)
+        truth, info = dataset.labels, read_json(args.features_info)
         backend_cfg = backend_config(params, args.backend)
-        truth = open_dataset(data).labels
+        backend = concat = None
+        if backend_cfg.facts.fits_on_split:
+            # Built once (the captions read once, a sentence part's model loaded once) and refit
+            # in memory on each fold's training part; only such a backend is built (a frame
+            # backend would load its network for nothing: its features are concat's, any fold).
+            backend = backend_cfg.build(params.cache.dir)
+            backend.use_dataset(dataset, None)
+        else:
+            concat = load_concat(args.features)
         for k, fold in enumerate(folds):
-            info = read_json(args.features_info)
-            if backend_cfg.facts.fits_on_split:
-                # Refit on this fold's training part, in memory; only such a backend is built
-                # (a frame backend would load its network for nothing: its features are
-                # concat's, whatever the fold).
-                backend = backend_cfg.build(params.cache.dir)
-                backend.use_dataset(open_dataset(data), None)
-                backend.fit(fold["train"])
+            if backend is not None:
+                backend.fit(fold["train"])  # replaces the previous fold's fitted state
                 videos = [v for part in ("train", "val", "test") for v in fold[part]]
                 features = backend.features_of(videos)
-                info = {**info, "feature_dim": backend.feature_dim}
+                feature_dim = backend.feature_dim
             else:
-                features, videos = load_concat(args.features)
+                features, videos = concat
+                feature_dim = info["feature_dim"]
             targets = truth.scores(videos, config.target)
             index = split_indices(videos, fold)
             fit = head.fit(config, features, targets, index, progress=False)
@@ -58,19 +62,19 @@ def main(args, params):
                                             "predicted": score(features, index[part]),
                                             "random_weights": info["random_weights"]})
                               for part in ("val", "test")])
-            if hasattr(features, "close"):  # a concat output's open file
-                features.close()
             write_csv(out / f"{k}.csv", rows)
             test = rows[rows.split == "test"]
             write_json(out / f"{k}.json", {
                 "chain": args.chain, "backend": args.backend, "fold": k, "head": head.name,
-                **fit.metrics, "feature_dim": int(info["feature_dim"]),
+                **fit.metrics, "feature_dim": int(feature_dim),
                 "n_train": len(index["train"]), "n_val": len(index["val"]),
                 "n_test": len(index["test"]),
                 "test_spearman": spearman(test.true.to_numpy(), test.predicted.to_numpy())})
             print(f"cv_train {args.chain} fold {k}: {fit.summary}")
             for warning in fit.warnings:
                 print(f"WARNING: cv_train {args.chain} fold {k}: {warning}", file=sys.stderr)
+        if concat is not None:
+            concat[0].close()  # the concat output's open file
 
 
 if __name__ == "__main__":

@@ -508,7 +508,7 @@ class ChainSpec:
     head: str
 
 
-# A chain's name becomes stage names (`train@<name>`, `cv_train@<name>-<fold>`) and file names.
+# A chain's name becomes stage names (`train@<name>`, `cv_train@<name>`) and file names.
 _CHAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 
 

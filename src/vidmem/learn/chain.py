@@ -132,8 +132,8 @@ def head_of(params: Params, chain: str) -> str:
 def imported_head(params: Params, chain: str) -> Head | None:
     """The head params.yaml names for `chain` by its import path (a head of your own), built;
     None for a registered head, which a checkpoint may name itself (`load_scorer`)."""
-    spec = params.chains.get(chain)
-    return create_head(spec.head) if spec is not None and spec.head not in HEADS else None
+    name = params.chain_spec(chain).head
+    return create_head(name) if name not in HEADS else None
 
 
 def head_settings(params: Params, chain: str) -> dict[str, Any]:
