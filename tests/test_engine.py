@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
+import sys
 import threading
 
 import numpy as np
 import pytest
 
+from vidmem.core.errors import VidmemError
 from vidmem.store.cache import FsspecStore, LocalStore, ScratchStore, open_cache
 from vidmem.store.engine import Skipped, VideoResult, run_per_video
 from vidmem.store.shards import ShardReader
@@ -131,3 +135,57 @@ def test_a_worker_that_answers_for_the_wrong_video_stops_the_stage(tmp_path):
         run_per_video([("v0", "ok")], cache, tmp_path / "out", key=lambda s, _: s,
                       make_worker=lambda: swapped, progress=False)
     assert not (tmp_path / "out" / "index.json").exists()
+
+
+class PidWorker:
+    """Stores each stem's bytes and returns, beside the results, the process it ran in (a
+    module-level class: worker processes unpickle it)."""
+
+    def __init__(self, cache, die_on: str = "") -> None:
+        self.cache, self.die_on = cache, die_on
+
+    def __call__(self, chunk):
+        results = []
+        for stem, _, digest in chunk:
+            if stem == self.die_on:
+                os._exit(3)  # a worker killed mid-chunk (out of memory, a crash in a library)
+            if stem == "fails":
+                raise VidmemError(f"{stem}: the worker's own error")
+            self.cache.store(digest, np.frombuffer(stem.encode(), np.uint8)[None], {})
+            results.append(VideoResult(stem, digest, {"pid": os.getpid()}))
+        return results
+
+
+def run_pids(items, cache, out, processes: bool, die_on: str = ""):
+    return run_per_video(items, cache, out, key=lambda stem, _: hashlib.sha256(
+        stem.encode()).hexdigest(), make_worker=functools.partial(PidWorker, cache, die_on),
+        chunk_size=2, threads=2, processes=processes, write_output=True, progress=False)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="worker processes: Linux")
+def test_worker_processes_write_what_threads_write_from_other_processes(tmp_path):
+    """Decode and normalize run their workers as processes (their per-video work holds the
+    GIL): the output is byte for byte the threads', the work ran outside this process on as
+    many processes as asked, a worker's own error reaches the stage as itself, and a worker
+    that dies stops the stage with a message that says so, leaving no output."""
+    items = [(f"v{k:02d}", "ok") for k in range(12)]
+    threads = run_pids(items, open_cache(None, "t", {}, scratch=tmp_path / "a" / ".e"),
+                       tmp_path / "a", processes=False)
+    processes = run_pids(items, open_cache(None, "t", {}, scratch=tmp_path / "b" / ".e"),
+                         tmp_path / "b", processes=True)
+    assert {r.facts["pid"] for r in threads} == {os.getpid()}
+    worked_in = {r.facts["pid"] for r in processes}
+    assert os.getpid() not in worked_in and 1 <= len(worked_in) <= 2
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "b").iterdir())
+    for name in names:
+        if name != "index.json":  # the index holds the facts, and with them the pids
+            assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+    with pytest.raises(VidmemError, match="fails: the worker's own error"):
+        run_pids([*items, ("fails", "ok")], open_cache(tmp_path / "c", "t", {}),
+                 tmp_path / "c_out", processes=True)
+    with pytest.raises(RuntimeError, match="a worker process of this stage died"):
+        run_pids(items, open_cache(tmp_path / "d", "t", {}), tmp_path / "d_out",
+                 processes=True, die_on="v07")
+    assert not (tmp_path / "d_out" / "index.json").exists()

@@ -3,6 +3,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -117,16 +118,31 @@ def test_predict_scores_unlabelled_videos_through_the_training_path(tmp_path):
                                rtol=1e-4, atol=1e-5)
 
 
-def test_killed_stage_leaves_no_output_and_rerun_matches(tmp_path):
-    """kill -9 in the middle of decode: no output that looks complete; a re-run gives the same
-    bytes as an uninterrupted run."""
+def child_pids(pid: int) -> set[int]:
+    """The processes whose parent is `pid` (from /proc)."""
+    children = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended while being listed
+        if int(fields[1]) == pid:
+            children.add(int(stat.parent.name))
+    return children
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_killed_stage_leaves_no_output_and_rerun_matches(tmp_path, workers):
+    """kill -9 in the middle of decode: no output that looks complete, and (with 2 workers,
+    which run as processes) no worker process left behind; a re-run gives the same bytes as
+    an uninterrupted run."""
     videos = tmp_path / "videos"
     videos.mkdir()
     for i in range(30):
         grey_ramp_video(videos / f"v{i:02d}.webm", n_frames=60, step=3, size=(320, 240))
     (tmp_path / "params.yaml").write_text(
         f"data: {{videos_dir: {videos}, ground_truth: x.csv, on_bad_input: skip}}\n"
-        "decode: {n_frames: 8, short_side: 240, workers: 1}\ncache: {dir: null}\n")
+        f"decode: {{n_frames: 8, short_side: 240, workers: {workers}}}\ncache: {{dir: null}}\n")
     (tmp_path / "geometry.json").write_text('{"short_side": 240, "input_geometry": null}')
 
     def decode(out):
@@ -140,8 +156,19 @@ def test_killed_stage_leaves_no_output_and_rerun_matches(tmp_path):
     # Decoded videos wait in the output's scratch folder (cache.dir is null) until sharded.
     while time.time() < deadline and not any(tmp_path.glob(".frames.*.tmp/.entries/*.tif")):
         time.sleep(0.05)
+    workers_alive = {pid for pid in child_pids(process.pid)
+                     if "python" in Path(f"/proc/{pid}/exe").resolve().name}
+    if workers > 1 and sys.platform.startswith("linux"):
+        assert len(workers_alive) == workers  # the worker processes, not ffmpeg
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
+    deadline = time.time() + 10
+    while workers_alive and time.time() < deadline:
+        workers_alive = {pid for pid in workers_alive if Path(f"/proc/{pid}").exists()
+                         and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                         != "Z"}
+        time.sleep(0.05)
+    assert not workers_alive  # they died with the stage (else they would wait for work forever)
     assert not (tmp_path / "frames").exists() and not (tmp_path / "frames.json").exists()
     assert list(tmp_path.glob(".frames.*.tmp"))  # the partial work stayed under a temp name
 

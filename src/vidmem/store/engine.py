@@ -77,6 +77,7 @@ def run_per_video(items: Sequence[tuple[str, Any]], cache: ItemCache, out_dir: s
                   local_worker: ChunkWorker | None = None,
                   chunk_size: Callable[[list[Todo]], int] | int = 1, threads: int = 1,
                   resources: dict[str, float] | None = None, in_process: bool = False,
+                  processes: bool = False,
                   write_output: bool = True, desc: str = "videos", progress: bool = True,
                   ) -> list[VideoResult]:
     """Every video of `items` ((stem, source) pairs) into the shards of `out_dir`; returns
@@ -90,6 +91,8 @@ def run_per_video(items: Sequence[tuple[str, Any]], cache: ItemCache, out_dir: s
     `chunk_size` videos (or `chunk_size(todo)`); `threads` workers run at once here, and
     `resources` is what one worker needs on a cluster. `in_process` keeps the work in this
     process whatever the executor (a backend with no per-video cache to hand results over).
+    `processes`: locally, the `threads` workers are processes of this machine instead
+    (vidmem.store.executor.process_map_chunks; the cache, or its scratch folder, must be files).
     `write_output` False: no shards are written and the cache is left as it is (the workers
     write the output themselves, or the caller writes it from the results).
     """
@@ -112,7 +115,7 @@ def run_per_video(items: Sequence[tuple[str, Any]], cache: ItemCache, out_dir: s
         chunk_results = executor.map_chunks(make_worker, chunks, resources or {"num_cpus": 1.0})
     else:
         chunk_results = (local_map_chunks(lambda: local_worker, chunks, 1) if local_worker
-                         else local_map_chunks(make_worker, chunks, threads))
+                         else local_map_chunks(make_worker, chunks, threads, processes))
     results = _in_order(looked, chunks, chunk_results)
     bar = tqdm(total=len(order), initial=len(order) - len(todo), desc=desc, unit="video",
                disable=not progress)

@@ -25,13 +25,18 @@ on 2 CPUs: 3.6 s through `Dataset.map`, 2.7 s as Ray Core tasks, measured with R
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import multiprocessing
 import os
+import pickle
+import signal
 import sys
 import threading
 from abc import ABC
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from vidmem.core.errors import ParamsError
@@ -69,16 +74,23 @@ class Executor(ABC):
 
 
 class LocalExecutor(Executor):
-    """Threads in this process: nothing to install or start."""
+    """Threads in this process, or worker processes on this machine: nothing to install or
+    start."""
 
     name = "local"
     writes_outputs = True
 
 
 def local_map_chunks(make_worker: Callable[[], ChunkWorker], chunks: Sequence[list[Any]],
-                     threads: int) -> Iterator[Any]:
+                     threads: int, processes: bool = False) -> Iterator[Any]:
     """Results of workers over `chunks`, in order, on `threads` threads of this process, each
-    with its own worker from `make_worker` (built on its first chunk)."""
+    with its own worker from `make_worker` (built on its first chunk); with `processes`, on as
+    many worker processes of this machine (`process_map_chunks`) when there is more than one
+    worker and more than one chunk, on Linux (elsewhere a forked process may not use every
+    system library, and threads do the work)."""
+    if processes and threads > 1 and len(chunks) > 1 and sys.platform.startswith("linux"):
+        yield from process_map_chunks(make_worker, chunks, threads)
+        return
     local = threading.local()
 
     def run(chunk: list[Any]) -> Any:
@@ -99,6 +111,77 @@ def local_map_chunks(make_worker: Callable[[], ChunkWorker], chunks: Sequence[li
     finally:
         # A stage that stops early (a bad video under `fail`) does not wait for the rest.
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+_PROCESS_WORKER: ChunkWorker | None = None  # the worker of this worker process
+_STAGE_PID = os.getpid()  # set again just before a pool forks its workers
+
+
+def _start_worker_process(pickled_make_worker: bytes) -> None:
+    global _PROCESS_WORKER
+    # Die with the stage: a stage killed with SIGKILL cannot stop its pool, and a worker
+    # forked with its siblings holds the pool's pipes open, so it would wait for work forever
+    # (and keep the stage's stdout open for whoever reads it). PR_SET_PDEATHSIG = 1.
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+    if os.getppid() != _STAGE_PID:
+        os._exit(1)  # the stage died before the line above took effect
+    # Ctrl-C reaches the whole process group: the stage's own process stops the pool, and a
+    # worker finishing its chunk meanwhile prints no traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        # One thread per worker process (they run one per core), as PyTorch's DataLoader
+        # workers do: an intra-op pool inherited through fork is not safe to use.
+        torch.set_num_threads(1)
+    # Unpickled here rather than inherited through fork: what the worker holds is rebuilt in
+    # this process (an S3 cache's client and its event loop are not fork-safe).
+    _PROCESS_WORKER = pickle.loads(pickled_make_worker)()
+
+
+def _run_chunk_in_process(chunk: list[Any]) -> Any:
+    assert _PROCESS_WORKER is not None, "the worker process was not started by its pool"
+    return _PROCESS_WORKER(chunk)
+
+
+def process_map_chunks(make_worker: Callable[[], ChunkWorker], chunks: Sequence[list[Any]],
+                       processes: int) -> Iterator[Any]:
+    """Results of workers over `chunks`, in order, on `processes` worker processes of this
+    machine, each building its worker once. For per-video work that holds the GIL between its
+    system calls (reading ffmpeg's pipe, parsing, demuxing): threads of one process would
+    queue for the GIL, processes do not. `make_worker` must pickle (as it must for Ray), and
+    workers hand results back as small facts, their arrays through the per-video cache (a
+    folder: the cache, or the stage's scratch folder), never through the pipe.
+
+    Workers are forked from this process, all at once before the pool's own thread starts
+    (as Python does for a fork pool): they start in milliseconds with what is imported here,
+    and a caller's script needs no `if __name__ == "__main__"` guard (a fork server or spawn
+    re-runs it in every worker). A worker runs torch on one thread (one worker per core)."""
+    global _STAGE_PID
+    _STAGE_PID = os.getpid()
+    context = multiprocessing.get_context("fork")
+    pool = ProcessPoolExecutor(max_workers=processes, mp_context=context,
+                               initializer=_start_worker_process,
+                               initargs=(pickle.dumps(make_worker),))
+    window = 4 * processes  # chunks in flight: every process busy, memory bounded
+    pending: deque[Any] = deque()
+    try:
+        for chunk in chunks:
+            pending.append(pool.submit(_run_chunk_in_process, chunk))
+            if len(pending) >= window:
+                yield _process_result(pending.popleft())
+        while pending:
+            yield _process_result(pending.popleft())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _process_result(future: Future) -> Any:
+    try:
+        return future.result()
+    except BrokenProcessPool as exc:
+        raise RuntimeError("a worker process of this stage died (killed, or out of memory?); "
+                           "what it finished is kept in the per-video cache, run the stage "
+                           "again") from exc
 
 
 class _ChunkActor:

@@ -257,14 +257,16 @@ def decode_video(video: str | os.PathLike, config: DecodeConfig,
     if video.stat().st_size == 0:
         raise VideoError(video.name, "file is empty (0 bytes)")
     n = config.n_frames
-    # WebM/Matroska: count packets in Python (no second process); else ask ffmpeg.
-    total = video_packet_count(video) if video.suffix.lower() in (".webm", ".mkv") else None
+    # The frame count: the packets PyAV demuxed for the index; without an index, WebM's
+    # packets counted in Python (no second process), else ffmpeg's count. (Walking a WebM in
+    # Python as well as indexing it cost 3.8 ms of the GIL per 7 s clip: a 16-thread decode
+    # is bounded by the GIL-held time per video.) Packets that decode to no frame (hidden
+    # frames) make the selection come back short, and the count is then made by decoding.
     index = index_stream(video) if strategy != "whole" else None
+    total = len(index) if index is not None else (
+        video_packet_count(video) if video.suffix.lower() in (".webm", ".mkv") else None)
     if total is None:
-        total = len(index) if index is not None else count_frames(video, ffmpeg_bin,
-                                                                  config.timeout_s)
-    if index is not None and len(index) != total:
-        index = None  # packets and frames disagree (hidden frames): only a full pass is exact
+        total = count_frames(video, ffmpeg_bin, config.timeout_s)
     frames: list[np.ndarray] = []
     for attempt in range(2):
         if total == 0:
@@ -366,7 +368,10 @@ def decode_videos(videos: Sequence[Path], out_dir: str | os.PathLike, config: De
     results = run_per_video(
         [(video.stem, video) for video in videos], cache, out_dir, key=key,
         make_worker=functools.partial(DecodeWorker, config, ffmpeg_bin, cache, on_bad_input),
-        threads=config.workers, desc="decode", progress=progress)
+        # Worker processes, not threads: a video's ffmpeg pipe, PPM parsing and demuxing hold
+        # the GIL for milliseconds between system calls, which capped 16 threads at 3.3x the
+        # bare ffmpeg floor on a 16-core machine (BENCHMARKS.md).
+        threads=config.workers, processes=True, desc="decode", progress=progress)
     report = DecodeReport()
     for result in results:
         report.add(by_stem[result.stem], result)

@@ -183,9 +183,11 @@ def normalize_step(frames_dir: str | os.PathLike, out_dir: str | os.PathLike, sp
             [(stem, stem) for stem in frames.stems()], cache, out,
             key=lambda stem, _: frames.sha256(stem),
             make_worker=functools.partial(NormalizeWorker, frames.folder.absolute(), spec, cache),
-            # Videos on every core: reading, hashing, resizing and the value histograms are
-            # per-video work (one thread took 78 s for 8,000 videos on a 16-core GPU box).
-            chunk_size=8, threads=host_threads(), write_output=False, desc="normalize",
+            # Videos on every core, in worker processes: reading, hashing, resizing and the
+            # value histograms are per-video work that holds the GIL in part (one thread took
+            # 78 s for 8,000 videos on a 16-core GPU box).
+            chunk_size=8, threads=host_threads(), processes=True,
+            write_output=False, desc="normalize",
             progress=progress)
         as_decoded = {r.digest for r in results if not r.facts["resized"]}
         resized = len(results) - len(as_decoded)
