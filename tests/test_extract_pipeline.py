@@ -1,8 +1,11 @@
-"""The extract loop as a GPU would drive it, tested on the CPU: loading on several threads,
+"""The extract loop as a GPU would drive it, tested on the CPU: loading on several processes,
 one batch in flight while the next is assembled, `frames_per_batch: auto`, and the page-locked
 buffers' plain-memory fallback."""
 
 from __future__ import annotations
+
+import os
+import sys
 
 import numpy as np
 import pytest
@@ -10,7 +13,7 @@ import pytest
 from vidmem.backends import base, create_backend
 from vidmem.core.params import Params
 from vidmem.store.features import open_features
-from vidmem.store.shards import write_arrays
+from vidmem.store.shards import ShardReader, write_arrays
 
 from helpers import MeanColour
 
@@ -110,3 +113,58 @@ def test_torch_auto_batch_is_the_cpus_and_buffers_fall_back_to_plain_memory():
     buffer[:] = np.random.default_rng(0).integers(0, 256, buffer.shape, dtype=np.uint8)
     np.testing.assert_array_equal(backend.collect(backend.submit(buffer), 2),
                                   backend.extract(buffer))
+
+
+class PidLoader(base.VideoLoader):
+    """Frames whose first value is the loading process's pid modulo 251 (so a test sees where
+    each video was loaded)."""
+
+    def __getitem__(self, stem):
+        frames, fed = super().__getitem__(stem)
+        frames = frames.copy()
+        frames.flat[0] = os.getpid() % 251
+        return frames, fed
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="loader processes: Linux")
+def test_loader_processes_yield_every_chunk_in_order_and_outlive_chunks(tmp_path, monkeypatch,
+                                                                       capsys):
+    """More than one loader: videos load in worker processes (not under the GIL of the
+    process that drives the network) into shared slots, come back in order with their fed
+    range (a video of another length whole), and the same processes serve every chunk of the
+    stage; where /dev/shm cannot hold the slots, threads load instead and a line says why."""
+    folder = _videos(tmp_path, count=9)
+    longer = np.random.default_rng(1).integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
+    write_arrays(tmp_path / "mixed", [*((stem, ShardReader(folder).load(stem))
+                                        for stem in ShardReader(folder).stems()),
+                                      ("video4b", longer)])
+    spec = _backend().spec
+    reference = base.VideoLoader(tmp_path / "mixed", spec)
+    stems = reference.frames.stems()
+    loaders = base.VideoLoaders(PidLoader(tmp_path / "mixed", spec), 2, (3, 8, 8, 3))
+    assert loaders.processes
+    try:
+        # Each video copied out as it comes (the slot is refilled once the next is asked for).
+        first = [(stem, (frames.copy(), fed)) for stem, (frames, fed)
+                 in loaders.in_order(stems[:6])]
+        second = [(stem, (frames.copy(), fed)) for stem, (frames, fed)
+                  in loaders.in_order(stems[6:])]
+    finally:
+        loaders.close()
+    assert [stem for stem, _ in first + second] == stems
+    pids = {int(frames.flat[0]) for _, (frames, _) in first + second}
+    assert os.getpid() % 251 not in pids and 1 <= len(pids) <= 2
+    # The same workers for the second chunk as for the first (started once per stage).
+    assert {int(f.flat[0]) for _, (f, _) in second} <= {int(f.flat[0]) for _, (f, _) in first}
+    for stem, (frames, fed) in first + second:
+        expected, expected_fed = reference[stem]
+        assert frames.shape == expected.shape
+        assert frames.reshape(-1)[1:].tobytes() == expected.reshape(-1)[1:].tobytes()
+        assert fed == expected_fed
+
+    monkeypatch.setattr(base, "SHARED_MEMORY", tmp_path / "no-shm")
+    on_threads = base.VideoLoaders(PidLoader(tmp_path / "mixed", spec), 2, (3, 8, 8, 3))
+    assert not on_threads.processes
+    assert "loading on threads instead" in capsys.readouterr().err
+    assert {int(f.flat[0]) for _, (f, _) in on_threads.in_order(stems[:9])} == \
+        {os.getpid() % 251}

@@ -1,9 +1,10 @@
 """The interface every feature backend implements, and the extract loop they all share.
 
 The extract driver (`Backend.extract_videos`, on the per-video engine of vidmem.store.engine)
-knows nothing of backend kinds: it loads each video's frames, resizes them to the backend's
-input (`prepare`), batches them, calls `extract`, and hands each video's features to
-`save_video`, with a per-video cache from `video_cache`. A backend that reads no frames
+knows nothing of backend kinds: it loads each video's frames, resized to the backend's input
+(`VideoLoader`, on loader processes or threads: `VideoLoaders`), batches them, calls
+`extract`, and hands each video's features to `save_video`, with a per-video cache from
+`video_cache`. A backend that reads no frames
 (`uses_frames = False`) overrides `extract_videos` itself; one with its own output format
 overrides `save_video` (and `video_cache`).
 """
@@ -13,15 +14,18 @@ from __future__ import annotations
 import functools
 import math
 import os
+import shutil
+import sys
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from vidmem.core.devices import host_threads
 from vidmem.core.errors import DataError, ParamsError, VidmemError
@@ -30,6 +34,7 @@ from vidmem.core.params import as_int
 from vidmem.data.dataset import Dataset
 from vidmem.store.cache import ItemCache, open_cache
 from vidmem.store.engine import Todo, VideoResult, run_per_video
+from vidmem.store.executor import process_result, processes_available, worker_process_pool
 from vidmem.store.shards import ShardReader
 from vidmem.video.geometry import InputSpec, range_matches, resize_frames
 
@@ -62,10 +67,23 @@ def read_state(features_dir: str | os.PathLike) -> dict[str, Any] | None:
 
 
 def loader_threads() -> int:
-    """Threads that read, check and resize videos for extract, and save their features: one per
-    core (`host_threads`), so loading keeps pace with an accelerator; reading, sha256 checks,
-    TIFF decoding and numpy reductions release the GIL."""
+    """Loaders that read, check and resize videos for extract (and threads that save their
+    features): one per core (`host_threads`), so loading keeps pace with an accelerator."""
     return host_threads()
+
+
+class VideoLoader:
+    """One video's decoded frames at the network's input size, and the range of values they
+    become there: what extract's loaders run, by stem (a map-style dataset: worker processes
+    get it through fork)."""
+
+    def __init__(self, frames_dir: str | os.PathLike, spec: InputSpec) -> None:
+        self.frames = ShardReader(frames_dir)
+        self.spec = spec
+
+    def __getitem__(self, stem: str) -> tuple[np.ndarray, list[float]]:
+        frames = resize_frames(self.frames.load(stem), self.spec)
+        return frames, list(self.spec.fed_range(frames))
 
 
 def _prefetch(items: Sequence[str], workers: int,
@@ -87,6 +105,102 @@ def _prefetch(items: Sequence[str], workers: int,
             if next_item is not None:
                 pending.append((next_item, pool.submit(load, next_item)))
             yield item, future.result()
+
+
+AHEAD_PER_LOADER = 2  # videos each loader process has in hand or ready
+SHARED_MEMORY = Path("/dev/shm")
+# This process's loader and the shared slots it fills (a loader process's, set at its start).
+_LOADER: tuple[VideoLoader, np.ndarray] | None = None
+
+
+def _start_loader(load: VideoLoader, slots: torch.Tensor) -> None:
+    global _LOADER
+    _LOADER = (load, slots.numpy())  # the same pages as the stage's: mapped before the fork
+
+
+def _load_into_slot(stem: str, slot: int) -> tuple[np.ndarray | None, list[float]]:
+    """Load `stem` into shared slot `slot`; a video of another shape than the slots comes
+    back itself (pickled), else None."""
+    assert _LOADER is not None, "the loader process was not started by its pool"
+    load, slots = _LOADER
+    frames, fed = load[stem]
+    if frames.shape != slots.shape[1:]:
+        return frames, fed
+    slots[slot] = frames
+    return None, fed
+
+
+class VideoLoaders:
+    """Extract's loaders: each video of a chunk loaded ahead of the network and yielded in
+    order, on `workers` processes (Linux, more than one loader) or threads.
+
+    Processes, because the thread that launches the network's kernels re-acquires the GIL
+    after each of them, and loader threads holding it between their system calls kept a GPU
+    stage near 2,000 frames/s whatever the batch (BENCHMARKS.md). Each loader process writes a
+    video's frames into a slot of shared memory mapped before the fork, and only the slot
+    number and the fed range travel through the pool's pipe; the pool starts with the first
+    chunk and serves every chunk of the stage. (PyTorch's DataLoader hands each item over as a
+    new shared-memory segment, whose pages fault in on first read: 1.7 ms per video of 8 ×
+    224² here, against 0.14 ms for the fixed slots.) Where /dev/shm cannot hold the slots (a
+    small container default), threads load instead, and a line says so."""
+
+    def __init__(self, load: VideoLoader, workers: int, video_shape: tuple[int, ...]) -> None:
+        self.load, self.workers, self.video_shape = load, workers, tuple(video_shape)
+        self.slot_count = AHEAD_PER_LOADER * workers
+        self.slots: torch.Tensor | None = None
+        self.pool: ProcessPoolExecutor | None = None
+        self.processes = workers > 1 and processes_available() and bool(video_shape)
+        if self.processes:
+            needed = 2 * self.slot_count * math.prod(self.video_shape)
+            free = shutil.disk_usage(SHARED_MEMORY).free if SHARED_MEMORY.is_dir() else 0
+            if free < needed:
+                print(f"extract: {SHARED_MEMORY} has {free / 2**20:.0f} MiB free, "
+                      f"{needed / 2**20:.0f} MiB are needed for {workers} loader processes: "
+                      "loading on threads instead (give the container more shared memory, "
+                      "e.g. docker run --shm-size=1g)", file=sys.stderr)
+                self.processes = False
+
+    def in_order(self, stems: Sequence[str],
+                 ) -> Iterator[tuple[str, tuple[np.ndarray, list[float]]]]:
+        """(stem, (frames, fed range)) for each of `stems`, in order. The frames may live in
+        a slot that is refilled once the next video is asked for: copy them before."""
+        if not self.processes:
+            yield from _prefetch(stems, self.workers, self.load.__getitem__)
+            return
+        if self.pool is None:
+            self.slots = torch.empty((self.slot_count, *self.video_shape),
+                                     dtype=torch.uint8).share_memory_()
+            self.pool = worker_process_pool(self.workers, _start_loader,
+                                            (self.load, self.slots))
+        slots = self.slots.numpy()
+        queue = iter(stems)
+        pending: deque[tuple[str, int, Future]] = deque()
+
+        def fill(slot: int) -> None:
+            stem = next(queue, None)
+            if stem is not None:
+                pending.append((stem, slot, self.pool.submit(_load_into_slot, stem, slot)))
+
+        try:
+            for slot in range(self.slot_count):
+                fill(slot)
+            while pending:
+                stem, slot, future = pending.popleft()
+                whole, fed = process_result(future)
+                yield stem, (slots[slot] if whole is None else whole, fed)
+                fill(slot)  # the caller has copied the frames out: the slot is free
+        finally:
+            # A chunk given up half-way (the stage's error) leaves no loader writing into a
+            # slot the next chunk would read.
+            for _, _, future in pending:
+                future.cancel()
+            wait([future for _, _, future in pending])
+
+    def close(self) -> None:
+        """Stop the loader processes (they also stop by themselves if the stage dies)."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        self.pool = self.slots = None
 
 
 # What `Backend.submit` returns: called, it waits for the batch and gives its float32 features
@@ -160,7 +274,7 @@ class Backend(ABC):
         if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != expected:
             raise VidmemError(f"backend {self.name}: expected uint8 frames [B, {expected[0]}, "
                               f"{expected[1]}, 3], got {frames.dtype} {list(frames.shape)}; "
-                              "resize them with `prepare` first")
+                              "resize them with vidmem.video.geometry.resize_frames first")
 
     def submit(self, frames: np.ndarray) -> PendingFeatures:
         """Start the features of uint8 [B, H, W, 3] frames at the spec's size; the returned call
@@ -191,16 +305,6 @@ class Backend(ABC):
         return np.empty((frames, self.spec.height, self.spec.width, 3), np.uint8)
 
     # --- hooks of the extract loop -------------------------------------------------------
-
-    def prepare(self, frames: np.ndarray) -> np.ndarray:
-        """One video's decoded uint8 frames → the network's input size (`spec`'s geometry)."""
-        return resize_frames(frames, self.spec)
-
-    def load_video(self, stem: str) -> tuple[np.ndarray, list[float]]:
-        """One video's decoded frames from `self.frames`, ready for `extract`, and the range of
-        values they become at the network's input (runs on a loader thread)."""
-        frames = self.prepare(self.frames.load(stem))
-        return frames, list(self.spec.fed_range(frames))
 
     def video_cache(self, scratch: str | os.PathLike | None = None) -> ItemCache:
         """The per-video cache of this backend's features (results wait in `scratch` when the
@@ -249,16 +353,23 @@ class Backend(ABC):
         remote_worker = functools.partial(
             _ChunkExtractor, type(self), self.name, self.spec, self.config, self.cache_root,
             batch_size, Path(frames_dir).absolute(), self.numerics)
-        results = run_per_video(
-            [(stem, stem) for stem in frames.stems()], cache, out_dir,
-            key=lambda stem, _: frames.sha256(stem), make_worker=remote_worker,
-            local_worker=lambda chunk: self.extract_chunk(chunk, cache, out_dir, batch_size),
-            # Chunks of 16 batches: small enough to spread over workers and to lose little to a
-            # killed one (seconds of work on a CPU), large enough that batches stay full and the
-            # pipeline's drain at each chunk's end (its last batch is waited for) costs little.
-            chunk_size=lambda todo: 16 * batch_size // max(1, self._frames_per_video(todo)),
-            resources=self.worker_resources(), in_process=not self.sharded_output,
-            write_output=self.sharded_output, desc=f"extract {self.name}", progress=progress)
+        loaders = self.video_loaders(frames_dir)
+        try:
+            results = run_per_video(
+                [(stem, stem) for stem in frames.stems()], cache, out_dir,
+                key=lambda stem, _: frames.sha256(stem), make_worker=remote_worker,
+                local_worker=lambda chunk: self.extract_chunk(chunk, cache, out_dir, batch_size,
+                                                              loaders),
+                # Chunks of 16 batches: small enough to spread over workers and to lose little
+                # to a killed one (seconds of work on a CPU), large enough that batches stay
+                # full and the pipeline's drain at each chunk's end (its last batch is waited
+                # for) costs little.
+                chunk_size=lambda todo: 16 * batch_size // max(1, self._frames_per_video(todo)),
+                resources=self.worker_resources(), in_process=not self.sharded_output,
+                write_output=self.sharded_output, desc=f"extract {self.name}",
+                progress=progress)
+        finally:
+            loaders.close()
         for result in results:
             self.record_range(*result.facts["fed_range"])
         hits = sum(result.from_cache for result in results)
@@ -270,14 +381,17 @@ class Backend(ABC):
         return len(self.frames.load(todo[0][0])) if todo else 1
 
     def extract_chunk(self, todo: Sequence[Todo], cache: ItemCache, out_dir: Path | None,
-                      batch_size: int) -> list[VideoResult]:
+                      batch_size: int, loaders: VideoLoaders) -> list[VideoResult]:
         """Run the network over the videos `todo` ((stem, stem, cache key) triples) in full
-        batches, saving each video's features (`save_video`); returns each video's result."""
+        batches, their frames from `loaders`, saving each video's features (`save_video`);
+        returns each video's result."""
         digests = {stem: digest for stem, _, digest in todo}
         facts_of: dict[str, dict[str, Any]] = {}
-        # Videos whose frames wait in the next batch: (stem, frames, fed range).
-        buffer: list[tuple[str, np.ndarray, list[float]]] = []
-        buffered_frames = 0
+        # The batch being filled: its buffer, its videos (stem, frame count), its frames so far.
+        # Each video is copied in as it arrives, so a loader's frames are let go at once.
+        batch: np.ndarray | None = None
+        videos: list[tuple[str, int]] = []
+        filled = 0
         # The batch on the device: its pending features, its size, and its videos' frame counts.
         in_flight: tuple[PendingFeatures, int, list[tuple[str, int]]] | None = None
 
@@ -287,47 +401,44 @@ class Backend(ABC):
         savers = ThreadPoolExecutor(max_workers=loader_threads() if self.sharded_output else 1)
         saved: list[Future] = []
 
-        def finish(batch: tuple[PendingFeatures, int, list[tuple[str, int]]]) -> None:
-            pending, size, videos = batch
+        def finish(done: tuple[PendingFeatures, int, list[tuple[str, int]]]) -> None:
+            pending, size, done_videos = done
             features = self.collect(pending, size)
             start = 0
-            for stem, count in videos:
+            for stem, count in done_videos:
                 saved.append(savers.submit(self.save_video, out_dir, stem,
                                            features[start:start + count], cache, digests[stem],
                                            facts_of[stem]))
                 start += count
 
         def flush() -> None:
-            nonlocal buffer, buffered_frames, in_flight
-            if not buffer:
+            nonlocal batch, videos, filled, in_flight
+            if batch is None:
                 return
             # Always run full-size batches (zero frames pad the last one): the same shapes give
             # the same kernels, so a video's features do not depend on which videos share its
-            # batch, and an incremental run matches a full one. (A video longer than a batch
-            # makes a batch of its own, of its length.)
-            batch = self.batch_buffer(max(batch_size, buffered_frames))
-            start = 0
-            for stem, frames, fed in buffer:
-                batch[start:start + len(frames)] = frames
-                # The values fed for this video's real frames (padding excluded), kept with the
-                # cached features so a cache hit reports the same range as fresh work.
-                facts_of[stem] = {"fed_range": fed}
-                start += len(frames)
-            batch[start:] = 0
+            # batch, and an incremental run matches a full one.
+            batch[filled:] = 0
             pending = self.submit(batch)
             # The previous batch is collected only now, while this one runs: the device never
             # waits for the host to save features.
             if in_flight is not None:
                 finish(in_flight)
-            in_flight = (pending, len(batch), [(stem, len(frames)) for stem, frames, _ in buffer])
-            buffer, buffered_frames = [], 0
+            in_flight = (pending, len(batch), videos)
+            batch, videos, filled = None, [], 0
 
-        for stem, (frames, fed) in _prefetch([stem for stem, _, _ in todo], loader_threads(),
-                                             self.load_video):
-            if buffer and buffered_frames + len(frames) > batch_size:
+        for stem, (frames, fed) in loaders.in_order([stem for stem, _, _ in todo]):
+            if batch is not None and filled + len(frames) > len(batch):
                 flush()
-            buffer.append((stem, frames, fed))
-            buffered_frames += len(frames)
+            if batch is None:
+                # A video longer than a batch makes a batch of its own, of its length.
+                batch = self.batch_buffer(max(batch_size, len(frames)))
+            batch[filled:filled + len(frames)] = frames
+            # The values fed for this video's real frames (padding excluded), kept with the
+            # cached features so a cache hit reports the same range as fresh work.
+            facts_of[stem] = {"fed_range": fed}
+            videos.append((stem, len(frames)))
+            filled += len(frames)
         flush()
         if in_flight is not None:
             finish(in_flight)
@@ -335,6 +446,15 @@ class Backend(ABC):
             for future in saved:
                 future.result()  # a failed save is the stage's error
         return [VideoResult(stem, digest, facts_of[stem]) for stem, _, digest in todo]
+
+    def video_loaders(self, frames_dir: str | os.PathLike) -> VideoLoaders:
+        """The loaders of the extract loop over `frames_dir` (close them when done)."""
+        frames = ShardReader(frames_dir)
+        stems = frames.stems()
+        # Decode gives every video the same number of frames: the slots' shape.
+        shape = (len(frames.load(stems[0])), self.spec.height, self.spec.width, 3) if stems \
+            else ()
+        return VideoLoaders(VideoLoader(frames_dir, self.spec), loader_threads(), shape)
 
     def use_dataset(self, dataset: Dataset,  # noqa: B027 - a hook; default: nothing
                     split_file: str | os.PathLike | None) -> None:
@@ -442,9 +562,12 @@ class _ChunkExtractor:
         self.backend.frames = ShardReader(frames_dir)
         self.cache = self.backend.video_cache()
         self.batch_size = batch_size
+        # Kept for the worker's life; its loader processes stop with it.
+        self.loaders = self.backend.video_loaders(frames_dir)
 
     def __call__(self, chunk: list[Todo]) -> list[VideoResult]:
-        return self.backend.extract_chunk(chunk, self.cache, None, self.batch_size)
+        return self.backend.extract_chunk(chunk, self.cache, None, self.batch_size,
+                                          self.loaders)
 
 
 INFO_FILE = "info.json"  # what made an extract output's features (feature_dim, fed range, ...)

@@ -88,7 +88,7 @@ def local_map_chunks(make_worker: Callable[[], ChunkWorker], chunks: Sequence[li
     many worker processes of this machine (`process_map_chunks`) when there is more than one
     worker and more than one chunk, on Linux (elsewhere a forked process may not use every
     system library, and threads do the work)."""
-    if processes and threads > 1 and len(chunks) > 1 and sys.platform.startswith("linux"):
+    if processes and threads > 1 and len(chunks) > 1 and processes_available():
         yield from process_map_chunks(make_worker, chunks, threads)
         return
     local = threading.local()
@@ -117,8 +117,7 @@ _PROCESS_WORKER: ChunkWorker | None = None  # the worker of this worker process
 _STAGE_PID = os.getpid()  # set again just before a pool forks its workers
 
 
-def _start_worker_process(pickled_make_worker: bytes) -> None:
-    global _PROCESS_WORKER
+def _set_up_worker_process(initializer: Callable[..., None], initargs: tuple) -> None:
     # Die with the stage: a stage killed with SIGKILL cannot stop its pool, and a worker
     # forked with its siblings holds the pool's pipes open, so it would wait for work forever
     # (and keep the stage's stdout open for whoever reads it). PR_SET_PDEATHSIG = 1.
@@ -126,13 +125,55 @@ def _start_worker_process(pickled_make_worker: bytes) -> None:
     if os.getppid() != _STAGE_PID:
         os._exit(1)  # the stage died before the line above took effect
     # Ctrl-C reaches the whole process group: the stage's own process stops the pool, and a
-    # worker finishing its chunk meanwhile prints no traceback of its own.
+    # worker finishing its work meanwhile prints no traceback of its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch = sys.modules.get("torch")
     if torch is not None:
         # One thread per worker process (they run one per core), as PyTorch's DataLoader
         # workers do: an intra-op pool inherited through fork is not safe to use.
         torch.set_num_threads(1)
+    initializer(*initargs)
+
+
+def worker_process_pool(processes: int, initializer: Callable[..., None],
+                        initargs: tuple = ()) -> ProcessPoolExecutor:
+    """A pool of `processes` worker processes of this machine, each set up by
+    `initializer(*initargs)`, for per-video work that holds the GIL between its system calls:
+    threads of one process would queue for the GIL (and keep a thread that drives a GPU
+    waiting for it), processes do not.
+
+    Workers are forked from this process, all at once before the pool's own thread starts
+    (as Python does for a fork pool): they start in milliseconds with what is imported and
+    mapped here (shared memory made before the fork is shared with them), and a caller's
+    script needs no `if __name__ == "__main__"` guard (a fork server or spawn re-runs it in
+    every worker). They die with this process, ignore Ctrl-C (this process stops the pool),
+    and run torch on one thread. Linux only (`processes_available`)."""
+    global _STAGE_PID
+    _STAGE_PID = os.getpid()
+    return ProcessPoolExecutor(max_workers=processes,
+                               mp_context=multiprocessing.get_context("fork"),
+                               initializer=_set_up_worker_process,
+                               initargs=(initializer, initargs))
+
+
+def processes_available() -> bool:
+    """Whether per-video work may run on `worker_process_pool` here: on Linux (elsewhere a
+    forked process may not use every system library, and threads do the work)."""
+    return sys.platform.startswith("linux")
+
+
+def process_result(future: Future) -> Any:
+    """A worker process's result; a worker that died is the stage's error, saying so."""
+    try:
+        return future.result()
+    except BrokenProcessPool as exc:
+        raise RuntimeError("a worker process of this stage died (killed, or out of memory?); "
+                           "what it finished is kept in the per-video cache, run the stage "
+                           "again") from exc
+
+
+def _build_chunk_worker(pickled_make_worker: bytes) -> None:
+    global _PROCESS_WORKER
     # Unpickled here rather than inherited through fork: what the worker holds is rebuilt in
     # this process (an S3 cache's client and its event loop are not fork-safe).
     _PROCESS_WORKER = pickle.loads(pickled_make_worker)()
@@ -145,43 +186,23 @@ def _run_chunk_in_process(chunk: list[Any]) -> Any:
 
 def process_map_chunks(make_worker: Callable[[], ChunkWorker], chunks: Sequence[list[Any]],
                        processes: int) -> Iterator[Any]:
-    """Results of workers over `chunks`, in order, on `processes` worker processes of this
-    machine, each building its worker once. For per-video work that holds the GIL between its
-    system calls (reading ffmpeg's pipe, parsing, demuxing): threads of one process would
-    queue for the GIL, processes do not. `make_worker` must pickle (as it must for Ray), and
-    workers hand results back as small facts, their arrays through the per-video cache (a
-    folder: the cache, or the stage's scratch folder), never through the pipe.
-
-    Workers are forked from this process, all at once before the pool's own thread starts
-    (as Python does for a fork pool): they start in milliseconds with what is imported here,
-    and a caller's script needs no `if __name__ == "__main__"` guard (a fork server or spawn
-    re-runs it in every worker). A worker runs torch on one thread (one worker per core)."""
-    global _STAGE_PID
-    _STAGE_PID = os.getpid()
-    context = multiprocessing.get_context("fork")
-    pool = ProcessPoolExecutor(max_workers=processes, mp_context=context,
-                               initializer=_start_worker_process,
-                               initargs=(pickle.dumps(make_worker),))
+    """Results of workers over `chunks`, in order, on `processes` worker processes
+    (`worker_process_pool`), each building its worker once. `make_worker` must pickle (as it
+    must for Ray), and workers hand results back as small facts, their arrays through the
+    per-video cache (a folder: the cache, or the stage's scratch folder), never through the
+    pipe."""
+    pool = worker_process_pool(processes, _build_chunk_worker, (pickle.dumps(make_worker),))
     window = 4 * processes  # chunks in flight: every process busy, memory bounded
     pending: deque[Any] = deque()
     try:
         for chunk in chunks:
             pending.append(pool.submit(_run_chunk_in_process, chunk))
             if len(pending) >= window:
-                yield _process_result(pending.popleft())
+                yield process_result(pending.popleft())
         while pending:
-            yield _process_result(pending.popleft())
+            yield process_result(pending.popleft())
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _process_result(future: Future) -> Any:
-    try:
-        return future.result()
-    except BrokenProcessPool as exc:
-        raise RuntimeError("a worker process of this stage died (killed, or out of memory?); "
-                           "what it finished is kept in the per-video cache, run the stage "
-                           "again") from exc
 
 
 class _ChunkActor:
