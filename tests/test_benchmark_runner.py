@@ -74,7 +74,8 @@ def test_the_gpu_benchmark_runs_every_part_at_toy_sizes_on_a_cpu(tmp_path):
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     parts = {path.stem: json.loads(path.read_text()) for path in tmp_path.glob("gpu_*.json")}
     assert set(parts) == {f"gpu_{p}" for p in ("extract", "numerics", "train", "decode", "e2e")}
-    assert all(row["ratio"] > 0 for row in parts["gpu_extract"]["result"])
+    assert all(row["ratio"] > 0 and row["host_ceiling_fps"] > 0
+               for row in parts["gpu_extract"]["result"])
     assert parts["gpu_train"]["result"]["two_runs_bitwise_equal"] is True
     steps = parts["gpu_e2e"]["result"]["steps_s"]
     assert set(steps) == {"decode", "normalize", "extract", "concat", "train"}

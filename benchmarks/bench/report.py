@@ -47,10 +47,14 @@ def gpu_rows(gpu: dict | None) -> list[str]:
     if "extract" in gpu:
         part = gpu["extract"]
         for r in part["result"]:
+            # Rows recorded before the host ceiling was measured have none.
+            host = (f" (host side alone, null network: {r['host_ceiling_fps']:,} frames/s; "
+                    f"driving process {r['stage_process_cpu_ms_per_video']} ms CPU per video)"
+                    if "host_ceiling_fps" in r else "")
             rows.append(f"| GPU extract efficientnet_lite0, {r['precision']}, batch {r['batch']} "
                         f"({r['frames']:,} frames; {part['device']}, {part['cores']} cores) | "
-                        f"{r['stage_fps']:,} frames/s | {r['floor_fps']:,} frames/s bare forward | "
-                        f"{r['ratio']} of floor | ≥ 0.8 |")
+                        f"{r['stage_fps']:,} frames/s{host} | {r['floor_fps']:,} frames/s bare "
+                        f"forward | {r['ratio']} of floor | ≥ 0.8 |")
     if "train" in gpu:
         t, part = gpu["train"]["result"], gpu["train"]
         rows.append(f"| GPU train, reference LSTM ({t['hidden']}×3), {t['videos_train']:,} train / "
