@@ -12,6 +12,7 @@ import pytest
 
 from vidmem.backends import base, create_backend
 from vidmem.core.params import Params
+from vidmem.store.executor import worker_process_pool
 from vidmem.store.features import open_features
 from vidmem.store.shards import ShardReader, write_arrays
 
@@ -74,13 +75,20 @@ def test_the_next_batch_starts_before_the_previous_one_is_collected(tmp_path):
                    "collect"], kinds
 
 
-@pytest.mark.parametrize("threads", [1, 4])
-def test_loader_threads_change_nothing_in_the_output(tmp_path, monkeypatch, threads):
+@pytest.mark.parametrize("threads, processes", [(1, False), (4, False), (2, True)])
+def test_loaders_change_nothing_in_the_output(tmp_path, monkeypatch, threads, processes):
+    """One loader thread, several, or loader processes (as on a GPU; forced here): the same
+    features, byte for byte."""
     frames = _videos(tmp_path, count=9)
     monkeypatch.setattr(base, "loader_threads", lambda: 1)
     one = _features(_backend(frames_per_batch=4), frames, tmp_path / "one")
     monkeypatch.setattr(base, "loader_threads", lambda: threads)
+    monkeypatch.setattr(MeanColour, "loads_on_processes", lambda self: processes)
+    started = []
+    monkeypatch.setattr(base, "worker_process_pool",
+                        lambda *a, **k: started.append(a) or worker_process_pool(*a, **k))
     many = _features(_backend(frames_per_batch=4), frames, tmp_path / "many")
+    assert len(started) == (1 if processes and sys.platform.startswith("linux") else 0)
     assert list(many) == list(one)
     for stem in one:
         assert many[stem].tobytes() == one[stem].tobytes()

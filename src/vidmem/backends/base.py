@@ -132,7 +132,7 @@ def _load_into_slot(stem: str, slot: int) -> tuple[np.ndarray | None, list[float
 
 class VideoLoaders:
     """Extract's loaders: each video of a chunk loaded ahead of the network and yielded in
-    order, on `workers` processes (Linux, more than one loader) or threads.
+    order, on `workers` processes (`processes`, on Linux, more than one loader) or threads.
 
     Processes, because the thread that launches the network's kernels re-acquires the GIL
     after each of them, and loader threads holding it between their system calls kept a GPU
@@ -144,12 +144,14 @@ class VideoLoaders:
     224² here, against 0.14 ms for the fixed slots.) Where /dev/shm cannot hold the slots (a
     small container default), threads load instead, and a line says so."""
 
-    def __init__(self, load: VideoLoader, workers: int, video_shape: tuple[int, ...]) -> None:
+    def __init__(self, load: VideoLoader, workers: int, video_shape: tuple[int, ...],
+                 processes: bool = True) -> None:
         self.load, self.workers, self.video_shape = load, workers, tuple(video_shape)
         self.slot_count = AHEAD_PER_LOADER * workers
         self.slots: torch.Tensor | None = None
         self.pool: ProcessPoolExecutor | None = None
-        self.processes = workers > 1 and processes_available() and bool(video_shape)
+        self.processes = (processes and workers > 1 and processes_available()
+                          and bool(video_shape))
         if self.processes:
             needed = 2 * self.slot_count * math.prod(self.video_shape)
             free = shutil.disk_usage(SHARED_MEMORY).free if SHARED_MEMORY.is_dir() else 0
@@ -454,7 +456,16 @@ class Backend(ABC):
         # Decode gives every video the same number of frames: the slots' shape.
         shape = (len(frames.load(stems[0])), self.spec.height, self.spec.width, 3) if stems \
             else ()
-        return VideoLoaders(VideoLoader(frames_dir, self.spec), loader_threads(), shape)
+        return VideoLoaders(VideoLoader(frames_dir, self.spec), loader_threads(), shape,
+                            processes=self.loads_on_processes())
+
+    def loads_on_processes(self) -> bool:
+        """Whether extract loads videos on processes rather than threads: where the network
+        runs on an accelerator, whose pace the host must keep up with (a torch backbone on
+        CUDA). On a CPU the network takes every core and loading is a small share of the work
+        (threads kept extract at 0.98-0.99 of the bare forward pass on 2 cores; loader
+        processes, forked from the process that holds the model, 0.68-0.90)."""
+        return False
 
     def use_dataset(self, dataset: Dataset,  # noqa: B027 - a hook; default: nothing
                     split_file: str | os.PathLike | None) -> None:

@@ -349,6 +349,9 @@ class TorchBackbone(Backend):
     def auto_batch_size(self) -> int:
         return AUTO_BATCH_CUDA if self.device.type == "cuda" else AUTO_BATCH_CPU
 
+    def loads_on_processes(self) -> bool:
+        return self.device.type == "cuda"
+
     @torch.inference_mode()
     def _extract(self, frames: np.ndarray) -> np.ndarray:
         return self.forward(self.network_input(frames)).float().cpu().numpy()
