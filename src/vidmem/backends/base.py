@@ -4,9 +4,9 @@ The extract driver (`Backend.extract_videos`, on the per-video engine of vidmem.
 knows nothing of backend kinds: it loads each video's frames, resized to the backend's input
 (`VideoLoader`, on loader processes or threads: `VideoLoaders`), batches them, calls
 `extract`, and hands each video's features to `save_video`, with a per-video cache from
-`video_cache`. A backend that reads no frames
-(`uses_frames = False`) overrides `extract_videos` itself; one with its own output format
-overrides `save_video` (and `video_cache`).
+`video_cache`. A backend that reads no frames (`uses_frames = False`) overrides
+`extract_videos` itself; one with its own output format overrides `save_video` (and
+`video_cache`).
 """
 
 from __future__ import annotations
