@@ -147,7 +147,9 @@ def worker_process_pool(processes: int, initializer: Callable[..., None],
     mapped here (shared memory made before the fork is shared with them), and a caller's
     script needs no `if __name__ == "__main__"` guard (a fork server or spawn re-runs it in
     every worker). They die with this process, ignore Ctrl-C (this process stops the pool),
-    and run torch on one thread. Linux only (`processes_available`)."""
+    and run torch on one thread. Linux only (`processes_available`). Linux sends the death
+    signal when the *thread* that forked a worker ends, so use the pool from one thread that
+    outlives it (the engine's own thread, or the one thread that runs extract's chunks)."""
     global _STAGE_PID
     _STAGE_PID = os.getpid()
     return ProcessPoolExecutor(max_workers=processes,
