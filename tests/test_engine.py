@@ -138,8 +138,7 @@ def test_a_worker_that_answers_for_the_wrong_video_stops_the_stage(tmp_path):
 
 
 class PidWorker:
-    """Stores each stem's bytes and returns, beside the results, the process it ran in (a
-    module-level class: worker processes unpickle it)."""
+    """Stores each stem's bytes and returns, beside the results, the process it ran in."""
 
     def __init__(self, cache, die_on: str = "") -> None:
         self.cache, self.die_on = cache, die_on

@@ -147,9 +147,9 @@ def test_loader_processes_yield_every_chunk_in_order_and_outlive_chunks(tmp_path
                                         for stem in ShardReader(folder).stems()),
                                       ("video4b", longer)])
     spec = _backend().spec
-    reference = base.VideoLoader(tmp_path / "mixed", spec)
+    reference = base.VideoLoader(ShardReader(tmp_path / "mixed"), spec)
     stems = reference.frames.stems()
-    loaders = base.VideoLoaders(PidLoader(tmp_path / "mixed", spec), 2, (3, 8, 8, 3))
+    loaders = base.VideoLoaders(PidLoader(ShardReader(tmp_path / "mixed"), spec), 2, (3, 8, 8, 3))
     assert loaders.processes
     try:
         # Each video copied out as it comes (the slot is refilled once the next is asked for).
@@ -172,7 +172,8 @@ def test_loader_processes_yield_every_chunk_in_order_and_outlive_chunks(tmp_path
         assert fed == expected_fed
 
     monkeypatch.setattr(base, "SHARED_MEMORY", tmp_path / "no-shm")
-    on_threads = base.VideoLoaders(PidLoader(tmp_path / "mixed", spec), 2, (3, 8, 8, 3))
+    on_threads = base.VideoLoaders(PidLoader(ShardReader(tmp_path / "mixed"), spec), 2,
+                                   (3, 8, 8, 3))
     assert not on_threads.processes
     assert "loading on threads instead" in capsys.readouterr().err
     assert {int(f.flat[0]) for _, (f, _) in on_threads.in_order(stems[:9])} == \

@@ -77,8 +77,8 @@ class VideoLoader:
     become there: what extract's loaders run, by stem (a map-style dataset: worker processes
     get it through fork)."""
 
-    def __init__(self, frames_dir: str | os.PathLike, spec: InputSpec) -> None:
-        self.frames = ShardReader(frames_dir)
+    def __init__(self, frames: ShardReader, spec: InputSpec) -> None:
+        self.frames = frames
         self.spec = spec
 
     def __getitem__(self, stem: str) -> tuple[np.ndarray, list[float]]:
@@ -161,6 +161,11 @@ class VideoLoaders:
                       "loading on threads instead (give the container more shared memory, "
                       "e.g. docker run --shm-size=1g)", file=sys.stderr)
                 self.processes = False
+
+    @property
+    def frames_per_video(self) -> int:
+        """Frames in each video (decode gives every video the same count; 1 when none)."""
+        return self.video_shape[0] if self.video_shape else 1
 
     def in_order(self, stems: Sequence[str],
                  ) -> Iterator[tuple[str, tuple[np.ndarray, list[float]]]]:
@@ -355,7 +360,7 @@ class Backend(ABC):
         remote_worker = functools.partial(
             _ChunkExtractor, type(self), self.name, self.spec, self.config, self.cache_root,
             batch_size, Path(frames_dir).absolute(), self.numerics)
-        loaders = self.video_loaders(frames_dir)
+        loaders = self.video_loaders(frames)
         try:
             results = run_per_video(
                 [(stem, stem) for stem in frames.stems()], cache, out_dir,
@@ -366,7 +371,7 @@ class Backend(ABC):
                 # to a killed one (seconds of work on a CPU), large enough that batches stay
                 # full and the pipeline's drain at each chunk's end (its last batch is waited
                 # for) costs little.
-                chunk_size=lambda todo: 16 * batch_size // max(1, self._frames_per_video(todo)),
+                chunk_size=16 * batch_size // loaders.frames_per_video,
                 resources=self.worker_resources(), in_process=not self.sharded_output,
                 write_output=self.sharded_output, desc=f"extract {self.name}",
                 progress=progress)
@@ -377,10 +382,6 @@ class Backend(ABC):
         hits = sum(result.from_cache for result in results)
         return ExtractResult(videos=len(results), cache_hits=hits,
                              info={**self.describe(), "videos": len(results)})
-
-    def _frames_per_video(self, todo: Sequence[Todo]) -> int:
-        """Frames in the first video to do (decode gives every video the same count)."""
-        return len(self.frames.load(todo[0][0])) if todo else 1
 
     def extract_chunk(self, todo: Sequence[Todo], cache: ItemCache, out_dir: Path | None,
                       batch_size: int, loaders: VideoLoaders) -> list[VideoResult]:
@@ -449,14 +450,14 @@ class Backend(ABC):
                 future.result()  # a failed save is the stage's error
         return [VideoResult(stem, digest, facts_of[stem]) for stem, _, digest in todo]
 
-    def video_loaders(self, frames_dir: str | os.PathLike) -> VideoLoaders:
-        """The loaders of the extract loop over `frames_dir` (close them when done)."""
-        frames = ShardReader(frames_dir)
+    def video_loaders(self, frames: ShardReader) -> VideoLoaders:
+        """The loaders of the extract loop over the shards `frames` (close them when
+        done)."""
         stems = frames.stems()
         # Decode gives every video the same number of frames: the slots' shape.
         shape = (len(frames.load(stems[0])), self.spec.height, self.spec.width, 3) if stems \
             else ()
-        return VideoLoaders(VideoLoader(frames_dir, self.spec), loader_threads(), shape,
+        return VideoLoaders(VideoLoader(frames, self.spec), loader_threads(), shape,
                             processes=self.loads_on_processes())
 
     def loads_on_processes(self) -> bool:
@@ -574,7 +575,7 @@ class _ChunkExtractor:
         self.cache = self.backend.video_cache()
         self.batch_size = batch_size
         # Kept for the worker's life; its loader processes stop with it.
-        self.loaders = self.backend.video_loaders(frames_dir)
+        self.loaders = self.backend.video_loaders(self.backend.frames)
 
     def __call__(self, chunk: list[Todo]) -> list[VideoResult]:
         return self.backend.extract_chunk(chunk, self.cache, None, self.batch_size,

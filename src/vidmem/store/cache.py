@@ -309,13 +309,28 @@ class FsspecStore(EntryStore):
     slow_reads = True
 
     def __init__(self, url: str, suffix: str) -> None:
+        self.url = url
+        self._fs, path = self._client(url)
+        self._pid = os.getpid()
+        self.dir = path.rstrip("/")
+        super().__init__(url, suffix)
+
+    @staticmethod
+    def _client(url: str) -> tuple[Any, str]:
         import fsspec  # only for URL caches (s3fs etc. come with dvc-s3)
 
         # A fresh client per cache: fsspec's instance cache would keep one bound to the
         # endpoint and credentials of the moment it was first made.
-        self.fs, path = fsspec.core.url_to_fs(url, skip_instance_cache=True)
-        self.dir = path.rstrip("/")
-        super().__init__(url, suffix)
+        return fsspec.core.url_to_fs(url, skip_instance_cache=True)
+
+    @property
+    def fs(self) -> Any:
+        """The client, made again in a process forked from the one that made it (a worker
+        process): an async client's event loop belongs to the process that started it."""
+        if self._pid != os.getpid():
+            self._fs, _ = self._client(self.url)
+            self._pid = os.getpid()
+        return self._fs
 
     def read(self, digest: str) -> Entry | None:
         try:

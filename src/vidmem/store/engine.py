@@ -92,7 +92,7 @@ def run_per_video(items: Sequence[tuple[str, Any]], cache: ItemCache, out_dir: s
     `resources` is what one worker needs on a cluster. `in_process` keeps the work in this
     process whatever the executor (a backend with no per-video cache to hand results over).
     `processes`: locally, the `threads` workers are processes of this machine instead
-    (vidmem.store.executor.process_map_chunks; the cache, or its scratch folder, must be files).
+    (vidmem.store.executor.local_map_chunks; the cache, or its scratch folder, must be files).
     `write_output` False: no shards are written and the cache is left as it is (the workers
     write the output themselves, or the caller writes it from the results).
     """

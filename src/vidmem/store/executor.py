@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import multiprocessing
 import os
-import pickle
 import signal
 import sys
 import threading
@@ -85,44 +85,50 @@ def local_map_chunks(make_worker: Callable[[], ChunkWorker], chunks: Sequence[li
                      threads: int, processes: bool = False) -> Iterator[Any]:
     """Results of workers over `chunks`, in order, on `threads` threads of this process, each
     with its own worker from `make_worker` (built on its first chunk); with `processes`, on as
-    many worker processes of this machine (`process_map_chunks`) when there is more than one
-    worker and more than one chunk, on Linux (elsewhere a forked process may not use every
-    system library, and threads do the work)."""
-    if processes and threads > 1 and len(chunks) > 1 and processes_available():
-        yield from process_map_chunks(make_worker, chunks, threads)
-        return
-    local = threading.local()
-
-    def run(chunk: list[Any]) -> Any:
-        if not hasattr(local, "worker"):
-            local.worker = make_worker()
-        return local.worker(chunk)
-
-    pool = ThreadPoolExecutor(max_workers=max(1, threads))
-    window = 4 * max(1, threads)  # chunks in flight: every thread busy, memory bounded
-    pending: deque[Any] = deque()
+    many worker processes of this machine (`worker_process_pool`, each building its worker
+    once) when there is more than one worker and more than one chunk, on Linux (elsewhere a
+    forked process may not use every system library, and threads do the work). Worker
+    processes hand results back as small facts, their arrays through the per-video cache (a
+    folder: the cache, or the stage's scratch folder), never through the pipe."""
+    workers = max(1, threads)
+    pool: ThreadPoolExecutor | ProcessPoolExecutor
+    if processes and workers > 1 and len(chunks) > 1 and processes_available():
+        pool = worker_process_pool(workers, _build_chunk_worker, (make_worker,))
+        run: Callable[[list[Any]], Any] = _run_chunk_in_process
+    else:
+        pool = ThreadPoolExecutor(max_workers=workers)
+        run = functools.partial(_run_chunk_in_thread, make_worker, threading.local())
+    window = 4 * workers  # chunks in flight: every worker busy, memory bounded
+    pending: deque[Future] = deque()
     try:
         for chunk in chunks:
             pending.append(pool.submit(run, chunk))
             if len(pending) >= window:
-                yield pending.popleft().result()
+                yield process_result(pending.popleft())
         while pending:
-            yield pending.popleft().result()
+            yield process_result(pending.popleft())
     finally:
         # A stage that stops early (a bad video under `fail`) does not wait for the rest.
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _run_chunk_in_thread(make_worker: Callable[[], ChunkWorker], local: threading.local,
+                         chunk: list[Any]) -> Any:
+    if not hasattr(local, "worker"):  # each thread builds its worker on its first chunk
+        local.worker = make_worker()
+    return local.worker(chunk)
+
+
 _PROCESS_WORKER: ChunkWorker | None = None  # the worker of this worker process
-_STAGE_PID = os.getpid()  # set again just before a pool forks its workers
 
 
-def _set_up_worker_process(initializer: Callable[..., None], initargs: tuple) -> None:
+def _set_up_worker_process(stage_pid: int, initializer: Callable[..., None],
+                           initargs: tuple) -> None:
     # Die with the stage: a stage killed with SIGKILL cannot stop its pool, and a worker
     # forked with its siblings holds the pool's pipes open, so it would wait for work forever
     # (and keep the stage's stdout open for whoever reads it). PR_SET_PDEATHSIG = 1.
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
-    if os.getppid() != _STAGE_PID:
+    if os.getppid() != stage_pid:
         os._exit(1)  # the stage died before the line above took effect
     # Ctrl-C reaches the whole process group: the stage's own process stops the pool, and a
     # worker finishing its work meanwhile prints no traceback of its own.
@@ -144,18 +150,18 @@ def worker_process_pool(processes: int, initializer: Callable[..., None],
 
     Workers are forked from this process, all at once before the pool's own thread starts
     (as Python does for a fork pool): they start in milliseconds with what is imported and
-    mapped here (shared memory made before the fork is shared with them), and a caller's
-    script needs no `if __name__ == "__main__"` guard (a fork server or spawn re-runs it in
-    every worker). They die with this process, ignore Ctrl-C (this process stops the pool),
-    and run torch on one thread. Linux only (`processes_available`). Linux sends the death
-    signal when the *thread* that forked a worker ends, so use the pool from one thread that
-    outlives it (the engine's own thread, or the one thread that runs extract's chunks)."""
-    global _STAGE_PID
-    _STAGE_PID = os.getpid()
+    mapped here (shared memory made before the fork is shared with them; nothing is
+    pickled), and a caller's script needs no `if __name__ == "__main__"` guard (a fork server
+    or spawn re-runs it in every worker). What they inherit must stand a fork (the S3 cache's
+    client is made again in a forked process). They die with this process, ignore Ctrl-C
+    (this process stops the pool), and run torch on one thread. Linux only
+    (`processes_available`). Linux sends the death signal when the *thread* that forked a
+    worker ends, so use the pool from one thread that outlives it (the engine's own thread,
+    or the one thread that runs extract's chunks)."""
     return ProcessPoolExecutor(max_workers=processes,
                                mp_context=multiprocessing.get_context("fork"),
                                initializer=_set_up_worker_process,
-                               initargs=(initializer, initargs))
+                               initargs=(os.getpid(), initializer, initargs))
 
 
 def processes_available() -> bool:
@@ -165,7 +171,7 @@ def processes_available() -> bool:
 
 
 def process_result(future: Future) -> Any:
-    """A worker process's result; a worker that died is the stage's error, saying so."""
+    """A worker's result; a worker process that died is the stage's error, saying so."""
     try:
         return future.result()
     except BrokenProcessPool as exc:
@@ -174,37 +180,14 @@ def process_result(future: Future) -> Any:
                            "again") from exc
 
 
-def _build_chunk_worker(pickled_make_worker: bytes) -> None:
+def _build_chunk_worker(make_worker: Callable[[], ChunkWorker]) -> None:
     global _PROCESS_WORKER
-    # Unpickled here rather than inherited through fork: what the worker holds is rebuilt in
-    # this process (an S3 cache's client and its event loop are not fork-safe).
-    _PROCESS_WORKER = pickle.loads(pickled_make_worker)()
+    _PROCESS_WORKER = make_worker()
 
 
 def _run_chunk_in_process(chunk: list[Any]) -> Any:
     assert _PROCESS_WORKER is not None, "the worker process was not started by its pool"
     return _PROCESS_WORKER(chunk)
-
-
-def process_map_chunks(make_worker: Callable[[], ChunkWorker], chunks: Sequence[list[Any]],
-                       processes: int) -> Iterator[Any]:
-    """Results of workers over `chunks`, in order, on `processes` worker processes
-    (`worker_process_pool`), each building its worker once. `make_worker` must pickle (as it
-    must for Ray), and workers hand results back as small facts, their arrays through the
-    per-video cache (a folder: the cache, or the stage's scratch folder), never through the
-    pipe."""
-    pool = worker_process_pool(processes, _build_chunk_worker, (pickle.dumps(make_worker),))
-    window = 4 * processes  # chunks in flight: every process busy, memory bounded
-    pending: deque[Any] = deque()
-    try:
-        for chunk in chunks:
-            pending.append(pool.submit(_run_chunk_in_process, chunk))
-            if len(pending) >= window:
-                yield process_result(pending.popleft())
-        while pending:
-            yield process_result(pending.popleft())
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _ChunkActor:
