@@ -1,10 +1,12 @@
 """The extract loop as a GPU would drive it, tested on the CPU: loading on several processes,
-one batch in flight while the next is assembled, `frames_per_batch: auto`, and the page-locked
-buffers' plain-memory fallback."""
+one batch in flight while the next is assembled, `frames_per_batch: auto`, and batches
+assembled on the network's device."""
 
 from __future__ import annotations
 
 import os
+import resource
+import signal
 import sys
 
 import numpy as np
@@ -108,19 +110,32 @@ def test_auto_batch_size_resolves_per_device_and_keys_the_cache_as_the_number(tm
     assert all(a[stem].tobytes() == b[stem].tobytes() for stem in a)
 
 
-def test_torch_auto_batch_is_the_cpus_and_buffers_fall_back_to_plain_memory():
-    from vidmem.backends.torch_backbones import AUTO_BATCH_CPU
+def test_torch_auto_batch_is_the_cpus_and_batches_assemble_on_the_device():
+    """On the CPU, `auto` is the CPU's batch, and a batch assembled video by video on the
+    network's device (as a GPU assembles it, without streams), padded with zero frames, gives
+    the features `extract` gives for the same frames."""
+    from vidmem.backends.torch_backbones import AUTO_BATCH_CPU, DeviceFrameBatch
 
     backend = create_backend(Params({"backend": {"e": {
         "kind": "torch", "model": "efficientnet_lite0", "weights": "random", "device": "cpu",
         "frames_per_batch": "auto",
         "input": {"size": 224, "resize": "squash", "value": {"range": [-1, 1]}}}}}), "e")
     assert backend.frames_per_batch == AUTO_BATCH_CPU == 16
-    buffer = backend.batch_buffer(2)
-    assert isinstance(buffer, np.ndarray) and buffer.shape == (2, 224, 224, 3)
-    buffer[:] = np.random.default_rng(0).integers(0, 256, buffer.shape, dtype=np.uint8)
-    np.testing.assert_array_equal(backend.collect(backend.submit(buffer), 2),
-                                  backend.extract(buffer))
+    frames = np.random.default_rng(0).integers(0, 256, (3, 224, 224, 3), dtype=np.uint8)
+    batch = backend.new_batch(4)
+    assert isinstance(batch, DeviceFrameBatch) and batch.tensor.device.type == "cpu"
+    assert len(batch) == 4
+    batch.tensor.fill_(255)  # what a reused buffer could hold: padding must overwrite it
+    source = frames.copy()
+    batch.put(0, source[:2])
+    batch.put(2, source[2:])
+    source[:] = 0  # a loader's slot refilled once put returned: the batch holds its own copy
+    batch.pad(3)
+    features = backend.collect(backend.submit_batch(batch), 4)
+    padded = np.concatenate([frames, np.zeros((1, 224, 224, 3), np.uint8)])
+    assert features.tobytes() == backend.extract(padded).tobytes()
+    # Nothing to page-lock on the CPU, and nothing to undo.
+    assert backend.pin_host_memory(source)() is None
 
 
 class PidLoader(base.VideoLoader):
@@ -135,12 +150,13 @@ class PidLoader(base.VideoLoader):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="loader processes: Linux")
-def test_loader_processes_yield_every_chunk_in_order_and_outlive_chunks(tmp_path, monkeypatch,
-                                                                       capsys):
+def test_loader_processes_yield_every_chunk_in_order_and_outlive_chunks(tmp_path, capsys):
     """More than one loader: videos load in worker processes (not under the GIL of the
     process that drives the network) into shared slots, come back in order with their fed
     range (a video of another length whole), and the same processes serve every chunk of the
-    stage; where /dev/shm cannot hold the slots, threads load instead and a line says why."""
+    stage; the slots are page-locked once the loaders run (as a GPU backend does) and let go
+    at the end; where the slots' memory cannot be reserved, threads load instead and a line
+    says why."""
     folder = _videos(tmp_path, count=9)
     longer = np.random.default_rng(1).integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
     write_arrays(tmp_path / "mixed", [*((stem, ShardReader(folder).load(stem))
@@ -149,7 +165,14 @@ def test_loader_processes_yield_every_chunk_in_order_and_outlive_chunks(tmp_path
     spec = _backend().spec
     reference = base.VideoLoader(ShardReader(tmp_path / "mixed"), spec)
     stems = reference.frames.stems()
-    loaders = base.VideoLoaders(PidLoader(ShardReader(tmp_path / "mixed"), spec), 2, (3, 8, 8, 3))
+    pinned, unpinned = [], []
+
+    def pin(slots):  # what a GPU backend does to the slots: once, with the loaders running
+        pinned.append((slots, loaders.pool is not None))
+        return lambda: unpinned.append(True)
+
+    loaders = base.VideoLoaders(PidLoader(ShardReader(tmp_path / "mixed"), spec), 2, (3, 8, 8, 3),
+                                pin_slots=pin)
     assert loaders.processes
     try:
         # Each video copied out as it comes (the slot is refilled once the next is asked for).
@@ -160,8 +183,13 @@ def test_loader_processes_yield_every_chunk_in_order_and_outlive_chunks(tmp_path
                   in loaders.in_order(stems[6:])]
         # The same pool for the second chunk as for the first (started once per stage).
         assert loaders.pool is pool
+        assert len(pinned) == 1 and pinned[0][1]
+        assert pinned[0][0].shape == (4, 3, 8, 8, 3)
+        assert np.shares_memory(pinned[0][0], loaders.slots)
+        assert not unpinned
     finally:
         loaders.close()
+    assert unpinned == [True]
     assert [stem for stem, _ in first + second] == stems
     pids = {int(frames.flat[0]) for _, (frames, _) in first + second}
     assert os.getpid() % 251 not in pids and 1 <= len(pids) <= 2
@@ -171,10 +199,18 @@ def test_loader_processes_yield_every_chunk_in_order_and_outlive_chunks(tmp_path
         assert frames.reshape(-1)[1:].tobytes() == expected.reshape(-1)[1:].tobytes()
         assert fed == expected_fed
 
-    monkeypatch.setattr(base, "SHARED_MEMORY", tmp_path / "no-shm")
-    on_threads = base.VideoLoaders(PidLoader(ShardReader(tmp_path / "mixed"), spec), 2,
-                                   (3, 8, 8, 3))
+    # Memory that cannot hold the slots (here a file-size limit below their size, which the
+    # kernel applies to the shared memory too): threads load, and a line says why.
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    signal_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1024, limits[1]))
+    try:
+        on_threads = base.VideoLoaders(PidLoader(ShardReader(tmp_path / "mixed"), spec), 2,
+                                       (3, 8, 8, 3))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, signal_handler)
     assert not on_threads.processes
-    assert "loading on threads instead" in capsys.readouterr().err
+    assert "could not be reserved" in capsys.readouterr().err
     assert {int(f.flat[0]) for _, (f, _) in on_threads.in_order(stems[:9])} == \
         {os.getpid() % 251}

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import math
 import os
-import shutil
 import sys
 from abc import ABC, abstractmethod
 from collections import deque
@@ -25,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from vidmem.core.devices import host_threads
 from vidmem.core.errors import DataError, ParamsError, VidmemError
@@ -34,7 +32,12 @@ from vidmem.core.params import as_int
 from vidmem.data.dataset import Dataset
 from vidmem.store.cache import ItemCache, open_cache
 from vidmem.store.engine import Todo, VideoResult, run_per_video
-from vidmem.store.executor import process_result, processes_available, worker_process_pool
+from vidmem.store.executor import (
+    fork_shared_array,
+    process_result,
+    processes_available,
+    worker_process_pool,
+)
 from vidmem.store.shards import ShardReader
 from vidmem.video.geometry import InputSpec, range_matches, resize_frames
 
@@ -108,14 +111,13 @@ def _prefetch(items: Sequence[str], workers: int,
 
 
 AHEAD_PER_LOADER = 2  # videos each loader process has in hand or ready
-SHARED_MEMORY = Path("/dev/shm")
 # This process's loader and the shared slots it fills (a loader process's, set at its start).
 _LOADER: tuple[VideoLoader, np.ndarray] | None = None
 
 
-def _start_loader(load: VideoLoader, slots: torch.Tensor) -> None:
+def _start_loader(load: VideoLoader, slots: np.ndarray) -> None:
     global _LOADER
-    _LOADER = (load, slots.numpy())  # the same pages as the stage's: mapped before the fork
+    _LOADER = (load, slots)  # the same pages as the stage's: mapped before the fork
 
 
 def _load_into_slot(stem: str, slot: int) -> tuple[np.ndarray | None, list[float]]:
@@ -130,6 +132,10 @@ def _load_into_slot(stem: str, slot: int) -> tuple[np.ndarray | None, list[float
     return None, fed
 
 
+def _no_pinning(slots: np.ndarray) -> Callable[[], None]:
+    return lambda: None
+
+
 class VideoLoaders:
     """Extract's loaders: each video of a chunk loaded ahead of the network and yielded in
     order, on `workers` processes (`processes`, on Linux, more than one loader) or threads.
@@ -141,25 +147,33 @@ class VideoLoaders:
     number and the fed range travel through the pool's pipe; the pool starts with the first
     chunk and serves every chunk of the stage. (PyTorch's DataLoader hands each item over as a
     new shared-memory segment, whose pages fault in on first read: 1.7 ms per video of 8 ×
-    224² here, against 0.14 ms for the fixed slots.) Where /dev/shm cannot hold the slots (a
-    small container default), threads load instead, and a line says so."""
+    224² here, against 0.14 ms for the fixed slots.) The slots are anonymous shared memory,
+    not /dev/shm (a container's 64 MB default would not hold 32 slots of 8 × 224²); where the
+    memory cannot be reserved, threads load instead, and a line says so.
+
+    `pin_slots` is called with the slots once the loader processes exist and returns what
+    undoes it: a backend on a GPU page-locks them there, so each video is copied from its
+    slot to the device by the copy engine, not by this process."""
 
     def __init__(self, load: VideoLoader, workers: int, video_shape: tuple[int, ...],
-                 processes: bool = True) -> None:
+                 processes: bool = True,
+                 pin_slots: Callable[[np.ndarray], Callable[[], None]] = _no_pinning) -> None:
         self.load, self.workers, self.video_shape = load, workers, tuple(video_shape)
         self.slot_count = AHEAD_PER_LOADER * workers
-        self.slots: torch.Tensor | None = None
+        self.slots: np.ndarray | None = None
         self.pool: ProcessPoolExecutor | None = None
+        self.pin_slots = pin_slots
+        self._unpin: Callable[[], None] | None = None
         self.processes = (processes and workers > 1 and processes_available()
                           and bool(video_shape))
         if self.processes:
-            needed = 2 * self.slot_count * math.prod(self.video_shape)
-            free = shutil.disk_usage(SHARED_MEMORY).free if SHARED_MEMORY.is_dir() else 0
-            if free < needed:
-                print(f"extract: {SHARED_MEMORY} has {free / 2**20:.0f} MiB free, "
-                      f"{needed / 2**20:.0f} MiB are needed for {workers} loader processes: "
-                      "loading on threads instead (give the container more shared memory, "
-                      "e.g. docker run --shm-size=1g)", file=sys.stderr)
+            shape = (self.slot_count, *self.video_shape)
+            try:
+                self.slots = fork_shared_array(shape, "vidmem-extract-slots")
+            except OSError as exc:
+                print(f"extract: {math.prod(shape) / 2**20:.0f} MiB of shared memory for "
+                      f"{workers} loader processes could not be reserved ({exc}): loading on "
+                      "threads instead", file=sys.stderr)
                 self.processes = False
 
     @property
@@ -174,12 +188,10 @@ class VideoLoaders:
         if not self.processes:
             yield from _prefetch(stems, self.workers, self.load.__getitem__)
             return
+        slots = self.slots
+        assert slots is not None
         if self.pool is None:
-            self.slots = torch.empty((self.slot_count, *self.video_shape),
-                                     dtype=torch.uint8).share_memory_()
-            self.pool = worker_process_pool(self.workers, _start_loader,
-                                            (self.load, self.slots))
-        slots = self.slots.numpy()
+            self.pool = worker_process_pool(self.workers, _start_loader, (self.load, slots))
         queue = iter(stems)
         pending: deque[tuple[str, int, Future]] = deque()
 
@@ -191,6 +203,10 @@ class VideoLoaders:
         try:
             for slot in range(self.slot_count):
                 fill(slot)
+            if self._unpin is None:
+                # Only now: a pool of forked processes starts them all at its first submit,
+                # and page-locked memory is not promised to a process forked after it.
+                self._unpin = self.pin_slots(slots)
             while pending:
                 stem, slot, future = pending.popleft()
                 whole, fed = process_result(future)
@@ -207,7 +223,28 @@ class VideoLoaders:
         """Stop the loader processes (they also stop by themselves if the stage dies)."""
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
-        self.pool = self.slots = None
+        if self._unpin is not None:
+            self._unpin()
+        self.pool = self.slots = self._unpin = None
+
+
+class FrameBatch:
+    """A batch being assembled for the network: uint8 [frames, H, W, 3] at the spec's size, in
+    host memory here (a backend may assemble on its device instead: `Backend.new_batch`)."""
+
+    def __init__(self, buffer: np.ndarray) -> None:
+        self.buffer = buffer
+
+    def __len__(self) -> int:
+        return len(self.buffer)
+
+    def put(self, start: int, frames: np.ndarray) -> None:
+        """Copy `frames` in at frame `start`; their memory may be reused once this returns."""
+        self.buffer[start:start + len(frames)] = frames
+
+    def pad(self, filled: int) -> None:
+        """Zero the frames from `filled` on (the last batch of a chunk is run full-size)."""
+        self.buffer[filled:] = 0
 
 
 # What `Backend.submit` returns: called, it waits for the batch and gives its float32 features
@@ -306,10 +343,19 @@ class Backend(ABC):
         """uint8 [B, H, W, 3] frames at the spec's size → float32 [B, feature_dim] features."""
         return self.collect(self.submit(frames), len(frames))
 
-    def batch_buffer(self, frames: int) -> np.ndarray:
-        """An uninitialised uint8 [frames, H, W, 3] array a batch is assembled in (a backend on
-        an accelerator gives page-locked memory, so the copy to the device runs asynchronously)."""
-        return np.empty((frames, self.spec.height, self.spec.width, 3), np.uint8)
+    def new_batch(self, frames: int) -> FrameBatch:
+        """An empty batch of `frames` frames that the extract loop assembles videos in, then
+        runs (`submit_batch`): in host memory here."""
+        return FrameBatch(np.empty((frames, self.spec.height, self.spec.width, 3), np.uint8))
+
+    def submit_batch(self, batch: FrameBatch) -> PendingFeatures:
+        """`submit` for a batch from `new_batch`."""
+        return self.submit(batch.buffer)
+
+    def pin_host_memory(self, memory: np.ndarray) -> Callable[[], None]:
+        """Make copies from `memory` (the loaders' shared slots) to this backend's device fast,
+        and return what undoes it; nothing to do for a network on the CPU."""
+        return lambda: None
 
     # --- hooks of the extract loop -------------------------------------------------------
 
@@ -390,9 +436,9 @@ class Backend(ABC):
         returns each video's result."""
         digests = {stem: digest for stem, _, digest in todo}
         facts_of: dict[str, dict[str, Any]] = {}
-        # The batch being filled: its buffer, its videos (stem, frame count), its frames so far.
-        # Each video is copied in as it arrives, so a loader's frames are let go at once.
-        batch: np.ndarray | None = None
+        # The batch being filled, its videos (stem, frame count), its frames so far. Each video
+        # is copied in as it arrives, so a loader's frames are let go at once.
+        batch: FrameBatch | None = None
         videos: list[tuple[str, int]] = []
         filled = 0
         # The batch on the device: its pending features, its size, and its videos' frame counts.
@@ -421,8 +467,8 @@ class Backend(ABC):
             # Always run full-size batches (zero frames pad the last one): the same shapes give
             # the same kernels, so a video's features do not depend on which videos share its
             # batch, and an incremental run matches a full one.
-            batch[filled:] = 0
-            pending = self.submit(batch)
+            batch.pad(filled)
+            pending = self.submit_batch(batch)
             # The previous batch is collected only now, while this one runs: the device never
             # waits for the host to save features.
             if in_flight is not None:
@@ -435,8 +481,8 @@ class Backend(ABC):
                 flush()
             if batch is None:
                 # A video longer than a batch makes a batch of its own, of its length.
-                batch = self.batch_buffer(max(batch_size, len(frames)))
-            batch[filled:filled + len(frames)] = frames
+                batch = self.new_batch(max(batch_size, len(frames)))
+            batch.put(filled, frames)
             # The values fed for this video's real frames (padding excluded), kept with the
             # cached features so a cache hit reports the same range as fresh work.
             facts_of[stem] = {"fed_range": fed}
@@ -458,7 +504,7 @@ class Backend(ABC):
         shape = (len(frames.load(stems[0])), self.spec.height, self.spec.width, 3) if stems \
             else ()
         return VideoLoaders(VideoLoader(frames, self.spec), loader_threads(), shape,
-                            processes=self.loads_on_processes())
+                            processes=self.loads_on_processes(), pin_slots=self.pin_host_memory)
 
     def loads_on_processes(self) -> bool:
         """Whether extract loads videos on processes rather than threads: where the network

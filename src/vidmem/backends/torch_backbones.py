@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -49,7 +50,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vidmem.backends.base import Backend, PendingFeatures
+from vidmem.backends.base import Backend, FrameBatch, PendingFeatures
 from vidmem.core.devices import PRECISIONS, autocast, numerics, resolve_device
 from vidmem.core.errors import ParamsError, VidmemError
 from vidmem.core.params import as_bool, as_choice, as_device, as_int
@@ -307,6 +308,38 @@ def _root_log_quiet() -> Iterator[None]:
         log.setLevel(level)
 
 
+class DeviceFrameBatch(FrameBatch):
+    """A batch assembled in the network's device memory: each video is copied there as it
+    arrives, from wherever its loader put it (on a GPU, page-locked shared slots: the copy
+    engine moves it, and this process copies nothing), on `stream` (None on the CPU)."""
+
+    def __init__(self, frames: int, frame_shape: tuple[int, ...], device: torch.device,
+                 stream: torch.cuda.Stream | None) -> None:
+        self.stream = stream
+        with self._on_stream():
+            self.tensor = torch.empty((frames, *frame_shape), dtype=torch.uint8, device=device)
+
+    def _on_stream(self) -> contextlib.AbstractContextManager:
+        return torch.cuda.stream(self.stream) if self.stream is not None \
+            else contextlib.nullcontext()
+
+    def __len__(self) -> int:
+        return len(self.tensor)
+
+    def put(self, start: int, frames: np.ndarray) -> None:
+        with self._on_stream():
+            self.tensor[start:start + len(frames)].copy_(
+                torch.from_numpy(np.ascontiguousarray(frames)), non_blocking=True)
+        if self.stream is not None:
+            # `frames` may be a loader's slot, refilled once this returns: the copy must be
+            # done (a few tens of microseconds per video on the copy engine; the GIL is let go).
+            self.stream.synchronize()
+
+    def pad(self, filled: int) -> None:
+        with self._on_stream():
+            self.tensor[filled:] = 0
+
+
 class TorchBackbone(Backend):
     """A torchvision/timm image network with its classifier removed: pooled features per frame."""
 
@@ -352,52 +385,67 @@ class TorchBackbone(Backend):
     def loads_on_processes(self) -> bool:
         return self.device.type == "cuda"
 
-    @torch.inference_mode()
     def _extract(self, frames: np.ndarray) -> np.ndarray:
-        return self.forward(self.network_input(frames)).float().cpu().numpy()
+        return self.extract(frames)
 
-    def batch_buffer(self, frames: int) -> np.ndarray:
-        if self.device.type != "cuda":
-            return super().batch_buffer(frames)
-        # Page-locked, so the copy to the GPU runs asynchronously (PyTorch's caching host
-        # allocator reuses the memory across batches).
-        return torch.empty((frames, self.spec.height, self.spec.width, 3), dtype=torch.uint8,
-                           pin_memory=True).numpy()
+    def new_batch(self, frames: int) -> DeviceFrameBatch:
+        return DeviceFrameBatch(frames, (self.spec.height, self.spec.width, 3), self.device,
+                                self._copy_stream)
 
     def submit(self, frames: np.ndarray) -> PendingFeatures:
-        """On a GPU: queue the copy (on a side stream, overlapping the previous batch's
-        compute), the conversion to network values, the forward pass, the finite check and the
-        copy of the features back, and return without waiting; nothing synchronizes until the
-        returned call. On the CPU: at once, as any backend."""
-        if self.device.type != "cuda":
-            return super().submit(frames)
         self._check_input(frames)
-        compute = torch.cuda.current_stream(self.device)
+        batch = self.new_batch(len(frames))
+        batch.put(0, frames)
+        return self.submit_batch(batch)
+
+    def submit_batch(self, batch: FrameBatch) -> PendingFeatures:
+        """On a GPU: queue the conversion to network values (after the batch's copies on the
+        side stream), the forward pass, the finite check and the copy of the features back,
+        and return without waiting; nothing synchronizes until the returned call. On the CPU
+        the same operations, done at once."""
+        assert isinstance(batch, DeviceFrameBatch), "a batch from this backend's new_batch"
         with torch.inference_mode():
-            with torch.cuda.stream(self._copy_stream):
-                uint8 = torch.from_numpy(frames).to(self.device, non_blocking=True)
+            uint8 = batch.tensor
+            if self._copy_stream is None:
+                x = self.spec.to_network_values(uint8).contiguous(
+                    memory_format=torch.channels_last)
+                features = self.forward(x).float().numpy()
+                finite = bool(np.isfinite(features).all())
+                return lambda: (features, finite)
+            compute = torch.cuda.current_stream(self.device)
             compute.wait_stream(self._copy_stream)
             uint8.record_stream(compute)  # made on the copy stream, used on this one
             x = self.spec.to_network_values(uint8).contiguous(memory_format=torch.channels_last)
-            features = self.forward(x).float()
-            finite = torch.isfinite(features).all()
-            host = torch.empty(features.shape, dtype=torch.float32, pin_memory=True)
-            host.copy_(features, non_blocking=True)
+            on_device = self.forward(x).float()
+            all_finite = torch.isfinite(on_device).all()
+            host = torch.empty(on_device.shape, dtype=torch.float32, pin_memory=True)
+            host.copy_(on_device, non_blocking=True)
             host_finite = torch.empty((), dtype=torch.bool, pin_memory=True)
-            host_finite.copy_(finite, non_blocking=True)
+            host_finite.copy_(all_finite, non_blocking=True)
             done = torch.cuda.Event()
             done.record(compute)
 
-        # The page-locked input stays referenced until its copy has run, so the host allocator
-        # cannot hand it to the next batch while the GPU still reads it.
-        inputs = [frames]
-
         def wait() -> tuple[np.ndarray, bool]:
             done.synchronize()
-            inputs.clear()
             return host.numpy().copy(), bool(host_finite)
 
         return wait
+
+    def pin_host_memory(self, memory: np.ndarray) -> Callable[[], None]:
+        """On a GPU, page-lock `memory` (the loaders' shared slots) in place, so a video's copy
+        to the device is done by the copy engine straight from its slot. If CUDA refuses,
+        copies still work, staged through the driver's own buffers by this process."""
+        if self.device.type != "cuda" or not memory.nbytes:
+            return super().pin_host_memory(memory)
+        cudart = torch.cuda.cudart()
+        address = memory.ctypes.data
+        status = int(cudart.cudaHostRegister(address, memory.nbytes, 1))  # 1: portable
+        if status != 0:
+            print(f"extract: CUDA could not page-lock the loaders' shared memory (cudaError "
+                  f"{status}); copies to the GPU are staged by the driver instead",
+                  file=sys.stderr)
+            return lambda: None
+        return lambda: cudart.cudaHostUnregister(address)
 
     @torch.inference_mode()
     def logits(self, frames: np.ndarray) -> torch.Tensor:

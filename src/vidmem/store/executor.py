@@ -27,6 +27,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import math
+import mmap
 import multiprocessing
 import os
 import signal
@@ -38,6 +40,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
+
+import numpy as np
 
 from vidmem.core.errors import ParamsError
 
@@ -168,6 +172,23 @@ def processes_available() -> bool:
     """Whether per-video work may run on `worker_process_pool` here: on Linux (elsewhere a
     forked process may not use every system library, and threads do the work)."""
     return sys.platform.startswith("linux")
+
+
+def fork_shared_array(shape: tuple[int, ...], name: str) -> np.ndarray:
+    """A zero-filled uint8 array of `shape` in anonymous shared memory (Linux `memfd_create`):
+    processes forked after it write into the pages this process reads.
+
+    Not in /dev/shm, which a container caps at 64 MB by default; and its pages are reserved
+    here (`posix_fallocate`), so memory that cannot hold it is an OSError now, not a SIGBUS in
+    a worker half-way through a stage."""
+    size = max(1, math.prod(shape))
+    descriptor = os.memfd_create(name, os.MFD_CLOEXEC)
+    try:
+        os.posix_fallocate(descriptor, 0, size)
+        memory = mmap.mmap(descriptor, size)  # MAP_SHARED: what a forked child writes is seen here
+    finally:
+        os.close(descriptor)  # the mapping keeps the memory
+    return np.frombuffer(memory, np.uint8).reshape(shape)
 
 
 def process_result(future: Future) -> Any:
