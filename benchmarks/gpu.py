@@ -27,6 +27,7 @@ import shutil
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -383,7 +384,7 @@ PARTS = {"extract": part_extract, "numerics": part_numerics, "train": part_train
 
 def record(folders: list[Path]) -> None:
     """Merge the parts' JSON (`gpu_<part>.json`) into benchmarks/results.json ("gpu") and
-    write BENCHMARKS.md's GPU rows from it."""
+    write BENCHMARKS.md's GPU rows from it. A part that failed keeps its earlier rows."""
     from bench.harness import ROOT
     from bench.report import write_markdown
 
@@ -392,15 +393,45 @@ def record(folders: list[Path]) -> None:
     gpu = results.get("gpu", {})
     for folder in folders:
         for path in sorted(folder.glob("gpu_*.json")):
-            gpu[path.stem.removeprefix("gpu_")] = json.loads(path.read_text())
+            part = json.loads(path.read_text())
+            if "error" in part:
+                print(f"record: {path} holds a failure, not rows; kept the earlier "
+                      f"{path.stem.removeprefix('gpu_')} rows", file=sys.stderr)
+                continue
+            gpu[path.stem.removeprefix("gpu_")] = part
     results["gpu"] = gpu
     results_file.write_text(json.dumps(results, indent=2) + "\n")
     write_markdown(results, ROOT / "BENCHMARKS.md")
 
 
-def main() -> None:
+def run_parts(parts: list[str], out: Path, small: bool) -> list[str]:
+    """Run each part and write its `gpu_<part>.json`; returns the parts that failed. A failed
+    part writes its traceback instead and the others still run: the device time a lent box
+    gives is short, and one broken part should not cost the rest their measurement."""
     import torch
 
+    out.mkdir(parents=True, exist_ok=True)
+    failed = []
+    for part in parts:
+        started = time.time()
+        work = Path(tempfile.mkdtemp())
+        facts = {"device": device_name(), "cores": os.cpu_count(), "torch": torch.__version__,
+                 "command": f"python benchmarks/gpu.py {part}" + (" --small" if small else ""),
+                 "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))}
+        try:
+            result = {"result": PARTS[part](work, small), **facts}
+        except Exception:  # noqa: BLE001 - any failure of a part is reported, then the next runs
+            traceback.print_exc()
+            failed.append(part)
+            result = {"error": traceback.format_exc(), **facts}
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        (out / f"gpu_{part}.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(part, json.dumps(result.get("result", "failed")), flush=True)
+    return failed
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("parts", nargs="+", choices=[*PARTS, "record"])
@@ -412,18 +443,10 @@ def main() -> None:
     if args.parts == ["record"]:
         record(args.folders)
         return
-    args.out.mkdir(parents=True, exist_ok=True)
-    for part in args.parts:
-        started = time.time()
-        work = Path(tempfile.mkdtemp())
-        result = {"result": PARTS[part](work, args.small), "device": device_name(),
-                  "cores": os.cpu_count(), "torch": torch.__version__,
-                  "command": f"python benchmarks/gpu.py {part}" + (" --small" if args.small
-                                                                  else ""),
-                  "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))}
-        shutil.rmtree(work, ignore_errors=True)
-        (args.out / f"gpu_{part}.json").write_text(json.dumps(result, indent=2) + "\n")
-        print(part, json.dumps(result["result"]), flush=True)
+    failed = run_parts(args.parts, args.out, args.small)
+    if failed:
+        raise SystemExit(f"gpu.py: {', '.join(failed)} failed (the traceback is in their "
+                         f"gpu_<part>.json); the other parts were measured")
 
 
 if __name__ == "__main__":

@@ -84,3 +84,35 @@ def test_the_gpu_benchmark_runs_every_part_at_toy_sizes_on_a_cpu(tmp_path):
     rows = gpu_rows({part.removeprefix("gpu_"): value for part, value in parts.items()})
     assert any(row.startswith("| GPU train") for row in rows)
     assert any(row.startswith("| GPU box end to end: 16 clips") for row in rows)
+
+
+def test_a_failing_gpu_part_leaves_its_traceback_and_the_other_parts_run(tmp_path, monkeypatch):
+    """On a lent GPU box one broken part must not cost the others their measurement: it writes
+    its traceback where its rows would be, the next part still runs, and `record` keeps the
+    earlier rows of the failed part."""
+    import json
+
+    gpu = pytest.importorskip("gpu", reason="benchmarks/gpu.py")
+
+    def broken(work, small):
+        raise RuntimeError("the device batch path broke")
+
+    monkeypatch.setattr(gpu, "PARTS", {"extract": broken, "train": lambda work, small: {"x": 1}})
+    assert gpu.run_parts(["extract", "train"], tmp_path, small=True) == ["extract"]
+    extract = json.loads((tmp_path / "gpu_extract.json").read_text())
+    assert "the device batch path broke" in extract["error"] and "result" not in extract
+    assert json.loads((tmp_path / "gpu_train.json").read_text())["result"] == {"x": 1}
+
+    import bench.harness
+
+    (tmp_path / "benchmarks").mkdir()
+    earlier = {"gpu": {"extract": {"result": [{"kept": True}]}}}
+    (tmp_path / "benchmarks" / "results.json").write_text(json.dumps(earlier))
+    monkeypatch.setattr(bench.harness, "ROOT", tmp_path)
+    written = []
+    monkeypatch.setattr("bench.report.write_markdown", lambda results, path: written.append(path))
+    gpu.record([tmp_path])
+    results = json.loads((tmp_path / "benchmarks" / "results.json").read_text())
+    assert results["gpu"]["extract"] == {"result": [{"kept": True}]}
+    assert results["gpu"]["train"]["result"] == {"x": 1}
+    assert written == [tmp_path / "BENCHMARKS.md"]

@@ -138,6 +138,34 @@ def test_torch_auto_batch_is_the_cpus_and_batches_assemble_on_the_device():
     assert backend.pin_host_memory(source)() is None
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="loader processes: Linux")
+def test_torch_backbone_batches_from_loader_slots_match_loader_threads(tmp_path, monkeypatch):
+    """The GPU's combination, on the CPU: loader processes fill shared slots and each video is
+    copied from its slot into the batch on the network's device; the features are those of
+    loader threads, byte for byte (a slot refilled before its copy was done would change
+    them)."""
+    from vidmem.backends.torch_backbones import TorchBackbone
+
+    frames = _videos(tmp_path, count=9)
+
+    def features(processes, out):
+        monkeypatch.setattr(TorchBackbone, "loads_on_processes", lambda self: processes)
+        backend = create_backend(Params({"backend": {"e": {
+            "kind": "torch", "model": "efficientnet_lite0", "weights": "random",
+            "device": "cpu", "frames_per_batch": 4,
+            "input": {"size": 32, "resize": "squash", "value": {"range": [-1, 1]}}}}}), "e")
+        loaders = backend.video_loaders(ShardReader(frames))
+        assert loaders.processes == processes
+        loaders.close()
+        return _features(backend, frames, tmp_path / out)
+
+    monkeypatch.setattr(base, "loader_threads", lambda: 2)
+    on_threads, on_processes = features(False, "threads"), features(True, "processes")
+    assert list(on_processes) == list(on_threads) and len(on_threads) == 9
+    for stem, value in on_threads.items():
+        assert on_processes[stem].tobytes() == value.tobytes()
+
+
 class PidLoader(base.VideoLoader):
     """Frames whose first value is the loading process's pid modulo 251 (so a test sees where
     each video was loaded)."""

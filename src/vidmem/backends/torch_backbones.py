@@ -437,13 +437,16 @@ class TorchBackbone(Backend):
         copies still work, staged through the driver's own buffers by this process."""
         if self.device.type != "cuda" or not memory.nbytes:
             return super().pin_host_memory(memory)
-        cudart = torch.cuda.cudart()
         address = memory.ctypes.data
-        status = int(cudart.cudaHostRegister(address, memory.nbytes, 1))  # 1: portable
-        if status != 0:
-            print(f"extract: CUDA could not page-lock the loaders' shared memory (cudaError "
-                  f"{status}); copies to the GPU are staged by the driver instead",
-                  file=sys.stderr)
+        try:
+            cudart = torch.cuda.cudart()
+            status = int(cudart.cudaHostRegister(address, memory.nbytes, 1))  # 1: portable
+            problem = f"cudaError {status}" if status else None
+        except (AttributeError, RuntimeError) as exc:  # a PyTorch without the binding
+            problem = str(exc)
+        if problem is not None:
+            print(f"extract: CUDA could not page-lock the loaders' shared memory ({problem}); "
+                  "copies to the GPU are staged by the driver instead", file=sys.stderr)
             return lambda: None
         return lambda: cudart.cudaHostUnregister(address)
 
