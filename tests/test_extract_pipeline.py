@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from vidmem.backends import base, create_backend
+from vidmem.core.errors import DataError
 from vidmem.core.params import Params
-from vidmem.store.executor import worker_process_pool
+from vidmem.store.executor import forked_process
 from vidmem.store.features import open_features
 from vidmem.store.shards import ShardReader, write_arrays
 
@@ -87,10 +88,11 @@ def test_loaders_change_nothing_in_the_output(tmp_path, monkeypatch, threads, pr
     monkeypatch.setattr(base, "loader_threads", lambda: threads)
     monkeypatch.setattr(MeanColour, "loads_on_processes", lambda self: processes)
     started = []
-    monkeypatch.setattr(base, "worker_process_pool",
-                        lambda *a, **k: started.append(a) or worker_process_pool(*a, **k))
+    monkeypatch.setattr(base, "forked_process",
+                        lambda *a, **k: started.append(a) or forked_process(*a, **k))
     many = _features(_backend(frames_per_batch=4), frames, tmp_path / "many")
-    assert len(started) == (1 if processes and sys.platform.startswith("linux") else 0)
+    # One loader process per loader, started once for the whole stage.
+    assert len(started) == (threads if processes and sys.platform.startswith("linux") else 0)
     assert list(many) == list(one)
     for stem in one:
         assert many[stem].tobytes() == one[stem].tobytes()
@@ -196,7 +198,7 @@ def test_loader_processes_yield_every_chunk_in_order_and_outlive_chunks(tmp_path
     pinned, unpinned = [], []
 
     def pin(slots):  # what a GPU backend does to the slots: once, with the loaders running
-        pinned.append((slots, loaders.pool is not None))
+        pinned.append((slots, len(loaders.processes_started)))
         return lambda: unpinned.append(True)
 
     loaders = base.VideoLoaders(PidLoader(ShardReader(tmp_path / "mixed"), spec), 2, (3, 8, 8, 3),
@@ -206,12 +208,12 @@ def test_loader_processes_yield_every_chunk_in_order_and_outlive_chunks(tmp_path
         # Each video copied out as it comes (the slot is refilled once the next is asked for).
         first = [(stem, (frames.copy(), fed)) for stem, (frames, fed)
                  in loaders.in_order(stems[:6])]
-        pool = loaders.pool
+        started = list(loaders.processes_started)
         second = [(stem, (frames.copy(), fed)) for stem, (frames, fed)
                   in loaders.in_order(stems[6:])]
-        # The same pool for the second chunk as for the first (started once per stage).
-        assert loaders.pool is pool
-        assert len(pinned) == 1 and pinned[0][1]
+        # The same processes for the second chunk as for the first (started once per stage).
+        assert loaders.processes_started == started and len(started) == 2
+        assert len(pinned) == 1 and pinned[0][1] == 2  # page-locked once both were forked
         assert pinned[0][0].shape == (4, 3, 8, 8, 3)
         assert np.shares_memory(pinned[0][0], loaders.slots)
         assert not unpinned
@@ -242,3 +244,42 @@ def test_loader_processes_yield_every_chunk_in_order_and_outlive_chunks(tmp_path
     assert "could not be reserved" in capsys.readouterr().err
     assert {int(f.flat[0]) for _, (f, _) in on_threads.in_order(stems[:9])} == \
         {os.getpid() % 251}
+
+
+class FailingLoader(base.VideoLoader):
+    """video3 cannot be read (an error of its own); loading video5 kills its loader."""
+
+    def __getitem__(self, stem):
+        if stem == "video3":
+            raise DataError(f"{stem} is unreadable")
+        if stem == "video5":
+            os._exit(3)
+        return super().__getitem__(stem)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="loader processes: Linux")
+def test_a_loaders_error_is_the_stages_and_a_dead_loader_stops_it(tmp_path):
+    """A loader's own error reaches the stage as itself, and the next chunk still gets its own
+    videos (no answer meant for the failed chunk is left in a pipe); a loader that dies stops
+    the stage with a message that says so; close() leaves no loader process behind."""
+    folder = _videos(tmp_path, count=7)
+    spec = _backend().spec
+    reference = base.VideoLoader(ShardReader(folder), spec)
+    loaders = base.VideoLoaders(FailingLoader(ShardReader(folder), spec), 2, (3, 8, 8, 3))
+    try:
+        with pytest.raises(DataError, match="video3 is unreadable"):
+            for _ in loaders.in_order([f"video{i}" for i in (0, 1, 2, 3, 4, 6)]):
+                pass
+        again = [(stem, frames.copy()) for stem, (frames, _) in
+                 loaders.in_order(["video6", "video0", "video1", "video2"])]
+        assert [stem for stem, _ in again] == ["video6", "video0", "video1", "video2"]
+        for stem, frames in again:
+            assert frames.tobytes() == reference[stem][0].tobytes()
+        with pytest.raises(RuntimeError, match="a loader process of this stage died"):
+            for _ in loaders.in_order(["video4", "video5", "video6", "video0"]):
+                pass
+        started = list(loaders.processes_started)
+    finally:
+        loaders.close()
+    assert len(started) == 2 and not any(process.is_alive() for process in started)
+    assert sorted(process.exitcode for process in started) == [0, 3]

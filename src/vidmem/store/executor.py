@@ -168,6 +168,17 @@ def worker_process_pool(processes: int, initializer: Callable[..., None],
                                initargs=(os.getpid(), initializer, initargs))
 
 
+def forked_process(target: Callable[..., None], args: tuple = ()) -> multiprocessing.Process:
+    """One worker process forked from this one and started, set up as `worker_process_pool`'s
+    workers are (it dies with this process, ignores Ctrl-C, runs torch on one thread), running
+    `target(*args)`: for a worker this process talks to over its own pipe, without a pool's
+    per-task threads and queues in between."""
+    process = multiprocessing.get_context("fork").Process(
+        target=_set_up_worker_process, args=(os.getpid(), target, args), daemon=True)
+    process.start()
+    return process
+
+
 def processes_available() -> bool:
     """Whether per-video work may run on `worker_process_pool` here: on Linux (elsewhere a
     forked process may not use every system library, and threads do the work)."""
