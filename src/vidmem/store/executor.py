@@ -193,6 +193,8 @@ def fork_shared_array(shape: tuple[int, ...], name: str) -> np.ndarray:
     here (`posix_fallocate`), so memory that cannot hold it is an OSError now, not a SIGBUS in
     a worker half-way through a stage."""
     size = max(1, math.prod(shape))
+    if not hasattr(os, "memfd_create"):  # a C library older than glibc 2.27
+        raise OSError("this Python has no os.memfd_create")
     descriptor = os.memfd_create(name, os.MFD_CLOEXEC)
     try:
         os.posix_fallocate(descriptor, 0, size)
