@@ -160,8 +160,8 @@ def worker_process_pool(processes: int, initializer: Callable[..., None],
     client is made again in a forked process). They die with this process, ignore Ctrl-C
     (this process stops the pool), and run torch on one thread. Linux only
     (`processes_available`). Linux sends the death signal when the *thread* that forked a
-    worker ends, so use the pool from one thread that outlives it (the engine's own thread,
-    or the one thread that runs extract's chunks)."""
+    worker ends, so use the pool from one thread that outlives it (the engine's own
+    thread)."""
     return ProcessPoolExecutor(max_workers=processes,
                                mp_context=multiprocessing.get_context("fork"),
                                initializer=_set_up_worker_process,
@@ -172,7 +172,9 @@ def forked_process(target: Callable[..., None], args: tuple = ()) -> multiproces
     """One worker process forked from this one and started, set up as `worker_process_pool`'s
     workers are (it dies with this process, ignores Ctrl-C, runs torch on one thread), running
     `target(*args)`: for a worker this process talks to over its own pipe, without a pool's
-    per-task threads and queues in between."""
+    per-task threads and queues in between. As there, it dies when the thread that forked it
+    ends: fork it from a thread that outlives it (extract's loaders: the one thread that runs
+    the stage's chunks)."""
     process = multiprocessing.get_context("fork").Process(
         target=_set_up_worker_process, args=(os.getpid(), target, args), daemon=True)
     process.start()
