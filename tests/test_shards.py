@@ -101,3 +101,33 @@ def test_a_worker_entry_missing_from_the_cache_is_named(tmp_path):
     with pytest.raises(VidmemError, match="clip.webm: a worker reported its result stored"):
         write_shards(tmp_path / "out", [("clip", "nothing-here")], cache,
                      names={"nothing-here": "clip.webm"})
+
+
+@pytest.mark.parametrize("packs", [True, False])
+def test_shards_written_at_once_are_the_bytes_one_writer_writes(tmp_path, monkeypatch, packs):
+    """Several shards are written at the same time (one writer thread capped stages whose
+    per-video work runs on processes): each shard, its pack and the index are the bytes a
+    single writer makes, with and without a cache."""
+    from vidmem.store import shards as module
+
+    rng = np.random.default_rng(2)
+    arrays = {stem: rng.normal(size=(4, 6)).astype(np.float32) for stem in stems(900)}
+    assert len(plan_shards(list(arrays))) >= 5
+
+    def write(writers, name):
+        monkeypatch.setattr(module, "shard_writers", lambda: writers)
+        if not packs:
+            write_arrays(tmp_path / name, arrays.items())
+            return
+        cache = open_cache(tmp_path / f"cache-{name}", "x", {})
+        write_shards(tmp_path / name, entries(cache, arrays), cache)
+
+    write(1, "one")
+    write(4, "four")
+    names = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "four").iterdir())
+    for name in names:
+        assert (tmp_path / "four" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
+    if packs:
+        one = sorted(p.read_bytes() for p in (tmp_path / "cache-one").rglob("packs/*"))
+        assert one == sorted(p.read_bytes() for p in (tmp_path / "cache-four").rglob("packs/*"))
