@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from vidmem.backends import base, create_backend
-from vidmem.core.errors import DataError
+from vidmem.core.errors import DataError, VidmemError
 from vidmem.core.params import Params
 from vidmem.store.executor import forked_process
 from vidmem.store.features import open_features
@@ -283,3 +283,27 @@ def test_a_loaders_error_is_the_stages_and_a_dead_loader_stops_it(tmp_path):
         loaders.close()
     assert len(started) == 2 and not any(process.is_alive() for process in started)
     assert sorted(process.exitcode for process in started) == [0, 3]
+
+
+class UnpicklableError(Exception):
+    def __reduce__(self):
+        raise TypeError("cannot pickle this error")
+
+
+class UnpicklableFailure(base.VideoLoader):
+    def __getitem__(self, stem):
+        raise UnpicklableError(f"{stem} failed oddly")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="loader processes: Linux")
+def test_a_loaders_error_that_cannot_be_pickled_still_reaches_the_stage(tmp_path):
+    folder = _videos(tmp_path, count=2)
+    loaders = base.VideoLoaders(UnpicklableFailure(ShardReader(folder), _backend().spec), 2,
+                                (3, 8, 8, 3))
+    try:
+        with pytest.raises(VidmemError, match="loading video0: .*video0 failed oddly"):
+            list(loaders.in_order(["video0", "video1"]))
+        started = list(loaders.processes_started)
+    finally:
+        loaders.close()
+    assert [process.exitcode for process in started] == [0, 0]

@@ -16,6 +16,7 @@ import functools
 import math
 import multiprocessing
 import os
+import pickle
 import sys
 from abc import ABC, abstractmethod
 from collections import deque
@@ -140,7 +141,12 @@ def _serve_loads(connection: Connection, inherited: list[Connection], load: Vide
                 reply = (None, fed, None)
         except Exception as exc:  # noqa: BLE001 - the stage raises it as its own
             reply = (None, None, exc)
-        connection.send(reply)
+        try:
+            connection.send(reply)
+        except (pickle.PicklingError, TypeError, AttributeError):
+            # An error that cannot travel (pickling fails before anything is written): its
+            # text does.
+            connection.send((None, None, VidmemError(f"loading {stem}: {reply[2]!r}")))
 
 
 def _no_pinning(slots: np.ndarray) -> Callable[[], None]:
