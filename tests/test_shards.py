@@ -4,6 +4,8 @@ linked with the per-video cache, damage detected."""
 from __future__ import annotations
 
 import tarfile
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -113,9 +115,27 @@ def test_shards_written_at_once_are_the_bytes_one_writer_writes(tmp_path, monkey
     rng = np.random.default_rng(2)
     arrays = {stem: rng.normal(size=(4, 6)).astype(np.float32) for stem in stems(900)}
     assert len(plan_shards(list(arrays))) >= 5
+    # How many shards are being written at the same moment (each write held a little, so
+    # writers that can overlap do).
+    lock, writing, most = threading.Lock(), [0], [0]
+    write_tar = module._write_tar
+
+    def counted_write_tar(*args):
+        with lock:
+            writing[0] += 1
+            most[0] = max(most[0], writing[0])
+        time.sleep(0.02)
+        try:
+            return write_tar(*args)
+        finally:
+            with lock:
+                writing[0] -= 1
+
+    monkeypatch.setattr(module, "_write_tar", counted_write_tar)
 
     def write(writers, name):
         monkeypatch.setattr(module, "shard_writers", lambda: writers)
+        most[0] = 0
         if not packs:
             write_arrays(tmp_path / name, arrays.items())
             return
@@ -123,7 +143,9 @@ def test_shards_written_at_once_are_the_bytes_one_writer_writes(tmp_path, monkey
         write_shards(tmp_path / name, entries(cache, arrays), cache)
 
     write(1, "one")
+    assert most[0] == 1
     write(4, "four")
+    assert most[0] > 1
     names = sorted(p.name for p in (tmp_path / "one").iterdir())
     assert names == sorted(p.name for p in (tmp_path / "four").iterdir())
     for name in names:

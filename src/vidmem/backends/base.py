@@ -149,10 +149,6 @@ def _serve_loads(connection: Connection, inherited: list[Connection], load: Vide
             connection.send((None, None, VidmemError(f"loading {stem}: {reply[2]!r}")))
 
 
-def _no_pinning(slots: np.ndarray) -> Callable[[], None]:
-    return lambda: None
-
-
 class VideoLoaders:
     """Extract's loaders: each video of a chunk loaded ahead of the network and yielded in
     order, on `workers` processes (`processes`, on Linux, more than one loader) or threads.
@@ -171,13 +167,13 @@ class VideoLoaders:
     shared memory, not /dev/shm (a container's 64 MB default would not hold 32 slots of 8 ×
     224²); where the memory cannot be reserved, threads load instead, and a line says so.
 
-    `pin_slots` is called with the slots once the loader processes exist and returns what
-    undoes it: a backend on a GPU page-locks them there, so each video is copied from its
+    `pin_slots`, if given, is called with the slots once the loader processes exist and
+    returns what undoes it: a backend on a GPU page-locks them there, so each video is copied from its
     slot to the device by the copy engine, not by this process."""
 
     def __init__(self, load: VideoLoader, workers: int, video_shape: tuple[int, ...],
                  processes: bool = True,
-                 pin_slots: Callable[[np.ndarray], Callable[[], None]] = _no_pinning) -> None:
+                 pin_slots: Callable[[np.ndarray], Callable[[], None]] | None = None) -> None:
         self.load, self.workers, self.video_shape = load, workers, tuple(video_shape)
         self.slot_count = AHEAD_PER_LOADER * workers
         self.slots: np.ndarray | None = None
@@ -255,9 +251,10 @@ class VideoLoaders:
                 _serve_loads, (loader_end, list(self.connections), self.load, slots)))
             loader_end.close()  # the loader's alone: its death is an end of file here
             self.connections.append(stage_end)
-        # Only now, with every loader forked: page-locked memory is not promised to a process
-        # forked after it.
-        self._unpin = self.pin_slots(slots)
+        if self.pin_slots is not None:
+            # Only now, with every loader forked: page-locked memory is not promised to a
+            # process forked after it.
+            self._unpin = self.pin_slots(slots)
 
     def _reply(self, loader: int) -> LoaderReply:
         try:

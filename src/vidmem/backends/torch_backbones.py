@@ -371,7 +371,12 @@ class TorchBackbone(Backend):
 
     def network_input(self, frames: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device, non_blocking=True)
-        return self.spec.to_network_values(x).contiguous(memory_format=torch.channels_last)
+        return self._network_values(x)
+
+    def _network_values(self, uint8: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, H, W, 3] on the device → the network's input [B, 3, H, W], in the
+        spec's value range, channels-last."""
+        return self.spec.to_network_values(uint8).contiguous(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The network alone on a ready input tensor [B, 3, H, W] on `self.device`: pooled
@@ -406,17 +411,15 @@ class TorchBackbone(Backend):
         assert isinstance(batch, DeviceFrameBatch), "a batch from this backend's new_batch"
         with torch.inference_mode():
             uint8 = batch.tensor
+            if self._copy_stream is not None:
+                compute = torch.cuda.current_stream(self.device)
+                compute.wait_stream(self._copy_stream)
+                uint8.record_stream(compute)  # made on the copy stream, used on this one
+            on_device = self.forward(self._network_values(uint8)).float()
             if self._copy_stream is None:
-                x = self.spec.to_network_values(uint8).contiguous(
-                    memory_format=torch.channels_last)
-                features = self.forward(x).float().numpy()
+                features = on_device.numpy()
                 finite = bool(np.isfinite(features).all())
                 return lambda: (features, finite)
-            compute = torch.cuda.current_stream(self.device)
-            compute.wait_stream(self._copy_stream)
-            uint8.record_stream(compute)  # made on the copy stream, used on this one
-            x = self.spec.to_network_values(uint8).contiguous(memory_format=torch.channels_last)
-            on_device = self.forward(x).float()
             all_finite = torch.isfinite(on_device).all()
             host = torch.empty(on_device.shape, dtype=torch.float32, pin_memory=True)
             host.copy_(on_device, non_blocking=True)
