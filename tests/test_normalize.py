@@ -92,6 +92,21 @@ def test_frames_already_at_the_geometry_are_decodes_own_files(tmp_path):
         assert np.array_equal(reader.load(stem), frames)
 
 
+def test_videos_with_the_same_frames_are_counted_each_and_still_linked(tmp_path):
+    """Copies of one clip under several names share a digest; each is one video, so none of
+    them is counted as resized and the output stays decode's files (the GPU box's end-to-end
+    run, 128 clips under 8,000 names, rewrote every video when videos were counted per digest)."""
+    frames = np.random.default_rng(5).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+    other = np.random.default_rng(6).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+    write_arrays(tmp_path / "frames", [("a", frames), ("b", frames), ("c", frames), ("d", other)],
+                 FrameFormat("tiff"))
+    metrics = normalize_step(tmp_path / "frames", tmp_path / "out", spec("unit_range", 16),
+                             (0.0, 1.0), FrameFormat("tiff"), progress=False)
+    assert metrics["resized"] == 0 and metrics["stored_as_decoded"] and metrics["videos"] == 4
+    for source in (tmp_path / "frames").iterdir():
+        assert (tmp_path / "out" / source.name).samefile(source)
+
+
 def test_frames_at_another_size_are_stored_at_the_network_input(tmp_path):
     arrays = decoded(tmp_path, size=(12, 20))
     s = spec("symmetric_range", 8, resize="center_crop")

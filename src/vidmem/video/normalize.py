@@ -190,7 +190,8 @@ def normalize_step(frames_dir: str | os.PathLike, out_dir: str | os.PathLike, sp
             write_output=False, desc="normalize",
             progress=progress)
         as_decoded = {r.digest for r in results if not r.facts["resized"]}
-        resized = len(results) - len(as_decoded)
+        # Counted per video, not per digest: videos with the same frames share one digest.
+        resized = sum(1 for r in results if r.facts["resized"])
         if resized:
             entries = _ResizedOrDecoded(cache.entries, frames,
                                         {r.digest: r.stem for r in results}, as_decoded)
