@@ -174,14 +174,50 @@ def feature_differences(weights: str) -> dict:
 
 # --- train ---------------------------------------------------------------------------------
 
+def bare_loop_s_per_epoch(features: np.ndarray, targets: np.ndarray, train: np.ndarray,
+                          val: np.ndarray, hidden: int, epochs: int) -> float:
+    """Seconds per epoch of the reference LSTM stepped with its data already on the device,
+    batches of 1000 and a validation pass per epoch: train_model's floor."""
+    import torch
+
+    from vidmem.core.devices import resolve_device
+    from vidmem.learn.model import MemorabilityLSTM
+
+    device = resolve_device("auto")
+    torch.manual_seed(0)
+    model = MemorabilityLSTM(features.shape[-1], hidden, 3).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    x = torch.from_numpy(features[train]).to(device)
+    y = torch.from_numpy(targets[train]).to(device)
+    x_val = torch.from_numpy(features[val]).to(device)
+
+    def bare_epoch() -> None:
+        model.train()
+        order = torch.randperm(len(x), device=device)
+        for start in range(0, len(x), 1000):
+            rows = order[start:start + 1000]
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(model(x[rows]), y[rows]).backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            model(x_val)
+
+    bare_epoch()
+    synchronize()
+    start = time.perf_counter()
+    for _ in range(epochs):
+        bare_epoch()
+    synchronize()
+    return (time.perf_counter() - start) / epochs
+
+
 def train_ratio(videos: int, hidden: int, epochs: int) -> dict:
     """Seconds per epoch of `train_model` (data kept on the device, and streamed) against a bare
     loop of the same model, batches and validation pass with the data already on the device."""
     import torch
 
-    from vidmem.core.devices import resolve_device
     from vidmem.core.params import TrainConfig
-    from vidmem.learn.model import MemorabilityLSTM
     from vidmem.learn.training import train_model
 
     rng = np.random.default_rng(0)
@@ -206,33 +242,7 @@ def train_ratio(videos: int, hidden: int, epochs: int) -> dict:
             seconds.append(time.perf_counter() - start)
         return (seconds[1] - seconds[0]) / epochs
 
-    device = resolve_device("auto")
-    torch.manual_seed(0)
-    model = MemorabilityLSTM(1280, hidden, 3).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    x = torch.from_numpy(features[:n_train]).to(device)
-    y = torch.from_numpy(targets[:n_train]).to(device)
-    x_val = torch.from_numpy(features[train[-1] + 1:train[-1] + 1 + n_val]).to(device)
-
-    def bare_epoch() -> None:
-        model.train()
-        order = torch.randperm(n_train, device=device)
-        for start in range(0, n_train, 1000):
-            rows = order[start:start + 1000]
-            optimizer.zero_grad()
-            torch.nn.functional.mse_loss(model(x[rows]), y[rows]).backward()
-            optimizer.step()
-        model.eval()
-        with torch.no_grad():
-            model(x_val)
-
-    bare_epoch()
-    synchronize()
-    start = time.perf_counter()
-    for _ in range(epochs):
-        bare_epoch()
-    synchronize()
-    bare = (time.perf_counter() - start) / epochs
+    bare = bare_loop_s_per_epoch(features, targets, train, val, hidden, epochs)
     resident = per_epoch(None)
     streamed = per_epoch(0)
     twice = [train_model(features, targets, train, val, config(3), progress=False).checkpoint
@@ -312,17 +322,18 @@ def end_to_end(work: Path, clips: int, distinct: int, seconds: float, epochs: in
     backend = config.build(None)
     steps: dict[str, float] = {}
 
-    def step(name: str, function, *a) -> None:
+    def step(name: str, function, *a):
         synchronize()
         begin = time.perf_counter()
-        function(*a)
+        result = function(*a)
         synchronize()
         steps[name] = round(time.perf_counter() - begin, 2)
         print(name, steps[name], flush=True)
+        return result
 
     wall = time.perf_counter()
     step("decode", decode_step, videos, work / "frames", decode, "skip", None, False)
-    step("normalize", normalize_step, work / "frames", work / "normalized", config.spec,
+    normalized = step("normalize", normalize_step, work / "frames", work / "normalized", config.spec,
          config.weights_input_range(), FrameFormat("npy"), None, False)
     step("extract", extract_step, work / "normalized", work / "features", backend, False)
     step("concat", concat_features, work / "features", names, work / "concat")
@@ -334,9 +345,15 @@ def end_to_end(work: Path, clips: int, distinct: int, seconds: float, epochs: in
                                num_layers=3, dropout=0.0, seed=0, device="auto",
                                shuffle_train_labels=False)
     n_train, n_val = clips * 3 // 4, clips // 8
-    step("train", train_model, features, targets, np.sort(order[:n_train]),
-         np.sort(order[n_train:n_train + n_val]), train_config, False)
+    train_rows, val_rows = np.sort(order[:n_train]), np.sort(order[n_train:n_train + n_val])
+    step("train", train_model, features, targets, train_rows, val_rows, train_config, False)
     total = round(time.perf_counter() - wall, 2)
+    # The floors of extract and train, measured after the run (not in its wall time): the
+    # bare forward pass at the stage's batch, and the bare training loop over 10 epochs.
+    extract_floor = 8 * clips / forward_floor(backend, backend.frames_per_batch, 20)
+    bare_epochs = min(epochs, 10)
+    train_floor = bare_loop_s_per_epoch(features, targets, train_rows, val_rows, 1024,
+                                        bare_epochs) * epochs
     # decode's floor: bare ffmpeg on each distinct clip, as many times as it is used.
     from bench.decode import ffmpeg_floor
 
@@ -345,11 +362,16 @@ def end_to_end(work: Path, clips: int, distinct: int, seconds: float, epochs: in
 
     floor = ffmpeg_floor(made, 8, decode.short_side, decode.workers, ffmpeg_executable(),
                          {clip: video_packet_count(clip) for clip in made}) * clips / distinct
-    return {"decode_floor_s": round(floor, 1), "clips": clips, "distinct_clips": distinct,
+    floors = {"decode": round(floor, 1), "extract": round(extract_floor, 1),
+              "train": round(train_floor, 1)}
+    return {"decode_floor_s": round(floor, 1), "floors_s": floors, "clips": clips,
+            "distinct_clips": distinct,
             "seconds_per_clip": seconds,
             "size": "640x360", "fps": 30, "frames_per_clip": 8, "epochs": epochs,
             "weights": weights, "frames_stored_as": "npy", "making_clips_s": round(making, 1),
-            "steps_s": steps, "wall_s": total, "goal_s": 90}
+            "steps_s": steps, "wall_s": total, "goal_s": 90,
+            # decode stores frames at the network's geometry, so normalize links decode's files
+            "normalize_stored_as_decoded": normalized["stored_as_decoded"]}
 
 
 # --- the parts, and recording them ---------------------------------------------------------

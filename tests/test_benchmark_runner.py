@@ -77,13 +77,33 @@ def test_the_gpu_benchmark_runs_every_part_at_toy_sizes_on_a_cpu(tmp_path):
     assert all(row["ratio"] > 0 and row["host_ceiling_fps"] > 0
                for row in parts["gpu_extract"]["result"])
     assert parts["gpu_train"]["result"]["two_runs_bitwise_equal"] is True
-    steps = parts["gpu_e2e"]["result"]["steps_s"]
-    assert set(steps) == {"decode", "normalize", "extract", "concat", "train"}
+    e2e = parts["gpu_e2e"]["result"]
+    assert set(e2e["steps_s"]) == {"decode", "normalize", "extract", "concat", "train"}
+    assert set(e2e["floors_s"]) == {"decode", "extract", "train"}
+    assert all(seconds > 0 for seconds in e2e["floors_s"].values())
+    assert e2e["normalize_stored_as_decoded"] is True  # 16 names, 4 distinct clips: still linked
     from bench.report import gpu_rows
 
     rows = gpu_rows({part.removeprefix("gpu_"): value for part, value in parts.items()})
     assert any(row.startswith("| GPU train") for row in rows)
     assert any(row.startswith("| GPU box end to end: 16 clips") for row in rows)
+
+
+def test_the_end_to_end_row_names_the_step_furthest_above_its_floor():
+    from bench.report import e2e_verdict
+
+    run = {"wall_s": 120.0, "goal_s": 90, "decode_floor_s": 50.0,
+           "steps_s": {"decode": 60.0, "normalize": 4.0, "extract": 12.0, "concat": 1.0,
+                       "train": 43.0},
+           "floors_s": {"decode": 50.0, "extract": 7.0, "train": 18.0}}
+    verdict = e2e_verdict(run)
+    assert verdict.startswith("train holds it back most: 43.0 s against a floor of 18.0 s")
+    assert "(sum 75.0 s)" in verdict
+    # An earlier run's file, with decode's floor only: a step without a floor counts whole.
+    earlier = {**run, "steps_s": {**run["steps_s"], "normalize": 78.0}}
+    del earlier["floors_s"]
+    assert e2e_verdict(earlier).startswith("normalize holds it back most: 78.0 s (no floor")
+    assert e2e_verdict({**run, "wall_s": 89.0}) == "goal met"
 
 
 def test_a_failing_gpu_part_leaves_its_traceback_and_the_other_parts_run(tmp_path, monkeypatch):
