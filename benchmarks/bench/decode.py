@@ -27,7 +27,8 @@ def ffmpeg_floor(videos: list[Path], frames: int, short_side: int, workers: int,
         indices = sorted(set(evenly_spaced_indices(totals[video], frames)))
         (ffmpeg.input(str(video), threads=1)
          .output("/dev/null", vf=frame_filter(indices, short_side), format="rawvideo",
-                 pix_fmt="rgb24", fps_mode="vfr", filter_threads=1)
+                 pix_fmt="rgb24", fps_mode="vfr", filter_threads=1,
+                 **{"frames:v": len(indices)})
          .global_args("-loglevel", "error", "-nostdin").overwrite_output()
          .run(cmd=binary, quiet=True))
 

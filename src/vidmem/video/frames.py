@@ -217,8 +217,10 @@ def _seek_frames(video: Path, times: Sequence[float | None], short_side: int, ff
 
 def _select_frames(video: Path, indices: Sequence[int], short_side: int, ffmpeg_bin: str,
                    timeout: float) -> list[np.ndarray]:
+    # frames:v: ffmpeg stops once the last wanted frame is out, instead of decoding the rest
+    # of the stream (with 8 evenly spaced frames, the last sixteenth of every clip).
     return _ppm_frames(video, ffmpeg_bin, timeout, {}, vf=frame_filter(indices, short_side),
-                       fps_mode="vfr")
+                       fps_mode="vfr", **{"frames:v": len(indices)})
 
 
 def _ppm_frames(video: Path, ffmpeg_bin: str, timeout: float, input_args: dict[str, Any],
