@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from vidmem.store.executor import processes_available, worker_process_pool
+
 
 def make_videos(args: argparse.Namespace, folder: Path, first: int, count: int) -> list[Path]:
     """Videos `first` .. `first + count - 1` of a fixed synthetic set (seed 1), in `folder`."""
-    from vidmem.data.demo import DemoConfig, demo_latents, encode_webm, render_frames
+    from vidmem.data.demo import DemoConfig, demo_latents
     from vidmem.video.ffmpeg_bin import ffmpeg_executable
 
     config = DemoConfig(n_videos=first + count, seconds=args.seconds, fps=args.fps,
@@ -19,14 +22,30 @@ def make_videos(args: argparse.Namespace, folder: Path, first: int, count: int) 
     folder.mkdir(parents=True, exist_ok=True)
     binary = ffmpeg_executable()
 
-    def one(row) -> Path:
-        path = folder / row["video"]
-        if not path.exists():
-            encode_webm(render_frames(row, config), path, config.fps, binary)
-        return path
+    rows = [row for _, row in latents.iterrows()]
+    paths = [folder / row["video"] for row in rows]
+    todo = [(row, path) for row, path in zip(rows, paths, strict=True) if not path.exists()]
+    make = functools.partial(_make_one, config=config, binary=binary)
+    # Rendering a clip is numpy under the GIL (0.76 s for 7 s at 640×360, its encoding 0.82 s
+    # in ffmpeg): threads rendered one clip at a time, 92 s for 128 clips on a 16-core GPU box.
+    if processes_available():
+        with worker_process_pool(os.cpu_count() or 1, _no_setup) as pool:
+            list(pool.map(make, todo))
+    else:
+        with ThreadPoolExecutor(os.cpu_count()) as pool:
+            list(pool.map(make, todo))
+    return paths
 
-    with ThreadPoolExecutor(os.cpu_count()) as pool:
-        return list(pool.map(one, [row for _, row in latents.iterrows()]))
+
+def _no_setup() -> None:
+    pass
+
+
+def _make_one(todo: tuple, config, binary: str) -> None:
+    from vidmem.data.demo import encode_webm, render_frames
+
+    row, path = todo
+    encode_webm(render_frames(row, config), path, config.fps, binary)
 
 
 def folder_of(videos: list[Path], folder: Path) -> Path:
