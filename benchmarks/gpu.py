@@ -426,6 +426,17 @@ def record(folders: list[Path]) -> None:
     write_markdown(results, ROOT / "BENCHMARKS.md")
 
 
+def ffmpeg_version() -> str:
+    """The first line of `ffmpeg -version` of the binary the stages run (a GPU box gets the
+    one benchmarks/gpu_carry.sh packs, not requirements.txt's)."""
+    import subprocess
+
+    from vidmem.video.ffmpeg_bin import ffmpeg_executable
+
+    run = subprocess.run([ffmpeg_executable(), "-version"], capture_output=True, text=True)
+    return run.stdout.partition("\n")[0]
+
+
 def run_parts(parts: list[str], out: Path, small: bool) -> list[str]:
     """Run each part and write its `gpu_<part>.json`; returns the parts that failed. A failed
     part writes its traceback instead and the others still run: the device time a lent box
@@ -438,6 +449,7 @@ def run_parts(parts: list[str], out: Path, small: bool) -> list[str]:
         started = time.time()
         work = Path(tempfile.mkdtemp())
         facts = {"device": device_name(), "cores": os.cpu_count(), "torch": torch.__version__,
+                 "ffmpeg": ffmpeg_version(),
                  "command": f"python benchmarks/gpu.py {part}" + (" --small" if small else ""),
                  "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))}
         try:

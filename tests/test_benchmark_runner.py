@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
@@ -87,6 +88,49 @@ def test_the_gpu_benchmark_runs_every_part_at_toy_sizes_on_a_cpu(tmp_path):
     rows = gpu_rows({part.removeprefix("gpu_"): value for part, value in parts.items()})
     assert any(row.startswith("| GPU train") for row in rows)
     assert any(row.startswith("| GPU box end to end: 16 clips") for row in rows)
+
+
+def test_the_device_script_unpacks_the_carry_and_runs_gpu_py_with_it(tmp_path):
+    """benchmarks/gpu_device.sh on a copy of the repository with a .carry/ as
+    benchmarks/gpu_carry.sh packs it (here: one module, and an ffmpeg that wraps this
+    machine's): both are unpacked, the carried ffmpeg is the one the benchmark runs, and the
+    part's file and the log land in $OUT."""
+    import json
+    import lzma
+    import shutil
+    import subprocess
+    import tarfile
+
+    from vidmem.video.ffmpeg_bin import ffmpeg_executable
+
+    repo = tmp_path / "repo"
+    shutil.copytree(REPO / "benchmarks", repo / "benchmarks",
+                    ignore=shutil.ignore_patterns("work", "__pycache__"))
+    shutil.copytree(REPO / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    site = tmp_path / "site"
+    (site / "carried_marker").mkdir(parents=True)
+    (site / "carried_marker" / "__init__.py").write_text("CARRIED = True\n")
+    (repo / ".carry").mkdir()
+    with lzma.open(repo / ".carry" / "site.tar.xz", "wb") as packed, \
+            tarfile.open(fileobj=packed, mode="w") as tar:
+        tar.add(site, arcname=".")
+    # The carried ffmpeg names itself apart from this machine's, and runs this machine's.
+    wrapper = (f'#!/bin/sh\n[ "$1" = -version ] && echo "ffmpeg version carried" && exit 0\n'
+               f'exec {ffmpeg_executable()} "$@"\n')
+    with lzma.open(repo / ".carry" / "ffmpeg.xz", "wb") as packed:
+        packed.write(wrapper.encode())
+    out = tmp_path / "out"
+    env = {**os.environ, "OUT": str(out), "TMPDIR": str(tmp_path)}
+    run = subprocess.run(["bash", str(repo / "benchmarks" / "gpu_device.sh"), "train", "--small"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    part = json.loads((out / "gpu_train.json").read_text())
+    assert part["result"]["two_runs_bitwise_equal"] is True
+    assert part["ffmpeg"] == "ffmpeg version carried"
+    assert "train" in (out / "log.txt").read_text()
+    unpacked = tmp_path / "vidmem_site"
+    assert (unpacked / "carried_marker" / "__init__.py").exists()
+    assert os.access(unpacked / "bin" / "ffmpeg", os.X_OK)
 
 
 def test_the_end_to_end_row_names_the_step_furthest_above_its_floor():
