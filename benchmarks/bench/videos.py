@@ -26,8 +26,10 @@ def make_videos(args: argparse.Namespace, folder: Path, first: int, count: int) 
     paths = [folder / row["video"] for row in rows]
     todo = [(row, path) for row, path in zip(rows, paths, strict=True) if not path.exists()]
     make = functools.partial(_make_one, config=config, binary=binary)
-    # Rendering a clip is numpy under the GIL (0.76 s for 7 s at 640×360, its encoding 0.82 s
-    # in ffmpeg): threads rendered one clip at a time, 92 s for 128 clips on a 16-core GPU box.
+    # Processes, not threads: 16 threads took 92 s for 128 clips of 7 s on the 16-core GPU box,
+    # where the work is about 12.6 s per core (rendering 0.76 s per clip in numpy, encoding
+    # 0.82 s in ffmpeg). Why is not established: 2 threads on 2 cores render 2.2x faster than
+    # one, so the render lets the GIL go at least part of the time.
     if processes_available():
         with worker_process_pool(os.cpu_count() or 1, _no_setup) as pool:
             list(pool.map(make, todo))
