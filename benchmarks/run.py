@@ -51,7 +51,7 @@ from bench.decode_long import bench_decode_long
 from bench.dvc_layout import bench_dvc_layout
 from bench.extract import PHASES, bench_extract, bench_extract_memory, bench_precision
 from bench.footprint import bench_footprint
-from bench.harness import ROOT, WORK, bench_params, versions
+from bench.harness import ROOT, WORK, bench_params, own_peak_rss_mb, versions
 from bench.memory import PHASES as MEMORY_PHASES
 from bench.memory import bench_memory
 from bench.report import write_markdown
@@ -199,7 +199,9 @@ def main() -> None:
     args = parse_args()
     if args.phase:
         phase = {**PHASES, **MEMORY_PHASES, **SCALEOUT_PHASES}[args.phase]
-        Path(args.phase_out).write_text(json.dumps(phase(args)))
+        result = phase(args)
+        result["own_peak_rss_mb"] = own_peak_rss_mb()
+        Path(args.phase_out).write_text(json.dumps(result))
         return
 
     results_file = args.results_dir / "benchmarks" / "results.json"

@@ -133,6 +133,32 @@ def test_the_device_script_unpacks_the_carry_and_runs_gpu_py_with_it(tmp_path):
     assert os.access(unpacked / "bin" / "ffmpeg", os.X_OK)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmHWM: Linux")
+def test_a_phases_peak_rss_is_its_own_not_the_size_of_the_process_that_spawned_it(tmp_path):
+    """wait4's ru_maxrss of a child starts at its parent's high-water mark (Linux carries it
+    across exec), which made every run.py phase read at least run.py's size. The phase's own
+    figure does not, and a growth is read from a high-water mark reset before it."""
+    import subprocess
+
+    import numpy as np
+
+    held = np.ones(400 * 2**20 // 8)  # 400 MB resident in this (the spawning) process
+    child = ("import numpy as np; from bench.harness import own_peak_rss_mb, own_high_water_kb, "
+             "reset_own_high_water; a = np.ones(300 * 2**20 // 8); del a; peak = own_peak_rss_mb(); "
+             "reset_own_high_water(); before = own_high_water_kb(); "
+             "b = np.ones(100 * 2**20 // 8); "
+             "print(peak, (own_high_water_kb() - before) / 1024)")
+    process = subprocess.Popen([sys.executable, "-c", child], cwd=REPO / "benchmarks",
+                               stdout=subprocess.PIPE, text=True)
+    out = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    assert status == 0 and held.sum() > 0
+    own_peak, growth = map(float, out.split())
+    assert usage.ru_maxrss / 1024 >= 400  # what the harness read before
+    assert 300 <= own_peak < 390  # the child's 300 MB, not the parent's 400
+    assert 95 <= growth <= 110  # the 100 MB after the reset, not the 300 before it
+
+
 def test_the_end_to_end_row_names_the_step_furthest_above_its_floor():
     from bench.report import e2e_verdict
 
