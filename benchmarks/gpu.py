@@ -350,10 +350,9 @@ def end_to_end(work: Path, clips: int, distinct: int, seconds: float, epochs: in
     total = round(time.perf_counter() - wall, 2)
     # The floors of extract and train, measured after the run (not in its wall time): the
     # bare forward pass at the stage's batch, and the bare training loop over 10 epochs.
-    extract_floor = 8 * clips / forward_floor(backend, backend.frames_per_batch, 20)
-    bare_epochs = min(epochs, 10)
-    train_floor = bare_loop_s_per_epoch(features, targets, train_rows, val_rows, 1024,
-                                        bare_epochs) * epochs
+    extract_floor = args.frames * clips / forward_floor(backend, backend.frames_per_batch, 20)
+    train_floor = bare_loop_s_per_epoch(features, targets, train_rows, val_rows,
+                                        train_config.hidden_size, min(epochs, 10)) * epochs
     # decode's floor: bare ffmpeg on each distinct clip, as many times as it is used.
     from bench.decode import ffmpeg_floor
 
@@ -426,22 +425,12 @@ def record(folders: list[Path]) -> None:
     write_markdown(results, ROOT / "BENCHMARKS.md")
 
 
-def ffmpeg_version() -> str:
-    """The first line of `ffmpeg -version` of the binary the stages run (a GPU box gets the
-    one benchmarks/gpu_carry.sh packs, not requirements.txt's)."""
-    import subprocess
-
-    from vidmem.video.ffmpeg_bin import ffmpeg_executable
-
-    run = subprocess.run([ffmpeg_executable(), "-version"], capture_output=True, text=True)
-    return run.stdout.partition("\n")[0]
-
-
 def run_parts(parts: list[str], out: Path, small: bool) -> list[str]:
     """Run each part and write its `gpu_<part>.json`; returns the parts that failed. A failed
     part writes its traceback instead and the others still run: the device time a lent box
     gives is short, and one broken part should not cost the rest their measurement."""
     import torch
+    from bench.harness import ffmpeg_version
 
     out.mkdir(parents=True, exist_ok=True)
     failed = []

@@ -140,14 +140,19 @@ def frame_count(folder: Path) -> int:
     return sum(len(reader.load(stem)) for stem in reader.stems())
 
 
+def ffmpeg_version() -> str:
+    """The first line of `ffmpeg -version` of the binary the stages run (a GPU box runs the
+    one benchmarks/gpu_carry.sh packs, not requirements.txt's)."""
+    from vidmem.video.ffmpeg_bin import ffmpeg_executable
+
+    return subprocess.run([ffmpeg_executable(), "-version"], capture_output=True,
+                          text=True).stdout.split("\n")[0]
+
+
 def versions() -> dict:
     import torch
 
-    from vidmem.video.ffmpeg_bin import ffmpeg_executable
-
-    ffmpeg_version = subprocess.run([ffmpeg_executable(), "-version"], capture_output=True,
-                                    text=True).stdout.split("\n")[0]
     return {"python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "ffmpeg": ffmpeg_version,
+            "numpy": np.__version__, "ffmpeg": ffmpeg_version(),
             "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
             "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}

@@ -31,16 +31,12 @@ def make_videos(args: argparse.Namespace, folder: Path, first: int, count: int) 
     # 0.82 s in ffmpeg). Why is not established: 2 threads on 2 cores render 2.2x faster than
     # one, so the render lets the GIL go at least part of the time.
     if processes_available():
-        with worker_process_pool(os.cpu_count() or 1, _no_setup) as pool:
+        with worker_process_pool(os.cpu_count() or 1) as pool:
             list(pool.map(make, todo))
     else:
         with ThreadPoolExecutor(os.cpu_count()) as pool:
             list(pool.map(make, todo))
     return paths
-
-
-def _no_setup() -> None:
-    pass
 
 
 def _make_one(todo: tuple, config, binary: str) -> None:
