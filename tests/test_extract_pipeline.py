@@ -8,6 +8,7 @@ import os
 import resource
 import signal
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -244,6 +245,34 @@ def test_loader_processes_yield_every_chunk_in_order_and_outlive_chunks(tmp_path
     assert "could not be reserved" in capsys.readouterr().err
     assert {int(f.flat[0]) for _, (f, _) in on_threads.in_order(stems[:9])} == \
         {os.getpid() % 251}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="loader processes: Linux")
+def test_loader_processes_outlive_the_thread_that_asked_and_stop_when_closed(tmp_path):
+    """The engine asks for videos from a thread of its own, which ends before the stage closes
+    the loaders: they stay up for whoever asks next, and stop when closed (exit status 0),
+    not killed when that thread ends (Linux's parent-death signal follows the thread that
+    forked a process)."""
+    folder = _videos(tmp_path, count=6)
+    loaders = base.VideoLoaders(base.VideoLoader(ShardReader(folder), _backend().spec), 2,
+                                (3, 8, 8, 3))
+    stems = ShardReader(folder).stems()
+    asked: list[str] = []
+    engine = threading.Thread(target=lambda: asked.extend(
+        stem for stem, _ in loaders.in_order(stems[:3])))
+    engine.start()
+    engine.join()
+    processes = list(loaders.processes_started)
+    try:
+        for process in processes:
+            process.join(timeout=0.5)  # time for a death signal to arrive
+        assert [process.exitcode for process in processes] == [None, None]
+        asked.extend(stem for stem, _ in loaders.in_order(stems[3:]))
+    finally:
+        loaders.close()
+    assert asked == stems
+    assert [process.exitcode for process in processes] == [0, 0]
+    assert not any(thread.name == "vidmem-loaders" for thread in threading.enumerate())
 
 
 class FailingLoader(base.VideoLoader):

@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import pickle
 import sys
+import threading
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -183,6 +184,9 @@ class VideoLoaders:
         self.connections: list[Connection] = []
         self.pin_slots = pin_slots
         self._unpin: Callable[[], None] | None = None
+        # The thread the loader processes are forked from, and what ends it (`_start_loaders`).
+        self._parent: threading.Thread | None = None
+        self._closed = threading.Event()
         self.processes = (processes and workers > 1 and processes_available()
                           and bool(video_shape))
         if self.processes:
@@ -245,12 +249,33 @@ class VideoLoaders:
                     self._reply(loader)
 
     def _start_loaders(self, slots: np.ndarray) -> None:
-        for _ in range(self.workers):
-            stage_end, loader_end = Pipe()
-            self.processes_started.append(forked_process(
-                _serve_loads, (loader_end, list(self.connections), self.load, slots)))
-            loader_end.close()  # the loader's alone: its death is an end of file here
-            self.connections.append(stage_end)
+        # Forked from a thread of this object's own that lives until `close`: Linux sends a
+        # loader its death signal when the *thread* that forked it ends, and the thread that
+        # asks for videos (the engine's) ends before the stage closes the loaders, which were
+        # then killed (SIGKILL) instead of stopping when asked.
+        forked = threading.Event()
+        problems: list[BaseException] = []
+
+        def fork_and_wait() -> None:
+            try:
+                for _ in range(self.workers):
+                    stage_end, loader_end = Pipe()
+                    self.processes_started.append(forked_process(
+                        _serve_loads, (loader_end, list(self.connections), self.load, slots)))
+                    loader_end.close()  # the loader's alone: its death is an end of file here
+                    self.connections.append(stage_end)
+            except BaseException as exc:  # noqa: BLE001 - raised in the thread that asked
+                problems.append(exc)
+            finally:
+                forked.set()
+            self._closed.wait()
+
+        self._parent = threading.Thread(target=fork_and_wait, name="vidmem-loaders",
+                                        daemon=True)
+        self._parent.start()
+        forked.wait()
+        if problems:
+            raise problems[0]
         if self.pin_slots is not None:
             # Only now, with every loader forked: page-locked memory is not promised to a
             # process forked after it.
@@ -276,6 +301,10 @@ class VideoLoaders:
                 process.join()
         for connection in self.connections:
             connection.close()
+        if self._parent is not None:
+            self._closed.set()
+            self._parent.join()
+            self._parent = None
         if self._unpin is not None:
             self._unpin()
         self.connections, self.processes_started = [], []

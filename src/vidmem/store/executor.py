@@ -174,8 +174,8 @@ def forked_process(target: Callable[..., None], args: tuple = ()) -> multiproces
     workers are (it dies with this process, ignores Ctrl-C, runs torch on one thread), running
     `target(*args)`: for a worker this process talks to over its own pipe, without a pool's
     per-task threads and queues in between. As there, it dies when the thread that forked it
-    ends: fork it from a thread that outlives it (extract's loaders: the one thread that runs
-    the stage's chunks)."""
+    ends: fork it from a thread that outlives it (extract's loaders: a thread of their own that
+    lives until they are closed)."""
     process = multiprocessing.get_context("fork").Process(
         target=_set_up_worker_process, args=(os.getpid(), target, args), daemon=True)
     process.start()
