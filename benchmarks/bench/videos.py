@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from vidmem.store.executor import processes_available, worker_process_pool
+from vidmem.store.executor import local_map_chunks
 
 
 def make_videos(args: argparse.Namespace, folder: Path, first: int, count: int) -> list[Path]:
@@ -25,25 +24,22 @@ def make_videos(args: argparse.Namespace, folder: Path, first: int, count: int) 
     rows = [row for _, row in latents.iterrows()]
     paths = [folder / row["video"] for row in rows]
     todo = [(row, path) for row, path in zip(rows, paths, strict=True) if not path.exists()]
-    make = functools.partial(_make_one, config=config, binary=binary)
-    # Processes, not threads: 16 threads took 92 s for 128 clips of 7 s on the 16-core GPU box,
-    # where the work is about 12.6 s per core (rendering 0.76 s per clip in numpy, encoding
-    # 0.82 s in ffmpeg). Why is not established: 2 threads on 2 cores render 2.2x faster than
-    # one, so the render lets the GIL go at least part of the time.
-    if processes_available():
-        with worker_process_pool(os.cpu_count() or 1) as pool:
-            list(pool.map(make, todo))
-    else:
-        with ThreadPoolExecutor(os.cpu_count()) as pool:
-            list(pool.map(make, todo))
+    make = functools.partial(_make_clips, config=config, binary=binary)
+    # On the library's worker processes where it has them (`local_map_chunks`), one clip per
+    # chunk: 16 threads took 92 s for 128 clips of 7 s on the 16-core GPU box, where the work
+    # is about 12.6 s per core (rendering 0.76 s per clip in numpy, encoding 0.82 s in ffmpeg).
+    # Why is not established: 2 threads on 2 cores render 2.2x faster than one, so the render
+    # lets the GIL go at least part of the time.
+    list(local_map_chunks(lambda: make, [[item] for item in todo], os.cpu_count() or 1,
+                          processes=True))
     return paths
 
 
-def _make_one(todo: tuple, config, binary: str) -> None:
+def _make_clips(chunk: list[tuple], config, binary: str) -> None:
     from vidmem.data.demo import encode_webm, render_frames
 
-    row, path = todo
-    encode_webm(render_frames(row, config), path, config.fps, binary)
+    for row, path in chunk:
+        encode_webm(render_frames(row, config), path, config.fps, binary)
 
 
 def folder_of(videos: list[Path], folder: Path) -> Path:
