@@ -126,7 +126,7 @@ def _run_chunk_in_thread(make_worker: Callable[[], ChunkWorker], local: threadin
 _PROCESS_WORKER: ChunkWorker | None = None  # the worker of this worker process
 
 
-def _set_up_worker_process(stage_pid: int, initializer: Callable[..., None] | None,
+def _set_up_worker_process(stage_pid: int, initializer: Callable[..., None],
                            initargs: tuple) -> None:
     # Die with the stage: a stage killed with SIGKILL cannot stop its pool, and a worker
     # forked with its siblings holds the pool's pipes open, so it would wait for work forever
@@ -142,14 +142,13 @@ def _set_up_worker_process(stage_pid: int, initializer: Callable[..., None] | No
         # One thread per worker process (they run one per core), as PyTorch's DataLoader
         # workers do: an intra-op pool inherited through fork is not safe to use.
         torch.set_num_threads(1)
-    if initializer is not None:
-        initializer(*initargs)
+    initializer(*initargs)
 
 
-def worker_process_pool(processes: int, initializer: Callable[..., None] | None = None,
+def worker_process_pool(processes: int, initializer: Callable[..., None],
                         initargs: tuple = ()) -> ProcessPoolExecutor:
     """A pool of `processes` worker processes of this machine, each set up by
-    `initializer(*initargs)` if given, for per-video work that holds the GIL between its system calls:
+    `initializer(*initargs)`, for per-video work that holds the GIL between its system calls:
     threads of one process would queue for the GIL (and keep a thread that drives a GPU
     waiting for it), processes do not.
 
