@@ -1,12 +1,13 @@
 """GPU benchmark: vidmem's own code against its floors on a GPU box, in one short call each.
 
-    python benchmarks/gpu.py extract numerics train decode e2e --out DIR
+    python benchmarks/gpu.py extract numerics train decode e2e profile --out DIR
     python benchmarks/gpu.py record --folders DIR   # results.json's "gpu", BENCHMARKS.md's rows
 
 Parts: `extract`, the extract stage vs the bare forward pass per batch size and precision;
 `numerics`, GPU features vs the CPU's on photographs; `train`, train_model vs a bare loop;
 `decode`, decode_step vs bare ffmpeg on every core; `e2e`, a MediaEval-scale run decode →
-normalize → extract → train (100 epochs). Each writes `gpu_<part>.json` as it ends.
+normalize → extract → train (100 epochs); `profile`, where one extract run's time goes (the
+GPU's busy share, the driving thread's functions). Each writes `gpu_<part>.json` as it ends.
 
 Every figure is the library's own function (`Backend.extract_videos`, `train_model`,
 `decode_step`, `normalize_step`, `extract_step`) timed against a floor built from the same
@@ -106,7 +107,9 @@ def stage_rate(backend, frames_dir: Path, out: Path, frames: int) -> tuple[float
     return frames / seconds, round(1000 * (time.process_time() - cpu) / (frames / 8), 3)
 
 
-def extract_ratios(work: Path, videos: int, batches: list[int], weights: str) -> list[dict]:
+def make_frames(work: Path, videos: int) -> tuple[Path, Path, int]:
+    """`videos` random videos of 8 × 224² in normalize's shards, and 32 of them apart to warm
+    a backend up with; returns both folders and the number of frames."""
     from vidmem.store.shards import ShardReader, write_arrays
 
     frames_dir, warm_dir = work / "frames", work / "frames_warm"
@@ -115,8 +118,11 @@ def extract_ratios(work: Path, videos: int, batches: list[int], weights: str) ->
             for i in range(videos)]
     write_arrays(frames_dir, made)
     write_arrays(warm_dir, made[:32])
-    del made
-    frames = 8 * len(ShardReader(frames_dir))
+    return frames_dir, warm_dir, 8 * len(ShardReader(frames_dir))
+
+
+def extract_ratios(work: Path, videos: int, batches: list[int], weights: str) -> list[dict]:
+    frames_dir, warm_dir, frames = make_frames(work, videos)
     rows = []
     for precision, amp in PRECISIONS.items():
         for batch in batches:
@@ -139,6 +145,85 @@ def extract_ratios(work: Path, videos: int, batches: list[int], weights: str) ->
             print(rows[-1], flush=True)
             shutil.rmtree(work / "warm_out", ignore_errors=True)
     return rows
+
+
+def busy_seconds(intervals: list[tuple[float, float]]) -> float:
+    """Seconds covered by the union of (start, end) intervals in microseconds."""
+    covered, reach = 0.0, -math.inf
+    for start, end in sorted(intervals):
+        if end > reach:
+            covered += end - max(start, reach)
+            reach = end
+    return covered / 1e6
+
+
+def where_extract_goes(work: Path, videos: int, weights: str) -> dict:
+    """One extract stage run at the auto batch in fp32, twice more under a profiler each: what
+    share of the stage's wall time the GPU spends in kernels and in copies (torch.profiler,
+    CUDA activity only, so the host is not slowed per operator), and the functions of the
+    thread that drives the GPU with the most time of their own (cProfile on that thread). A
+    stage short of its floor then says on the same call whether the device or the host waits,
+    and on what."""
+    import cProfile
+    import pstats
+
+    import torch
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    frames_dir, warm_dir, frames = make_frames(work, videos)
+    backend = torch_backend("false", "auto", weights)
+    backend.extract_videos(warm_dir, work / "warm_out", progress=False)
+    out = work / "features"
+    plain_fps, _ = stage_rate(backend, frames_dir, out, frames)
+
+    on_cuda = torch.cuda.is_available()
+    shutil.rmtree(out, ignore_errors=True)
+    with profile(activities=[ProfilerActivity.CUDA if on_cuda else ProfilerActivity.CPU]) as trace:
+        start = time.perf_counter()
+        backend.extract_videos(frames_dir, out, progress=False)
+        synchronize()
+        traced_s = time.perf_counter() - start
+    device = [event for event in trace.events() if event.device_type == DeviceType.CUDA]
+    copies = [e for e in device if e.name.startswith(("Memcpy", "Memset"))]
+    kernels = [e for e in device if not e.name.startswith(("Memcpy", "Memset"))]
+    spans = {name: [(e.time_range.start, e.time_range.end) for e in events]
+             for name, events in (("kernels", kernels), ("copies", copies))}
+    device_share = None
+    if device:
+        device_share = {f"{name}_busy_s": round(busy_seconds(s), 3) for name, s in spans.items()}
+        device_share["kernels_busy_fraction"] = round(busy_seconds(spans["kernels"]) / traced_s, 3)
+        device_share["any_busy_fraction"] = round(
+            busy_seconds(spans["kernels"] + spans["copies"]) / traced_s, 3)
+
+    # The stage's chunks run on one worker thread (vidmem.store.engine): profile that thread.
+    profiler, chunk = cProfile.Profile(), backend.extract_chunk
+
+    def profiled_chunk(*args, **kwargs):
+        profiler.enable()
+        try:
+            return chunk(*args, **kwargs)
+        finally:
+            profiler.disable()
+
+    backend.extract_chunk = profiled_chunk
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    backend.extract_videos(frames_dir, out, progress=False)
+    synchronize()
+    profiled_s = time.perf_counter() - start
+    backend.extract_chunk = chunk
+    stats = pstats.Stats(profiler).stats
+    top = sorted(stats.items(), key=lambda item: item[1][2], reverse=True)[:15]
+    driving = [{"function": name if file == "~" else f"{Path(file).name}:{line}({name})",
+                "calls": calls,
+                "own_s": round(own, 3), "cumulative_s": round(cumulative, 3)}
+               for (file, line, name), (_, calls, own, cumulative, _) in top]
+    return {"precision": "fp32", "batch": backend.frames_per_batch, "frames": frames,
+            "stage_fps": round(plain_fps, 1), "traced_s": round(traced_s, 2),
+            "device": device_share, "profiled_s": round(profiled_s, 2),
+            "driving_thread_in_chunks_s": round(sum(entry[2] for entry in stats.values()), 2),
+            "driving_thread_top_own_time": driving}
 
 
 def feature_differences(weights: str) -> dict:
@@ -399,8 +484,12 @@ def part_e2e(work: Path, small: bool) -> dict:
                       2 if small else 100, weights_here())
 
 
+def part_profile(work: Path, small: bool) -> dict:
+    return where_extract_goes(work, 8 if small else 1024, weights_here())
+
+
 PARTS = {"extract": part_extract, "numerics": part_numerics, "train": part_train,
-         "decode": part_decode, "e2e": part_e2e}
+         "decode": part_decode, "e2e": part_e2e, "profile": part_profile}
 
 
 def record(folders: list[Path]) -> None:

@@ -8,7 +8,7 @@
 # 9.0.2 is 48 MB); gpu.py records the version it ran.
 #
 #   bash benchmarks/gpu_carry.sh              # here, once (about 2 minutes)
-#   device run, carry [".carry"]: bash benchmarks/gpu_device.sh extract numerics train decode e2e
+#   device run, carry [".carry"]: bash benchmarks/gpu_device.sh extract numerics train decode e2e profile
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exclude="$(git rev-parse --git-dir)/info/exclude"

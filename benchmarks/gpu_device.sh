@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On a lent GPU box, with .carry/ from benchmarks/gpu_carry.sh carried: unpack it and run the
 # given parts of benchmarks/gpu.py into $OUT (what comes back). One command, so one device call:
-#   bash benchmarks/gpu_device.sh extract numerics train decode e2e
+#   bash benchmarks/gpu_device.sh extract numerics train decode e2e profile
 set -euo pipefail
 cd "$(dirname "$0")/.."
 site="${TMPDIR:-/tmp}/vidmem_site"

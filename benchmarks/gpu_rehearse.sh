@@ -23,7 +23,7 @@ if [ ! -x "$venv/bin/python3" ]; then
 fi
 out="$(mktemp -d)"
 PATH="$venv/bin:$PATH" OUT="$out" TMPDIR="$out" \
-  bash benchmarks/gpu_device.sh extract numerics train decode e2e --small >"$out/rehearsal.txt" 2>&1 \
+  bash benchmarks/gpu_device.sh extract numerics train decode e2e profile --small >"$out/rehearsal.txt" 2>&1 \
   || { tail -30 "$out/rehearsal.txt"; echo "gpu_rehearse: failed; all of it in $out" >&2; exit 1; }
 "$venv/bin/python3" - "$out" <<'PY'
 import json, sys

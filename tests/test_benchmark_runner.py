@@ -70,11 +70,17 @@ def test_the_gpu_benchmark_runs_every_part_at_toy_sizes_on_a_cpu(tmp_path):
     import subprocess
 
     run = subprocess.run([sys.executable, str(REPO / "benchmarks/gpu.py"), "extract", "numerics",
-                          "train", "decode", "e2e", "--small", "--out", str(tmp_path)],
+                          "train", "decode", "e2e", "profile", "--small", "--out", str(tmp_path)],
                          cwd=REPO, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     parts = {path.stem: json.loads(path.read_text()) for path in tmp_path.glob("gpu_*.json")}
-    assert set(parts) == {f"gpu_{p}" for p in ("extract", "numerics", "train", "decode", "e2e")}
+    assert set(parts) == {f"gpu_{p}"
+                          for p in ("extract", "numerics", "train", "decode", "e2e", "profile")}
+    profiled = parts["gpu_profile"]["result"]
+    assert profiled["device"] is None  # no GPU here: no kernel time to report
+    # The thread that drives the network is the one profiled: its convolutions are there.
+    assert any("conv2d" in f["function"] for f in profiled["driving_thread_top_own_time"])
+    assert 0 < profiled["driving_thread_in_chunks_s"] <= profiled["profiled_s"]
     assert all(row["ratio"] > 0 and row["host_ceiling_fps"] > 0
                for row in parts["gpu_extract"]["result"])
     assert parts["gpu_train"]["result"]["two_runs_bitwise_equal"] is True
@@ -87,7 +93,17 @@ def test_the_gpu_benchmark_runs_every_part_at_toy_sizes_on_a_cpu(tmp_path):
 
     rows = gpu_rows({part.removeprefix("gpu_"): value for part, value in parts.items()})
     assert any(row.startswith("| GPU train") for row in rows)
+    assert any(row.startswith("| GPU extract profiled, fp32, batch") for row in rows)
     assert any(row.startswith("| GPU box end to end: 16 clips") for row in rows)
+
+
+def test_the_gpu_profile_counts_time_the_device_was_busy_once_where_work_overlaps():
+    """Kernels and copies on two streams overlap: the busy time is their union, never the sum,
+    so a busy share cannot pass 100% of the wall."""
+    gpu = pytest.importorskip("gpu", reason="benchmarks/gpu.py")
+    # microseconds: [0, 10] and [5, 20] overlap, [30, 40] stands apart, [32, 35] lies inside
+    assert gpu.busy_seconds([(30, 40), (0, 10), (5, 20), (32, 35)]) == pytest.approx(30e-6)
+    assert gpu.busy_seconds([]) == 0.0
 
 
 def test_the_device_script_unpacks_the_carry_and_runs_gpu_py_with_it(tmp_path):

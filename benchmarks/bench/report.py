@@ -55,6 +55,8 @@ def gpu_rows(gpu: dict | None) -> list[str]:
                         f"({r['frames']:,} frames; {part['device']}, {part['cores']} cores) | "
                         f"{r['stage_fps']:,} frames/s{host} | {r['floor_fps']:,} frames/s bare "
                         f"forward | {r['ratio']} of floor | ≥ 0.8 |")
+    if "profile" in gpu:
+        rows.append(profile_row(gpu["profile"]))
     if "train" in gpu:
         t, part = gpu["train"]["result"], gpu["train"]
         rows.append(f"| GPU train, reference LSTM ({t['hidden']}×3), {t['videos_train']:,} train / "
@@ -85,6 +87,21 @@ def gpu_rows(gpu: dict | None) -> list[str]:
                     f"{e['wall_s']} s wall: {steps} | decode floor {e['decode_floor_s']} s "
                     f"(bare ffmpeg) | {e2e_verdict(e)} | ≤ {e['goal_s']} s |")
     return rows
+
+
+def profile_row(part: dict) -> str:
+    """Where one extract run's time went: the GPU's busy share of the wall, and the functions
+    of the thread that drives it with the most time of their own."""
+    p = part["result"]
+    device = p["device"]
+    busy = (f"GPU kernels busy {device['kernels_busy_fraction']:.0%} of the {p['traced_s']} s "
+            f"wall, kernels or copies {device['any_busy_fraction']:.0%}" if device
+            else "no GPU")
+    top = "; ".join(f"{f['function']} {f['own_s']} s" for f in p["driving_thread_top_own_time"][:4])
+    return (f"| GPU extract profiled, {p['precision']}, batch {p['batch']} ({p['frames']:,} frames; "
+            f"{part['device']}) | {busy}; the driving thread's own time ({p['profiled_s']} s "
+            f"under cProfile, {p['driving_thread_in_chunks_s']} s in chunks): {top} | "
+            f"{p['stage_fps']:,} frames/s unprofiled | | |")
 
 
 def e2e_verdict(e: dict) -> str:
