@@ -131,6 +131,22 @@ def child_pids(pid: int) -> set[int]:
     return children
 
 
+def running_python(pids: set[int]) -> set[int]:
+    """Those of `pids` that are Python processes still running (not ended, not zombies). A
+    process may end while it is read (decode starts and ends an ffmpeg per video): it is
+    then not running."""
+    running = set()
+    for pid in pids:
+        try:
+            executable = os.readlink(f"/proc/{pid}/exe")
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if "python" in Path(executable).name and state != "Z":
+            running.add(pid)
+    return running
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_killed_stage_leaves_no_output_and_rerun_matches(tmp_path, workers):
     """kill -9 in the middle of decode: no output that looks complete, and (with 2 workers,
@@ -156,17 +172,14 @@ def test_killed_stage_leaves_no_output_and_rerun_matches(tmp_path, workers):
     # Decoded videos wait in the output's scratch folder (cache.dir is null) until sharded.
     while time.time() < deadline and not any(tmp_path.glob(".frames.*.tmp/.entries/*.tif")):
         time.sleep(0.05)
-    workers_alive = {pid for pid in child_pids(process.pid)
-                     if "python" in Path(f"/proc/{pid}/exe").resolve().name}
+    workers_alive = running_python(child_pids(process.pid))
     if workers > 1 and sys.platform.startswith("linux"):
         assert len(workers_alive) == workers  # the worker processes, not ffmpeg
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     deadline = time.time() + 10
     while workers_alive and time.time() < deadline:
-        workers_alive = {pid for pid in workers_alive if Path(f"/proc/{pid}").exists()
-                         and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-                         != "Z"}
+        workers_alive = running_python(workers_alive)
         time.sleep(0.05)
     assert not workers_alive  # they died with the stage (else they would wait for work forever)
     assert not (tmp_path / "frames").exists() and not (tmp_path / "frames.json").exists()
