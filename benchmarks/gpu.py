@@ -176,25 +176,22 @@ def where_extract_goes(work: Path, videos: int, weights: str) -> dict:
     backend.extract_videos(warm_dir, work / "warm_out", progress=False)
     out = work / "features"
     plain_fps, _ = stage_rate(backend, frames_dir, out, frames)
-
-    on_cuda = torch.cuda.is_available()
-    shutil.rmtree(out, ignore_errors=True)
-    with profile(activities=[ProfilerActivity.CUDA if on_cuda else ProfilerActivity.CPU]) as trace:
-        start = time.perf_counter()
-        backend.extract_videos(frames_dir, out, progress=False)
-        synchronize()
-        traced_s = time.perf_counter() - start
+    activity = ProfilerActivity.CUDA if torch.cuda.is_available() else ProfilerActivity.CPU
+    with profile(activities=[activity]) as trace:
+        traced_fps, _ = stage_rate(backend, frames_dir, out, frames)
+    traced_s = frames / traced_fps
     device = [event for event in trace.events() if event.device_type == DeviceType.CUDA]
-    copies = [e for e in device if e.name.startswith(("Memcpy", "Memset"))]
-    kernels = [e for e in device if not e.name.startswith(("Memcpy", "Memset"))]
-    spans = {name: [(e.time_range.start, e.time_range.end) for e in events]
-             for name, events in (("kernels", kernels), ("copies", copies))}
+    copies = [(e.time_range.start, e.time_range.end) for e in device
+              if e.name.startswith(("Memcpy", "Memset"))]
+    kernels = [(e.time_range.start, e.time_range.end) for e in device
+               if not e.name.startswith(("Memcpy", "Memset"))]
     device_share = None
     if device:
-        device_share = {f"{name}_busy_s": round(busy_seconds(s), 3) for name, s in spans.items()}
-        device_share["kernels_busy_fraction"] = round(busy_seconds(spans["kernels"]) / traced_s, 3)
-        device_share["any_busy_fraction"] = round(
-            busy_seconds(spans["kernels"] + spans["copies"]) / traced_s, 3)
+        kernels_s = busy_seconds(kernels)
+        device_share = {"kernels_busy_s": round(kernels_s, 3),
+                        "copies_busy_s": round(busy_seconds(copies), 3),
+                        "kernels_busy_fraction": round(kernels_s / traced_s, 3),
+                        "any_busy_fraction": round(busy_seconds(kernels + copies) / traced_s, 3)}
 
     # The stage's chunks run on one worker thread (vidmem.store.engine): profile that thread.
     profiler, chunk = cProfile.Profile(), backend.extract_chunk
@@ -207,12 +204,11 @@ def where_extract_goes(work: Path, videos: int, weights: str) -> dict:
             profiler.disable()
 
     backend.extract_chunk = profiled_chunk
-    shutil.rmtree(out, ignore_errors=True)
-    start = time.perf_counter()
-    backend.extract_videos(frames_dir, out, progress=False)
-    synchronize()
-    profiled_s = time.perf_counter() - start
-    backend.extract_chunk = chunk
+    try:
+        profiled_fps, _ = stage_rate(backend, frames_dir, out, frames)
+    finally:
+        del backend.extract_chunk  # the class's method again
+    profiled_s = frames / profiled_fps
     stats = pstats.Stats(profiler).stats
     top = sorted(stats.items(), key=lambda item: item[1][2], reverse=True)[:15]
     driving = [{"function": name if file == "~" else f"{Path(file).name}:{line}({name})",
