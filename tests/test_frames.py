@@ -309,3 +309,76 @@ def test_every_entry_of_the_videos_folder_is_accounted_for(tmp_path, decode_conf
     assert [e["entry"] for e in ignored] == ["notes.txt"]
     accounted = set(report.decoded) | set(reasons) | {e["entry"] for e in ignored}
     assert accounted == {p.name for p in videos.iterdir()}
+
+
+def test_npy_arrays_read_from_several_threads_at_once(tmp_path):
+    """Extract's loader threads read .npy headers at once. NumPy parses them with ast, whose
+    builder CPython 3.11 counts per interpreter: a thread switch inside it (here forced by a
+    garbage collection that runs Python finalizers) fails the parse with SystemError
+    (python/cpython#106905). Seen in CI; without vidmem's lock this fails here in under a
+    second on CPython 3.11.7."""
+    import gc
+    import io
+    import sys
+    import threading
+
+    from vidmem.core.files import load_npy
+    from vidmem.store.framestore import decode_item
+
+    frames = np.arange(3 * 4 * 4 * 3, dtype=np.uint8).reshape(3, 4, 4, 3)
+    stored = io.BytesIO()
+    np.save(stored, frames)
+    columns = np.asfortranarray(np.arange(12, dtype=np.float32).reshape(3, 4))
+    np.save(tmp_path / "columns.npy", columns)
+
+    class Cycle:  # garbage with a finalizer: the collector runs Python code where it collects
+        def __init__(self):
+            self.itself = self
+
+        def __del__(self):
+            sum(range(50))
+
+    failures: list[BaseException] = []
+
+    def read_many():
+        try:
+            for i in range(3000):
+                Cycle()
+                np.testing.assert_array_equal(decode_item(stored.getvalue(), ".npy", "v"), frames)
+                if i % 10 == 0:
+                    np.testing.assert_array_equal(load_npy(tmp_path / "columns.npy"), columns)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            failures.append(exc)
+
+    thresholds, interval = gc.get_threshold(), sys.getswitchinterval()
+    gc.set_threshold(50)
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=read_many) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        gc.set_threshold(*thresholds)
+        sys.setswitchinterval(interval)
+    assert not failures, failures[0]
+    assert load_npy(tmp_path / "columns.npy").flags.f_contiguous
+
+
+def test_a_process_forked_while_a_thread_reads_an_npy_header_can_read_them(tmp_path):
+    """Extract forks its loader processes while its threads read; a child that inherited the
+    header lock held would wait forever on its first .npy."""
+    import multiprocessing
+
+    from vidmem.core import files
+
+    np.save(tmp_path / "a.npy", np.ones((2, 3), np.float32))
+    with files._npy_header_lock:  # a thread of this process is mid-read when it forks
+        child = multiprocessing.get_context("fork").Process(
+            target=files.load_npy, args=(tmp_path / "a.npy",))
+        child.start()
+        child.join(timeout=20)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0

@@ -13,6 +13,7 @@ import math
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +74,32 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 _NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0,
                 (2, 0): np.lib.format.read_array_header_2_0}
 
+# NumPy parses a .npy header with ast.literal_eval, and CPython 3.11 keeps the AST builder's
+# recursion count per interpreter, not per thread: two threads parsing at once can fail with
+# "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905; CI met it in
+# extract's loader threads). vidmem's header reads take turns; a forked child gets a new lock,
+# as the thread that held this one at the fork does not exist there.
+_npy_header_lock = threading.Lock()
+
+
+def _new_npy_header_lock() -> None:
+    global _npy_header_lock
+    _npy_header_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_npy_header_lock)
+
+
+def read_npy_header(f: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """Shape, Fortran order and dtype from the `.npy` header at `f`'s position (a binary file
+    or BytesIO), which is left at the data; safe from several threads at once. ValueError for
+    a damaged header or a format version NumPy does not write."""
+    version = np.lib.format.read_magic(f)
+    if version not in _NPY_HEADERS:
+        raise ValueError(f"unsupported .npy format version {version}")
+    with _npy_header_lock:
+        return _NPY_HEADERS[version](f)
+
 
 @dataclass(frozen=True)
 class NpyHeader:
@@ -86,10 +113,7 @@ def _checked_header(f: Any) -> NpyHeader:
     """The header of the `.npy` file open as `f`, checked against the file's size (a damaged or
     crafted header claiming a huge shape would otherwise make NumPy allocate that much memory
     before it notices the data is missing); ValueError if it does not fit."""
-    version = np.lib.format.read_magic(f)
-    if version not in _NPY_HEADERS:
-        raise ValueError(f"unsupported .npy format version {version}")
-    shape, fortran_order, dtype = _NPY_HEADERS[version](f)
+    shape, fortran_order, dtype = read_npy_header(f)
     if dtype.hasobject:
         raise ValueError("holds Python objects, not numbers")
     claimed = math.prod(shape) * dtype.itemsize
@@ -115,11 +139,12 @@ def load_npy(path: str | os.PathLike) -> np.ndarray:
     the file."""
     try:
         with open(path, "rb") as f:
-            _checked_header(f)
-            f.seek(0)
-            return np.load(f, allow_pickle=False)
+            header = _checked_header(f)
+            # The data as the header says, not np.load: that would parse the header again.
+            array = np.fromfile(f, dtype=header.dtype, count=math.prod(header.shape))
     except (ValueError, EOFError, OSError) as exc:
         raise DataError(f"{path}: not a readable .npy array ({exc})") from exc
+    return array.reshape(header.shape, order="F" if header.fortran_order else "C")
 
 
 def write_csv(path: str | os.PathLike, frame: pd.DataFrame) -> None:

@@ -34,6 +34,7 @@ import tifffile
 from PIL import Image
 
 from vidmem.core.errors import DataError
+from vidmem.core.files import read_npy_header
 
 NPY_HEADER_MAX = 65536 + 10  # a .npy header's magic, length and text are at most this long
 
@@ -123,10 +124,7 @@ def _decode_npy(data: bytes | bytearray, name: str) -> np.ndarray:
     of the extract loader's threads."""
     try:
         header = io.BytesIO(bytes(memoryview(data)[:NPY_HEADER_MAX]))
-        version = np.lib.format.read_magic(header)
-        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                       else np.lib.format.read_array_header_2_0)
-        shape, fortran_order, dtype = read_header(header)
+        shape, fortran_order, dtype = read_npy_header(header)
     except (OSError, ValueError, EOFError) as exc:
         raise DataError(f"{name}: not a readable .npy array ({exc})") from exc
     if dtype.hasobject:
