@@ -90,17 +90,6 @@ def _new_npy_header_lock() -> None:
 os.register_at_fork(after_in_child=_new_npy_header_lock)
 
 
-def read_npy_header(f: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
-    """Shape, Fortran order and dtype from the `.npy` header at `f`'s position (a binary file
-    or BytesIO), which is left at the data; safe from several threads at once. ValueError for
-    a damaged header or a format version NumPy does not write."""
-    version = np.lib.format.read_magic(f)
-    if version not in _NPY_HEADERS:
-        raise ValueError(f"unsupported .npy format version {version}")
-    with _npy_header_lock:
-        return _NPY_HEADERS[version](f)
-
-
 @dataclass(frozen=True)
 class NpyHeader:
     shape: tuple[int, ...]
@@ -108,28 +97,42 @@ class NpyHeader:
     fortran_order: bool
     offset: int  # where the data starts
 
+    @property
+    def count(self) -> int:
+        return math.prod(self.shape)
 
-def _checked_header(f: Any) -> NpyHeader:
-    """The header of the `.npy` file open as `f`, checked against the file's size (a damaged or
-    crafted header claiming a huge shape would otherwise make NumPy allocate that much memory
-    before it notices the data is missing); ValueError if it does not fit."""
-    shape, fortran_order, dtype = read_npy_header(f)
+    def shaped(self, flat: np.ndarray) -> np.ndarray:
+        """The header's `count` values in `flat` as the array it describes (a view)."""
+        return flat.reshape(self.shape, order="F" if self.fortran_order else "C")
+
+
+def checked_npy_header(f: Any, size: int) -> NpyHeader:
+    """The header of the `.npy` bytes at `f`'s position (a binary file or BytesIO; left at the
+    data), checked against their `size` in all (a damaged or crafted header claiming a huge
+    shape would otherwise make NumPy allocate that much memory before it notices the data is
+    missing); safe from several threads at once. ValueError for a damaged header, a format
+    version NumPy does not write, object arrays, or data of another size than claimed."""
+    version = np.lib.format.read_magic(f)
+    if version not in _NPY_HEADERS:
+        raise ValueError(f"unsupported .npy format version {version}")
+    with _npy_header_lock:
+        shape, fortran_order, dtype = _NPY_HEADERS[version](f)
     if dtype.hasobject:
         raise ValueError("holds Python objects, not numbers")
-    claimed = math.prod(shape) * dtype.itemsize
-    held = os.fstat(f.fileno()).st_size - f.tell()
+    header = NpyHeader(tuple(shape), dtype, bool(fortran_order), f.tell())
+    claimed, held = header.count * dtype.itemsize, size - header.offset
     if claimed != held:
         raise ValueError(f"its header claims shape {list(shape)} ({claimed} bytes) but "
                          f"it holds {held} bytes of data")
-    return NpyHeader(tuple(shape), dtype, bool(fortran_order), f.tell())
+    return header
 
 
 def load_npy_header(path: str | os.PathLike) -> NpyHeader:
-    """An `.npy` file's shape, dtype and data offset, checked (`_checked_header`); DataError
+    """An `.npy` file's shape, dtype and data offset, checked (`checked_npy_header`); DataError
     naming the file."""
     try:
         with open(path, "rb") as f:
-            return _checked_header(f)
+            return checked_npy_header(f, os.fstat(f.fileno()).st_size)
     except (ValueError, EOFError, OSError) as exc:
         raise DataError(f"{path}: not a readable .npy array ({exc})") from exc
 
@@ -139,12 +142,12 @@ def load_npy(path: str | os.PathLike) -> np.ndarray:
     the file."""
     try:
         with open(path, "rb") as f:
-            header = _checked_header(f)
+            header = checked_npy_header(f, os.fstat(f.fileno()).st_size)
             # The data as the header says, not np.load: that would parse the header again.
-            array = np.fromfile(f, dtype=header.dtype, count=math.prod(header.shape))
+            flat = np.fromfile(f, dtype=header.dtype, count=header.count)
     except (ValueError, EOFError, OSError) as exc:
         raise DataError(f"{path}: not a readable .npy array ({exc})") from exc
-    return array.reshape(header.shape, order="F" if header.fortran_order else "C")
+    return header.shaped(flat)
 
 
 def write_csv(path: str | os.PathLike, frame: pd.DataFrame) -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +33,7 @@ import tifffile
 from PIL import Image
 
 from vidmem.core.errors import DataError
-from vidmem.core.files import read_npy_header
+from vidmem.core.files import checked_npy_header
 
 NPY_HEADER_MAX = 65536 + 10  # a .npy header's magic, length and text are at most this long
 
@@ -123,18 +122,12 @@ def _decode_npy(data: bytes | bytearray, name: str) -> np.ndarray:
     copy of the data, which `np.load` on a BytesIO made while holding the GIL, the largest cost
     of the extract loader's threads."""
     try:
-        header = io.BytesIO(bytes(memoryview(data)[:NPY_HEADER_MAX]))
-        shape, fortran_order, dtype = read_npy_header(header)
+        header = checked_npy_header(io.BytesIO(bytes(memoryview(data)[:NPY_HEADER_MAX])),
+                                    len(data))
     except (OSError, ValueError, EOFError) as exc:
         raise DataError(f"{name}: not a readable .npy array ({exc})") from exc
-    if dtype.hasobject:
-        raise DataError(f"{name}: not a readable .npy array (object arrays are not read)")
-    count = math.prod(shape)
-    if len(data) - header.tell() != count * dtype.itemsize:
-        raise DataError(f"{name}: not a readable .npy array ({len(data) - header.tell()} bytes "
-                        f"of data for shape {list(shape)} of {dtype})")
-    array = np.frombuffer(data, dtype=dtype, count=count, offset=header.tell())
-    return array.reshape(shape, order="F" if fortran_order else "C")
+    return header.shaped(np.frombuffer(data, dtype=header.dtype, count=header.count,
+                                       offset=header.offset))
 
 
 def _decode_tiff(data: bytes, name: str) -> np.ndarray:
