@@ -508,6 +508,22 @@ def record(folders: list[Path]) -> None:
     results["gpu"] = gpu
     results_file.write_text(json.dumps(results, indent=2) + "\n")
     write_markdown(results, ROOT / "BENCHMARKS.md")
+    runs = runs_behind(gpu)
+    if len(runs) > 1:
+        print("record: the GPU rows come from more than one run (each row names its box and "
+              "day): " + "; ".join(f"{run}: {', '.join(parts)}" for run, parts in runs.items()),
+              file=sys.stderr)
+
+
+def runs_behind(gpu: dict) -> dict[str, list[str]]:
+    """The parts recorded in results.json's "gpu", grouped by the box and day they ran on."""
+    from bench.report import measured_on
+
+    runs: dict[str, list[str]] = {}
+    for name, part in sorted(gpu.items()):
+        if name in PARTS:  # not the rows of retired parts, which no table shows
+            runs.setdefault(measured_on(part), []).append(name)
+    return runs
 
 
 def run_parts(parts: list[str], out: Path, small: bool) -> list[str]:

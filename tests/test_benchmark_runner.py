@@ -95,6 +95,10 @@ def test_the_gpu_benchmark_runs_every_part_at_toy_sizes_on_a_cpu(tmp_path):
     assert any(row.startswith("| GPU train") for row in rows)
     assert any(row.startswith("| GPU extract profiled, fp32, batch") for row in rows)
     assert any(row.startswith("| GPU box end to end: 16 clips") for row in rows)
+    # Every row says where and when its part ran (rows of several runs may share the table).
+    days = {part["date"][:10] for part in parts.values()}
+    assert all(f"cpu, {os.cpu_count()} cores, " in row and any(day in row for day in days)
+               for row in rows), rows
 
 
 def test_the_gpu_profile_counts_time_the_device_was_busy_once_where_work_overlaps():
@@ -192,7 +196,8 @@ def test_the_end_to_end_row_names_the_step_furthest_above_its_floor():
     assert e2e_verdict({**run, "wall_s": 89.0}) == "goal met"
 
 
-def test_a_failing_gpu_part_leaves_its_traceback_and_the_other_parts_run(tmp_path, monkeypatch):
+def test_a_failing_gpu_part_leaves_its_traceback_and_the_other_parts_run(tmp_path, monkeypatch,
+                                                                             capsys):
     """On a lent GPU box one broken part must not cost the others their measurement: it writes
     its traceback where its rows would be, the next part still runs, and `record` keeps the
     earlier rows of the failed part."""
@@ -212,13 +217,23 @@ def test_a_failing_gpu_part_leaves_its_traceback_and_the_other_parts_run(tmp_pat
     import bench.harness
 
     (tmp_path / "benchmarks").mkdir()
-    earlier = {"gpu": {"extract": {"result": [{"kept": True}]}}}
-    (tmp_path / "benchmarks" / "results.json").write_text(json.dumps(earlier))
+    kept = {"result": [{"kept": True}], "device": "NVIDIA H200", "cores": 16,
+            "date": "2026-12-04T16:44:41Z"}
+    (tmp_path / "benchmarks" / "results.json").write_text(json.dumps({"gpu": {"extract": kept}}))
     monkeypatch.setattr(bench.harness, "ROOT", tmp_path)
     written = []
     monkeypatch.setattr("bench.report.write_markdown", lambda results, path: written.append(path))
+    capsys.readouterr()
     gpu.record([tmp_path])
     results = json.loads((tmp_path / "benchmarks" / "results.json").read_text())
-    assert results["gpu"]["extract"] == {"result": [{"kept": True}]}
+    assert results["gpu"]["extract"] == kept
     assert results["gpu"]["train"]["result"] == {"x": 1}
     assert written == [tmp_path / "BENCHMARKS.md"]
+    # The table now mixes two runs, and record says which rows come from which.
+    from bench.report import measured_on
+
+    train = measured_on(results["gpu"]["train"])
+    assert train.startswith(f"cpu, {os.cpu_count()} cores, 20")  # this run: no GPU here
+    said = capsys.readouterr().err
+    assert "more than one run" in said and "NVIDIA H200, 16 cores, 2026-12-04: extract" in said
+    assert f"{train}: train" in said

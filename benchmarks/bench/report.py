@@ -39,8 +39,15 @@ def decode_long_rows(long: dict | None) -> list[str]:
             f"{long['whole_stream_s']} s ({long['whole_over_stage']}× the stage) | ≤ 1.5× |"]
 
 
+def measured_on(part: dict) -> str:
+    """Where and when a part of benchmarks/gpu.py ran: the GPU, the box's cores, the day. A
+    part that fails keeps its earlier rows, so the rows of one table may come from several
+    boxes and sessions; each says which."""
+    return f"{part['device']}, {part['cores']} cores, {part['date'][:10]}"
+
+
 def gpu_rows(gpu: dict | None) -> list[str]:
-    """The GPU box's rows (benchmarks/gpu.py), each part with its device and command."""
+    """The GPU box's rows (benchmarks/gpu.py), each with where and when its part ran."""
     if not gpu:
         return []
     rows = []
@@ -52,7 +59,7 @@ def gpu_rows(gpu: dict | None) -> list[str]:
                     f"driving process {r['stage_process_cpu_ms_per_video']} ms CPU per video)"
                     if "host_ceiling_fps" in r else "")
             rows.append(f"| GPU extract efficientnet_lite0, {r['precision']}, batch {r['batch']} "
-                        f"({r['frames']:,} frames; {part['device']}, {part['cores']} cores) | "
+                        f"({r['frames']:,} frames; {measured_on(part)}) | "
                         f"{r['stage_fps']:,} frames/s{host} | {r['floor_fps']:,} frames/s bare "
                         f"forward | {r['ratio']} of floor | ≥ 0.8 |")
     if "profile" in gpu:
@@ -60,7 +67,7 @@ def gpu_rows(gpu: dict | None) -> list[str]:
     if "train" in gpu:
         t, part = gpu["train"]["result"], gpu["train"]
         rows.append(f"| GPU train, reference LSTM ({t['hidden']}×3), {t['videos_train']:,} train / "
-                    f"{t['videos_val']:,} val videos ({part['device']}) | "
+                    f"{t['videos_val']:,} val videos ({measured_on(part)}) | "
                     f"{t['train_model_s_per_epoch']} s/epoch (data on the device; streamed: "
                     f"{t['streamed_s_per_epoch']} s, {t['streamed_ratio']}×) | "
                     f"{t['bare_s_per_epoch']} s/epoch bare loop | {t['ratio']}× bare; two runs "
@@ -68,12 +75,12 @@ def gpu_rows(gpu: dict | None) -> list[str]:
     if "decode" in gpu:
         d, part = gpu["decode"]["result"], gpu["decode"]
         rows.append(f"| GPU box decode, {d['videos']} clips (3 s, 640×360), {d['workers']} workers "
-                    f"({part['cores']} cores; frames stored raw) | {d['stage_s']} s | "
+                    f"({measured_on(part)}; frames stored raw) | {d['stage_s']} s | "
                     f"{d['floor_s']} s bare ffmpeg | {d['ratio']}× floor | ≤ 1.5× |")
     if "numerics" in gpu and gpu["numerics"]["result"]:
         n = gpu["numerics"]["result"]
         rows.append(f"| GPU features vs CPU features ({n['frames']} photo frames, "
-                    f"{gpu['numerics']['device']}), relative L2 mean / max | fp32 (TF32 off, the "
+                    f"{measured_on(gpu['numerics'])}), relative L2 mean / max | fp32 (TF32 off, the "
                     f"default) {n['fp32']['rel_l2_mean']} / {n['fp32']['rel_l2_max']}; TF32 on "
                     f"{n['fp32_tf32']['rel_l2_mean']} / {n['fp32_tf32']['rel_l2_max']}; fp16 "
                     f"{n['fp16']['rel_l2_mean']} / {n['fp16']['rel_l2_max']}; bf16 "
@@ -83,7 +90,7 @@ def gpu_rows(gpu: dict | None) -> list[str]:
         steps = ", ".join(f"{name} {seconds} s" for name, seconds in e["steps_s"].items())
         rows.append(f"| GPU box end to end: {e['clips']:,} clips ({e['seconds_per_clip']:g} s, "
                     f"{e['size']}; {e['distinct_clips']} distinct, cache off) → decode → "
-                    f"normalize → extract → train ({e['epochs']} epochs) ({part['device']}) | "
+                    f"normalize → extract → train ({e['epochs']} epochs) ({measured_on(part)}) | "
                     f"{e['wall_s']} s wall: {steps} | decode floor {e['decode_floor_s']} s "
                     f"(bare ffmpeg) | {e2e_verdict(e)} | ≤ {e['goal_s']} s |")
     return rows
@@ -99,7 +106,7 @@ def profile_row(part: dict) -> str:
             else "no GPU")
     top = "; ".join(f"{f['function']} {f['own_s']} s" for f in p["driving_thread_top_own_time"][:4])
     return (f"| GPU extract profiled, {p['precision']}, batch {p['batch']} ({p['frames']:,} frames; "
-            f"{part['device']}) | {busy}; the driving thread's own time ({p['profiled_s']} s "
+            f"{measured_on(part)}) | {busy}; the driving thread's own time ({p['profiled_s']} s "
             f"under cProfile, {p['driving_thread_in_chunks_s']} s in chunks): {top} | "
             f"{p['stage_fps']:,} frames/s unprofiled | | |")
 
