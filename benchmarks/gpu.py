@@ -19,6 +19,7 @@ toy sizes (on a CPU too), which is how it is tested.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import json
@@ -50,6 +51,24 @@ def synchronize() -> None:
 
     if torch.cuda.is_available():
         torch.cuda.synchronize()
+
+
+@contextlib.contextmanager
+def tf32_on():
+    """TF32 math in CUDA's matrix products and cuDNN (convolutions, the LSTM) while inside,
+    PyTorch's process-wide flags as they were afterwards: what vidmem's choice of TF32 off
+    (`vidmem.core.devices.TF32`) costs or saves, measured beside it. No effect on a CPU."""
+    import torch
+
+    flags = torch.backends.cuda.matmul, torch.backends.cudnn
+    before = [flag.allow_tf32 for flag in flags]
+    for flag in flags:
+        flag.allow_tf32 = True
+    try:
+        yield
+    finally:
+        for flag, value in zip(flags, before, strict=True):
+            flag.allow_tf32 = value
 
 
 def torch_backend(amp: str = "false", batch: int | str = "auto", weights: str = "package",
@@ -245,20 +264,18 @@ def feature_differences(weights: str) -> dict:
     for name, amp in (("fp32", "false"), ("bf16", "bf16"), ("fp16", "fp16")):
         result[name] = distance(torch_backend(amp, len(frames), weights, "cuda").extract(frames))
     backend = torch_backend("false", len(frames), weights, "cuda")
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
-    result["fp32_tf32"] = distance(backend.extract(frames))  # PyTorch's default for convolutions
-    from vidmem.core.devices import use_cuda_numerics
-
-    use_cuda_numerics()
+    with tf32_on():  # PyTorch's default for convolutions
+        result["fp32_tf32"] = distance(backend.extract(frames))
     return result
 
 
 # --- train ---------------------------------------------------------------------------------
 
 def bare_loop_s_per_epoch(features: np.ndarray, targets: np.ndarray, train: np.ndarray,
-                          val: np.ndarray, hidden: int, epochs: int) -> float:
+                          val: np.ndarray, hidden: int, epochs: int, tf32: bool = False) -> float:
     """Seconds per epoch of the reference LSTM stepped with its data already on the device,
-    batches of 1000 and a validation pass per epoch: train_model's floor."""
+    batches of 1000 and a validation pass per epoch: train_model's floor (with vidmem's TF32
+    off; `tf32`: with it on, what that choice costs)."""
     import torch
 
     from vidmem.core.devices import resolve_device
@@ -284,13 +301,14 @@ def bare_loop_s_per_epoch(features: np.ndarray, targets: np.ndarray, train: np.n
         with torch.no_grad():
             model(x_val)
 
-    bare_epoch()
-    synchronize()
-    start = time.perf_counter()
-    for _ in range(epochs):
+    with tf32_on() if tf32 else contextlib.nullcontext():
         bare_epoch()
-    synchronize()
-    return (time.perf_counter() - start) / epochs
+        synchronize()
+        start = time.perf_counter()
+        for _ in range(epochs):
+            bare_epoch()
+        synchronize()
+        return (time.perf_counter() - start) / epochs
 
 
 def train_ratio(videos: int, hidden: int, epochs: int) -> dict:
@@ -324,6 +342,7 @@ def train_ratio(videos: int, hidden: int, epochs: int) -> dict:
         return (seconds[1] - seconds[0]) / epochs
 
     bare = bare_loop_s_per_epoch(features, targets, train, val, hidden, epochs)
+    bare_tf32 = bare_loop_s_per_epoch(features, targets, train, val, hidden, epochs, tf32=True)
     resident = per_epoch(None)
     streamed = per_epoch(0)
     twice = [train_model(features, targets, train, val, config(3), progress=False).checkpoint
@@ -331,7 +350,8 @@ def train_ratio(videos: int, hidden: int, epochs: int) -> dict:
     same = all(torch.equal(value, twice[1]["state_dict"][key])
                for key, value in twice[0]["state_dict"].items())
     return {"videos_train": n_train, "videos_val": n_val, "hidden": hidden,
-            "bare_s_per_epoch": round(bare, 4), "train_model_s_per_epoch": round(resident, 4),
+            "bare_s_per_epoch": round(bare, 4), "bare_tf32_s_per_epoch": round(bare_tf32, 4),
+            "train_model_s_per_epoch": round(resident, 4),
             "ratio": round(resident / bare, 2), "streamed_s_per_epoch": round(streamed, 4),
             "streamed_ratio": round(streamed / bare, 2), "two_runs_bitwise_equal": same}
 

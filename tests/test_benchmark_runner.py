@@ -84,6 +84,7 @@ def test_the_gpu_benchmark_runs_every_part_at_toy_sizes_on_a_cpu(tmp_path):
     assert all(row["ratio"] > 0 and row["host_ceiling_fps"] > 0
                for row in parts["gpu_extract"]["result"])
     assert parts["gpu_train"]["result"]["two_runs_bitwise_equal"] is True
+    assert parts["gpu_train"]["result"]["bare_tf32_s_per_epoch"] > 0
     e2e = parts["gpu_e2e"]["result"]
     assert set(e2e["steps_s"]) == {"decode", "normalize", "extract", "concat", "train"}
     assert set(e2e["floors_s"]) == {"decode", "extract", "train"}
@@ -92,7 +93,7 @@ def test_the_gpu_benchmark_runs_every_part_at_toy_sizes_on_a_cpu(tmp_path):
     from bench.report import gpu_rows
 
     rows = gpu_rows({part.removeprefix("gpu_"): value for part, value in parts.items()})
-    assert any(row.startswith("| GPU train") for row in rows)
+    assert any(row.startswith("| GPU train") and "bare loop (TF32 on: " in row for row in rows)
     assert any(row.startswith("| GPU extract profiled, fp32, batch") for row in rows)
     assert any(row.startswith("| GPU box end to end: 16 clips") for row in rows)
     # Every row says where and when its part ran (rows of several runs may share the table).
@@ -108,6 +109,27 @@ def test_the_gpu_profile_counts_time_the_device_was_busy_once_where_work_overlap
     # microseconds: [0, 10] and [5, 20] overlap, [30, 40] stands apart, [32, 35] lies inside
     assert gpu.busy_seconds([(30, 40), (0, 10), (5, 20), (32, 35)]) == pytest.approx(30e-6)
     assert gpu.busy_seconds([]) == 0.0
+
+
+def test_tf32_is_on_only_inside_its_measurement_and_the_flags_are_restored_after_an_error():
+    """The GPU benchmark times the LSTM with TF32 on beside vidmem's TF32 off: the flags must
+    come back as they were (else the parts after it would measure TF32 as if it were off)."""
+    import torch
+
+    gpu = pytest.importorskip("gpu", reason="benchmarks/gpu.py")
+    flags = torch.backends.cuda.matmul, torch.backends.cudnn
+    before = [flag.allow_tf32 for flag in flags]
+    try:
+        for start in (False, True):
+            for flag in flags:
+                flag.allow_tf32 = start
+            with pytest.raises(KeyError), gpu.tf32_on():
+                assert all(flag.allow_tf32 for flag in flags)
+                raise KeyError("a part that fails inside")
+            assert [flag.allow_tf32 for flag in flags] == [start, start]
+    finally:
+        for flag, value in zip(flags, before, strict=True):
+            flag.allow_tf32 = value
 
 
 def test_the_device_script_unpacks_the_carry_and_runs_gpu_py_with_it(tmp_path):

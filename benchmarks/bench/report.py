@@ -66,12 +66,16 @@ def gpu_rows(gpu: dict | None) -> list[str]:
         rows.append(profile_row(gpu["profile"]))
     if "train" in gpu:
         t, part = gpu["train"]["result"], gpu["train"]
+        # What TF32 off (vidmem's choice, docs/gpu.md) costs the LSTM: runs before 2026-12-07
+        # did not measure it.
+        tf32 = (f" (TF32 on: {t['bare_tf32_s_per_epoch']} s)"
+                if "bare_tf32_s_per_epoch" in t else "")
         rows.append(f"| GPU train, reference LSTM ({t['hidden']}×3), {t['videos_train']:,} train / "
                     f"{t['videos_val']:,} val videos ({measured_on(part)}) | "
                     f"{t['train_model_s_per_epoch']} s/epoch (data on the device; streamed: "
                     f"{t['streamed_s_per_epoch']} s, {t['streamed_ratio']}×) | "
-                    f"{t['bare_s_per_epoch']} s/epoch bare loop | {t['ratio']}× bare; two runs "
-                    f"bitwise equal: {t['two_runs_bitwise_equal']} | ≤ 1.5× |")
+                    f"{t['bare_s_per_epoch']} s/epoch bare loop{tf32} | {t['ratio']}× bare; two "
+                    f"runs bitwise equal: {t['two_runs_bitwise_equal']} | ≤ 1.5× |")
     if "decode" in gpu:
         d, part = gpu["decode"]["result"], gpu["decode"]
         rows.append(f"| GPU box decode, {d['videos']} clips (3 s, 640×360), {d['workers']} workers "
