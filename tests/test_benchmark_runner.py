@@ -153,13 +153,14 @@ def test_the_device_script_unpacks_the_carry_and_runs_gpu_py_with_it(tmp_path):
     (site / "carried_marker").mkdir(parents=True)
     (site / "carried_marker" / "__init__.py").write_text("CARRIED = True\n")
     (repo / ".carry").mkdir()
-    with lzma.open(repo / ".carry" / "site.tar.xz", "wb") as packed, \
+    machine_code = [{"id": lzma.FILTER_X86}, {"id": lzma.FILTER_LZMA2, "preset": 9}]  # as packed
+    with lzma.open(repo / ".carry" / "site.tar.xz", "wb", filters=machine_code) as packed, \
             tarfile.open(fileobj=packed, mode="w") as tar:
         tar.add(site, arcname=".")
     # The carried ffmpeg names itself apart from this machine's, and runs this machine's.
     wrapper = (f'#!/bin/sh\n[ "$1" = -version ] && echo "ffmpeg version carried" && exit 0\n'
                f'exec {ffmpeg_executable()} "$@"\n')
-    with lzma.open(repo / ".carry" / "ffmpeg.xz", "wb") as packed:
+    with lzma.open(repo / ".carry" / "ffmpeg.xz", "wb", filters=machine_code) as packed:
         packed.write(wrapper.encode())
     out = tmp_path / "out"
     env = {**os.environ, "OUT": str(out), "TMPDIR": str(tmp_path)}
