@@ -266,7 +266,24 @@ def feature_differences(weights: str) -> dict:
     backend = torch_backend("false", len(frames), weights, "cuda")
     with tf32_on():  # PyTorch's default for convolutions
         result["fp32_tf32"] = distance(backend.extract(frames))
+    result["after_refused_page_lock"] = after_refused_page_lock(backend, frames)
     return result
+
+
+def after_refused_page_lock(backend, frames: np.ndarray) -> str:
+    """Extract's fallback where CUDA refuses to page-lock the loaders' memory, on the GPU: lock
+    `frames` twice (CUDA refuses the second time, as memory already locked), then run the
+    network on this thread, whose next kernel would fail if the refusal were left behind as
+    its last CUDA error."""
+    unpin = backend.pin_host_memory(frames)
+    try:
+        backend.pin_host_memory(frames)  # refused; extract says so on stderr
+        backend.extract(frames)
+    except RuntimeError as exc:
+        return f"extract failed: {exc}"
+    finally:
+        unpin()
+    return "extract ran"
 
 
 # --- train ---------------------------------------------------------------------------------

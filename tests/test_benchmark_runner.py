@@ -219,6 +219,24 @@ def test_the_end_to_end_row_names_the_step_furthest_above_its_floor():
     assert e2e_verdict({**run, "wall_s": 89.0}) == "goal met"
 
 
+def test_the_numerics_rows_say_whether_extract_ran_after_cuda_refused_a_page_lock():
+    """The GPU numerics part checks extract's fallback where CUDA refuses to page-lock memory;
+    its row says what happened, and a run from before the check (no such key) shows no row."""
+    from bench.report import gpu_rows
+
+    errors = {"rel_l2_mean": 0.001, "rel_l2_max": 0.002}
+    result = {"frames": 10, **{name: errors for name in ("fp32", "fp32_tf32", "fp16", "bf16")}}
+    part = {"device": "NVIDIA H100 80GB HBM3", "cores": 16, "date": "2026-12-07T12:00:00Z"}
+    earlier = gpu_rows({"numerics": {"result": result, **part}})
+    assert len(earlier) == 1 and earlier[0].startswith("| GPU features vs CPU features")
+    failed = "extract failed: CUDA error: part or all of the requested memory range is ..."
+    rows = gpu_rows({"numerics": {"result": {**result, "after_refused_page_lock": failed},
+                                  **part}})
+    assert rows[0] == earlier[0]
+    assert rows[1] == ("| GPU extract after CUDA refused to page-lock its input (NVIDIA H100 "
+                       f"80GB HBM3, 16 cores, 2026-12-07) | {failed} | | | extract ran |")
+
+
 def test_a_failing_gpu_part_leaves_its_traceback_and_the_other_parts_run(tmp_path, monkeypatch,
                                                                              capsys):
     """On a lent GPU box one broken part must not cost the others their measurement: it writes

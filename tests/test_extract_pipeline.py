@@ -141,6 +141,80 @@ def test_torch_auto_batch_is_the_cpus_and_batches_assemble_on_the_device():
     assert backend.pin_host_memory(source)() is None
 
 
+class CudaRuntime:
+    """The part of CUDA's runtime that page-locking touches, as `torch.cuda.cudart()` exposes it,
+    with the runtime's rule that matters here: a refused call sets the last error of the host
+    thread that made it, and PyTorch's check after each kernel launch reads (and clears) that
+    thread's last error (C10_CUDA_KERNEL_LAUNCH_CHECK), failing the launch with it."""
+
+    ALREADY_REGISTERED = 712  # cudaErrorHostMemoryAlreadyRegistered
+
+    def __init__(self):
+        self.locked: dict[int, int] = {}
+        self.calls: list[tuple[str, int, int]] = []  # (call, thread, device)
+        self.thread = threading.local()
+
+    def cudaError(self, code):  # noqa: N802 - the binding's name
+        return code
+
+    def cudaGetErrorString(self, code):  # noqa: N802
+        return "part or all of the requested memory range is already mapped"
+
+    def set_device(self, index):
+        self.thread.device = index
+
+    def _call(self, name, status):
+        self.calls.append((name, threading.get_ident(), getattr(self.thread, "device", 0)))
+        if status:
+            self.thread.last_error = status
+        return status
+
+    def cudaHostRegister(self, address, size, flags):  # noqa: N802
+        refused = address in self.locked
+        self.locked.setdefault(address, size)
+        return self._call("register", self.ALREADY_REGISTERED if refused else 0)
+
+    def cudaHostUnregister(self, address):  # noqa: N802
+        return self._call("unregister", 0 if self.locked.pop(address, None) else 1)
+
+    def launch_kernel(self):
+        error, self.thread.last_error = getattr(self.thread, "last_error", 0), 0
+        if error:
+            raise RuntimeError(f"CUDA error {error}")
+
+
+def test_a_page_lock_cuda_refuses_leaves_the_network_thread_able_to_launch(monkeypatch, capsys):
+    """A GPU backend page-locks the loaders' slots; where CUDA refuses (here: memory already
+    locked), copies are staged by the driver instead and the stage goes on. The refusal must
+    not stay behind as the last error of the thread that drives the network, where PyTorch's
+    next kernel launch would fail with it: the runtime's calls run on a thread of their own, on
+    the backend's device. (Seen failing with the calls made on the caller's thread: the launch
+    raised "CUDA error 712".)"""
+    import torch
+
+    backend = create_backend(Params({"backend": {"e": {
+        "kind": "torch", "model": "efficientnet_lite0", "weights": "random", "device": "cpu",
+        "input": {"size": 32, "resize": "squash", "value": {"range": [-1, 1]}}}}}), "e")
+    runtime = CudaRuntime()
+    monkeypatch.setattr(torch.cuda, "cudart", lambda: runtime)
+    monkeypatch.setattr(torch.cuda, "set_device", runtime.set_device)
+    monkeypatch.setattr(backend, "device", torch.device("cuda", 1))
+    slots = np.zeros((4, 3, 8, 8, 3), np.uint8)
+
+    unpin = backend.pin_host_memory(slots)
+    assert runtime.locked == {slots.ctypes.data: slots.nbytes}
+    assert backend.pin_host_memory(slots)() is None  # refused: nothing to undo
+    assert "could not page-lock the loaders' shared memory (cudaError 712: part or all" \
+        in capsys.readouterr().err
+    runtime.launch_kernel()  # the network's next kernel, on this thread: no stale error
+    unpin()
+    assert runtime.locked == {}
+    runtime.launch_kernel()
+    assert [name for name, _, _ in runtime.calls] == ["register", "register", "unregister"]
+    assert all(thread != threading.get_ident() and device == 1
+               for _, thread, device in runtime.calls)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="loader processes: Linux")
 def test_torch_backbone_batches_from_loader_slots_match_loader_threads(tmp_path, monkeypatch):
     """The GPU's combination, on the CPU: loader processes fill shared slots and each video is

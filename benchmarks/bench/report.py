@@ -89,6 +89,10 @@ def gpu_rows(gpu: dict | None) -> list[str]:
                     f"{n['fp32_tf32']['rel_l2_mean']} / {n['fp32_tf32']['rel_l2_max']}; fp16 "
                     f"{n['fp16']['rel_l2_mean']} / {n['fp16']['rel_l2_max']}; bf16 "
                     f"{n['bf16']['rel_l2_mean']} / {n['bf16']['rel_l2_max']} | | | stated |")
+        if "after_refused_page_lock" in n:  # checked since 2026-12-07
+            rows.append(f"| GPU extract after CUDA refused to page-lock its input "
+                        f"({measured_on(gpu['numerics'])}) | {n['after_refused_page_lock']} | | "
+                        "| extract ran |")
     if "e2e" in gpu:
         e, part = gpu["e2e"]["result"], gpu["e2e"]
         steps = ", ".join(f"{name} {seconds} s" for name, seconds in e["steps_s"].items())

@@ -51,7 +51,13 @@ import torch
 from torch import nn
 
 from vidmem.backends.base import Backend, FrameBatch, PendingFeatures
-from vidmem.core.devices import PRECISIONS, autocast, numerics, resolve_device
+from vidmem.core.devices import (
+    PRECISIONS,
+    autocast,
+    cuda_call_on_own_thread,
+    numerics,
+    resolve_device,
+)
 from vidmem.core.errors import ParamsError, VidmemError
 from vidmem.core.params import as_bool, as_choice, as_device, as_int
 from vidmem.core.registry import Registry
@@ -443,15 +449,21 @@ class TorchBackbone(Backend):
         address = memory.ctypes.data
         try:
             cudart = torch.cuda.cudart()
-            status = int(cudart.cudaHostRegister(address, memory.nbytes, 1))  # 1: portable
-            problem = f"cudaError {status}" if status else None
+            status = cuda_call_on_own_thread(self.device, cudart.cudaHostRegister, address,
+                                             memory.nbytes, 1)  # 1: portable
+            problem = (f"cudaError {status}: "
+                       f"{cudart.cudaGetErrorString(cudart.cudaError(status))}" if status else None)
         except (AttributeError, RuntimeError) as exc:  # a PyTorch without the binding
             problem = str(exc)
         if problem is not None:
             print(f"extract: CUDA could not page-lock the loaders' shared memory ({problem}); "
                   "copies to the GPU are staged by the driver instead", file=sys.stderr)
             return lambda: None
-        return lambda: cudart.cudaHostUnregister(address)
+
+        def unpin() -> None:
+            cuda_call_on_own_thread(self.device, cudart.cudaHostUnregister, address)
+
+        return unpin
 
     @torch.inference_mode()
     def logits(self, frames: np.ndarray) -> torch.Tensor:

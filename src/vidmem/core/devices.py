@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -46,6 +48,25 @@ def resolve_device(requested: str = "auto") -> torch.device:
     if device.type == "cuda":
         use_cuda_numerics()
     return device
+
+
+def cuda_call_on_own_thread(device: torch.device, call: Callable[..., Any], *args: Any) -> int:
+    """Run one call of CUDA's runtime (`torch.cuda.cudart()`'s bindings) on `device`, on a
+    thread of its own, and return its cudaError code (0: success).
+
+    Why a thread of its own: the runtime keeps the last error per host thread, and PyTorch's
+    check after every kernel launch reads it. A call that CUDA refuses (page-locking memory it
+    will not lock) made on the thread that drives the network would fail that thread's next
+    kernel with the refusal's error, though nothing is wrong; on a thread of its own the code
+    comes back here and the error ends with the thread."""
+    index = device.index if device.index is not None else torch.cuda.current_device()
+
+    def on_device() -> int:
+        torch.cuda.set_device(index)  # a new thread starts on device 0
+        return int(call(*args))
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidmem-cuda-call") as thread:
+        return thread.submit(on_device).result()
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
