@@ -22,9 +22,11 @@ import argparse
 import contextlib
 import dataclasses
 import functools
+import io
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -276,14 +278,18 @@ def after_refused_page_lock(backend, frames: np.ndarray) -> str:
     network on this thread, whose next kernel would fail if the refusal were left behind as
     its last CUDA error."""
     unpin = backend.pin_host_memory(frames)
+    said, refusal = io.StringIO(), None
     try:
-        backend.pin_host_memory(frames)  # refused; extract says so on stderr
+        with contextlib.redirect_stderr(said):
+            backend.pin_host_memory(frames)  # refused: the stage's line says with which error
+        refusal = re.search(r"\((cudaError [^)]*)\)", said.getvalue())
         backend.extract(frames)
+        outcome = "extract ran"
     except RuntimeError as exc:
-        return f"extract failed: {exc}"
+        outcome = f"extract failed: {exc}"
     finally:
         unpin()
-    return "extract ran"
+    return f"{refusal.group(1) if refusal else 'not refused'}; {outcome}"
 
 
 # --- train ---------------------------------------------------------------------------------

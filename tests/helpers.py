@@ -1,4 +1,7 @@
-"""A tiny backend for tests, loaded the way users load their own: `kind: helpers:MeanColour`."""
+"""What tests share: a tiny backend, loaded the way users load their own (`kind:
+helpers:MeanColour`), model files the loaders read, and a stand-in for CUDA's runtime."""
+
+import threading
 
 import numpy as np
 import torch
@@ -56,3 +59,45 @@ def save_poets_graph(path, size: int, subtract: float = 128.0) -> None:
                           tf.reduce_mean(normalized, axes)], axis=1)
         tf.reshape(stats, [1, 3], name="pool_3/_reshape")
     path.write_bytes(graph.as_graph_def().SerializeToString())
+
+
+class CudaRuntime:
+    """The part of CUDA's runtime that page-locking touches, as `torch.cuda.cudart()` exposes it,
+    with the runtime's rule that matters here: a refused call sets the last error of the host
+    thread that made it, and PyTorch's check after each kernel launch reads (and clears) that
+    thread's last error (C10_CUDA_KERNEL_LAUNCH_CHECK), failing the launch with it."""
+
+    ALREADY_REGISTERED = 712  # cudaErrorHostMemoryAlreadyRegistered
+
+    def __init__(self):
+        self.locked: dict[int, int] = {}
+        self.calls: list[tuple[str, int, int]] = []  # (call, thread, device)
+        self.thread = threading.local()
+
+    def cudaError(self, code):  # noqa: N802 - the binding's name
+        return code
+
+    def cudaGetErrorString(self, code):  # noqa: N802
+        return "part or all of the requested memory range is already mapped"
+
+    def set_device(self, index):
+        self.thread.device = index
+
+    def _call(self, name, status):
+        self.calls.append((name, threading.get_ident(), getattr(self.thread, "device", 0)))
+        if status:
+            self.thread.last_error = status
+        return status
+
+    def cudaHostRegister(self, address, size, flags):  # noqa: N802
+        refused = address in self.locked
+        self.locked.setdefault(address, size)
+        return self._call("register", self.ALREADY_REGISTERED if refused else 0)
+
+    def cudaHostUnregister(self, address):  # noqa: N802
+        return self._call("unregister", 0 if self.locked.pop(address, None) else 1)
+
+    def launch_kernel(self):
+        error, self.thread.last_error = getattr(self.thread, "last_error", 0), 0
+        if error:
+            raise RuntimeError(f"CUDA error {error}")

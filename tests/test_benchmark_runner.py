@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
+import numpy as np
 import pytest
 
 from vidmem.core.params import Params, load_params
@@ -229,12 +230,41 @@ def test_the_numerics_rows_say_whether_extract_ran_after_cuda_refused_a_page_loc
     part = {"device": "NVIDIA H100 80GB HBM3", "cores": 16, "date": "2026-12-07T12:00:00Z"}
     earlier = gpu_rows({"numerics": {"result": result, **part}})
     assert len(earlier) == 1 and earlier[0].startswith("| GPU features vs CPU features")
-    failed = "extract failed: CUDA error: part or all of the requested memory range is ..."
+    failed = ("cudaError 712: part or all of the requested memory range is already mapped; "
+              "extract failed: CUDA error: part or all of the requested memory range is ...")
     rows = gpu_rows({"numerics": {"result": {**result, "after_refused_page_lock": failed},
                                   **part}})
     assert rows[0] == earlier[0]
     assert rows[1] == ("| GPU extract after CUDA refused to page-lock its input (NVIDIA H100 "
                        f"80GB HBM3, 16 cores, 2026-12-07) | {failed} | | | extract ran |")
+
+
+def test_the_gpu_fallback_check_reports_the_refusal_and_whether_extract_ran(monkeypatch):
+    """`after_refused_page_lock` (the numerics part, on a GPU) locks memory twice and runs the
+    network: it reports CUDA's refusal as the stage's line names it. Here the backend's own
+    page-locking runs against a stand-in for CUDA's runtime, and the network on the CPU."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from vidmem.backends.torch_backbones import TorchBackbone
+
+    from helpers import CudaRuntime
+
+    gpu = pytest.importorskip("gpu", reason="benchmarks/gpu.py")
+    backend = gpu.torch_backend("false", 2, "random", "cpu")
+    frames = np.zeros((2, 224, 224, 3), np.uint8)
+    assert gpu.after_refused_page_lock(backend, frames) == "not refused; extract ran"
+    runtime = CudaRuntime()
+    monkeypatch.setattr(torch.cuda, "cudart", lambda: runtime)
+    monkeypatch.setattr(torch.cuda, "set_device", runtime.set_device)
+    on_gpu = SimpleNamespace(device=torch.device("cuda", 0))
+    monkeypatch.setattr(backend, "pin_host_memory",
+                        lambda memory: TorchBackbone.pin_host_memory(on_gpu, memory))
+    assert gpu.after_refused_page_lock(backend, frames) == (
+        "cudaError 712: part or all of the requested memory range is already mapped; "
+        "extract ran")
+    assert runtime.locked == {}  # the first lock undone
 
 
 def test_a_failing_gpu_part_leaves_its_traceback_and_the_other_parts_run(tmp_path, monkeypatch,

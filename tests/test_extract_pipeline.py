@@ -20,7 +20,7 @@ from vidmem.store.executor import forked_process
 from vidmem.store.features import open_features
 from vidmem.store.shards import ShardReader, write_arrays
 
-from helpers import MeanColour
+from helpers import CudaRuntime, MeanColour
 
 SPEC = {"size": [8, 8], "resize": "squash", "value": {"range": [0, 1]}}
 
@@ -139,48 +139,6 @@ def test_torch_auto_batch_is_the_cpus_and_batches_assemble_on_the_device():
     assert features.tobytes() == backend.extract(padded).tobytes()
     # Nothing to page-lock on the CPU, and nothing to undo.
     assert backend.pin_host_memory(source)() is None
-
-
-class CudaRuntime:
-    """The part of CUDA's runtime that page-locking touches, as `torch.cuda.cudart()` exposes it,
-    with the runtime's rule that matters here: a refused call sets the last error of the host
-    thread that made it, and PyTorch's check after each kernel launch reads (and clears) that
-    thread's last error (C10_CUDA_KERNEL_LAUNCH_CHECK), failing the launch with it."""
-
-    ALREADY_REGISTERED = 712  # cudaErrorHostMemoryAlreadyRegistered
-
-    def __init__(self):
-        self.locked: dict[int, int] = {}
-        self.calls: list[tuple[str, int, int]] = []  # (call, thread, device)
-        self.thread = threading.local()
-
-    def cudaError(self, code):  # noqa: N802 - the binding's name
-        return code
-
-    def cudaGetErrorString(self, code):  # noqa: N802
-        return "part or all of the requested memory range is already mapped"
-
-    def set_device(self, index):
-        self.thread.device = index
-
-    def _call(self, name, status):
-        self.calls.append((name, threading.get_ident(), getattr(self.thread, "device", 0)))
-        if status:
-            self.thread.last_error = status
-        return status
-
-    def cudaHostRegister(self, address, size, flags):  # noqa: N802
-        refused = address in self.locked
-        self.locked.setdefault(address, size)
-        return self._call("register", self.ALREADY_REGISTERED if refused else 0)
-
-    def cudaHostUnregister(self, address):  # noqa: N802
-        return self._call("unregister", 0 if self.locked.pop(address, None) else 1)
-
-    def launch_kernel(self):
-        error, self.thread.last_error = getattr(self.thread, "last_error", 0), 0
-        if error:
-            raise RuntimeError(f"CUDA error {error}")
 
 
 def test_a_page_lock_cuda_refuses_leaves_the_network_thread_able_to_launch(monkeypatch, capsys):
