@@ -78,7 +78,8 @@ class CudaRuntime:
         return code
 
     def cudaGetErrorString(self, code):  # noqa: N802
-        return "part or all of the requested memory range is already mapped"
+        return {self.ALREADY_REGISTERED: "part or all of the requested memory range is "
+                "already mapped"}.get(code, "unrecognized error code")  # CUDA's texts
 
     def set_device(self, index):
         self.thread.device = index
