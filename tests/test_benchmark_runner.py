@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -110,6 +112,76 @@ def test_the_gpu_profile_counts_time_the_device_was_busy_once_where_work_overlap
     # microseconds: [0, 10] and [5, 20] overlap, [30, 40] stands apart, [32, 35] lies inside
     assert gpu.busy_seconds([(30, 40), (0, 10), (5, 20), (32, 35)]) == pytest.approx(30e-6)
     assert gpu.busy_seconds([]) == 0.0
+
+
+def _spin(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def _on_the_driving_thread() -> None:
+    _spin(0.01)
+
+
+def _on_a_writer_thread() -> None:
+    _spin(0.01)
+
+
+def _drive(videos: int) -> None:
+    for _ in range(videos):
+        _on_the_driving_thread()
+
+
+def _write(videos: int) -> None:
+    for _ in range(videos):
+        _on_a_writer_thread()
+
+
+def test_the_gpu_profile_counts_the_driving_threads_calls_alone():
+    """Extract's writer threads save features beside the thread that drives the GPU: the
+    profile of the driving thread must hold its calls alone, with their times. (cProfile, on
+    Python 3.12 and later, put every thread's calls in one table and one call stack.)"""
+    gpu = pytest.importorskip("gpu", reason="benchmarks/gpu.py")
+    profile = gpu.ThreadProfile()
+    with profile:
+        writer = threading.Thread(target=_write, args=(60,))
+        writer.start()
+        driver = threading.Thread(target=profile.wrap(_drive), args=(30,))
+        driver.start()
+        driver.join()
+        writer.join()
+    functions = {row["function"].rsplit("(", 1)[-1]: row for row in profile.top_own_time(50)}
+    assert "_on_a_writer_thread)" not in functions, functions
+    driving = functions["_on_the_driving_thread)"]
+    assert driving["calls"] == 30
+    assert 0.3 <= driving["cumulative_s"] <= profile.seconds + 0.0005  # rounded to 1 ms
+    assert functions["_spin)"]["calls"] == 30
+
+
+def _report_whether_profiled(connection) -> None:
+    import yappi
+
+    connection.send(yappi.is_running())
+
+
+def test_a_process_forked_while_the_gpu_profile_runs_is_not_profiled():
+    """Extract's loader processes are forked while the profile runs: profiling would go on in
+    them (their loads several times slower in Python code) and be counted nowhere."""
+    import multiprocessing
+
+    gpu = pytest.importorskip("gpu", reason="benchmarks/gpu.py")
+    fork = multiprocessing.get_context("fork")
+    parent_end, child_end = fork.Pipe()
+    with gpu.ThreadProfile():
+        import yappi
+
+        assert yappi.is_running()
+        child = fork.Process(target=_report_whether_profiled, args=(child_end,))
+        child.start()
+        profiled_in_child = parent_end.recv()
+        child.join()
+    assert profiled_in_child is False
 
 
 def test_tf32_is_on_only_inside_its_measurement_and_the_flags_are_restored_after_an_error():

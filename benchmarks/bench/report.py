@@ -115,7 +115,7 @@ def profile_row(part: dict) -> str:
     top = "; ".join(f"{f['function']} {f['own_s']} s" for f in p["driving_thread_top_own_time"][:4])
     return (f"| GPU extract profiled, {p['precision']}, batch {p['batch']} ({p['frames']:,} frames; "
             f"{measured_on(part)}) | {busy}; the driving thread's own time ({p['profiled_s']} s "
-            f"under cProfile, {p['driving_thread_in_chunks_s']} s in chunks): {top} | "
+            f"under yappi, {p['driving_thread_in_chunks_s']} s in chunks): {top} | "
             f"{p['stage_fps']:,} frames/s unprofiled | | |")
 
 
