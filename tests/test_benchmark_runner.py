@@ -98,6 +98,15 @@ def test_the_gpu_benchmark_runs_every_part_at_toy_sizes_on_a_cpu(tmp_path):
     rows = gpu_rows({part.removeprefix("gpu_"): value for part, value in parts.items()})
     assert any(row.startswith("| GPU train") and "bare loop (TF32 on: " in row for row in rows)
     assert any(row.startswith("| GPU extract profiled, fp32, batch") for row in rows)
+    # On a CPU the loaders are threads: no processes to start. Rows of runs from before
+    # loader start-up was timed say nothing of it.
+    assert all(row["loader_start_s"] == 0 for row in parts["gpu_extract"]["result"])
+    extract_rows = [row for row in rows if row.startswith("| GPU extract efficientnet")]
+    assert extract_rows and all("loader processes started in 0 s" in row for row in extract_rows)
+    for row in parts["gpu_extract"]["result"]:
+        del row["loader_start_s"]
+    older = gpu_rows({"extract": parts["gpu_extract"]})
+    assert older and not any("loader processes started" in row for row in older)
     assert any(row.startswith("| GPU box end to end: 16 clips") for row in rows)
     # Every row says where and when its part ran (rows of several runs may share the table).
     days = {part["date"][:10] for part in parts.values()}
@@ -182,6 +191,38 @@ def test_a_process_forked_while_the_gpu_profile_runs_is_not_profiled():
         profiled_in_child = parent_end.recv()
         child.join()
     assert profiled_in_child is False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="loader processes: Linux")
+def test_the_gpu_extract_rows_time_the_start_of_loader_processes(tmp_path):
+    """On a GPU, extract forks its loader processes from the process that holds the model and
+    waits for them: the extract rows say how long that took, counted once per start of
+    loader processes (threads start nothing), and the loaders' own code is put back after."""
+    gpu = pytest.importorskip("gpu", reason="benchmarks/gpu.py")
+    from vidmem.backends.base import VideoLoader, VideoLoaders
+    from vidmem.store.shards import ShardReader, write_arrays
+    from vidmem.video.geometry import InputSpec
+
+    spec = InputSpec.from_params(gpu.SPEC, "input")
+    rng = np.random.default_rng(0)
+    write_arrays(tmp_path / "frames", [
+        (f"video{i}", rng.integers(0, 256, (2, 224, 224, 3), dtype=np.uint8)) for i in range(4)])
+    reader = ShardReader(tmp_path / "frames")
+
+    def load_every_video(processes: bool) -> list[str]:
+        loaders = VideoLoaders(VideoLoader(reader, spec), 2, (2, 224, 224, 3),
+                               processes=processes)
+        try:
+            return [stem for stem, _ in loaders.in_order(reader.stems())]
+        finally:
+            loaders.close()
+
+    start_loaders = VideoLoaders._start_loaders
+    with gpu.loader_start_timer() as starts:
+        assert load_every_video(processes=True) == reader.stems()
+        assert load_every_video(processes=False) == reader.stems()
+    assert len(starts) == 1 and 0 < starts[0] < 60
+    assert VideoLoaders._start_loaders is start_loaders
 
 
 def test_tf32_is_on_only_inside_its_measurement_and_the_flags_are_restored_after_an_error():

@@ -55,9 +55,12 @@ def gpu_rows(gpu: dict | None) -> list[str]:
         part = gpu["extract"]
         for r in part["result"]:
             # Rows recorded before the host ceiling was measured have none.
+            # Loader start-up was timed from 2026-12-07 on.
+            start = (f"; loader processes started in {r['loader_start_s']} s"
+                     if "loader_start_s" in r else "")
             host = (f" (host side alone, null network: {r['host_ceiling_fps']:,} frames/s; "
-                    f"driving process {r['stage_process_cpu_ms_per_video']} ms CPU per video)"
-                    if "host_ceiling_fps" in r else "")
+                    f"driving process {r['stage_process_cpu_ms_per_video']} ms CPU per "
+                    f"video{start})" if "host_ceiling_fps" in r else "")
             rows.append(f"| GPU extract efficientnet_lite0, {r['precision']}, batch {r['batch']} "
                         f"({r['frames']:,} frames; {measured_on(part)}) | "
                         f"{r['stage_fps']:,} frames/s{host} | {r['floor_fps']:,} frames/s bare "
