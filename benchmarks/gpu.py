@@ -267,7 +267,9 @@ class ThreadProfile:
     yappi would go on running in them, slowing their loads about ninefold in Python code and
     counting them nowhere."""
 
-    stops_in_forked_children = False  # os.register_at_fork cannot be undone: once a process
+    # Whether this process has registered `_stop_profiling` to run in forked children:
+    # once per process, as os.register_at_fork cannot be undone.
+    stops_in_forked_children = False
 
     def __init__(self) -> None:
         self.threads: set[int] = set()  # threading.get_ident() of each thread that called in

@@ -137,14 +137,9 @@ def _on_a_writer_thread() -> None:
     _spin(0.01)
 
 
-def _drive(videos: int) -> None:
-    for _ in range(videos):
-        _on_the_driving_thread()
-
-
-def _write(videos: int) -> None:
-    for _ in range(videos):
-        _on_a_writer_thread()
+def _repeat(call, times: int) -> None:
+    for _ in range(times):
+        call()
 
 
 def test_the_gpu_profile_counts_the_driving_threads_calls_alone():
@@ -154,9 +149,9 @@ def test_the_gpu_profile_counts_the_driving_threads_calls_alone():
     gpu = pytest.importorskip("gpu", reason="benchmarks/gpu.py")
     profile = gpu.ThreadProfile()
     with profile:
-        writer = threading.Thread(target=_write, args=(60,))
+        writer = threading.Thread(target=_repeat, args=(_on_a_writer_thread, 60))
         writer.start()
-        driver = threading.Thread(target=profile.wrap(_drive), args=(30,))
+        driver = threading.Thread(target=profile.wrap(_repeat), args=(_on_the_driving_thread, 30))
         driver.start()
         driver.join()
         writer.join()
