@@ -155,6 +155,61 @@ def loader_start_timer():
         VideoLoaders._start_loaders = start_loaders
 
 
+def fork_cost(times: int = 5) -> dict:
+    """What forking this process costs: the median milliseconds `os.fork` takes to return in
+    the parent (its children exit at once, and are reaped outside the timing), and the
+    process's anonymous resident memory, whose page tables a fork copies. Extract forks its
+    loader processes this way, one after the other, and waits for them."""
+    import statistics
+    import warnings
+
+    spent = []
+    with warnings.catch_warnings():
+        # Python 3.12 warns of forking a process with threads; the child here only exits.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for _ in range(times):
+            start = time.perf_counter()
+            child = os.fork()
+            if child == 0:
+                os._exit(0)
+            spent.append(time.perf_counter() - start)
+            os.waitpid(child, 0)
+    status = Path("/proc/self/status").read_text()
+    anon = re.search(r"^RssAnon:\s+(\d+) kB", status, re.MULTILINE)
+    return {"fork_ms": round(1000 * statistics.median(spent), 2),
+            "rss_anon_mib": round(int(anon.group(1)) / 1024) if anon else None}
+
+
+# States of a process like extract's, each set up in a fresh interpreter (`fork_costs`): the
+# last is where extract forks its loaders today (the model on its device, CUDA's context made,
+# a stage run done), the others where it could fork them instead.
+FORK_STATES = {
+    "torch_imported": "import torch",
+    "backend_built_on_cpu": "gpu.torch_backend(weights={weights!r}, device='cpu')",
+    "backend_run_on_its_device": "gpu.torch_backend(weights={weights!r}).extract_videos("
+                                 "Path({frames!r}), Path({out!r}), progress=False)"}
+
+
+def fork_costs(weights: str, frames_dir: Path, work: Path) -> dict:
+    """`fork_cost` in each of `FORK_STATES`, each in a fresh interpreter (not in this one,
+    whose memory holds what the parts run before it left): whether extract's loaders would
+    start sooner forked before the model and CUDA's context exist. `frames_dir`: a few videos
+    for the stage run."""
+    import subprocess
+
+    costs = {}
+    for state, setup in FORK_STATES.items():
+        setup = setup.format(weights=weights, frames=str(frames_dir), out=str(work / state))
+        code = (f"import json, sys; from pathlib import Path; "
+                f"sys.path.insert(0, {str(Path(__file__).parent)!r}); import gpu; {setup}; "
+                "print(json.dumps(gpu.fork_cost()))")
+        probe = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        if probe.returncode != 0:
+            raise RuntimeError(f"fork cost, {state}: {probe.stderr[-2000:]}")
+        costs[state] = json.loads(probe.stdout.splitlines()[-1])
+    return costs
+
+
 def make_frames(work: Path, videos: int) -> tuple[Path, Path, int]:
     """`videos` random videos of 8 × 224² in normalize's shards, and 32 of them apart to warm
     a backend up with; returns both folders and the number of frames."""
@@ -213,7 +268,8 @@ def where_extract_goes(work: Path, videos: int, weights: str) -> dict:
     CUDA activity only, so the host is not slowed per operator), and the functions of the
     thread that drives the GPU with the most time of their own (`ThreadProfile`). A
     stage short of its floor then says on the same call whether the device or the host waits,
-    and on what."""
+    and on what; and, with `fork_costs`, whether its loaders would start sooner forked
+    before the model."""
     import torch
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
@@ -252,7 +308,8 @@ def where_extract_goes(work: Path, videos: int, weights: str) -> dict:
             "stage_fps": round(plain_fps, 1), "traced_s": round(traced_s, 2),
             "device": device_share, "profiled_s": round(frames / profiled_fps, 2),
             "driving_thread_in_chunks_s": round(driving.seconds, 2),
-            "driving_thread_top_own_time": driving.top_own_time(15)}
+            "driving_thread_top_own_time": driving.top_own_time(15),
+            "fork": fork_costs(weights, warm_dir, work)}
 
 
 class ThreadProfile:

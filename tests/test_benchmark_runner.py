@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,7 +99,18 @@ def test_the_gpu_benchmark_runs_every_part_at_toy_sizes_on_a_cpu(tmp_path):
 
     rows = gpu_rows({part.removeprefix("gpu_"): value for part, value in parts.items()})
     assert any(row.startswith("| GPU train") and "bare loop (TF32 on: " in row for row in rows)
-    assert any(row.startswith("| GPU extract profiled, fp32, batch") for row in rows)
+    profile_rows = [row for row in rows if row.startswith("| GPU extract profiled, fp32, batch")]
+    assert len(profile_rows) == 1
+    # What a fork costs where extract forks its loaders, and where it could fork them instead.
+    fork = profiled["fork"]
+    assert set(fork) == {"backend_run_on_its_device", "backend_built_on_cpu", "torch_imported"}
+    assert all(state["fork_ms"] > 0 for state in fork.values())
+    # The backend's weights and timm add to what torch alone holds.
+    assert fork["backend_built_on_cpu"]["rss_anon_mib"] > fork["torch_imported"]["rss_anon_mib"]
+    assert (f"; one fork where extract forks its loaders (model on its device, after a run) "
+            f"{fork['backend_run_on_its_device']['fork_ms']} ms") in profile_rows[0]
+    del profiled["fork"]  # a row from before forks were timed
+    assert "one fork" not in gpu_rows({"profile": parts["gpu_profile"]})[0]
     # On a CPU the loaders are threads: no processes to start. Rows of runs from before
     # loader start-up was timed say nothing of it.
     assert all(row["loader_start_s"] == 0 for row in parts["gpu_extract"]["result"])
@@ -186,6 +199,34 @@ def test_a_process_forked_while_the_gpu_profile_runs_is_not_profiled():
         profiled_in_child = parent_end.recv()
         child.join()
     assert profiled_in_child is False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/status: Linux")
+def test_the_gpu_fork_cost_reads_the_memory_a_fork_copies_and_leaves_no_child():
+    """A fork copies the page tables of the parent's anonymous memory: the probe reports that
+    memory as it grows, and reaps every child it forked."""
+    gpu = pytest.importorskip("gpu", reason="benchmarks/gpu.py")
+    zombies_before = _zombie_children()
+    before = gpu.fork_cost(times=3)
+    held = np.ones(256 * 2**20, dtype=np.uint8)  # touched, so resident
+    after = gpu.fork_cost(times=3)
+    assert after["rss_anon_mib"] - before["rss_anon_mib"] >= 250
+    assert before["fork_ms"] > 0 and after["fork_ms"] > 0
+    del held
+    assert _zombie_children() == zombies_before  # every child the probe forked was reaped
+
+
+def _zombie_children() -> set[int]:
+    """This process's children that have exited and not been reaped."""
+    zombies = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # pid (comm) state ppid ...: comm may hold spaces and parentheses.
+            pid, rest = stat.read_text().split(" (", 1)
+            state, ppid = rest.rsplit(") ", 1)[1].split()[:2]
+            if state == "Z" and int(ppid) == os.getpid():
+                zombies.add(int(pid))
+    return zombies
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="loader processes: Linux")

@@ -118,8 +118,20 @@ def profile_row(part: dict) -> str:
     top = "; ".join(f"{f['function']} {f['own_s']} s" for f in p["driving_thread_top_own_time"][:4])
     return (f"| GPU extract profiled, {p['precision']}, batch {p['batch']} ({p['frames']:,} frames; "
             f"{measured_on(part)}) | {busy}; the driving thread's own time ({p['profiled_s']} s "
-            f"under yappi, {p['driving_thread_in_chunks_s']} s in chunks): {top} | "
-            f"{p['stage_fps']:,} frames/s unprofiled | | |")
+            f"under yappi, {p['driving_thread_in_chunks_s']} s in chunks): {top}"
+            f"{fork_text(p.get('fork'))} | {p['stage_fps']:,} frames/s unprofiled | | |")
+
+
+def fork_text(fork: dict | None) -> str:
+    """One fork's cost in extract's process and in the earlier states a loader could be forked
+    from (measured from 2026-12-07 on; earlier rows have none)."""
+    if not fork:
+        return ""
+    today = fork["backend_run_on_its_device"]
+    return (f"; one fork where extract forks its loaders (model on its device, after a run) "
+            f"{today['fork_ms']} ms ({today['rss_anon_mib']} MiB anonymous), with the backend "
+            f"built on the CPU alone {fork['backend_built_on_cpu']['fork_ms']} ms, with torch "
+            f"imported {fork['torch_imported']['fork_ms']} ms")
 
 
 def e2e_verdict(e: dict) -> str:
