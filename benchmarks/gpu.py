@@ -163,6 +163,8 @@ def fork_cost(times: int = 5) -> dict:
     import statistics
     import warnings
 
+    from bench.harness import own_status_kb
+
     spent = []
     with warnings.catch_warnings():
         # Python 3.12 warns of forking a process with threads; the child here only exits.
@@ -174,10 +176,9 @@ def fork_cost(times: int = 5) -> dict:
                 os._exit(0)
             spent.append(time.perf_counter() - start)
             os.waitpid(child, 0)
-    status = Path("/proc/self/status").read_text()
-    anon = re.search(r"^RssAnon:\s+(\d+) kB", status, re.MULTILINE)
+    anon_kb = own_status_kb("RssAnon")
     return {"fork_ms": round(1000 * statistics.median(spent), 2),
-            "rss_anon_mib": round(int(anon.group(1)) / 1024) if anon else None}
+            "rss_anon_mib": round(anon_kb / 1024) if anon_kb is not None else None}
 
 
 # States of a process like extract's, each set up in a fresh interpreter (`fork_costs`): the

@@ -79,10 +79,18 @@ def reset_own_high_water() -> None:
 def own_high_water_kb() -> int:
     """The high-water mark of this process's own resident memory, in KiB (VmHWM; where there is
     no /proc, ru_maxrss, which may start at the spawning process's size)."""
+    high_water = own_status_kb("VmHWM")
+    return high_water if high_water is not None else resource.getrusage(
+        resource.RUSAGE_SELF).ru_maxrss
+
+
+def own_status_kb(field: str) -> int | None:
+    """A memory field of this process's /proc/self/status (VmHWM, RssAnon, ...), in KiB; None
+    where there is no /proc or no such field."""
     try:
-        return int(Path("/proc/self/status").read_text().split("VmHWM:")[1].split()[0])
+        return int(Path("/proc/self/status").read_text().split(f"\n{field}:")[1].split()[0])
     except (OSError, IndexError, ValueError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return None
 
 
 def bench_params(args: argparse.Namespace, cache_dir: Path | None = None) -> Params:

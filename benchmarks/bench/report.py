@@ -123,8 +123,9 @@ def profile_row(part: dict) -> str:
 
 
 def fork_text(fork: dict | None) -> str:
-    """One fork's cost in extract's process and in the earlier states a loader could be forked
-    from (measured from 2026-12-07 on; earlier rows have none)."""
+    """One fork's cost in a fresh process in the state extract forks its loaders from, and in
+    the earlier states it could fork them from (measured from 2026-12-07 on; earlier rows
+    have none)."""
     if not fork:
         return ""
     today = fork["backend_run_on_its_device"]
