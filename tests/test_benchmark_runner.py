@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import sys
 import threading
@@ -208,11 +209,16 @@ def test_the_gpu_fork_cost_reads_the_memory_a_fork_copies_and_leaves_no_child():
     gpu = pytest.importorskip("gpu", reason="benchmarks/gpu.py")
     zombies_before = _zombie_children()
     before = gpu.fork_cost(times=3)
-    held = np.ones(256 * 2**20, dtype=np.uint8)  # touched, so resident
+    # New anonymous pages straight from the kernel, touched so they are resident: an array
+    # from malloc may reuse memory an earlier test freed and the allocator kept (CI once saw
+    # 0 MiB of growth that way), which a fork copies all the same.
+    held = mmap.mmap(-1, 256 * 2**20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    for page in range(0, len(held), mmap.PAGESIZE):
+        held[page] = 1
     after = gpu.fork_cost(times=3)
+    held.close()
     assert after["rss_anon_mib"] - before["rss_anon_mib"] >= 250
     assert before["fork_ms"] > 0 and after["fork_ms"] > 0
-    del held
     assert _zombie_children() == zombies_before  # every child the probe forked was reaped
 
 
