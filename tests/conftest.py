@@ -65,6 +65,25 @@ TINY_PARAMS = {
 }
 
 
+def proc_stat(pid: int | str) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the process's command (state, ppid, pgrp, session,
+    ...; read from the last parenthesis, as the command may hold spaces and parentheses);
+    None once the process has ended."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def processes() -> dict[int, list[str]]:
+    """`proc_stat` of every process, by pid; one that ends while listed is left out."""
+    listed = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := proc_stat(entry.name)) is not None:
+            listed[int(entry.name)] = fields
+    return listed
+
+
 def sh(args: list[str], cwd: Path, check: bool = True,
        env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import mmap
 import os
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from vidmem.core.params import Params, load_params
 
-from conftest import REPO, with_documented_backends
+from conftest import REPO, processes, with_documented_backends
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 runner = pytest.importorskip("run", reason="benchmarks/run.py imports its bench package")
@@ -224,15 +222,8 @@ def test_the_gpu_fork_cost_reads_the_memory_a_fork_copies_and_leaves_no_child():
 
 def _zombie_children() -> set[int]:
     """This process's children that have exited and not been reaped."""
-    zombies = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            # pid (comm) state ppid ...: comm may hold spaces and parentheses.
-            pid, rest = stat.read_text().split(" (", 1)
-            state, ppid = rest.rsplit(") ", 1)[1].split()[:2]
-            if state == "Z" and int(ppid) == os.getpid():
-                zombies.add(int(pid))
-    return zombies
+    return {pid for pid, (state, ppid, *_) in processes().items()
+            if state == "Z" and int(ppid) == os.getpid()}
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="loader processes: Linux")

@@ -30,7 +30,7 @@ from vidmem.store.executor import EXECUTOR_ENV, get_executor
 from vidmem.store.shards import ShardReader
 from vidmem.video.frames import decode_step
 
-from conftest import REPO, pinned_or_skip, sh, status_stages, tiny_project, use_backends
+from conftest import REPO, pinned_or_skip, processes, sh, status_stages, tiny_project, use_backends
 
 ray = pinned_or_skip("ray")
 BACKEND = "efficientnet_lite0"
@@ -144,12 +144,7 @@ def kill_session(session: int) -> None:
     until none is left."""
     deadline = time.time() + 30
     while time.time() < deadline:
-        members = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                # Fields after the parenthesised command: state ppid pgrp session ...
-                if int(stat.read_text().rsplit(")", 1)[1].split()[3]) == session:
-                    members.append(int(stat.parent.name))
+        members = [pid for pid, fields in processes().items() if int(fields[3]) == session]
         if not members:
             return
         for pid in members:

@@ -19,7 +19,7 @@ from vidmem.learn.training import predict_scores, save_checkpoint, train_model
 from vidmem.store.shards import ShardReader
 from vidmem.video.frames import decode_video
 
-from conftest import REPO, grey_ramp_video
+from conftest import REPO, grey_ramp_video, proc_stat, processes
 
 
 def precomputed(tmp_path, files: dict[str, str], dim=None):
@@ -120,15 +120,7 @@ def test_predict_scores_unlabelled_videos_through_the_training_path(tmp_path):
 
 def child_pids(pid: int) -> set[int]:
     """The processes whose parent is `pid` (from /proc)."""
-    children = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # it ended while being listed
-        if int(fields[1]) == pid:
-            children.add(int(stat.parent.name))
-    return children
+    return {child for child, fields in processes().items() if int(fields[1]) == pid}
 
 
 def running_python(pids: set[int]) -> set[int]:
@@ -139,10 +131,10 @@ def running_python(pids: set[int]) -> set[int]:
     for pid in pids:
         try:
             executable = os.readlink(f"/proc/{pid}/exe")
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if "python" in Path(executable).name and state != "Z":
+        fields = proc_stat(pid)
+        if fields is not None and "python" in Path(executable).name and fields[0] != "Z":
             running.add(pid)
     return running
 
