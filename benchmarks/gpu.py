@@ -732,8 +732,12 @@ def run_parts(parts: list[str], out: Path, small: bool) -> list[str]:
             result = {"error": traceback.format_exc(), **facts}
         finally:
             shutil.rmtree(work, ignore_errors=True)
+        # The part's own wall time, set-up and floors included: what the next device call's
+        # timeout and the order of its parts are planned from (one call holds them all).
+        result["part_s"] = round(time.time() - started, 1)
         (out / f"gpu_{part}.json").write_text(json.dumps(result, indent=2) + "\n")
-        print(part, json.dumps(result.get("result", "failed")), flush=True)
+        print(part, f"({result['part_s']} s)", json.dumps(result.get("result", "failed")),
+              flush=True)
     return failed
 
 

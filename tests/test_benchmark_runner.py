@@ -425,11 +425,18 @@ def test_a_failing_gpu_part_leaves_its_traceback_and_the_other_parts_run(tmp_pat
     def broken(work, small):
         raise RuntimeError("the device batch path broke")
 
-    monkeypatch.setattr(gpu, "PARTS", {"extract": broken, "train": lambda work, small: {"x": 1}})
+    def slow(work, small):
+        time.sleep(0.3)
+        return {"x": 1}
+
+    monkeypatch.setattr(gpu, "PARTS", {"extract": broken, "train": slow})
     assert gpu.run_parts(["extract", "train"], tmp_path, small=True) == ["extract"]
     extract = json.loads((tmp_path / "gpu_extract.json").read_text())
     assert "the device batch path broke" in extract["error"] and "result" not in extract
-    assert json.loads((tmp_path / "gpu_train.json").read_text())["result"] == {"x": 1}
+    trained = json.loads((tmp_path / "gpu_train.json").read_text())
+    assert trained["result"] == {"x": 1}
+    # Each part's wall time comes back, a failed one's too: the next call is planned from them.
+    assert 0.3 <= trained["part_s"] < 30 and 0 <= extract["part_s"] < 0.3
 
     import bench.harness
 
