@@ -12,7 +12,14 @@
 # $VIDMEM_REHEARSAL_VENV (default /tmp/vidmem_box312), and reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python="${1:-$(command -v python3.12 || echo "$HOME/.pyenv/versions/3.12.1/bin/python3")}"
+# A pyenv shim named python3.12 can exist and still refuse to run, so try each candidate.
+python="${1:-}"
+if [ -z "$python" ]; then
+  for candidate in python3.12 "$HOME"/.pyenv/versions/3.12*/bin/python3; do
+    if "$candidate" -c '' 2>/dev/null; then python="$candidate"; break; fi
+  done
+fi
+[ -n "$python" ] || { echo "gpu_rehearse: no Python 3.12 here; pass one as the argument" >&2; exit 1; }
 venv="${VIDMEM_REHEARSAL_VENV:-/tmp/vidmem_box312}"
 [ -f .carry/site.tar.xz ] || { echo "gpu_rehearse: no .carry/: run benchmarks/gpu_carry.sh" >&2; exit 1; }
 if [ ! -x "$venv/bin/python3" ]; then
